@@ -1,0 +1,253 @@
+import DequeModule
+import Synchronization
+
+/// What a full channel does with a new chunk.
+public enum OverflowPolicy: String, Sendable, CaseIterable {
+    /// Suspend the producer until there is room: back-pressure, nothing lost. The default.
+    case block
+    /// Discard the incoming chunk, counted.
+    case dropNewest = "drop_newest"
+    /// Discard the oldest buffered chunks to make room, counted.
+    case dropOldest = "drop_oldest"
+}
+
+/// Thrown to a producer whose consumer is gone (it failed or the pipeline is tearing down).
+public struct ChannelClosedError: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the downstream component is no longer running" }
+}
+
+/// A bounded multi-producer, single-consumer channel of event chunks: the pipeline's edges.
+///
+/// Capacity counts events, not chunks, so a chunk of 1000 lines weighs what it carries. A chunk is admitted
+/// whenever the buffer is below capacity (so a chunk larger than the capacity cannot deadlock), and
+/// suspended producers are admitted in arrival order: several producers never reorder one another's chunks.
+/// The channel finishes when every registered producer has finished and the buffer is drained.
+public final class EventChannel<E: Event>: Sendable {
+    public let capacity: Int
+    public let overflowPolicy: OverflowPolicy
+
+    private struct WaitingProducer {
+        var id: Int
+        var chunk: EventChunk<E>
+        var continuation: UnsafeContinuation<Void, any Error>
+    }
+
+    private struct State {
+        var buffer = Deque<EventChunk<E>>()
+        var bufferedEvents = 0
+        var openProducers = 0
+        var receiverClosed = false
+        var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
+        var waiting = Deque<WaitingProducer>()
+        var nextWaiterID = 0
+        var droppedEvents = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init(capacity: Int, overflowPolicy: OverflowPolicy = .block) {
+        precondition(capacity > 0, "a channel needs room for at least one event")
+        self.capacity = capacity
+        self.overflowPolicy = overflowPolicy
+    }
+
+    /// Registers a producer; the channel stays open until each registered producer calls ``finishProducer()``.
+    public func addProducer() {
+        state.withLock { $0.openProducers += 1 }
+    }
+
+    /// Events buffered now, for fill-level metrics.
+    public var bufferedEvents: Int { state.withLock { $0.bufferedEvents } }
+
+    /// Events discarded by a drop policy or because the consumer went away.
+    public var droppedEvents: Int { state.withLock { $0.droppedEvents } }
+
+    private enum Registration { case registered, cancelled, closed, admitted }
+
+    private enum ReceiveAction {
+        case chunk(EventChunk<E>, [UnsafeContinuation<Void, any Error>])
+        case finished
+        case wait
+    }
+
+    private enum SendAction {
+        case done
+        case resumeConsumer(UnsafeContinuation<EventChunk<E>?, Never>)
+        case closed
+        case suspend
+    }
+
+    /// Sends a chunk, suspending while the channel is full (with the `block` policy).
+    /// Throws ``ChannelClosedError`` when the consumer is gone and `CancellationError` if cancelled while waiting.
+    public func send(_ chunk: EventChunk<E>) async throws {
+        if chunk.isEmpty { return }
+        let action: SendAction = state.withLock { state in
+            if state.receiverClosed {
+                state.droppedEvents += chunk.count
+                return .closed
+            }
+            if let consumer = state.consumer {
+                state.consumer = nil
+                return .resumeConsumer(consumer)
+            }
+            if state.bufferedEvents < capacity && state.waiting.isEmpty {
+                state.buffer.append(chunk)
+                state.bufferedEvents += chunk.count
+                return .done
+            }
+            switch overflowPolicy {
+            case .block:
+                return .suspend
+            case .dropNewest:
+                state.droppedEvents += chunk.count
+                return .done
+            case .dropOldest:
+                while state.bufferedEvents >= capacity, let oldest = state.buffer.popFirst() {
+                    state.bufferedEvents -= oldest.count
+                    state.droppedEvents += oldest.count
+                }
+                state.buffer.append(chunk)
+                state.bufferedEvents += chunk.count
+                return .done
+            }
+        }
+        switch action {
+        case .done: return
+        case .resumeConsumer(let consumer): consumer.resume(returning: chunk)
+        case .closed: throw ChannelClosedError()
+        case .suspend: try await suspendProducer(with: chunk)
+        }
+    }
+
+    private func suspendProducer(with chunk: EventChunk<E>) async throws {
+        let id = state.withLock { state -> Int in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                let outcome: Registration = state.withLock { state in
+                    if state.receiverClosed {
+                        state.droppedEvents += chunk.count
+                        return .closed
+                    }
+                    if Task.isCancelled { return .cancelled }
+                    // The consumer may have made room between the first attempt and now.
+                    if state.bufferedEvents < capacity && state.waiting.isEmpty {
+                        state.buffer.append(chunk)
+                        state.bufferedEvents += chunk.count
+                        return .admitted
+                    }
+                    state.waiting.append(WaitingProducer(id: id, chunk: chunk, continuation: continuation))
+                    return .registered
+                }
+                switch outcome {
+                case .registered: break
+                case .admitted: continuation.resume()
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .closed: continuation.resume(throwing: ChannelClosedError())
+                }
+                // A consumer may be waiting on an empty buffer that we just filled.
+                if outcome == .admitted { wakeConsumerIfWaiting() }
+            }
+        } onCancel: {
+            let waiter: WaitingProducer? = state.withLock { state in
+                guard let index = state.waiting.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiting.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    private func wakeConsumerIfWaiting() {
+        let handOff: (UnsafeContinuation<EventChunk<E>?, Never>, EventChunk<E>)? = state.withLock { state in
+            guard let consumer = state.consumer, let chunk = state.buffer.popFirst() else { return nil }
+            state.consumer = nil
+            state.bufferedEvents -= chunk.count
+            return (consumer, chunk)
+        }
+        if let (consumer, chunk) = handOff { consumer.resume(returning: chunk) }
+    }
+
+    /// Marks one producer finished. The last one ends the stream once the buffer is drained.
+    public func finishProducer() {
+        let consumer: UnsafeContinuation<EventChunk<E>?, Never>? = state.withLock { state in
+            state.openProducers -= 1
+            guard state.openProducers <= 0, state.buffer.isEmpty, state.waiting.isEmpty else { return nil }
+            defer { state.consumer = nil }
+            return state.consumer
+        }
+        consumer?.resume(returning: nil)
+    }
+
+    /// Closes the receiving side: buffered and future chunks are discarded (counted) and waiting producers
+    /// get ``ChannelClosedError``. Used when the consumer failed, so producers never wait forever.
+    public func closeReceiver() {
+        let waiters: Deque<WaitingProducer> = state.withLock { state in
+            state.receiverClosed = true
+            state.droppedEvents += state.bufferedEvents
+            for waiter in state.waiting { state.droppedEvents += waiter.chunk.count }
+            state.buffer.removeAll()
+            state.bufferedEvents = 0
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: ChannelClosedError()) }
+    }
+
+    /// Receives the next chunk; nil once every producer has finished and the buffer is empty, or when the
+    /// consuming task is cancelled.
+    public func next() async -> EventChunk<E>? {
+        let action: ReceiveAction = state.withLock { state in
+            if let chunk = state.buffer.popFirst() {
+                state.bufferedEvents -= chunk.count
+                return .chunk(chunk, admitWaiting(&state))
+            }
+            if let waiter = state.waiting.popFirst() {
+                // Only reachable with a zero-room buffer; hand the chunk straight over.
+                return .chunk(waiter.chunk, [waiter.continuation] + admitWaiting(&state))
+            }
+            if state.openProducers <= 0 || state.receiverClosed { return .finished }
+            return .wait
+        }
+        switch action {
+        case .chunk(let chunk, let admitted):
+            for continuation in admitted { continuation.resume() }
+            return chunk
+        case .finished:
+            return nil
+        case .wait:
+            return await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<EventChunk<E>?, Never>) in
+                    let immediate: EventChunk<E>?? = state.withLock { state in
+                        if let chunk = state.buffer.popFirst() {
+                            state.bufferedEvents -= chunk.count
+                            return .some(chunk)
+                        }
+                        if state.openProducers <= 0 || state.receiverClosed || Task.isCancelled { return .some(nil) }
+                        state.consumer = continuation
+                        return .none
+                    }
+                    if let immediate { continuation.resume(returning: immediate) }
+                }
+            } onCancel: {
+                let consumer: UnsafeContinuation<EventChunk<E>?, Never>? = state.withLock { state in
+                    defer { state.consumer = nil }
+                    return state.consumer
+                }
+                consumer?.resume(returning: nil)
+            }
+        }
+    }
+
+    /// Moves waiting producers' chunks into the buffer while there is room; returns whom to resume.
+    private func admitWaiting(_ state: inout State) -> [UnsafeContinuation<Void, any Error>] {
+        var admitted: [UnsafeContinuation<Void, any Error>] = []
+        while state.bufferedEvents < capacity, let waiter = state.waiting.popFirst() {
+            state.buffer.append(waiter.chunk)
+            state.bufferedEvents += waiter.chunk.count
+            admitted.append(waiter.continuation)
+        }
+        return admitted
+    }
+}

@@ -1,0 +1,144 @@
+import UplinkYAML
+
+/// Reads configuration files into a ``PipelineConfig``: YAML parsing, `${VAR}` interpolation, the top-level
+/// shape, component ids, types and inputs. Plugin options are read later, when the topology builds plugins.
+public struct ConfigLoader {
+    public var environment: [String: String]
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    static let topLevelKeys = ["data_dir", "shutdown_timeout", "sources", "transforms", "sinks"]
+
+    /// Loads and merges several files (components from all of them; ids must be unique across files).
+    public func load(paths: [String], diagnostics: DiagnosticCollector) -> PipelineConfig {
+        var config = PipelineConfig(files: paths)
+        for path in paths {
+            let bytes: [UInt8]
+            do {
+                bytes = try FileIO.readFile(path, limit: 16 << 20)
+            } catch {
+                diagnostics.error("cannot read the configuration: \(error)", file: path, at: YAMLMark(line: 0, column: 0))
+                continue
+            }
+            load(bytes: bytes, file: path, into: &config, diagnostics: diagnostics)
+        }
+        return config
+    }
+
+    /// Loads one document from memory (also used by tests and `uplink test`).
+    public func load(bytes: [UInt8], file: String, into config: inout PipelineConfig, diagnostics: DiagnosticCollector) {
+        var root: YAMLNode
+        do {
+            root = try YAMLParser.parse(bytes, file: file)
+        } catch {
+            diagnostics.error(error.message, file: file, at: error.mark)
+            return
+        }
+        var interpolationErrors: [YAMLError] = []
+        Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
+        for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }
+
+        guard let pairs = root.mapping else {
+            diagnostics.error("the configuration must be a mapping with sources, transforms and sinks, not \(root.kindDescription)", file: file, at: root.mark)
+            return
+        }
+        let reader = ConfigReader(
+            node: root, file: file,
+            options: [
+                OptionSpec("data_dir", .string, default: "/var/lib/uplink", "state directory for checkpoints, tokens and buffers"),
+                OptionSpec("shutdown_timeout", .duration, default: "30s", "how long a graceful shutdown may take"),
+                OptionSpec("sources", .any, "source components by id"),
+                OptionSpec("transforms", .any, "transform components by id"),
+                OptionSpec("sinks", .any, "sink components by id"),
+            ],
+            diagnostics: diagnostics)
+        reader.finish()
+        if let directory = reader.string("data_dir") { config.global.dataDirectory = directory }
+        if let timeout = reader.duration("shutdown_timeout") { config.global.shutdownTimeout = timeout }
+
+        for pair in pairs {
+            guard let key = pair.key.scalar, let role = ComponentRole.allCases.first(where: { $0.section == key }) else {
+                continue
+            }
+            if pair.value.isNull { continue }
+            guard let components = pair.value.mapping else {
+                diagnostics.error("'\(key)' must be a mapping of component ids to components, not \(pair.value.kindDescription)", file: file, at: pair.value.mark)
+                continue
+            }
+            for component in components {
+                if let parsed = loadComponent(component, role: role, file: file, diagnostics: diagnostics) {
+                    if let existing = config.components.first(where: { $0.id == parsed.id }) {
+                        diagnostics.error(
+                            "component id '\(parsed.id)' is already used at \(existing.file):\(existing.mark.line):\(existing.mark.column)",
+                            file: file, at: parsed.mark)
+                        continue
+                    }
+                    config.components.append(parsed)
+                }
+            }
+        }
+    }
+
+    private func loadComponent(_ pair: YAMLPair, role: ComponentRole, file: String, diagnostics: DiagnosticCollector) -> ComponentConfig? {
+        guard let id = pair.key.scalar, !id.isEmpty else {
+            diagnostics.error("a component id must be a non-empty string", file: file, at: pair.key.mark)
+            return nil
+        }
+        guard id.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else {
+            diagnostics.error("component id '\(id)' may only use letters, digits, '_' and '-'", file: file, at: pair.key.mark)
+            return nil
+        }
+        let node = pair.value
+        guard node.mapping != nil else {
+            diagnostics.error("component '\(id)' must be a mapping with at least 'type', not \(node.kindDescription)", file: file, at: node.mark)
+            return nil
+        }
+        guard let typeNode = node["type"], let type = typeNode.scalar, !typeNode.isNull else {
+            diagnostics.error("component '\(id)' has no 'type'", file: file, at: pair.key.mark)
+            return nil
+        }
+        var inputs: [InputReference] = []
+        var buffer = BufferConfig()
+        if role == .source {
+            if let inputsNode = node["inputs"] {
+                diagnostics.error("source '\(id)' cannot have 'inputs': sources read from the outside world", file: file, at: inputsNode.mark)
+            }
+        } else {
+            if let inputsNode = node["inputs"], !inputsNode.isNull {
+                if let items = inputsNode.sequence {
+                    for item in items {
+                        guard let input = item.scalar else {
+                            diagnostics.error("items of 'inputs' must be component ids", file: file, at: item.mark)
+                            continue
+                        }
+                        inputs.append(InputReference(id: input, mark: item.mark))
+                    }
+                } else if let single = inputsNode.scalar {
+                    diagnostics.error("'inputs' must be a list, for example inputs: [\(single)]", file: file, at: inputsNode.mark)
+                } else {
+                    diagnostics.error("'inputs' must be a list of component ids", file: file, at: inputsNode.mark)
+                }
+            }
+            if node["inputs"] == nil || node["inputs"]!.isNull {
+                diagnostics.error("\(role.rawValue) '\(id)' needs 'inputs': the ids of the components it reads from", file: file, at: pair.key.mark)
+            } else if inputs.isEmpty && node["inputs"]?.sequence != nil {
+                diagnostics.error("\(role.rawValue) '\(id)' has an empty 'inputs' list", file: file, at: pair.key.mark)
+            }
+            if let bufferNode = node["buffer"], !bufferNode.isNull {
+                let reader = ConfigReader(node: bufferNode, file: file, options: BufferConfig.options, diagnostics: diagnostics, prefix: "buffer.")
+                if bufferNode.mapping == nil {
+                    diagnostics.error("'buffer' must be a mapping", file: file, at: bufferNode.mark)
+                } else {
+                    reader.finish()
+                    buffer.maxEvents = reader.int("max_events", default: buffer.maxEvents, range: 1...100_000_000)
+                    buffer.whenFull = reader.enumeration("when_full", default: buffer.whenFull)
+                }
+            }
+        }
+        return ComponentConfig(
+            id: id, role: role, type: type, file: file, mark: pair.key.mark, typeMark: typeNode.mark,
+            inputs: inputs, buffer: buffer, node: node)
+    }
+}

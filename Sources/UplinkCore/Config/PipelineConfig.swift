@@ -1,0 +1,64 @@
+public import UplinkYAML
+
+/// A parsed configuration, before plugins are built: components with their raw option nodes and locations.
+public struct PipelineConfig: Sendable {
+    public var files: [String]
+    public var components: [ComponentConfig]
+    public var global: GlobalConfig
+
+    public init(files: [String] = [], components: [ComponentConfig] = [], global: GlobalConfig = GlobalConfig()) {
+        self.files = files
+        self.components = components
+        self.global = global
+    }
+}
+
+/// Settings for the whole agent.
+public struct GlobalConfig: Sendable {
+    /// Where checkpoints, tokens and buffers live.
+    public var dataDirectory: String = "/var/lib/uplink"
+    /// How long a graceful shutdown may take before what is still in flight is abandoned.
+    public var shutdownTimeout: Duration = .seconds(30)
+
+    public init() {}
+}
+
+/// One component as written in the config.
+public struct ComponentConfig: Sendable {
+    public var id: String
+    public var role: ComponentRole
+    public var type: String
+    public var file: String
+    /// Where the component's id is written.
+    public var mark: YAMLMark
+    /// Where its `type:` value is written.
+    public var typeMark: YAMLMark
+    public var inputs: [InputReference]
+    public var buffer: BufferConfig
+    /// The component's whole mapping, for its plugin's options.
+    public var node: YAMLNode
+}
+
+/// One entry of `inputs:`, with its location for error messages.
+public struct InputReference: Sendable, Hashable {
+    public var id: String
+    public var mark: YAMLMark
+}
+
+/// The input channel of a transform or sink: `buffer: { max_events: 4096, when_full: block }`.
+public struct BufferConfig: Sendable, Hashable {
+    public var maxEvents: Int = 4096
+    public var whenFull: OverflowPolicy = .block
+
+    public init(maxEvents: Int = 4096, whenFull: OverflowPolicy = .block) {
+        self.maxEvents = maxEvents
+        self.whenFull = whenFull
+    }
+
+    static let options: [OptionSpec] = [
+        OptionSpec("max_events", .int, default: "4096", "events the component's input channel holds before `when_full` applies"),
+        OptionSpec(
+            "when_full", .enumeration(OverflowPolicy.allCases.map(\.rawValue)), default: "block",
+            "block back-pressures the producers; drop_newest or drop_oldest discard, counted"),
+    ]
+}

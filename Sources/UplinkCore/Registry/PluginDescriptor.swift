@@ -1,0 +1,78 @@
+/// Everything the engine knows about a plugin type: what it is, what it accepts and produces, its options,
+/// and how to build it from its config.
+public struct PluginDescriptor: Sendable {
+    /// What a plugin produces, for listings; the built stage's own type is what the topology checks.
+    public enum Output: Sendable, Hashable {
+        case none
+        case kind(EventKind)
+        /// Whatever kind its input is (for example a sampler or a filter).
+        case sameAsInput
+    }
+
+    public var type: String
+    public var role: ComponentRole
+    public var summary: String
+    public var options: [OptionSpec]
+    /// The kinds this plugin accepts as input; empty for sources.
+    public var accepts: Set<EventKind>
+    public var output: Output
+    /// Where the plugin comes from, for `uplink plugins` (`built-in`, a package name, a shared object path).
+    public var origin: String
+    public var build: @Sendable (PluginBuildContext) throws -> BuiltStage
+
+    public init(
+        type: String,
+        role: ComponentRole,
+        summary: String,
+        options: [OptionSpec],
+        accepts: Set<EventKind> = [],
+        output: Output,
+        origin: String = "built-in",
+        build: @escaping @Sendable (PluginBuildContext) throws -> BuiltStage
+    ) {
+        self.type = type
+        self.role = role
+        self.summary = summary
+        self.options = options
+        self.accepts = accepts
+        self.output = output
+        self.origin = origin
+        self.build = build
+    }
+}
+
+/// What a plugin's factory gets: its id, its options, and the kind of events its inputs produce.
+///
+/// Factories read options and validate them, but do no I/O: `uplink validate` builds every component.
+public struct PluginBuildContext {
+    public let id: String
+    public let config: ConfigReader
+    /// The kind of events arriving on this component's inputs; nil for sources.
+    public let inputKind: EventKind?
+    public let dataDirectory: String
+    /// Shared settings other components declared (for example the sink's device credentials), by name.
+    public let shared: SharedSettings
+}
+
+/// A factory's refusal that is not tied to one option, reported at the component's location.
+public struct PluginBuildError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+/// Values some components publish for others at build time: the IoT-Core sink shares its ProductSN and
+/// DeviceSN so thing-model and shadow transforms do not repeat them.
+public final class SharedSettings: @unchecked Sendable {
+    // Written only while the topology is built (single-threaded), read-only afterwards.
+    private var values: [String: String] = [:]
+
+    public init() {}
+
+    public subscript(key: String) -> String? {
+        get { values[key] }
+        set { values[key] = newValue }
+    }
+}

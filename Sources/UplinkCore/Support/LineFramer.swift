@@ -1,0 +1,202 @@
+/// Splits a byte stream into frames: lines ending in `\n` (a preceding `\r` is dropped), a custom delimiter,
+/// or fixed-length frames. Frames are slices of the caller's buffer, so framing allocates nothing per frame.
+///
+/// A frame longer than `maxFrameBytes` is cut at that length and flagged as truncated; the rest of it up to
+/// the next delimiter is discarded and counted, so one runaway line cannot grow memory without bound.
+public struct LineFramer: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case newline
+        case delimiter([UInt8])
+        case fixedLength(Int)
+    }
+
+    public let mode: Mode
+    public let maxFrameBytes: Int
+    /// Bytes of an unfinished frame carried from the previous buffer.
+    private var pending: [UInt8] = []
+    /// True while discarding the remainder of an over-long frame.
+    private var discarding = false
+    /// Bytes thrown away from over-long frames, for metrics.
+    public private(set) var discardedBytes = 0
+
+    public init(mode: Mode = .newline, maxFrameBytes: Int = 1 << 20) {
+        self.mode = mode
+        self.maxFrameBytes = max(1, maxFrameBytes)
+    }
+
+    /// Bytes buffered waiting for their delimiter.
+    public var pendingByteCount: Int { pending.count }
+
+    public struct Frame: Sendable {
+        public var bytes: ArraySlice<UInt8>
+        /// Offset of the frame's first byte relative to the start of `buffer` passed to `frames(in:)`;
+        /// negative when the frame began in an earlier buffer.
+        public var start: Int
+        public var truncated: Bool
+    }
+
+    /// Splits `buffer` (the next bytes of the stream), calling `emit` for each complete frame in order.
+    public mutating func frames(in buffer: [UInt8], _ emit: (Frame) -> Void) {
+        switch mode {
+        case .fixedLength(let length):
+            fixedFrames(buffer, length: length, emit)
+        case .newline:
+            delimited(buffer, delimiter: 0x0A, stripCarriageReturn: true, emit)
+        case .delimiter(let delimiter) where delimiter.count == 1:
+            delimited(buffer, delimiter: delimiter[0], stripCarriageReturn: false, emit)
+        case .delimiter(let delimiter):
+            multiByteDelimited(buffer, delimiter: delimiter, emit)
+        }
+    }
+
+    /// Emits what is pending as a final frame (end of stream, or a flush timeout for a last line without
+    /// newline).
+    public mutating func flush(_ emit: (Frame) -> Void) {
+        if discarding {
+            discarding = false
+            pending.removeAll()
+            return
+        }
+        guard !pending.isEmpty else { return }
+        var frame = pending[...]
+        if mode == .newline, frame.last == 0x0D { frame = frame.dropLast() }
+        emit(Frame(bytes: frame, start: -pending.count, truncated: false))
+        pending = []
+    }
+
+    private mutating func delimited(
+        _ buffer: [UInt8], delimiter: UInt8, stripCarriageReturn: Bool, _ emit: (Frame) -> Void
+    ) {
+        var start = 0
+        let count = buffer.count
+        buffer.withUnsafeBufferPointer { bytes in
+            var index = 0
+            while index < count {
+                // memchr is vectorised; a byte loop here costs several times more per line.
+                guard let found = memchrIndex(bytes, delimiter, from: index) else { break }
+                emitFrame(buffer, start: start, end: found, stripCarriageReturn: stripCarriageReturn, emit)
+                index = found + 1
+                start = index
+            }
+        }
+        keepRemainder(buffer, from: start, emit)
+    }
+
+    private mutating func multiByteDelimited(_ buffer: [UInt8], delimiter: [UInt8], _ emit: (Frame) -> Void) {
+        // Join with what is pending so a delimiter split across reads is still found.
+        var joined = pending
+        let pendingCount = pending.count
+        pending = []
+        joined.append(contentsOf: buffer)
+        var start = 0
+        var index = 0
+        while index + delimiter.count <= joined.count {
+            if joined[index] == delimiter[0] && joined[index..<(index + delimiter.count)].elementsEqual(delimiter) {
+                var frame = joined[start..<index]
+                var truncated = false
+                if frame.count > maxFrameBytes {
+                    discardedBytes += frame.count - maxFrameBytes
+                    frame = frame.prefix(maxFrameBytes)
+                    truncated = true
+                }
+                emit(Frame(bytes: frame, start: start - pendingCount, truncated: truncated))
+                index += delimiter.count
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        if start < joined.count {
+            pending = Array(joined[start...])
+            if pending.count > maxFrameBytes + delimiter.count {
+                discardedBytes += pending.count - maxFrameBytes
+                emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - pendingCount, truncated: true))
+                pending = []
+            }
+        }
+    }
+
+    @inline(__always)
+    private func memchrIndex(_ bytes: UnsafeBufferPointer<UInt8>, _ byte: UInt8, from index: Int) -> Int? {
+        guard let base = bytes.baseAddress, index < bytes.count else { return nil }
+        guard let found = memchr(base + index, Int32(byte), bytes.count - index) else { return nil }
+        return UnsafeRawPointer(found) - UnsafeRawPointer(base)
+    }
+
+    private mutating func emitFrame(
+        _ buffer: [UInt8], start: Int, end: Int, stripCarriageReturn: Bool, _ emit: (Frame) -> Void
+    ) {
+        if discarding {
+            // The tail of an over-long frame: drop it and resume with the next frame.
+            discardedBytes += end - start + pending.count
+            pending = []
+            discarding = false
+            return
+        }
+        if pending.isEmpty {
+            var frameEnd = end
+            if stripCarriageReturn, frameEnd > start, buffer[frameEnd - 1] == 0x0D { frameEnd -= 1 }
+            if frameEnd - start > maxFrameBytes {
+                discardedBytes += frameEnd - start - maxFrameBytes
+                emit(Frame(bytes: buffer[start..<(start + maxFrameBytes)], start: start, truncated: true))
+            } else {
+                emit(Frame(bytes: buffer[start..<frameEnd], start: start, truncated: false))
+            }
+            return
+        }
+        // The frame began in an earlier buffer: join it (rare: one copy per read at most).
+        var joined = pending
+        pending = []
+        joined.append(contentsOf: buffer[start..<end])
+        if stripCarriageReturn, joined.last == 0x0D { joined.removeLast() }
+        var truncated = false
+        if joined.count > maxFrameBytes {
+            discardedBytes += joined.count - maxFrameBytes
+            joined.removeLast(joined.count - maxFrameBytes)
+            truncated = true
+        }
+        let carried = joined.count - (end - start)
+        emit(Frame(bytes: joined[...], start: start - carried, truncated: truncated))
+    }
+
+    private mutating func keepRemainder(_ buffer: [UInt8], from start: Int, _ emit: (Frame) -> Void) {
+        guard start < buffer.count else { return }
+        if discarding {
+            discardedBytes += buffer.count - start
+            return
+        }
+        pending.append(contentsOf: buffer[start...])
+        if pending.count > maxFrameBytes {
+            // Cut now rather than buffer an unbounded line; the rest is discarded up to the next delimiter.
+            discardedBytes += pending.count - maxFrameBytes
+            emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - (pending.count - (buffer.count - start)), truncated: true))
+            pending = []
+            discarding = true
+        }
+    }
+
+    private mutating func fixedFrames(_ buffer: [UInt8], length: Int, _ emit: (Frame) -> Void) {
+        var index = 0
+        if !pending.isEmpty {
+            let needed = length - pending.count
+            let take = min(needed, buffer.count)
+            pending.append(contentsOf: buffer[0..<take])
+            index = take
+            if pending.count == length {
+                emit(Frame(bytes: pending[...], start: -(length - take), truncated: false))
+                pending = []
+            }
+        }
+        while index + length <= buffer.count {
+            emit(Frame(bytes: buffer[index..<(index + length)], start: index, truncated: false))
+            index += length
+        }
+        if index < buffer.count { pending.append(contentsOf: buffer[index...]) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

@@ -1,0 +1,61 @@
+extension Topology {
+    /// The pipeline as a Graphviz DOT digraph: sources as boxes, transforms as ellipses, sinks as
+    /// double octagons; each edge labelled with the kind of events it carries.
+    public var dot: String {
+        var lines = ["digraph uplink {", "  rankdir=LR;"]
+        for node in nodes {
+            let shape: String
+            switch node.role {
+            case .source: shape = "box"
+            case .transform: shape = "ellipse"
+            case .sink: shape = "doubleoctagon"
+            }
+            lines.append("  \"\(Self.escape(node.id))\" [shape=\(shape), label=\"\(Self.escape(node.id))\\n(\(Self.escape(node.type)))\"];")
+        }
+        for node in nodes {
+            for input in node.inputs {
+                let kind = self.node(input)?.outputKind?.rawValue ?? "?"
+                lines.append("  \"\(Self.escape(input))\" -> \"\(Self.escape(node.id))\" [label=\"\(kind)\"];")
+            }
+        }
+        lines.append("}")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The pipeline as a Mermaid flowchart, for Markdown documents.
+    public var mermaid: String {
+        var lines = ["flowchart LR"]
+        var names: [String: String] = [:]
+        for (index, node) in nodes.enumerated() {
+            let name = "n\(index)"
+            names[node.id] = name
+            let label = "\(node.id)<br/>(\(node.type))".replacingQuotes
+            switch node.role {
+            case .source: lines.append("  \(name)[\"\(label)\"]")
+            case .transform: lines.append("  \(name)([\"\(label)\"])")
+            case .sink: lines.append("  \(name)[[\"\(label)\"]]")
+            }
+        }
+        for node in nodes {
+            for input in node.inputs {
+                guard let from = names[input], let to = names[node.id] else { continue }
+                let kind = self.node(input)?.outputKind?.rawValue ?? "?"
+                lines.append("  \(from) -->|\(kind)| \(to)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func escape(_ text: String) -> String {
+        var result = ""
+        for character in text {
+            if character == "\"" || character == "\\" { result.append("\\") }
+            result.append(character)
+        }
+        return result
+    }
+}
+
+extension String {
+    fileprivate var replacingQuotes: String { String(map { $0 == "\"" ? "'" : $0 }) }
+}

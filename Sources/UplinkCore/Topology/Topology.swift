@@ -1,0 +1,256 @@
+import UplinkYAML
+
+/// A validated pipeline: every component built, every edge type-checked, in topological order.
+public struct Topology: Sendable {
+    public struct Node: Sendable {
+        public var id: String
+        public var role: ComponentRole
+        public var type: String
+        public var file: String
+        public var mark: YAMLMark
+        public var inputs: [String]
+        public var buffer: BufferConfig
+        public var stage: BuiltStage
+        public var inputKind: EventKind?
+        public var outputKind: EventKind?
+    }
+
+    /// Sources first; every component after all of its inputs.
+    public var nodes: [Node]
+    public var global: GlobalConfig
+    /// Warnings found while validating (for example unused sources).
+    public var warnings: [ConfigDiagnostic]
+
+    public func node(_ id: String) -> Node? { nodes.first { $0.id == id } }
+
+    /// The ids of the components reading from `id`.
+    public func consumers(of id: String) -> [String] {
+        nodes.filter { $0.inputs.contains(id) }.map(\.id)
+    }
+}
+
+/// Builds and validates a ``Topology`` from a ``PipelineConfig``: unknown types, dangling inputs, cycles,
+/// type mismatches on edges and every plugin's own option errors, all collected in one pass.
+public struct TopologyBuilder {
+    public var registry: PluginRegistry
+
+    public init(registry: PluginRegistry) {
+        self.registry = registry
+    }
+
+    public func build(_ config: PipelineConfig, diagnostics: DiagnosticCollector) -> Topology? {
+        let byID = Dictionary(config.components.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+
+        if config.components.isEmpty {
+            diagnostics.error(
+                "the configuration has no components: add sources and sinks", file: config.files.first ?? "<config>",
+                at: YAMLMark(line: 1, column: 1))
+        } else {
+            if !config.components.contains(where: { $0.role == .source }) {
+                diagnostics.error("the configuration has no sources", file: config.components[0].file, at: config.components[0].mark)
+            }
+            if !config.components.contains(where: { $0.role == .sink }) {
+                diagnostics.error("the configuration has no sinks", file: config.components[0].file, at: config.components[0].mark)
+            }
+        }
+
+        // Unknown types.
+        var descriptors: [String: PluginDescriptor] = [:]
+        for component in config.components {
+            if let descriptor = registry.descriptor(role: component.role, type: component.type) {
+                descriptors[component.id] = descriptor
+                continue
+            }
+            var message = "unknown \(component.role.rawValue) type '\(component.type)'"
+            let known = registry.types(for: component.role)
+            if let hint = ValueParsing.suggestion(for: component.type, among: known) {
+                message += "; did you mean '\(hint)'?"
+            } else if let otherRole = ComponentRole.allCases.first(where: { registry.descriptor(role: $0, type: component.type) != nil }) {
+                message += "; '\(component.type)' is a \(otherRole.rawValue): move it under '\(otherRole.section)'"
+            } else {
+                message += " (\(component.role.section): \(known.joined(separator: ", ")))"
+            }
+            diagnostics.error(message, file: component.file, at: component.typeMark)
+        }
+
+        // Dangling inputs and inputs that are sinks.
+        for component in config.components {
+            var seen = Set<String>()
+            for input in component.inputs {
+                if !seen.insert(input.id).inserted {
+                    diagnostics.error("input '\(input.id)' is listed twice", file: component.file, at: input.mark)
+                }
+                guard let upstream = byID[input.id] else {
+                    var message = "input '\(input.id)' of \(component.role.rawValue) '\(component.id)' does not exist"
+                    let candidates = config.components.filter { $0.role != .sink }.map(\.id)
+                    if let hint = ValueParsing.suggestion(for: input.id, among: candidates) { message += "; did you mean '\(hint)'?" }
+                    diagnostics.error(message, file: component.file, at: input.mark)
+                    continue
+                }
+                if upstream.role == .sink {
+                    diagnostics.error("'\(input.id)' is a sink and produces no events to read", file: component.file, at: input.mark)
+                }
+                if input.id == component.id {
+                    diagnostics.error("component '\(component.id)' lists itself as an input", file: component.file, at: input.mark)
+                }
+            }
+        }
+
+        // Unused sources and transforms.
+        for component in config.components where component.role != .sink {
+            if !config.components.contains(where: { $0.inputs.contains(where: { $0.id == component.id }) }) {
+                diagnostics.warning(
+                    "\(component.role.rawValue) '\(component.id)' is not an input of any component: its events go nowhere",
+                    file: component.file, at: component.mark)
+            }
+        }
+
+        // Topological order (Kahn); whatever is left over sits on a cycle.
+        let order = topologicalOrder(config.components, byID: byID, diagnostics: diagnostics)
+
+        // Build in order, inferring each component's input kind from its inputs' outputs.
+        let shared = SharedSettings()
+        var built: [String: Topology.Node] = [:]
+        var nodes: [Topology.Node] = []
+        // Sinks first publish shared settings (credentials) that transforms may use: build sinks' options early.
+        let buildOrder = order.filter { $0.role == .sink } + order.filter { $0.role != .sink }
+        var unbuildable = Set<String>()
+        for component in buildOrder {
+            guard let descriptor = descriptors[component.id] else {
+                unbuildable.insert(component.id)
+                continue
+            }
+            var inputKind: EventKind?
+            if component.role != .source {
+                var kinds: [(String, EventKind)] = []
+                var unknownInput = false
+                for input in component.inputs {
+                    if let upstream = built[input.id], let kind = upstream.outputKind {
+                        kinds.append((input.id, kind))
+                    } else if component.role == .sink, let upstream = byID[input.id], upstream.role != .sink {
+                        // Sinks are built before transforms so they can share settings: infer from the descriptor.
+                        if let kind = staticOutputKind(of: upstream, byID: byID, descriptors: descriptors) {
+                            kinds.append((input.id, kind))
+                        } else {
+                            unknownInput = true
+                        }
+                    } else {
+                        unknownInput = true
+                    }
+                }
+                if unknownInput && kinds.isEmpty {
+                    unbuildable.insert(component.id)
+                    // Still read the options so their errors are reported.
+                }
+                if let first = kinds.first, let mismatch = kinds.first(where: { $0.1 != first.1 }) {
+                    diagnostics.error(
+                        "inputs of '\(component.id)' produce different kinds of events: '\(first.0)' gives \(first.1), '\(mismatch.0)' gives \(mismatch.1)",
+                        file: component.file, at: component.mark)
+                    unbuildable.insert(component.id)
+                }
+                inputKind = kinds.first?.1
+                if let kind = inputKind, !descriptor.accepts.contains(kind) {
+                    let producer = kinds.first(where: { $0.1 == kind })!.0
+                    let producerConfig = byID[producer]!
+                    let accepted = descriptor.accepts.map(\.rawValue).sorted().joined(separator: " or ")
+                    diagnostics.error(
+                        "type mismatch: '\(producer)' (\(producerConfig.type), \(producerConfig.file):\(producerConfig.mark.line):\(producerConfig.mark.column)) produces \(kind), but '\(component.id)' (\(component.type)) accepts \(accepted)",
+                        file: component.file, at: component.mark)
+                    unbuildable.insert(component.id)
+                    inputKind = nil
+                }
+            }
+            let reader = ConfigReader(
+                node: component.node, file: component.file, options: descriptor.options, diagnostics: diagnostics,
+                engineKeys: component.role == .source ? ["type"] : ["type", "inputs", "buffer"])
+            let context = PluginBuildContext(
+                id: component.id, config: reader, inputKind: inputKind ?? descriptor.accepts.sorted(by: { $0.rawValue < $1.rawValue }).first,
+                dataDirectory: config.global.dataDirectory, shared: shared)
+            let before = diagnostics.diagnostics.count
+            let stage: BuiltStage?
+            do {
+                stage = try descriptor.build(context)
+            } catch {
+                diagnostics.error("\(component.role.rawValue) '\(component.id)' (\(component.type)): \(error)", file: component.file, at: component.mark)
+                stage = nil
+            }
+            reader.finish()
+            let hadErrors = diagnostics.diagnostics[before...].contains { $0.severity == .error }
+            guard let stage, !hadErrors, !unbuildable.contains(component.id) else {
+                unbuildable.insert(component.id)
+                continue
+            }
+            let node = Topology.Node(
+                id: component.id, role: component.role, type: component.type, file: component.file,
+                mark: component.mark, inputs: component.inputs.map(\.id), buffer: component.buffer, stage: stage,
+                inputKind: stage.inputKind, outputKind: stage.outputKind)
+            built[component.id] = node
+        }
+        for component in order { if let node = built[component.id] { nodes.append(node) } }
+
+        if diagnostics.hasErrors { return nil }
+        return Topology(
+            nodes: nodes, global: config.global,
+            warnings: diagnostics.diagnostics.filter { $0.severity == .warning })
+    }
+
+    /// A component's output kind known from its descriptor alone (used before it is built).
+    private func staticOutputKind(
+        of component: ComponentConfig, byID: [String: ComponentConfig], descriptors: [String: PluginDescriptor],
+        depth: Int = 0
+    ) -> EventKind? {
+        guard depth < 64, let descriptor = descriptors[component.id] else { return nil }
+        switch descriptor.output {
+        case .none: return nil
+        case .kind(let kind): return kind
+        case .sameAsInput:
+            guard let first = component.inputs.first, let upstream = byID[first.id] else { return nil }
+            return staticOutputKind(of: upstream, byID: byID, descriptors: descriptors, depth: depth + 1)
+        }
+    }
+
+    private func topologicalOrder(
+        _ components: [ComponentConfig], byID: [String: ComponentConfig], diagnostics: DiagnosticCollector
+    ) -> [ComponentConfig] {
+        var remainingInputs: [String: Int] = [:]
+        for component in components {
+            remainingInputs[component.id] = Set(component.inputs.map(\.id).filter { byID[$0] != nil && $0 != component.id }).count
+        }
+        var ready = components.filter { remainingInputs[$0.id] == 0 }
+        var order: [ComponentConfig] = []
+        var placed = Set<String>()
+        while !ready.isEmpty {
+            let next = ready.removeFirst()
+            guard placed.insert(next.id).inserted else { continue }
+            order.append(next)
+            for consumer in components where consumer.inputs.contains(where: { $0.id == next.id }) && consumer.id != next.id {
+                remainingInputs[consumer.id, default: 0] -= 1
+                if remainingInputs[consumer.id] == 0 { ready.append(consumer) }
+            }
+        }
+        let cyclic = components.filter { !placed.contains($0.id) }
+        if !cyclic.isEmpty {
+            let path = describeCycle(cyclic, byID: byID)
+            for component in cyclic {
+                diagnostics.error("'\(component.id)' is part of a cycle: \(path)", file: component.file, at: component.mark)
+            }
+        }
+        return order
+    }
+
+    private func describeCycle(_ cyclic: [ComponentConfig], byID: [String: ComponentConfig]) -> String {
+        let members = Set(cyclic.map(\.id))
+        var path: [String] = [cyclic[0].id]
+        var current = cyclic[0]
+        for _ in 0..<cyclic.count {
+            guard let next = current.inputs.first(where: { members.contains($0.id) }), let nextComponent = byID[next.id] else { break }
+            if let index = path.firstIndex(of: next.id) {
+                path = Array(path[index...]) + [next.id]
+                return path.reversed().joined(separator: " -> ")
+            }
+            path.append(next.id)
+            current = nextComponent
+        }
+        return path.reversed().joined(separator: " -> ")
+    }
+}

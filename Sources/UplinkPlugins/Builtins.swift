@@ -1,0 +1,16 @@
+import UplinkCore
+
+/// Every built-in plugin, in one explicit list (as Fluent Bit's plugins/CMakeLists.txt). A custom `uplink`
+/// binary starts from this registry and adds its own with `registry.register(...)`.
+public enum Builtins {
+    public static var descriptors: [PluginDescriptor] {
+        [
+            StdinSource.descriptor,
+            JSONTransform.descriptor,
+            StdoutSink<RawEvent>.descriptor,
+            FileSink<RawEvent>.descriptor,
+        ]
+    }
+
+    public static var registry: PluginRegistry { PluginRegistry(descriptors) }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Logging
+import UplinkCore
+import UplinkPlugins
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit status for an invalid configuration (EX_CONFIG from sysexits.h), so scripts can tell it apart.
+let exitConfigError: Int32 = 78
+
+/// Options every command that reads configs shares.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: "text or json.")
+    var logFormat: String = "text"
+
+    func bootstrap() throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard let format = UplinkLogHandler.Format(rawValue: logFormat) else {
+            throw ValidationError("--log-format must be text or json")
+        }
+        UplinkLogHandler.bootstrap(level: level, format: format)
+    }
+}
+
+/// Loads and validates configuration files, printing every diagnostic to stderr.
+/// Returns nil when there are errors (after printing them).
+func loadTopology(paths: [String], registry: PluginRegistry = Builtins.registry) -> Topology? {
+    let diagnostics = DiagnosticCollector()
+    let loader = ConfigLoader(environment: processEnvironment())
+    let config = loader.load(paths: paths, diagnostics: diagnostics)
+    // Build even when loading found errors: plugin option errors are reported in the same pass.
+    let built = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics)
+    let topology = diagnostics.hasErrors ? nil : built
+    let fileOrder = Dictionary(paths.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    let sorted = diagnostics.diagnostics.enumerated().sorted { left, right in
+        let (a, b) = (left.element, right.element)
+        let fileA = fileOrder[a.file] ?? Int.max
+        let fileB = fileOrder[b.file] ?? Int.max
+        if fileA != fileB { return fileA < fileB }
+        if a.line != b.line { return a.line < b.line }
+        if a.column != b.column { return a.column < b.column }
+        return left.offset < right.offset
+    }
+    for (_, diagnostic) in sorted {
+        printError(diagnostic.description)
+    }
+    if topology == nil {
+        let count = diagnostics.diagnostics.filter { $0.severity == .error }.count
+        printError("configuration invalid: \(count) error\(count == 1 ? "" : "s")")
+    }
+    return topology
+}
+
+func processEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
+}
+
+func printError(_ text: String) {
+    var line = Array(text.utf8)
+    line.append(0x0A)
+    _ = line.withUnsafeBytes { FileIO.writeAll(2, $0) }
+}
+
+func printOut(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { FileIO.writeAll(1, $0) }
+}

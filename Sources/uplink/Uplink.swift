@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// The `uplink` command line.
+@main
+struct Uplink: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uplink",
+        abstract: "Collect, transform and ship telemetry: a plugin-based pipeline for IoT-Core and beyond.",
+        version: UplinkVersion.description,
+        subcommands: [Run.self, Validate.self, Plugins.self, Graph.self]
+    )
+}
+
+/// `uplink --version` prints this; release builds stamp the commit through UPLINK_COMMIT at build time.
+enum UplinkVersion {
+    static let version = "0.1.0"
+    static var description: String { version }
+}

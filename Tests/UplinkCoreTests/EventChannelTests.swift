@@ -1,0 +1,158 @@
+import Synchronization
+import Testing
+import UplinkCore
+
+private func chunk(_ values: [Int], origin: EventOrigin = EventOrigin(sourceID: "t")) -> EventChunk<RawEvent> {
+    EventChunk(values.map { RawEvent(bytes: ArraySlice(String($0).utf8), origin: origin, offset: Int64($0), timestamp: 0) })
+}
+
+private func numbers(_ chunk: EventChunk<RawEvent>) -> [Int] {
+    chunk.events.map { Int(String(decoding: $0.bytes, as: UTF8.self))! }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct EventChannelTests {
+    @Test func producerSuspendsWhenFullAndResumesWhenDrained() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 2)
+        channel.addProducer()
+        try await channel.send(chunk([1, 2]))
+        let sent = Atomic<Bool>(false)
+        let producer = Task {
+            try await channel.send(chunk([3]))
+            sent.store(true, ordering: .sequentiallyConsistent)
+        }
+        // The producer cannot complete while the buffer is full; give it every chance to run.
+        for _ in 0..<100 { await Task.yield() }
+        #expect(sent.load(ordering: .sequentiallyConsistent) == false)
+        #expect(channel.bufferedEvents == 2)
+        let first = await channel.next()
+        #expect(first.map(numbers) == [1, 2])
+        try await producer.value
+        #expect(sent.load(ordering: .sequentiallyConsistent) == true)
+        let second = await channel.next()
+        #expect(second.map(numbers) == [3])
+        channel.finishProducer()
+        #expect(await channel.next() == nil)
+    }
+
+    @Test func severalProducersLoseNothingAndKeepEachOnesOrder() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 8)
+        let producers = 4
+        let perProducer = 2_000
+        for _ in 0..<producers { channel.addProducer() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<producers {
+                group.addTask {
+                    var value = 0
+                    while value < perProducer {
+                        let size = min(1 + value % 5, perProducer - value)
+                        try await channel.send(chunk((value..<(value + size)).map { producer * 1_000_000 + $0 }))
+                        value += size
+                    }
+                    channel.finishProducer()
+                }
+            }
+            var seen: [Int: [Int]] = [:]
+            while let received = await channel.next() {
+                for number in numbers(received) { seen[number / 1_000_000, default: []].append(number % 1_000_000) }
+            }
+            try await group.waitForAll()
+            #expect(seen.count == producers)
+            for producer in 0..<producers {
+                #expect(seen[producer] == Array(0..<perProducer), "producer \(producer) lost or reordered events")
+            }
+        }
+    }
+
+    @Test func cancellingASuspendedProducerThrowsAndLeavesTheBufferIntact() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 1)
+        channel.addProducer()
+        try await channel.send(chunk([1]))
+        let producer = Task { try await channel.send(chunk([2])) }
+        for _ in 0..<50 { await Task.yield() }
+        producer.cancel()
+        await #expect(throws: CancellationError.self) { try await producer.value }
+        #expect(await channel.next().map(numbers) == [1])
+        #expect(channel.bufferedEvents == 0)
+    }
+
+    @Test func cancellingAWaitingConsumerReturnsNil() async {
+        let channel = EventChannel<RawEvent>(capacity: 1)
+        channel.addProducer()
+        let consumer = Task { await channel.next() }
+        for _ in 0..<50 { await Task.yield() }
+        consumer.cancel()
+        #expect(await consumer.value == nil)
+    }
+
+    @Test func dropNewestCountsWhatItDrops() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 2, overflowPolicy: .dropNewest)
+        channel.addProducer()
+        try await channel.send(chunk([1, 2]))
+        try await channel.send(chunk([3]))
+        try await channel.send(chunk([4, 5]))
+        channel.finishProducer()
+        #expect(channel.droppedEvents == 3)
+        #expect(await channel.next().map(numbers) == [1, 2])
+        #expect(await channel.next() == nil)
+    }
+
+    @Test func dropOldestKeepsTheNewest() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 2, overflowPolicy: .dropOldest)
+        channel.addProducer()
+        try await channel.send(chunk([1, 2]))
+        try await channel.send(chunk([3]))
+        try await channel.send(chunk([4]))
+        channel.finishProducer()
+        #expect(channel.droppedEvents == 2)
+        var all: [Int] = []
+        while let next = await channel.next() { all += numbers(next) }
+        #expect(all == [3, 4])
+    }
+
+    @Test func closingTheReceiverReleasesWaitingProducers() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 1)
+        channel.addProducer()
+        try await channel.send(chunk([1]))
+        let producer = Task { try await channel.send(chunk([2])) }
+        for _ in 0..<50 { await Task.yield() }
+        channel.closeReceiver()
+        await #expect(throws: ChannelClosedError.self) { try await producer.value }
+        await #expect(throws: ChannelClosedError.self) { try await channel.send(chunk([3])) }
+        #expect(channel.droppedEvents == 3)
+    }
+
+    @Test func oversizedChunkIsAdmittedIntoAnEmptyChannel() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 2)
+        channel.addProducer()
+        try await channel.send(chunk(Array(0..<10)))
+        #expect(await channel.next()?.count == 10)
+    }
+}
+
+@Suite struct AcknowledgementTests {
+    @Test func finishesOnceWhenTheLastHolderIsDropped() {
+        let result = Mutex<[DeliveryStatus]>([])
+        do {
+            let token = Acknowledgement { status in result.withLock { $0.append(status) } }
+            let first = Acknowledgements([token])
+            var second = Acknowledgements()
+            second.merge(first)
+            second.merge(first)
+            #expect(second.tokens.count == 1)
+            first.resolve(.delivered)
+            #expect(result.withLock { $0 }.isEmpty)
+        }
+        #expect(result.withLock { $0 } == [.delivered])
+    }
+
+    @Test func unresolvedMeansDroppedAndFailedIsSticky() {
+        let result = Mutex<[DeliveryStatus]>([])
+        do { _ = Acknowledgement { status in result.withLock { $0.append(status) } } }
+        do {
+            let token = Acknowledgement { status in result.withLock { $0.append(status) } }
+            token.resolve(.failed)
+            token.resolve(.delivered)
+        }
+        #expect(result.withLock { $0 } == [.dropped, .failed])
+    }
+}
