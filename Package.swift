@@ -74,6 +74,11 @@ let package = Package(
 
         .testTarget(name: "UplinkYAMLTests", dependencies: ["UplinkYAML"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "UplinkPluginsTests",
+            dependencies: ["UplinkCore", "UplinkPlugins", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "UplinkCoreTests",
             dependencies: ["UplinkCore", "UplinkPlugins"],
             swiftSettings: swiftSettings

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Uplink benchmarks: generates the input, runs each scenario several times (interleaved, warm page cache)
+and prints lines/s, CPU seconds per million lines and peak RSS as medians with min-max.
+
+Usage: bench/bench.py [--binary PATH] [--lines N] [--runs N] [--scenario NAME ...]
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def generate(path, lines):
+    """Lines of exactly 100 bytes including the newline, as in the Fluent Bit comparison."""
+    if os.path.exists(path) and os.path.getsize(path) == lines * 100:
+        return
+    with open(path, "wb") as out:
+        chunk = []
+        for index in range(lines):
+            prefix = b"%010d " % index
+            chunk.append(prefix + b"x" * (99 - len(prefix)) + b"\n")
+            if len(chunk) == 10000:
+                out.write(b"".join(chunk))
+                chunk = []
+        out.write(b"".join(chunk))
+
+
+def write_config(directory, name, body):
+    path = os.path.join(directory, name + ".yaml")
+    with open(path, "w") as out:
+        out.write(body)
+    return path
+
+
+def measure(argv, stdin_path=None):
+    # os.wait4 gives this child's own rusage (CPU and max RSS), not the accumulated children's.
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    stdout = subprocess.PIPE if "bench-channel" in argv else subprocess.DEVNULL
+    start = time.monotonic()
+    process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    out = process.stdout.read() if stdout == subprocess.PIPE else b""
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - start
+    if stdin_path:
+        stdin.close()
+    if status != 0:
+        sys.exit("command failed (%s): %s\n%s" % (status, " ".join(argv), err.decode(errors="replace")))
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_kib": usage.ru_maxrss, "out": out.decode()}
+
+
+def summary(values, fmt):
+    median = statistics.median(values)
+    return "%s (%s-%s)" % (fmt(median), fmt(min(values)), fmt(max(values)))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "uplink"))
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scenario", action="append")
+    args = parser.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit("build first: swift build -c release (or pass --binary)")
+
+    work = os.path.join(ROOT, "bench", "out")
+    os.makedirs(work, exist_ok=True)
+    data = os.path.join(work, "input-%d.log" % args.lines)
+    generate(data, args.lines)
+
+    scenarios = {
+        "stdin-stdout": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "stdin-stdout", "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [in] }\n" % work)],
+            "stdin": data, "lines": args.lines,
+        },
+        "stdin-json-stdout": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "stdin-json-stdout", "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n  wrap: { type: json, inputs: [in] }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [wrap] }\n" % work)],
+            "stdin": data, "lines": args.lines,
+        },
+        "channel": {
+            "argv": [args.binary, "bench-channel", "--events", str(args.lines)],
+            "stdin": None, "lines": args.lines,
+        },
+    }
+    chosen = args.scenario or list(scenarios)
+    results = {name: [] for name in chosen}
+    # Warm-up run of each (page cache, dynamic loader), then interleaved measured runs.
+    for name in chosen:
+        measure(scenarios[name]["argv"], scenarios[name]["stdin"])
+    for _ in range(args.runs):
+        for name in chosen:
+            results[name].append(measure(scenarios[name]["argv"], scenarios[name]["stdin"]))
+
+    print("machine: %s, %d CPUs; %d lines of 100 bytes; %d runs each, median (min-max)"
+          % (os.uname().machine, os.cpu_count(), args.lines, args.runs))
+    print("%-20s %-32s %-28s %-24s" % ("scenario", "lines/s", "CPU s per 1M lines", "peak RSS MiB"))
+    for name in chosen:
+        runs = results[name]
+        lines = scenarios[name]["lines"]
+        rates = [lines / r["wall"] for r in runs]
+        cpu = [r["cpu"] * 1_000_000 / lines for r in runs]
+        rss = [r["rss_kib"] / 1024 for r in runs]
+        print("%-20s %-32s %-28s %-24s" % (
+            name, summary(rates, lambda v: "{:,.0f}".format(v)), summary(cpu, lambda v: "%.2f" % v),
+            summary(rss, lambda v: "%.1f" % v)))
+
+
+if __name__ == "__main__":
+    main()
