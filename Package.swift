@@ -16,19 +16,36 @@ let package = Package(
         .library(name: "UplinkCore", targets: ["UplinkCore"]),
         .library(name: "UplinkPlugins", targets: ["UplinkPlugins"]),
         .library(name: "UplinkYAML", targets: ["UplinkYAML"]),
+        // A Swift device SDK for the IoT-Core HTTPS interface, usable without the pipeline.
+        .library(name: "IoTCore", targets: ["IoTCore"]),
+        .library(name: "IoTCoreEmulator", targets: ["IoTCoreEmulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries fixed by the design card, reached through system-library targets.
         .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CYAML",
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
         ),
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
@@ -47,6 +64,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTCore",
+            dependencies: [
+                "CCurl",
+                "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "IoTCoreEmulator",
+            dependencies: [
+                "CCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -75,7 +117,9 @@ let package = Package(
         .testTarget(name: "UplinkYAMLTests", dependencies: ["UplinkYAML"], swiftSettings: swiftSettings),
         .testTarget(
             name: "UplinkPluginsTests",
-            dependencies: ["UplinkCore", "UplinkPlugins", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "UplinkCore", "UplinkPlugins", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -83,6 +127,7 @@ let package = Package(
             dependencies: ["UplinkCore", "UplinkPlugins"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "IoTCoreTests", dependencies: ["IoTCore", "IoTCoreEmulator"], swiftSettings: swiftSettings),
         // Runs the built `uplink` binary as a user would: real processes, pipes, files, loopback HTTPS.
         .testTarget(
             name: "EndToEndTests",

@@ -1,0 +1,181 @@
+internal import CCurl
+import Glibc
+import Synchronization
+
+/// libcurl's global state, initialised once on first use. curl_global_init is not thread-safe against itself;
+/// a global `let` is initialised exactly once, under the runtime's lock.
+let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
+
+/// The libcurl transport: one multi handle driven by one dedicated thread.
+///
+/// Async callers queue a request under a lock and wake the thread (`curl_multi_wakeup`); the thread moves up to
+/// `maxInFlight` requests onto pooled easy handles, drives them with `curl_multi_perform` / `curl_multi_poll`,
+/// and completes each by resuming its continuation. No thread per request, no blocking call on the
+/// cooperative pool. Easy handles are reused, and the multi handle's connection cache keeps connections alive
+/// between requests.
+///
+/// Cancelling the awaiting task takes its transfer off the multi handle and resumes it with
+/// `CancellationError`. ``shutdown()`` fails what is queued or running and stops the thread.
+final class CurlDriver: HTTPTransport {
+    struct Options: Sendable {
+        var maxInFlight: Int
+        var connectTimeout: Duration
+        var requestTimeout: Duration
+        var caFile: String?
+        var maxResponseBytes: Int
+        var userAgent: String
+    }
+
+    /// A request waiting for the thread.
+    struct Job: Sendable {
+        var id: UInt64
+        var request: HTTPRequest
+        var continuation: CheckedContinuation<HTTPResponse, any Error>
+    }
+
+    enum Phase {
+        case running
+        case stopping
+        case stopped
+    }
+
+    struct State {
+        var phase = Phase.running
+        var nextID: UInt64 = 0
+        var pending: [Job] = []
+        var cancelled: [UInt64] = []
+        var blockingJobs: [@Sendable () -> Void] = []
+        var thread: pthread_t?
+    }
+
+    /// The multi handle, touched from other threads only through `curl_multi_wakeup`, which is made for that.
+    struct MultiHandle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    let options: Options
+    let multi: MultiHandle
+    let state = Mutex(State())
+
+    /// Starts the driver thread.
+    init(options: Options) throws(IoTCoreError) {
+        guard curlGlobalInitResult == CURLE_OK.rawValue else {
+            throw IoTCoreError(code: .transport, message: "curl_global_init failed (\(curlGlobalInitResult))")
+        }
+        guard let multi = curl_multi_init() else {
+            throw IoTCoreError(code: .transport, message: "curl_multi_init failed")
+        }
+        self.options = options
+        self.multi = MultiHandle(pointer: multi)
+        // Keep a connection per possible transfer, so keep-alive survives a burst.
+        _ = uplink_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(4, options.maxInFlight))
+
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, nil, curlDriverThreadEntry, context)
+        guard status == 0 else {
+            Unmanaged<CurlDriver>.fromOpaque(context).release()
+            throw IoTCoreError(code: .transport, message: "cannot start the libcurl thread (error \(status))")
+        }
+        state.withLock { $0.thread = thread }
+    }
+
+    deinit {
+        // The thread holds a reference until it exits, so nothing else uses the multi handle now.
+        curl_multi_cleanup(multi.pointer)
+    }
+
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPResponse, any Error>) in
+                // Under the lock: either the cancellation handler already ran (then the task is cancelled
+                // here) or it will run later and find the job queued or handed to the thread.
+                let failure: (any Error)? = state.withLock { state in
+                    if Task.isCancelled { return CancellationError() }
+                    guard state.phase == .running else {
+                        return TransportFailure(kind: .shutdown, message: "the client was shut down")
+                    }
+                    state.pending.append(Job(id: id, request: request, continuation: continuation))
+                    return nil
+                }
+                if let failure {
+                    continuation.resume(throwing: failure)
+                } else {
+                    curl_multi_wakeup(multi.pointer)
+                }
+            }
+        } onCancel: {
+            let queued: Job? = state.withLock { state in
+                if let index = state.pending.firstIndex(where: { $0.id == id }) {
+                    return state.pending.remove(at: index)
+                }
+                // Running or already finished: the thread ignores ids it does not know.
+                state.cancelled.append(id)
+                return nil
+            }
+            if let queued {
+                queued.continuation.resume(throwing: CancellationError())
+            } else {
+                curl_multi_wakeup(multi.pointer)
+            }
+        }
+    }
+
+    func performBlocking<T: Sendable>(_ job: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+            let queued = state.withLock { state in
+                guard state.phase != .stopped else { return false }
+                state.blockingJobs.append { continuation.resume(returning: job()) }
+                return true
+            }
+            if queued {
+                curl_multi_wakeup(multi.pointer)
+            } else {
+                // After shutdown there is no thread left; the job is short, run it here.
+                continuation.resume(returning: job())
+            }
+        }
+    }
+
+    func shutdown() {
+        let (thread, pending): (pthread_t?, [Job]) = state.withLock { state in
+            guard state.phase == .running else { return (nil, []) }
+            state.phase = .stopping
+            defer { state.pending = [] }
+            return (state.thread, state.pending)
+        }
+        for job in pending {
+            job.continuation.resume(throwing: TransportFailure(kind: .shutdown, message: "the client was shut down"))
+        }
+        guard let thread else { return }
+        curl_multi_wakeup(multi.pointer)
+        if pthread_equal(thread, pthread_self()) != 0 {
+            pthread_detach(thread)
+        } else {
+            pthread_join(thread, nil)
+        }
+    }
+
+    /// Number of queued requests not yet on the wire, for tests.
+    var queuedCount: Int {
+        state.withLock { $0.pending.count }
+    }
+}
+
+/// The driver thread's entry point; owns one reference to the driver until the loop ends.
+private func curlDriverThreadEntry(_ context: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let context else { return nil }
+    // CURLOPT_NOSIGNAL stops libcurl from ignoring SIGPIPE for the process; blocking it on this thread (where
+    // every socket write happens) turns a write to a closed peer into EPIPE instead of killing the agent.
+    var pipe = sigset_t()
+    sigemptyset(&pipe)
+    sigaddset(&pipe, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &pipe, nil)
+    let driver = Unmanaged<CurlDriver>.fromOpaque(context).takeRetainedValue()
+    driver.runLoop()
+    return nil
+}

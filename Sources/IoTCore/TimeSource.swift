@@ -1,0 +1,36 @@
+import FoundationEssentials
+
+/// The client's clocks, sleep and randomness, injected so tests run retries and back-offs without waiting.
+struct TimeSource: Sendable {
+    /// Monotonic time since an arbitrary origin, for back-off deadlines.
+    var monotonic: @Sendable () -> Duration
+    /// Wall-clock time, for token expiry and the `/auth` Timestamp.
+    var wall: @Sendable () -> Date
+    /// Sleeps; throws `CancellationError` when the task is cancelled.
+    var sleep: @Sendable (Duration) async throws -> Void
+    /// Random bits for the back-off jitter.
+    var random: @Sendable () -> UInt64
+
+    /// The real clocks.
+    static func system() -> TimeSource {
+        let origin = ContinuousClock.now
+        return TimeSource(
+            monotonic: { ContinuousClock.now - origin },
+            wall: { Date() },
+            sleep: { duration in try await Task.sleep(for: duration, clock: .continuous) },
+            random: {
+                var generator = SystemRandomNumberGenerator()
+                return generator.next()
+            }
+        )
+    }
+}
+
+/// A `RandomNumberGenerator` over a closure, so a `Sendable` source can feed ``Backoff``.
+struct ClosureRandomNumberGenerator: RandomNumberGenerator {
+    let source: @Sendable () -> UInt64
+
+    mutating func next() -> UInt64 {
+        source()
+    }
+}

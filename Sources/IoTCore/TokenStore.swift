@@ -1,0 +1,178 @@
+import FoundationEssentials
+import Glibc
+
+/// The token cache: one small JSON file per device, so a restart does not authenticate for nothing.
+///
+/// The file is `<directory>/iotcore-token-<ProductSN>-<DeviceSN>.json`, mode 0600, replaced atomically (write a
+/// temporary file, fsync, rename, fsync the directory) so a power cut leaves the old or the new file, never
+/// half of one. A cached token is only used against the endpoint it was issued for.
+struct TokenStore: Sendable {
+    /// The cache file.
+    let path: String
+    /// The directory holding it.
+    let directory: String
+
+    static let maxFileSize = 65_536
+
+    init(directory: String, credentials: DeviceCredentials) {
+        self.directory = directory
+        let product = Self.fileComponent(credentials.productSN)
+        let device = Self.fileComponent(credentials.deviceSN)
+        let name = "iotcore-token-\(product)-\(device).json"
+        self.path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// Keeps a serial number from escaping the directory or making an odd file name.
+    static func fileComponent(_ text: String) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@".utf8)
+        let bytes = text.utf8.prefix(100).map { allowed.contains($0) ? $0 : UInt8(ascii: "_") }
+        let name = String(decoding: bytes, as: UTF8.self)
+        return name.isEmpty || name.allSatisfy({ $0 == "." }) ? "_" : name
+    }
+
+    private struct File: Codable {
+        var version: Int
+        var endpoint: String
+        var token: String
+        var expiresAt: Double
+        var obtainedAt: Double
+        var issuedAt: Double?
+        var expirySource: String
+    }
+
+    /// The cached token for `endpoint`, or why there is none usable.
+    func load(endpoint: String) -> Result<AuthToken, IoTCoreError> {
+        let bytes: [UInt8]
+        switch readFile() {
+        case .success(let read): bytes = read
+        case .failure(let error): return .failure(error)
+        }
+        guard let file = try? JSONDecoder().decode(File.self, from: Data(bytes)), file.version == 1 else {
+            return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file does not decode"))
+        }
+        guard file.endpoint == endpoint else {
+            return .failure(IoTCoreError(code: .tokenStore, message: "the cached token is for another endpoint"))
+        }
+        guard ServerAnswer(token: file.token).usableToken != nil, file.expiresAt.isFinite, file.obtainedAt.isFinite
+        else {
+            return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file holds no usable token"))
+        }
+        let info = TokenInfo(
+            expiresAt: Date(timeIntervalSince1970: file.expiresAt),
+            issuedAt: file.issuedAt.flatMap { $0.isFinite ? Date(timeIntervalSince1970: $0) : nil },
+            obtainedAt: Date(timeIntervalSince1970: file.obtainedAt),
+            expirySource: TokenInfo.ExpirySource(rawValue: file.expirySource) ?? .assumed
+        )
+        return .success(AuthToken(value: Secret(file.token), info: info))
+    }
+
+    /// Replaces the cache file with `token`. Blocking: call it off the cooperative pool.
+    func save(_ token: AuthToken, endpoint: String) throws(IoTCoreError) {
+        let file = File(
+            version: 1, endpoint: endpoint, token: token.value.exposedValue,
+            expiresAt: token.info.expiresAt.timeIntervalSince1970,
+            obtainedAt: token.info.obtainedAt.timeIntervalSince1970,
+            issuedAt: token.info.issuedAt?.timeIntervalSince1970,
+            expirySource: token.info.expirySource.rawValue
+        )
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try JSONEncoder().encode(file))
+        } catch {
+            throw IoTCoreError(code: .tokenStore, message: "the token does not encode")
+        }
+        try makeDirectory()
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw Self.posixError("cannot create", temporary) }
+        var failure: IoTCoreError?
+        // The umask cannot widen 0600, but an old temporary file could have another mode.
+        if fchmod(fd, 0o600) != 0 {
+            failure = Self.posixError("cannot chmod", temporary)
+        } else if !Self.writeAll(fd, bytes) {
+            failure = Self.posixError("cannot write", temporary)
+        } else if fsync(fd) != 0 {
+            failure = Self.posixError("cannot fsync", temporary)
+        }
+        close(fd)
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+        guard rename(temporary, path) == 0 else {
+            let error = Self.posixError("cannot rename", temporary)
+            unlink(temporary)
+            throw error
+        }
+        // The rename is durable only once the directory is synced.
+        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            _ = fsync(directoryFD)
+            close(directoryFD)
+        }
+    }
+
+    /// The permission bits of the cache file, `nil` when it does not exist; for diagnostics and tests.
+    func fileMode() -> UInt32? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return UInt32(info.st_mode) & 0o7777
+    }
+
+    /// Deletes the cache file, when the server refused the cached token for good.
+    func remove() {
+        unlink(path)
+    }
+
+    private func readFile() -> Result<[UInt8], IoTCoreError> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            if errno == ENOENT {
+                return .failure(IoTCoreError(code: .tokenStore, message: "no token cache file"))
+            }
+            return .failure(Self.posixError("cannot open", path))
+        }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: Self.maxFileSize + 1)
+        var count = 0
+        while count < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return .failure(Self.posixError("cannot read", path)) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= Self.maxFileSize else {
+            return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file is too large"))
+        }
+        return .success(Array(buffer.prefix(count)))
+    }
+
+    private func makeDirectory() throws(IoTCoreError) {
+        var prefix = directory.hasPrefix("/") ? "/" : ""
+        for component in directory.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw Self.posixError("cannot create the directory", prefix)
+            }
+            prefix += "/"
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    private static func posixError(_ what: String, _ path: String) -> IoTCoreError {
+        let code = errno
+        let reason = String(cString: strerror(code))
+        return IoTCoreError(code: .tokenStore, message: "\(what) \(path): \(reason)")
+    }
+}

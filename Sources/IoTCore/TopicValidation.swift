@@ -1,0 +1,31 @@
+/// The local check of a publish topic, before it becomes a URL path.
+///
+/// The topic goes into the URL verbatim (`/topic` + topic, a literal `$` kept), so whatever would change the
+/// URL's meaning is refused here instead of being sent: a query or fragment (`?`, `#`), whitespace and control
+/// characters, non-ASCII, percent signs and backslashes, MQTT wildcards (`+`, `#`), and `.`/`..` levels,
+/// which URL normalisation would resolve into another path such as `/auth`. Everything else, including the
+/// documented length and level limits, is left to the service, whose answer (230, 100075) is authoritative.
+enum TopicValidation {
+    /// Why `topic` cannot be published, or `nil` when it can be sent.
+    static func problem(in topic: String) -> String? {
+        guard !topic.isEmpty else { return "the topic is empty" }
+        guard topic.utf8.first == UInt8(ascii: "/") else { return "the topic does not start with \"/\"" }
+        guard topic.utf8.count <= 1024 else { return "the topic is longer than 1024 bytes" }
+        for byte in topic.utf8 {
+            switch byte {
+            case 0x00...0x20, 0x7f: return "the topic contains whitespace or a control character"
+            case 0x80...0xff: return "the topic contains a non-ASCII character"
+            case UInt8(ascii: "?"): return "the topic contains \"?\"; no query string is allowed"
+            case UInt8(ascii: "#"), UInt8(ascii: "+"): return "the topic contains an MQTT wildcard"
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"): return "the topic contains \"%\" or \"\\\""
+            default: continue
+            }
+        }
+        for level in topic.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if level.elementsEqual(".".utf8) || level.elementsEqual("..".utf8) {
+                return "the topic contains a \".\" or \"..\" level"
+            }
+        }
+        return nil
+    }
+}
