@@ -97,6 +97,8 @@ let package = Package(
             dependencies: [
                 "UplinkCore",
                 "CUplinkLinux",
+                "IoTCore",
+                "IoTCoreEmulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -106,6 +108,9 @@ let package = Package(
             dependencies: [
                 "UplinkCore",
                 "UplinkPlugins",
+                "UplinkYAML",
+                "IoTCore",
+                "IoTCoreEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "UplinkPluginsTests",
             dependencies: [
-                "UplinkCore", "UplinkPlugins", .product(name: "Logging", package: "swift-log"),
+                "UplinkCore", "UplinkPlugins", "IoTCoreEmulator", .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

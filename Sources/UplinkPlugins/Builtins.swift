@@ -9,6 +9,7 @@ public enum Builtins {
             JSONTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
+            IoTCoreSink<Message>.descriptor,
         ]
     }
 

@@ -37,3 +37,60 @@ public enum BatchFraming: String, Sendable, CaseIterable {
     /// `a\nb\nc`
     case ndjson
 }
+
+extension Message {
+    /// Builds a batch from encoded parts (each a complete JSON document), joined by `framing`.
+    /// `parts` records where each part ends, so the batch can be split again without decoding.
+    public static func batch(
+        topic: String?, framing: BatchFraming, parts encodedParts: [ArraySlice<UInt8>], recordCount: Int? = nil
+    ) -> Message {
+        var body: [UInt8] = []
+        body.reserveCapacity(encodedParts.reduce(2) { $0 + $1.count + 1 })
+        var ends: [Int] = []
+        ends.reserveCapacity(encodedParts.count)
+        if framing == .jsonArray { body.append(UInt8(ascii: "[")) }
+        for (index, part) in encodedParts.enumerated() {
+            if index > 0 { body.append(framing == .jsonArray ? UInt8(ascii: ",") : 0x0A) }
+            body.append(contentsOf: part)
+            ends.append(body.count)
+        }
+        if framing == .jsonArray { body.append(UInt8(ascii: "]")) }
+        return Message(
+            topic: topic, body: body, framing: framing, parts: ends, recordCount: recordCount ?? encodedParts.count)
+    }
+
+    /// The encoded size of a batch of parts with these byte counts, without building it: what a batcher checks
+    /// against the 131072-byte cap before adding a part.
+    public static func batchSize(partBytes: Int, partCount: Int, framing: BatchFraming) -> Int {
+        guard partCount > 0 else { return framing == .jsonArray ? 2 : 0 }
+        return partBytes + (partCount - 1) + (framing == .jsonArray ? 2 : 0)
+    }
+
+    /// The byte ranges of each part in `body` (empty for a single payload).
+    public var partRanges: [Range<Int>] {
+        guard let framing, !parts.isEmpty else { return [] }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(parts.count)
+        var start = framing == .jsonArray ? 1 : 0
+        for end in parts {
+            ranges.append(start..<end)
+            start = end + 1
+        }
+        return ranges
+    }
+
+    /// Splits a batch of two or more parts into two halves, each a valid batch of the same framing; nil for a
+    /// single payload. Used when the server answers that a body is too large.
+    public func splitInHalves() -> (Message, Message)? {
+        let ranges = partRanges
+        guard let framing, ranges.count >= 2 else { return nil }
+        let middle = ranges.count / 2
+        let first = ranges[..<middle].map { body[$0] }
+        let second = ranges[middle...].map { body[$0] }
+        let firstRecords = max(1, recordCount * middle / ranges.count)
+        return (
+            Message.batch(topic: topic, framing: framing, parts: first, recordCount: firstRecords),
+            Message.batch(topic: topic, framing: framing, parts: second, recordCount: max(1, recordCount - firstRecords))
+        )
+    }
+}

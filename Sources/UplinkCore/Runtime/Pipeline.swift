@@ -96,8 +96,12 @@ public final class Pipeline: Service, Sendable {
                             sources.cancelAll()
                         } else {
                             finished += 1
-                            // Every source ended by itself (stdin at EOF): stop waiting for a stop signal.
-                            if finished == plan.sources.count { sources.cancelAll() }
+                            // Every source ended by itself (stdin at EOF): this is a drain like any other, so the
+                            // shutdown deadline applies and a sink that can never deliver cannot hang the process.
+                            if finished == plan.sources.count {
+                                stopSignal.fire()
+                                sources.cancelAll()
+                            }
                         }
                     }
                 }

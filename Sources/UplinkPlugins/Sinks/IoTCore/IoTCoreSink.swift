@@ -1,0 +1,153 @@
+import IoTCore
+import Logging
+import UplinkCore
+
+/// `iotcore_http`: publishes messages (and batches) to UCloud IoT-Core over HTTPS, `POST /topic/${topic}`.
+///
+/// The IoT-Core client owns authentication, the token, retries with back-off and the RetCode policy; this sink
+/// decides what to do with the final answers: acknowledge on success, split a batch the server found too
+/// large and send the halves, dead-letter what can never succeed (with its reason and RetCode), and
+/// acknowledge only after one of those. Up to `concurrency` requests are in flight.
+public struct IoTCoreSink<Input: Event>: SinkStage {
+    public static var descriptor: PluginDescriptor {
+        PluginDescriptor(
+            type: "iotcore_http", role: .sink,
+            summary: "Publishes to UCloud IoT-Core over HTTPS (auth with HMAC-SHA256, 7-day token, RetCode handling, 128 KB cap); records are sent as JSON.",
+            options: IoTCoreSinkSettings.options, accepts: [.message, .record], output: .none
+        ) { context in
+            guard let settings = IoTCoreSinkSettings.read(context.config) else {
+                return .sink(IoTCoreSink<Message>(settings: nil))
+            }
+            // Thing-model and shadow transforms use the sink's device instead of repeating it.
+            context.shared["iotcore.product_sn"] = settings.credentials.productSN
+            context.shared["iotcore.device_sn"] = settings.credentials.deviceSN
+            func make<E: Event>(_: E.Type) -> BuiltStage { .sink(IoTCoreSink<E>(settings: settings)) }
+            return make(context.inputKind!.eventType)
+        }
+    }
+
+    let settings: IoTCoreSinkSettings?
+
+    init(settings: IoTCoreSinkSettings?) {
+        self.settings = settings
+    }
+
+    public func run(context: ComponentContext, input: Inbox<Input>) async throws {
+        guard let settings else { throw PluginBuildError("the sink was not configured") }
+        let stateDirectory = try context.stateDirectory()
+        let deadLetters = DeadLetterFile(
+            path: settings.deadLetterPath ?? stateDirectory + "/dead-letters.jsonl", maxBytes: settings.deadLetterMaxBytes)
+
+        if settings.endpoint == .embedded {
+            try await EmbeddedEmulator.run(
+                credentials: settings.credentials, stateDirectory: stateDirectory, logger: context.logger
+            ) { url, caFile in
+                var embedded = settings
+                embedded.endpoint = .url(url)
+                embedded.caFile = caFile
+                try await publishAll(settings: embedded, stateDirectory: stateDirectory, deadLetters: deadLetters, context: context, input: input)
+            }
+        } else {
+            try await publishAll(settings: settings, stateDirectory: stateDirectory, deadLetters: deadLetters, context: context, input: input)
+        }
+    }
+
+    private func publishAll(
+        settings: IoTCoreSinkSettings, stateDirectory: String, deadLetters: DeadLetterFile, context: ComponentContext,
+        input: Inbox<Input>
+    ) async throws {
+        guard case .url(let url) = settings.endpoint else { return }
+        let client = try IoTCoreClient(
+            configuration: IoTCoreClient.Configuration(
+                endpoint: url, credentials: settings.credentials, caFile: settings.caFile,
+                connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout,
+                maxInFlight: settings.concurrency, sendTimestamp: settings.sendTimestamp,
+                stateDirectory: stateDirectory, retry: settings.retry, renewBefore: settings.renewBefore),
+            logger: context.logger)
+        defer { client.shutdown() }
+        let delivery = Delivery(
+            client: client, deadLetters: deadLetters, defaultTopic: settings.topic, context: context)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for await chunk in input {
+                for event in chunk.events {
+                    let message = Self.message(for: event)
+                    if inFlight >= settings.concurrency {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    let acknowledgements = chunk.acknowledgements
+                    group.addTask { try await delivery.deliver(message, acknowledgements: acknowledgements) }
+                    inFlight += 1
+                }
+            }
+            try await group.waitForAll()
+        }
+        let statistics = client.statistics
+        context.logger.info(
+            "sink finished",
+            metadata: [
+                "iotcore.requests": "\(statistics.requests)", "iotcore.delivered": "\(statistics.messagesDelivered)",
+                "iotcore.retries": "\(statistics.retries)", "iotcore.auth_renewals": "\(statistics.authRenewals)",
+            ])
+    }
+
+    /// Records become one JSON message on the default topic; messages keep their own topic.
+    static func message(for event: Input) -> Message {
+        if let message = event as? Message { return message }
+        var body: [UInt8] = []
+        event.appendText(to: &body)
+        return Message(topic: nil, body: body)
+    }
+}
+
+/// Delivers one message to its final answer.
+struct Delivery: Sendable {
+    let client: IoTCoreClient
+    let deadLetters: DeadLetterFile
+    let defaultTopic: String
+    let context: ComponentContext
+
+    func deliver(_ message: Message, acknowledgements: Acknowledgements) async throws {
+        let topic = message.topic ?? defaultTopic
+        let outcome: PublishOutcome
+        do {
+            outcome = try await client.publish(topic: topic, body: message.body)
+        } catch let error as IoTCoreError where error.code == .retriesExhausted {
+            // Only when the operator set retry.max_attempts: never drop silently.
+            try deadLetter(message, topic: topic, reason: "gave up after retry.max_attempts: \(error.message)", retCode: error.retCode, acknowledgements: acknowledgements)
+            return
+        }
+        switch outcome {
+        case .delivered:
+            context.metrics.sent(events: message.recordCount, bytes: message.body.count)
+            acknowledgements.resolve(.delivered)
+        case .rejected(let retCode, let reason):
+            try deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
+        case .tooLarge(let retCode, let reason):
+            if let (first, second) = message.splitInHalves() {
+                context.logger.debug(
+                    "batch too large; sending it in halves",
+                    metadata: ["iotcore.topic": "\(topic)", "batch.bytes": "\(message.body.count)", "batch.parts": "\(message.parts.count)"])
+                try await deliver(first, acknowledgements: acknowledgements)
+                try await deliver(second, acknowledgements: acknowledgements)
+            } else {
+                try deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
+            }
+        }
+    }
+
+    private func deadLetter(_ message: Message, topic: String, reason: String, retCode: Int?, acknowledgements: Acknowledgements) throws {
+        try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: retCode, payload: message.body)
+        context.metrics.dropped(message.recordCount)
+        context.metrics.error()
+        context.logger.warning(
+            "message dead-lettered",
+            metadata: [
+                "iotcore.topic": "\(topic)", "iotcore.retcode": "\(retCode.map(String.init) ?? "none")",
+                "reason": "\(reason)", "dead_letter.path": "\(deadLetters.path)",
+            ])
+        // A dead letter is a final answer: the source may move on.
+        acknowledgements.resolve(.delivered)
+    }
+}
