@@ -187,3 +187,46 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
         #expect(errors(diagnostics).contains { $0.contains("component id 'x' is already used at test.yaml:2:3") })
     }
 }
+
+@Suite struct SecretFileTests {
+    private func sink(_ secretLine: String) -> String {
+        """
+        sources:
+          in: { type: stdin }
+        transforms:
+          wrap: { type: json, inputs: [in] }
+        sinks:
+          cloud:
+            type: iotcore_http
+            inputs: [wrap]
+            endpoint: embedded
+            product_sn: abcdefgh12345678
+            device_sn: device001
+            \(secretLine)
+        """
+    }
+
+    @Test func secretIsReadFromAFileWithoutItsNewline() throws {
+        let path = "/tmp/uplink-secret-\(UInt64.random(in: 0...UInt64.max))"
+        try FileIO.writeFileAtomically(path, Array("s3cr3tKey0000000\n".utf8))
+        let (topology, diagnostics) = validate(sink("device_secret_file: \(path)"))
+        #expect(errors(diagnostics).isEmpty)
+        #expect(topology != nil)
+    }
+
+    @Test func unreadableSecretFileIsALocatedError() {
+        let (_, diagnostics) = validate(sink("device_secret_file: /nonexistent/secret"))
+        #expect(errors(diagnostics).contains { $0.hasPrefix("test.yaml:12:") && $0.contains("cannot read 'device_secret_file' /nonexistent/secret") })
+    }
+
+    @Test func missingSecretNamesBothWays() {
+        let (_, diagnostics) = validate(sink(""))
+        #expect(errors(diagnostics).contains { $0.contains("missing required option 'device_secret' (or 'device_secret_file')") })
+    }
+
+    @Test func secretNeverAppearsInDiagnostics() {
+        let (_, diagnostics) = validate(sink("device_secret: s3cr3tKey0000000\n    secret_typo: 1"))
+        #expect(!errors(diagnostics).isEmpty)
+        #expect(!diagnostics.contains { $0.description.contains("s3cr3tKey0000000") })
+    }
+}
