@@ -30,7 +30,13 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "uplink")
         guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
 
-        let pipeline = Pipeline(topology: topology, logger: logger)
+        let pipeline: Pipeline
+        do {
+            pipeline = try Pipeline(topology: topology, logger: logger)
+        } catch {
+            logger.error("cannot start the pipeline", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],

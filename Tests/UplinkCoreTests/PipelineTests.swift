@@ -103,7 +103,7 @@ final class TestPlugins: Sendable {
         guard let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics) else {
             throw ConfigError(diagnostics.diagnostics)
         }
-        return Pipeline(topology: topology, logger: Logger(label: "test"))
+        return try Pipeline(topology: topology, logger: Logger(label: "test"))
     }
 }
 

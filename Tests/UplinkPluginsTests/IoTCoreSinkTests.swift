@@ -131,7 +131,7 @@ struct EmulatorFixture {
         guard let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics) else {
             throw ConfigError(diagnostics.diagnostics)
         }
-        return (Pipeline(topology: topology, logger: Logger(label: "test")), acked)
+        return (try Pipeline(topology: topology, logger: Logger(label: "test")), acked)
     }
 
     func deadLetters() -> [[String: Any]] {
@@ -246,5 +246,24 @@ struct EmulatorFixture {
         // Nothing was acknowledged as delivered: a file source would not checkpoint past it.
         #expect(acked.delivered.load(ordering: .relaxed) == 0)
         #expect(fixture.deadLetters().isEmpty)
+    }
+
+    @Test func diskBufferKeepsDataAcrossARestartWhileTheCloudIsUnreachable() async throws {
+        let fixture = try await EmulatorFixture.start(
+            faults: EmulatorFaults(refuseConnectionsUntil: ContinuousClock.now + .seconds(600)))
+        let disk = "    buffer: { type: disk, max_size: 8MiB, fsync_interval: 50ms }"
+        // First run: the cloud refuses every connection; the source's data is acknowledged once it is on disk.
+        let (first, firstAcked) = try fixture.pipeline(source: "count: 300", sinkExtra: disk, shutdownTimeout: "1s")
+        await #expect(throws: PipelineError.self) { try await first.run() }
+        #expect(firstAcked.delivered.load(ordering: .relaxed) == 300)
+        #expect(fixture.receivedNumbers().isEmpty)
+        // Second run, cloud reachable, no new input: the buffer delivers what the first run kept.
+        fixture.emulator.setFaults(EmulatorFaults())
+        let (second, _) = try fixture.pipeline(source: "count: 0", sinkExtra: disk)
+        try await second.run()
+        let received = fixture.receivedNumbers()
+        await fixture.stop()
+        #expect(Set(received) == Set(0..<300))
+        print("disk buffer across restart: sent 300, received \(received.count), distinct \(Set(received).count), duplicates \(received.count - Set(received).count), lost \(300 - Set(received).count)")
     }
 }

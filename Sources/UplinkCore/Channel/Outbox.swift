@@ -2,12 +2,16 @@
 ///
 /// Fan-out costs nothing per event: arrays are copy-on-write, so each branch gets the same storage.
 public struct Outbox<E: Event>: Sendable {
-    let channels: [EventChannel<E>]
+    let channels: [any EventEdge<E>]
     let metrics: ComponentMetrics
 
-    public init(channels: [EventChannel<E>], metrics: ComponentMetrics) {
+    public init(channels: [any EventEdge<E>], metrics: ComponentMetrics) {
         self.channels = channels
         self.metrics = metrics
+    }
+
+    public init(channels: [EventChannel<E>], metrics: ComponentMetrics) {
+        self.init(channels: channels.map { $0 as any EventEdge<E> }, metrics: metrics)
     }
 
     /// Sends a chunk downstream, suspending while a downstream channel is full (back-pressure).
@@ -40,10 +44,10 @@ public struct Outbox<E: Event>: Sendable {
 public struct Inbox<E: Event>: AsyncSequence, Sendable {
     public typealias Element = EventChunk<E>
 
-    let channel: EventChannel<E>
+    let channel: any EventEdge<E>
     let metrics: ComponentMetrics
 
-    public init(channel: EventChannel<E>, metrics: ComponentMetrics) {
+    public init(channel: any EventEdge<E>, metrics: ComponentMetrics) {
         self.channel = channel
         self.metrics = metrics
     }

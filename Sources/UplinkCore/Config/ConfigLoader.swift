@@ -132,8 +132,24 @@ public struct ConfigLoader {
                     diagnostics.error("'buffer' must be a mapping", file: file, at: bufferNode.mark)
                 } else {
                     reader.finish()
+                    buffer.kind = reader.enumeration("type", default: buffer.kind)
                     buffer.maxEvents = reader.int("max_events", default: buffer.maxEvents, range: 1...100_000_000)
+                    buffer.maxBytes = reader.size("max_size", default: buffer.maxBytes)
                     buffer.whenFull = reader.enumeration("when_full", default: buffer.whenFull)
+                    buffer.fsyncInterval = reader.duration("fsync_interval", default: buffer.fsyncInterval)
+                    if buffer.kind == .disk && role != .sink {
+                        reader.error("a disk buffer belongs in front of a sink; transforms take type: memory", at: "type")
+                    }
+                    if buffer.kind == .memory {
+                        for key in ["max_size", "fsync_interval"] where reader.contains(key) {
+                            reader.error("'buffer.\(key)' applies to type: disk; a memory buffer is sized with max_events", at: key)
+                        }
+                    } else if reader.contains("max_events") {
+                        reader.error("'buffer.max_events' applies to type: memory; a disk buffer is sized with max_size", at: "max_events")
+                    }
+                    if buffer.kind == .disk && buffer.maxBytes < 1 << 20 {
+                        reader.error("'buffer.max_size' must be at least 1MiB", at: "max_size")
+                    }
                 }
             }
         }

@@ -45,10 +45,17 @@ public struct InputReference: Sendable, Hashable {
     public var mark: YAMLMark
 }
 
-/// The input channel of a transform or sink: `buffer: { max_events: 4096, when_full: block }`.
+/// The input edge of a transform or sink:
+/// `buffer: { type: memory, max_events: 4096, when_full: block }` or
+/// `buffer: { type: disk, max_size: 256MiB, when_full: block, fsync_interval: 500ms }` (sinks only).
 public struct BufferConfig: Sendable, Hashable {
+    public enum Kind: String, Sendable, CaseIterable { case memory, disk }
+
+    public var kind: Kind = .memory
     public var maxEvents: Int = 4096
+    public var maxBytes: Int = 256 << 20
     public var whenFull: OverflowPolicy = .block
+    public var fsyncInterval: Duration = .milliseconds(500)
 
     public init(maxEvents: Int = 4096, whenFull: OverflowPolicy = .block) {
         self.maxEvents = maxEvents
@@ -56,9 +63,12 @@ public struct BufferConfig: Sendable, Hashable {
     }
 
     static let options: [OptionSpec] = [
-        OptionSpec("max_events", .int, default: "4096", "events the component's input channel holds before `when_full` applies"),
+        OptionSpec("type", .enumeration(Kind.allCases.map(\.rawValue)), default: "memory", "memory, or disk (sinks only): survives restarts and power cuts"),
+        OptionSpec("max_events", .int, default: "4096", "memory: events the input channel holds before `when_full` applies"),
+        OptionSpec("max_size", .size, default: "256MiB", "disk: bytes on disk before `when_full` applies"),
         OptionSpec(
             "when_full", .enumeration(OverflowPolicy.allCases.map(\.rawValue)), default: "block",
             "block back-pressures the producers; drop_newest or drop_oldest discard, counted"),
+        OptionSpec("fsync_interval", .duration, default: "500ms", "disk: how often writes are made durable (and acknowledged upstream)"),
     ]
 }

@@ -3,7 +3,6 @@
 protocol ErasedChannel: Sendable {
     var bufferedEvents: Int { get }
     var droppedEvents: Int { get }
-    var capacity: Int { get }
     func addProducer()
     func closeReceiver()
 }

@@ -17,14 +17,17 @@ struct ExecutionPlan: Sendable {
     var metrics: [String: ComponentMetrics] = [:]
     var inputChannels: [String: any ErasedChannel] = [:]
 
-    init(topology: Topology, logger: Logger) {
+    init(topology: Topology, logger: Logger) throws {
         for node in topology.nodes { metrics[node.id] = ComponentMetrics() }
         // Channels first: every producer needs its consumers' channels.
         for node in topology.nodes {
             switch node.stage {
             case .source: break
             case .transform(let stage): inputChannels[node.id] = Self.makeChannel(inputOf: stage, node.buffer)
-            case .sink(let stage): inputChannels[node.id] = Self.makeChannel(inputOf: stage, node.buffer)
+            case .sink(let stage):
+                inputChannels[node.id] = try Self.makeChannel(
+                    inputOf: stage, node.buffer, directory: topology.global.dataDirectory + "/" + node.id + "/buffer",
+                    logger: Self.componentLogger(logger, node))
             }
         }
         for node in topology.nodes {
@@ -59,14 +62,29 @@ struct ExecutionPlan: Sendable {
         EventChannel<T.Input>(capacity: buffer.maxEvents, overflowPolicy: buffer.whenFull)
     }
 
-    private static func makeChannel<S: SinkStage>(inputOf stage: S, _ buffer: BufferConfig) -> any ErasedChannel {
-        EventChannel<S.Input>(capacity: buffer.maxEvents, overflowPolicy: buffer.whenFull)
+    private static func makeChannel<S: SinkStage>(
+        inputOf stage: S, _ buffer: BufferConfig, directory: String, logger: Logger
+    ) throws -> any ErasedChannel {
+        guard buffer.kind == .disk else {
+            return EventChannel<S.Input>(capacity: buffer.maxEvents, overflowPolicy: buffer.whenFull)
+        }
+        guard let persistable = S.Input.self as? any PersistableEvent.Type else {
+            throw PluginBuildError("events of kind \(S.Input.kind) cannot be buffered on disk")
+        }
+        func open<P: PersistableEvent>(_: P.Type) throws -> any ErasedChannel {
+            try DiskBuffer<P>(
+                configuration: DiskBuffer<P>.Configuration(
+                    directory: directory, maxBytes: buffer.maxBytes, whenFull: buffer.whenFull,
+                    fsyncInterval: buffer.fsyncInterval),
+                logger: logger)
+        }
+        return try open(persistable)
     }
 
     /// The topology checked every edge's kind, so these casts hold; a failure here is an engine bug.
-    private static func typed<E: Event>(_ channels: [any ErasedChannel], as type: E.Type) -> [EventChannel<E>] {
+    private static func typed<E: Event>(_ channels: [any ErasedChannel], as type: E.Type) -> [any EventEdge<E>] {
         channels.map { channel in
-            guard let typed = channel as? EventChannel<E> else {
+            guard let typed = channel as? any EventEdge<E> else {
                 preconditionFailure("edge type mismatch reached the runtime: expected \(E.kind)")
             }
             return typed

@@ -13,10 +13,11 @@ public final class Pipeline: Service, Sendable {
     let stopSignal = StopSignal()
     let plan: ExecutionPlan
 
-    public init(topology: Topology, logger: Logger) {
+    /// Creates the pipeline's edges; throws when a disk buffer cannot be opened.
+    public init(topology: Topology, logger: Logger) throws {
         self.topology = topology
         self.logger = logger
-        self.plan = ExecutionPlan(topology: topology, logger: logger)
+        self.plan = try ExecutionPlan(topology: topology, logger: logger)
     }
 
     /// Metrics of every component by id.

@@ -1,0 +1,584 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+import Logging
+import Synchronization
+
+/// A durable edge in front of a sink: events are appended to checksummed segment files in the state
+/// directory, read back in order, and deleted once the sink has acknowledged them.
+///
+/// - Upstream acknowledgements are resolved when the data is on disk (after the fsync that covers it), so a
+///   source may checkpoint: from then on the buffer owns the data, across crashes and restarts.
+/// - Records are framed `[length u32][crc32 u32][payload]`. After a power cut a torn or corrupted record is
+///   skipped and counted; everything intact is delivered. A restart never appends to an old segment.
+/// - The read position that the sink has acknowledged is kept in `ledger` (atomically replaced), so a restart
+///   re-sends what was in flight (at least once) and never skips.
+/// - The total size is bounded by `maxBytes`; `when_full` decides between back-pressure and counted drops.
+/// - Nothing is loaded into memory at start-up beyond one segment's scan buffer.
+public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
+    public typealias Element = E
+
+    public struct Configuration: Sendable {
+        public var directory: String
+        public var maxBytes: Int
+        public var whenFull: OverflowPolicy
+        public var fsyncInterval: Duration
+        /// Events handed to the consumer per chunk.
+        public var chunkEvents: Int
+
+        public init(
+            directory: String, maxBytes: Int = 256 << 20, whenFull: OverflowPolicy = .block,
+            fsyncInterval: Duration = .milliseconds(500), chunkEvents: Int = 1000
+        ) {
+            self.directory = directory
+            self.maxBytes = maxBytes
+            self.whenFull = whenFull
+            self.fsyncInterval = fsyncInterval
+            self.chunkEvents = chunkEvents
+        }
+
+        var segmentBytes: Int { min(32 << 20, max(64 << 10, maxBytes / 8)) }
+    }
+
+    static var headerBytes: Int { 8 }
+    static var frameHeaderBytes: Int { 8 }
+    static var maxRecordBytes: Int { 64 << 20 }
+    /// "UPLB", format version 1, then reserved bytes.
+    private static var magic: [UInt8] { Array("UPLB".utf8) + [1, 0, 0, 0] }
+
+    struct Segment {
+        var id: Int
+        var bytes: Int
+        /// Records written to (or found in) the segment, and how many of them the reader has passed.
+        var events: Int
+        var consumed = 0
+    }
+
+    struct Position: Comparable {
+        var segment: Int
+        var offset: Int
+
+        static func < (lhs: Position, rhs: Position) -> Bool {
+            (lhs.segment, lhs.offset) < (rhs.segment, rhs.offset)
+        }
+    }
+
+    struct InFlight {
+        var end: Position
+        var acknowledged: Bool
+    }
+
+    struct State {
+        var segments = Deque<Segment>()
+        var writeFD: Int32 = -1
+        var readFD: Int32 = -1
+        var readFDSegment = -1
+        var read = Position(segment: 0, offset: 0)
+        var acknowledged = Position(segment: 0, offset: 0)
+        var inFlight = Deque<InFlight>()
+        var unreadEvents = 0
+        var totalBytes = 0
+        var heldAcknowledgements: [Acknowledgements] = []
+        var lastSync = ContinuousClock.now
+        var lastLedgerWrite = ContinuousClock.now
+        var ledgerDirty = false
+        var openProducers = 0
+        var receiverClosed = false
+        var consumer: UnsafeContinuation<Void, Never>?
+        var spaceWaiters: [UnsafeContinuation<Void, Never>] = []
+        var droppedEvents = 0
+        var damagedRecords = 0
+        var writeError: FileIO.Failure?
+    }
+
+    private enum SendStep {
+        case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
+        case dropped, wait, closed
+        case failed(FileIO.Failure)
+    }
+
+    private enum ReceiveStep {
+        case chunk(EventChunk<E>)
+        case finished
+        case wait([Acknowledgements])
+    }
+
+    public let configuration: Configuration
+    let logger: Logger
+    private let state = Mutex(State())
+
+    /// Opens (or creates) the buffer in `configuration.directory`, recovering what an earlier run left.
+    public init(configuration: Configuration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        try FileIO.makeDirectories(configuration.directory, mode: 0o700)
+        let recovered = try Self.recover(configuration.directory, logger: logger)
+        state.withLock { state in
+            state.segments = Deque(recovered.segments)
+            state.totalBytes = recovered.segments.reduce(0) { $0 + $1.bytes }
+            state.unreadEvents = recovered.unreadEvents
+            state.damagedRecords = recovered.damaged
+            state.read = recovered.start
+            state.acknowledged = recovered.start
+        }
+        if recovered.unreadEvents > 0 || recovered.damaged > 0 {
+            logger.notice(
+                "disk buffer recovered",
+                metadata: [
+                    "buffer.path": "\(configuration.directory)", "buffer.events": "\(recovered.unreadEvents)",
+                    "buffer.damaged_records": "\(recovered.damaged)", "buffer.bytes": "\(state.withLock { $0.totalBytes })",
+                ])
+        }
+    }
+
+    deinit {
+        state.withLock { state in
+            if state.writeFD >= 0 { fsync(state.writeFD); close(state.writeFD) }
+            if state.readFD >= 0 { close(state.readFD) }
+        }
+    }
+
+    public var bufferedEvents: Int { state.withLock { $0.unreadEvents } }
+    public var droppedEvents: Int { state.withLock { $0.droppedEvents } }
+    /// Records skipped because a power cut or disk error damaged them.
+    public var damagedRecords: Int { state.withLock { $0.damagedRecords } }
+    public var bytesOnDisk: Int { state.withLock { $0.totalBytes } }
+
+    public func addProducer() { state.withLock { $0.openProducers += 1 } }
+
+    public func finishProducer() {
+        let (consumer, released) = state.withLock { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
+            state.openProducers -= 1
+            guard state.openProducers <= 0 else { return (nil, []) }
+            let released = sync(&state)
+            defer { state.consumer = nil }
+            return (state.consumer, released)
+        }
+        release(released)
+        consumer?.resume()
+    }
+
+    public func closeReceiver() {
+        let (waiters, released) = state.withLock { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
+            state.receiverClosed = true
+            let released = sync(&state)
+            writeLedger(&state, force: true)
+            defer { state.spaceWaiters.removeAll() }
+            return (state.spaceWaiters, released)
+        }
+        release(released)
+        for waiter in waiters { waiter.resume() }
+    }
+
+    // MARK: Writing
+
+    public func send(_ chunk: EventChunk<E>) async throws {
+        if chunk.isEmpty { return }
+        var writer = BinaryWriter(reserving: chunk.count * 128)
+        var payload = BinaryWriter(reserving: 256)
+        for event in chunk.events {
+            payload.bytes.removeAll(keepingCapacity: true)
+            event.encode(to: &payload)
+            appendUInt32(&writer.bytes, UInt32(payload.bytes.count))
+            appendUInt32(&writer.bytes, CRC32.checksum(payload.bytes))
+            writer.bytes.append(contentsOf: payload.bytes)
+        }
+        let frames = writer.bytes
+        var loggedWriteError = false
+        while true {
+            let step: SendStep = state.withLock { state in
+                if state.receiverClosed { return .closed }
+                if let error = state.writeError { return .failed(error) }
+                if state.totalBytes + frames.count > configuration.maxBytes && state.totalBytes > 0 {
+                    switch configuration.whenFull {
+                    case .block: return .wait
+                    case .dropNewest:
+                        state.droppedEvents += chunk.count
+                        return .dropped
+                    case .dropOldest:
+                        if !dropOldestSegment(&state) {
+                            state.droppedEvents += chunk.count
+                            return .dropped
+                        }
+                        if state.totalBytes + frames.count > configuration.maxBytes { return .dropped }
+                    }
+                }
+                do throws(FileIO.Failure) {
+                    try append(frames, events: chunk.count, to: &state)
+                } catch {
+                    state.writeError = error
+                    return .failed(error)
+                }
+                state.heldAcknowledgements.append(chunk.acknowledgements)
+                var released: [Acknowledgements] = []
+                if ContinuousClock.now - state.lastSync >= configuration.fsyncInterval { released = sync(&state) }
+                defer { state.consumer = nil }
+                return .written(released, state.consumer)
+            }
+            switch step {
+            case .written(let released, let consumer):
+                if loggedWriteError { logger.notice("disk buffer writable again") }
+                release(released)
+                consumer?.resume()
+                return
+            case .dropped:
+                return
+            case .closed:
+                throw ChannelClosedError()
+            case .failed(let error):
+                // A full or failing disk: keep the data upstream (not acknowledged), say so once, try again.
+                if !loggedWriteError {
+                    logger.error("cannot write to the disk buffer; holding data and retrying", metadata: ["error": "\(error)"])
+                    loggedWriteError = true
+                }
+                try await Task.sleep(for: .seconds(1))
+                state.withLock { $0.writeError = nil }
+            case .wait:
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
+                        state.spaceWaiters.append(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+                try Task.checkCancellation()
+            }
+        }
+    }
+
+    private func appendUInt32(_ bytes: inout [UInt8], _ value: UInt32) {
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+    }
+
+    private func segmentPath(_ id: Int) -> String {
+        let digits = String(id)
+        return configuration.directory + "/segment-" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + ".dat"
+    }
+
+    private func append(_ frames: [UInt8], events: Int, to state: inout State) throws(FileIO.Failure) {
+        if state.writeFD < 0 || (state.segments.last!.bytes + frames.count > configuration.segmentBytes && state.segments.last!.bytes > Self.headerBytes) {
+            if state.writeFD >= 0 {
+                fsync(state.writeFD)
+                close(state.writeFD)
+            }
+            let id = (state.segments.last?.id ?? state.read.segment) + 1
+            let path = segmentPath(id)
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw FileIO.Failure("cannot create buffer segment", path: path) }
+            let header = Self.magic
+            if let code = header.withUnsafeBytes({ FileIO.writeAll(fd, $0) }) {
+                close(fd)
+                throw FileIO.Failure("cannot write buffer segment", path: path, code: code)
+            }
+            state.writeFD = fd
+            state.segments.append(Segment(id: id, bytes: Self.headerBytes, events: 0))
+            state.totalBytes += Self.headerBytes
+        }
+        if let code = frames.withUnsafeBytes({ FileIO.writeAll(state.writeFD, $0) }) {
+            // Cut a partial write back off, so a torn frame never hides the records written after it.
+            _ = ftruncate(state.writeFD, off_t(state.segments.last!.bytes))
+            throw FileIO.Failure("cannot write buffer segment", path: segmentPath(state.segments.last!.id), code: code)
+        }
+        state.segments[state.segments.count - 1].bytes += frames.count
+        state.segments[state.segments.count - 1].events += events
+        state.totalBytes += frames.count
+        state.unreadEvents += events
+    }
+
+    /// fsyncs the open segment and returns the upstream acknowledgements it made durable.
+    private func sync(_ state: inout State) -> [Acknowledgements] {
+        if state.writeFD >= 0 { fsync(state.writeFD) }
+        state.lastSync = .now
+        defer { state.heldAcknowledgements.removeAll() }
+        return state.heldAcknowledgements
+    }
+
+    /// Resolves outside the lock: a source's callback must never run while we hold it.
+    private func release(_ acknowledgements: [Acknowledgements]) {
+        for acknowledgement in acknowledgements { acknowledgement.resolve(.delivered) }
+    }
+
+    private func dropOldestSegment(_ state: inout State) -> Bool {
+        // Only whole segments nobody is reading or writing can go.
+        guard state.segments.count >= 3 else { return false }
+        let candidate = state.segments[1]
+        guard candidate.id > state.read.segment else { return false }
+        state.segments.remove(at: 1)
+        state.totalBytes -= candidate.bytes
+        state.unreadEvents -= candidate.events - candidate.consumed
+        state.droppedEvents += candidate.events - candidate.consumed
+        unlink(segmentPath(candidate.id))
+        return true
+    }
+
+    // MARK: Reading
+
+    public func next() async -> EventChunk<E>? {
+        while true {
+            let step: ReceiveStep = state.withLock { state in
+                if let chunk = readChunk(&state) { return .chunk(chunk) }
+                if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
+                    // At the writer's end: whatever the counters say, nothing is left to read.
+                    state.unreadEvents = 0
+                }
+                if state.openProducers <= 0 || state.receiverClosed { return .finished }
+                // Caught up: make what was written durable now rather than at the next write.
+                return .wait(sync(&state))
+            }
+            switch step {
+            case .chunk(let chunk): return chunk
+            case .finished: return nil
+            case .wait(let released):
+                release(released)
+                if Task.isCancelled { return nil }
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed { return true }
+                        state.consumer = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
+    private func readChunk(_ state: inout State) -> EventChunk<E>? {
+        var events: [E] = []
+        while events.count < configuration.chunkEvents {
+            guard let segmentIndex = state.segments.firstIndex(where: { $0.id >= state.read.segment }) else { break }
+            let segment = state.segments[segmentIndex]
+            if segment.id != state.read.segment {
+                state.read = Position(segment: segment.id, offset: Self.headerBytes)
+            }
+            if state.read.offset >= segment.bytes {
+                // Finished this segment; move on only if the writer has moved on too.
+                guard segmentIndex + 1 < state.segments.count else { break }
+                state.read = Position(segment: state.segments[segmentIndex + 1].id, offset: Self.headerBytes)
+                continue
+            }
+            if state.readFDSegment != segment.id {
+                if state.readFD >= 0 { close(state.readFD) }
+                state.readFD = open(segmentPath(segment.id), O_RDONLY | O_CLOEXEC)
+                state.readFDSegment = segment.id
+                if state.readFD < 0 {
+                    logger.error("cannot open buffer segment; skipping it", metadata: ["buffer.segment": "\(segmentPath(segment.id))"])
+                    state.damagedRecords += 1
+                    state.read.offset = segment.bytes
+                    continue
+                }
+            }
+            let wanted = min(segment.bytes - state.read.offset, 1 << 20)
+            var buffer = [UInt8](repeating: 0, count: wanted)
+            let count = buffer.withUnsafeMutableBytes { pread(state.readFD, $0.baseAddress, wanted, off_t(state.read.offset)) }
+            guard count > 0 else {
+                state.read.offset = segment.bytes
+                continue
+            }
+            var index = 0
+            var progressed = false
+            while index + Self.frameHeaderBytes <= count && events.count < configuration.chunkEvents {
+                let length = Int(readUInt32(buffer, index))
+                let checksum = readUInt32(buffer, index + 4)
+                if length > Self.maxRecordBytes || state.read.offset + index + Self.frameHeaderBytes + length > segment.bytes {
+                    // A torn or garbled length: nothing after it in this segment can be trusted.
+                    state.damagedRecords += 1
+                    logger.warning("damaged record in the disk buffer; skipping the rest of its segment", metadata: ["buffer.segment": "\(segmentPath(segment.id))"])
+                    let remaining = state.segments[segmentIndex].events - state.segments[segmentIndex].consumed
+                    state.unreadEvents -= remaining
+                    state.segments[segmentIndex].consumed += remaining
+                    state.read.offset = segment.bytes
+                    index = 0
+                    progressed = true
+                    break
+                }
+                guard index + Self.frameHeaderBytes + length <= count else {
+                    if index == 0 {
+                        // One record larger than the read window: read exactly it.
+                        buffer = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
+                        let full = buffer.withUnsafeMutableBytes { pread(state.readFD, $0.baseAddress, $0.count, off_t(state.read.offset)) }
+                        if full != buffer.count { state.read.offset = segment.bytes; progressed = true; break }
+                        decodeRecord(buffer[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
+                        state.segments[segmentIndex].consumed += 1
+                        state.unreadEvents -= 1
+                        index = buffer.count
+                        progressed = true
+                    }
+                    break
+                }
+                let payload = buffer[(index + Self.frameHeaderBytes)..<(index + Self.frameHeaderBytes + length)]
+                decodeRecord(payload, checksum: checksum, into: &events, state: &state)
+                state.segments[segmentIndex].consumed += 1
+                state.unreadEvents -= 1
+                index += Self.frameHeaderBytes + length
+                progressed = true
+            }
+            if index > 0 { state.read.offset += index }
+            if !progressed { break }
+        }
+        guard !events.isEmpty else { return nil }
+        let end = state.read
+        state.inFlight.append(InFlight(end: end, acknowledged: false))
+        let token = Acknowledgement { [weak self] status in
+            guard status == .delivered else { return }
+            self?.acknowledge(through: end)
+        }
+        return EventChunk(events, acknowledgements: Acknowledgements([token]))
+    }
+
+    private func decodeRecord(_ payload: ArraySlice<UInt8>, checksum: UInt32, into events: inout [E], state: inout State) {
+        guard CRC32.checksum(payload) == checksum else {
+            state.damagedRecords += 1
+            logger.warning("corrupted record in the disk buffer skipped", metadata: ["buffer.damaged_records": "\(state.damagedRecords)"])
+            return
+        }
+        var reader = BinaryReader(payload)
+        do {
+            events.append(try E.decode(from: &reader))
+        } catch {
+            state.damagedRecords += 1
+        }
+    }
+
+    private func readUInt32(_ bytes: [UInt8], _ index: Int) -> UInt32 {
+        UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
+    }
+
+    // MARK: Acknowledgement and the ledger
+
+    private func acknowledge(through end: Position) {
+        let waiters = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+            guard let index = state.inFlight.firstIndex(where: { $0.end == end && !$0.acknowledged }) else { return [] }
+            state.inFlight[index].acknowledged = true
+            var advanced = false
+            while let first = state.inFlight.first, first.acknowledged {
+                state.acknowledged = first.end
+                state.inFlight.removeFirst()
+                advanced = true
+            }
+            guard advanced else { return [] }
+            // Delete segments wholly behind the acknowledged position (never the one being written).
+            var freed = false
+            while state.segments.count > 1, let first = state.segments.first, first.id < state.acknowledged.segment
+                || (first.id == state.acknowledged.segment && state.acknowledged.offset >= first.bytes && state.segments.count > 1 && state.segments[1].id <= state.read.segment)
+            {
+                state.segments.removeFirst()
+                state.totalBytes -= first.bytes
+                unlink(segmentPath(first.id))
+                if state.readFDSegment == first.id {
+                    close(state.readFD)
+                    state.readFD = -1
+                    state.readFDSegment = -1
+                }
+                freed = true
+            }
+            state.ledgerDirty = true
+            writeLedger(&state, force: freed)
+            guard freed else { return [] }
+            defer { state.spaceWaiters.removeAll() }
+            return state.spaceWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func writeLedger(_ state: inout State, force: Bool) {
+        guard state.ledgerDirty, force || ContinuousClock.now - state.lastLedgerWrite >= .seconds(1) else { return }
+        let text = "{\"segment\":\(state.acknowledged.segment),\"offset\":\(state.acknowledged.offset)}\n"
+        do {
+            try FileIO.writeFileAtomically(configuration.directory + "/ledger.json", Array(text.utf8), mode: 0o600)
+            state.ledgerDirty = false
+            state.lastLedgerWrite = .now
+        } catch {
+            logger.warning("cannot write the disk buffer ledger", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Recovery
+
+    struct Recovered {
+        var segments: [Segment]
+        var start: Position
+        var unreadEvents: Int
+        var damaged: Int
+    }
+
+    /// Finds the segments and the acknowledged position an earlier run left, counting (not loading) records.
+    static func recover(_ directory: String, logger: Logger) throws -> Recovered {
+        var ids: [Int] = []
+        if let handle = opendir(directory) {
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name.hasPrefix("segment-") && name.hasSuffix(".dat"), let id = Int(name.dropFirst(8).dropLast(4)) {
+                    ids.append(id)
+                }
+            }
+        }
+        ids.sort()
+        var start = Position(segment: ids.first ?? 0, offset: headerBytes)
+        if let ledger = try? FileIO.readFile(directory + "/ledger.json", limit: 4096),
+            case .object(let fields) = try? JSONReader.parse(ledger),
+            case .int(let segment) = fields["segment"], case .int(let offset) = fields["offset"]
+        {
+            start = Position(segment: Int(segment), offset: max(headerBytes, Int(offset)))
+            for id in ids where id < start.segment {
+                unlink(directory + "/segment-" + String(repeating: "0", count: max(0, 10 - String(id).count)) + String(id) + ".dat")
+            }
+            ids.removeAll { $0 < start.segment }
+            if let first = ids.first, first > start.segment { start = Position(segment: first, offset: headerBytes) }
+        }
+        var segments: [Segment] = []
+        var unread = 0
+        var damaged = 0
+        for id in ids {
+            let path = directory + "/segment-" + String(repeating: "0", count: max(0, 10 - String(id).count)) + String(id) + ".dat"
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var status = stat()
+            fstat(fd, &status)
+            let size = Int(status.st_size)
+            var offset = id == start.segment ? start.offset : headerBytes
+            var events = 0
+            var header = [UInt8](repeating: 0, count: frameHeaderBytes)
+            var payload: [UInt8] = []
+            while offset + frameHeaderBytes <= size {
+                guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, frameHeaderBytes, off_t(offset)) }) == frameHeaderBytes else { break }
+                let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
+                let checksum = UInt32(header[4]) | UInt32(header[5]) << 8 | UInt32(header[6]) << 16 | UInt32(header[7]) << 24
+                guard length <= maxRecordBytes, offset + frameHeaderBytes + length <= size else {
+                    damaged += 1  // a torn tail: the rest of this segment is unreadable
+                    break
+                }
+                payload = [UInt8](repeating: 0, count: length)
+                let read = payload.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset + frameHeaderBytes)) }
+                if read != length || CRC32.checksum(payload) != checksum { damaged += 1 }
+                events += 1
+                offset += frameHeaderBytes + length
+            }
+            segments.append(Segment(id: id, bytes: size, events: events))
+            unread += events
+        }
+        return Recovered(segments: segments, start: start, unreadEvents: unread, damaged: damaged)
+    }
+
+    /// Writes the acknowledged position now (shutdown).
+    public func flush() {
+        let released = state.withLock { state -> [Acknowledgements] in
+            writeLedger(&state, force: true)
+            return sync(&state)
+        }
+        release(released)
+    }
+}
+
+extension DiskBuffer: ErasedChannel {}
+

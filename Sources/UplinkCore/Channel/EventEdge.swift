@@ -1,0 +1,23 @@
+/// An edge of the graph: what a producer's ``Outbox`` sends into and a consumer's ``Inbox`` reads from.
+///
+/// ``EventChannel`` (memory, the default) and ``DiskBuffer`` (append-only segments that survive restarts and
+/// power cuts) both are edges, so a sink's `buffer:` setting changes durability without changing any stage.
+public protocol EventEdge<Element>: AnyObject, Sendable {
+    associatedtype Element: Event
+
+    /// Sends a chunk, suspending while the edge is full under the `block` policy.
+    func send(_ chunk: EventChunk<Element>) async throws
+    /// The next chunk; nil once every producer has finished and everything is read.
+    func next() async -> EventChunk<Element>?
+    /// Registers one producer; the edge ends after each has called ``finishProducer()``.
+    func addProducer()
+    func finishProducer()
+    /// The consumer is gone: release waiting producers and refuse further chunks.
+    func closeReceiver()
+    /// Events waiting to be read, for fill-level metrics.
+    var bufferedEvents: Int { get }
+    /// Events discarded by a drop policy or because the consumer went away.
+    var droppedEvents: Int { get }
+}
+
+extension EventChannel: EventEdge {}

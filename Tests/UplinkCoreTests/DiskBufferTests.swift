@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import UplinkCore
+
+private func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "uplink-disk-buffer-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+private func messages(_ range: Range<Int>, size: Int = 64) -> [Message] {
+    range.map { index in
+        let text = "{\"n\":\(index),\"pad\":\"" + String(repeating: "x", count: max(0, size - 20)) + "\"}"
+        return Message(topic: "/t/\(index % 3)", body: Array(text.utf8))
+    }
+}
+
+private func number(_ message: Message) -> Int {
+    let text = String(decoding: message.body, as: UTF8.self)
+    return Int(text.dropFirst(5).prefix(while: \.isNumber))!
+}
+
+private func open(_ directory: String, maxBytes: Int = 64 << 20, whenFull: OverflowPolicy = .block) throws -> DiskBuffer<Message> {
+    try DiskBuffer<Message>(
+        configuration: .init(directory: directory, maxBytes: maxBytes, whenFull: whenFull, fsyncInterval: .milliseconds(50), chunkEvents: 100),
+        logger: Logger(label: "disk-buffer-test"))
+}
+
+/// Reads until `count` events arrived (or the buffer ends), acknowledging each chunk as delivered if `ack`.
+private func drain(_ buffer: DiskBuffer<Message>, count: Int, ack: Bool = true) async -> [Int] {
+    var seen: [Int] = []
+    while seen.count < count, let chunk = await buffer.next() {
+        seen += chunk.events.map(number)
+        if ack { chunk.acknowledgements.resolve(.delivered) }
+    }
+    return seen
+}
+
+private func segments(_ directory: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("segment-") }.sorted()
+}
+
+@Suite(.serialized, .timeLimit(.minutes(1))) struct DiskBufferTests {
+    @Test func everythingWrittenIsReadBackInOrderAndAcknowledgedSegmentsAreDeleted() async throws {
+        let directory = temporaryDirectory()
+        let buffer = try open(directory, maxBytes: 1 << 20)  // small segments: 128 KiB
+        buffer.addProducer()
+        let upstream = Atomic<Int>(0)
+        for start in stride(from: 0, to: 10_000, by: 250) {
+            let token = Acknowledgement { status in if status == .delivered { upstream.add(250, ordering: .relaxed) } }
+            try await buffer.send(EventChunk(messages(start..<(start + 250)), acknowledgements: Acknowledgements([token])))
+        }
+        buffer.finishProducer()
+        #expect(segments(directory).count > 2)
+        let seen = await drain(buffer, count: 10_000)
+        #expect(seen == Array(0..<10_000))
+        #expect(await buffer.next() == nil)
+        // Upstream was acknowledged once the data was durable.
+        #expect(upstream.load(ordering: .relaxed) == 10_000)
+        buffer.closeReceiver()
+        #expect(segments(directory).count <= 1)
+        #expect(buffer.bufferedEvents == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.json")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func restartResumesAfterTheLastAcknowledgedChunkAndResendsWhatWasInFlight() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<1000)))
+            // Read 500 (5 chunks) but acknowledge only the first 2 chunks: 3 are "in flight" when we crash.
+            var chunks: [EventChunk<Message>] = []
+            for _ in 0..<5 { chunks.append(await buffer.next()!) }
+            chunks[0].acknowledgements.resolve(.delivered)
+            chunks[1].acknowledgements.resolve(.delivered)
+            chunks.removeAll()  // the rest are dropped unacknowledged
+            buffer.closeReceiver()
+        }
+        let reopened = try open(directory)
+        #expect(reopened.bufferedEvents == 800)
+        reopened.addProducer()
+        reopened.finishProducer()
+        let seen = await drain(reopened, count: 800)
+        #expect(seen == Array(200..<1000))
+        print("disk buffer restart: 1000 written, 200 acknowledged, \(seen.count) re-read, 0 lost")
+    }
+
+    @Test func corruptedRecordIsSkippedAndTheRestDelivered() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<100)))
+            buffer.finishProducer()
+            buffer.closeReceiver()
+        }
+        // Flip one byte inside record 50's payload.
+        let path = directory + "/" + segments(directory)[0]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let needle = Data("{\"n\":50,".utf8)
+        let range = try #require(bytes.range(of: needle))
+        bytes[range.lowerBound + 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let reopened = try open(directory)
+        reopened.addProducer()
+        reopened.finishProducer()
+        let seen = await drain(reopened, count: 100)
+        #expect(seen == Array(0..<50) + Array(51..<100))
+        #expect(reopened.damagedRecords >= 1)
+        print("disk buffer corruption: 100 written, 1 damaged, \(seen.count) delivered")
+    }
+
+    @Test func tornTailAfterAPowerCutLosesOnlyTheTornRecord() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<100)))
+            buffer.finishProducer()
+            buffer.closeReceiver()
+        }
+        let path = directory + "/" + segments(directory)[0]
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        truncate(path, off_t(size - 10))
+        let reopened = try open(directory)
+        #expect(reopened.damagedRecords == 1)
+        reopened.addProducer()
+        // New writes after the restart go to a new segment and are delivered after the intact old ones.
+        try await reopened.send(EventChunk(messages(100..<110)))
+        reopened.finishProducer()
+        let seen = await drain(reopened, count: 109)
+        #expect(seen == Array(0..<99) + Array(100..<110))
+    }
+
+    @Test func fullBufferBlocksTheProducerUntilTheConsumerCatchesUp() async throws {
+        let directory = temporaryDirectory()
+        let buffer = try open(directory, maxBytes: 1 << 20)
+        buffer.addProducer()
+        let producer = Task {
+            for start in stride(from: 0, to: 20_000, by: 500) {
+                try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200)))
+            }
+            buffer.finishProducer()
+        }
+        // 20,000 records of ~240 bytes are ~4.8 MB: more than the 1 MiB bound, so the producer must wait.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(buffer.bytesOnDisk <= (1 << 20) + 200 * 500)
+        let seen = await drain(buffer, count: 20_000)
+        try await producer.value
+        #expect(seen == Array(0..<20_000))
+        #expect(buffer.droppedEvents == 0)
+    }
+
+    @Test func dropNewestCountsWhatDoesNotFit() async throws {
+        let directory = temporaryDirectory()
+        let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropNewest)
+        buffer.addProducer()
+        for start in stride(from: 0, to: 20_000, by: 500) {
+            try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200)))
+        }
+        buffer.finishProducer()
+        let seen = await drain(buffer, count: 20_000)
+        #expect(seen.count + buffer.droppedEvents == 20_000)
+        #expect(buffer.droppedEvents > 0)
+        #expect(seen == Array(0..<seen.count))
+    }
+
+    @Test func dropOldestKeepsTheNewestAndCounts() async throws {
+        let directory = temporaryDirectory()
+        let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropOldest)
+        buffer.addProducer()
+        for start in stride(from: 0, to: 20_000, by: 500) {
+            try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200)))
+        }
+        buffer.finishProducer()
+        let seen = await drain(buffer, count: 20_000)
+        #expect(seen.count + buffer.droppedEvents == 20_000)
+        #expect(buffer.droppedEvents > 0)
+        #expect(seen.last == 19_999)
+    }
+
+    @Test func eventsRoundTripThroughTheBinaryEncoding() throws {
+        let origin = EventOrigin(sourceID: "tail", location: "/var/log/app.log")
+        let raw = RawEvent(bytes: [0, 0xFF, 0x0A, 0x41][...], origin: origin, offset: 1234, timestamp: -5, truncated: true)
+        var writer = BinaryWriter()
+        raw.encode(to: &writer)
+        var reader = BinaryReader(writer.bytes[...])
+        let decoded = try RawEvent.decode(from: &reader)
+        #expect(Array(decoded.bytes) == [0, 0xFF, 0x0A, 0x41])
+        #expect(decoded.offset == 1234 && decoded.timestamp == -5 && decoded.truncated)
+        #expect(decoded.origin.location == "/var/log/app.log")
+
+        let fields: Fields = ["t": .double(26.5), "n": .int(-7), "ok": .bool(true), "s": .string("温度"), "a": .array([.null, .object(["x": .int(1)])])]
+        let record = Record(fields: fields, origin: nil, timestamp: 42)
+        writer = BinaryWriter()
+        record.encode(to: &writer)
+        reader = BinaryReader(writer.bytes[...])
+        #expect(try Record.decode(from: &reader).fields == fields)
+
+        let batch = Message.batch(topic: "/a/b", framing: .jsonArray, parts: [Array("{\"a\":1}".utf8)[...], Array("{\"b\":2}".utf8)[...]])
+        writer = BinaryWriter()
+        batch.encode(to: &writer)
+        reader = BinaryReader(writer.bytes[...])
+        let message = try Message.decode(from: &reader)
+        #expect(message.body == batch.body && message.parts == batch.parts && message.framing == .jsonArray && message.topic == "/a/b")
+        // Truncated input is an error, never a crash.
+        for cut in 0..<writer.bytes.count {
+            var partial = BinaryReader(writer.bytes[..<cut])
+            #expect(throws: BinaryReader.Failure.self) { try Message.decode(from: &partial) }
+        }
+    }
+
+    @Test func batchesSplitIntoValidHalves() {
+        let parts = (0..<5).map { Array("{\"n\":\($0)}".utf8)[...] }
+        for framing in BatchFraming.allCases {
+            let batch = Message.batch(topic: "/t", framing: framing, parts: parts)
+            #expect(batch.body.count == Message.batchSize(partBytes: parts.reduce(0) { $0 + $1.count }, partCount: 5, framing: framing))
+            let (first, second) = batch.splitInHalves()!
+            #expect(first.partRanges.map { String(decoding: first.body[$0], as: UTF8.self) } == ["{\"n\":0}", "{\"n\":1}"])
+            #expect(second.partRanges.count == 3)
+            if framing == .jsonArray {
+                #expect(String(decoding: second.body, as: UTF8.self) == "[{\"n\":2},{\"n\":3},{\"n\":4}]")
+            } else {
+                #expect(String(decoding: second.body, as: UTF8.self) == "{\"n\":2}\n{\"n\":3}\n{\"n\":4}")
+            }
+        }
+        #expect(Message(topic: nil, body: [1]).splitInHalves() == nil)
+    }
+}
