@@ -7,6 +7,7 @@ public enum Builtins {
         [
             StdinSource.descriptor,
             JSONTransform.descriptor,
+            ThingModelTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
         ]

@@ -7,12 +7,14 @@ import UplinkPlugins
 
 /// Loads a pipeline from text and builds its topology with the built-ins; returns it (nil when invalid) and the
 /// error diagnostics as `file:line:column: error: message` lines.
-func buildPipeline(_ yaml: String, environment: [String: String] = [:]) -> (Topology?, [String]) {
+func buildPipeline(
+    _ yaml: String, environment: [String: String] = [:], registry: PluginRegistry = Builtins.registry
+) -> (Topology?, [String]) {
     let diagnostics = DiagnosticCollector()
     var config = PipelineConfig(files: ["test.yaml"])
     ConfigLoader(environment: environment).load(
         bytes: Array(yaml.utf8), file: "test.yaml", into: &config, diagnostics: diagnostics)
-    let topology = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics)
+    let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics)
     let errors = diagnostics.diagnostics.filter { $0.severity == .error }.map(\.description)
     return (diagnostics.hasErrors ? nil : topology, errors)
 }
@@ -23,8 +25,10 @@ struct PipelineInvalid: Error, CustomStringConvertible {
 }
 
 /// Builds the transform `id` of a pipeline through its plugin factory, as `uplink run` would.
-func builtTransform<T: TransformStage>(_ id: String, in yaml: String, as type: T.Type = T.self) throws -> T {
-    let (topology, errors) = buildPipeline(yaml)
+func builtTransform<T: TransformStage>(
+    _ id: String, in yaml: String, as type: T.Type = T.self, registry: PluginRegistry = Builtins.registry
+) throws -> T {
+    let (topology, errors) = buildPipeline(yaml, registry: registry)
     guard let topology else { throw PipelineInvalid(errors: errors) }
     guard case .transform(let stage) = topology.node(id)?.stage, let typed = stage as? T else {
         throw PipelineInvalid(errors: ["'\(id)' is not a \(T.self)"])
@@ -42,6 +46,49 @@ func pipeline(json options: String) -> String {
     sinks:
       out: { type: stdout, inputs: [t] }
     """
+}
+
+/// A pipeline `stdin -> json (mode: json) -> t (thing_model) -> stdout`; `t` is on line 5.
+func pipeline(thingModel options: String) -> String {
+    """
+    sources:
+      in: { type: stdin }
+    transforms:
+      wrap: { type: json, inputs: [in], mode: json }
+      t: { type: thing_model, inputs: [wrap], \(options) }
+    sinks:
+      out: { type: stdout, inputs: [t] }
+    """
+}
+
+/// A registry with the built-ins and `fake_iotcore`, a sink that shares its `product_sn` and `device_sn` at
+/// build time the way the IoT-Core sink does.
+let registryWithDeviceSink: PluginRegistry = {
+    var registry = Builtins.registry
+    registry.register(
+        PluginDescriptor(
+            type: "fake_iotcore", role: .sink, summary: "shares device credentials",
+            options: [OptionSpec("product_sn", .string, "ProductSN"), OptionSpec("device_sn", .string, "DeviceSN")],
+            accepts: [.message], output: .none
+        ) { context in
+            context.shared["iotcore.product_sn"] = context.config.string("product_sn")
+            context.shared["iotcore.device_sn"] = context.config.string("device_sn")
+            return .sink(StdoutSink<Message>())
+        })
+    return registry
+}()
+
+/// Records as `json` would make them, read at the spec's example time.
+func records(_ fields: [Fields], time: Int64 = 1_524_448_722_000) -> [Record] {
+    fields.map { Record(fields: $0, origin: EventOrigin(sourceID: "in"), timestamp: time) }
+}
+
+/// A state directory whose `id` component's request-ID counter resumes at `next`.
+func stateDirectory(id: String = "t", requestIDsFrom next: Int) throws -> String {
+    let directory = try temporaryDirectory()
+    try FileManager.default.createDirectory(atPath: directory + "/" + id, withIntermediateDirectories: true)
+    try "\(next)\n".write(toFile: directory + "/" + id + "/request-id", atomically: true, encoding: .utf8)
+    return directory
 }
 
 /// Raw events as a source would make them, read at the spec's example time.
