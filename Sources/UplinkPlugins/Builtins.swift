@@ -8,6 +8,7 @@ public enum Builtins {
             StdinSource.descriptor,
             JSONTransform.descriptor,
             ThingModelTransform.descriptor,
+            ShadowTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
         ]
