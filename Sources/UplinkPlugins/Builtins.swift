@@ -9,6 +9,7 @@ public enum Builtins {
             JSONTransform.descriptor,
             ThingModelTransform.descriptor,
             ShadowTransform.descriptor,
+            BatchTransform<Message>.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
         ]
