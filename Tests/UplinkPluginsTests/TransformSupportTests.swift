@@ -146,6 +146,20 @@ import UplinkCore
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "41\n")
     }
 
+    @Test func blocksDoubleUpToTheMaximumSoFastProducersRarelyWrite() throws {
+        let path = try temporaryDirectory() + "/request-id"
+        var counter = try PersistentCounter(path: path, blockSize: 10, maxBlockSize: 40)
+        var reservations: [String] = []
+        for _ in 0..<150 {
+            let before = try? String(contentsOfFile: path, encoding: .utf8)
+            _ = try counter.next()
+            let after = try String(contentsOfFile: path, encoding: .utf8)
+            if after != before { reservations.append(after) }
+        }
+        // Blocks of 10, 20, 40, 40, 40: [1,11) [11,31) [31,71) [71,111) [111,151).
+        #expect(reservations == ["11\n", "31\n", "71\n", "111\n", "151\n"])
+    }
+
     @Test func aCorruptCounterFileIsAnErrorNotAGuess() throws {
         let path = try temporaryDirectory() + "/request-id"
         try "garbage".write(toFile: path, atomically: true, encoding: .utf8)

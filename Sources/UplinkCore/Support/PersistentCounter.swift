@@ -12,19 +12,27 @@ import Musl
 /// restart the counter resumes at the persisted end, so a crash skips at most one block and never reuses a value.
 /// The file holds the next value to hand out after a restart, in decimal.
 ///
+/// Each reservation doubles the block, up to `maxBlockSize`: a slow producer skips few values after a crash,
+/// and a fast one (150k values/s) writes and fsyncs the file a few times a second instead of 150 times.
+///
 /// Used from one task at a time (it is a value type with file I/O in ``next()``).
 public struct PersistentCounter {
     public let path: String
-    public let blockSize: UInt64
+    /// The next block's size.
+    public private(set) var blockSize: UInt64
+    public let maxBlockSize: UInt64
     private var nextValue: UInt64
     private var reservedEnd: UInt64
 
     /// Reads the persisted position; a missing file starts at `start`.
     ///
     /// Throws when the file exists but cannot be read or does not hold a number: guessing could reuse values.
-    public init(path: String, blockSize: UInt64 = 1000, start: UInt64 = 1) throws(FileIO.Failure) {
+    public init(
+        path: String, blockSize: UInt64 = 1000, maxBlockSize: UInt64 = 64_000, start: UInt64 = 1
+    ) throws(FileIO.Failure) {
         self.path = path
         self.blockSize = max(1, blockSize)
+        self.maxBlockSize = max(self.blockSize, maxBlockSize)
         if FileIO.fileExists(path) {
             var bytes = try FileIO.readFile(path, limit: 64)
             while let last = bytes.last, last == 0x0A || last == 0x20 { bytes.removeLast() }
@@ -47,6 +55,7 @@ public struct PersistentCounter {
             let end = nextValue &+ blockSize
             try FileIO.writeFileAtomically(path, Array("\(end)\n".utf8), mode: 0o600)
             reservedEnd = end
+            blockSize = min(blockSize &* 2, maxBlockSize)
         }
         defer { nextValue += 1 }
         return nextValue
