@@ -126,6 +126,20 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         #expect(merged.first?.framing == nil && merged.first?.parts == [], "a merged post is one document")
     }
 
+    @Test func metadataThatDoesNotMatchTheBodyIsNotTrusted() {
+        var accumulator = Accumulator(limits: limits())
+        var actions: [Accumulator.Action] = []
+        let body = #"{"RequestID":"5","Property":{"a":{"Value":1}}}"#
+        let lying: Fields = [
+            "thing_model.request_id": .string("6"), "thing_model.properties": .array([.string("b")]),
+            "thing_model.entries_start": .int(3),
+        ]
+        accumulator.add(Message(topic: propertyTopic, body: Array(body.utf8), metadata: lying), from: source(1), now: .zero, into: &actions)
+        accumulator.add(message(#"{"RequestID":"7","Property":{"a":{"Value":2}}}"#, topic: propertyTopic), from: source(2), now: .zero, into: &actions)
+        accumulator.flushAll(into: &actions)
+        #expect(emitted(actions).map(\.text) == [body, #"{"RequestID":"7","Property":{"a":{"Value":2}}}"#], "parsed: 'a' repeats")
+    }
+
     @Test func aRepeatedIdentifierStartsANewMessageSoNoSampleIsOverwritten() {
         var accumulator = Accumulator(limits: limits())
         var actions: [Accumulator.Action] = []
@@ -234,6 +248,7 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
                     let body: String
                     var alone: Int
                     var count = 0
+                    var metadata = Fields()
                     if topic == propertyTopic {
                         let chosen = identifiers.shuffled(using: &random).prefix(Int.random(in: 1...4, using: &random))
                         count = chosen.count
@@ -241,13 +256,22 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
                         let entries = chosen.enumerated().map { #""\#($1)":{"Value":\#(id * 10 + $0),"Note":"\#(padding)"}"# }
                         body = #"{"RequestID":"\#(id)","Property":{\#(entries.joined(separator: ","))}}"#
                         alone = body.utf8.count
+                        // Half as thing_model describes its posts (merged by copying), half parsed.
+                        if Bool.random(using: &random) {
+                            metadata = [
+                                "thing_model.request_id": .string("\(id)"),
+                                "thing_model.properties": .array(chosen.map { .string($0) }),
+                                "thing_model.entries_start": .int(Int64(#"{"RequestID":"\#(id)","Property":{"#.utf8.count)),
+                            ]
+                        }
                     } else {
                         let padding = String(repeating: "y", count: Int.random(in: 0...(maxBytes + 20), using: &random))
                         body = #"{"id":\#(id),"pad":"\#(padding)"}"#
                         alone = body.utf8.count + (encoding == .jsonArray ? 2 : 0)
                     }
                     let accepted = accumulator.add(
-                        Message(topic: topic, body: Array(body.utf8)), from: chunkSource, now: now, into: &actions)
+                        Message(topic: topic, body: Array(body.utf8), metadata: metadata), from: chunkSource, now: now,
+                        into: &actions)
                     #expect(accepted == (alone <= maxBytes), "seed \(seed): accepted exactly when it fits alone")
                     sent[id] = (topic, count, token, alone)
                 }
@@ -409,6 +433,44 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
             try await group.waitForAll()
             #expect(await output.next() == nil)
         }
+    }
+
+    @Test func thingModelPostsMergeIntoTheSpecsExampleWithoutParsing() async throws {
+        let withTime = try builtTransform(
+            "t", in: UplinkPluginsTests.pipeline(thingModel: "product_sn: abcdefgh12345678, device_sn: device001"), as: ThingModelTransform.self)
+        let withoutTime = try builtTransform(
+            "t", in: UplinkPluginsTests.pipeline(thingModel: "product_sn: abcdefgh12345678, device_sn: device001, include_time: false"),
+            as: ThingModelTransform.self)
+        let state = try stateDirectory(requestIDsFrom: 100)
+        var posts = try await run(withTime, records([["temp": .double(26.5)]]), dataDirectory: state).events
+        posts += try await run(withoutTime, records([["hum": .int(57)]]), dataDirectory: state).events
+        #expect(posts.allSatisfy { !$0.metadata.isEmpty })
+        let batch = try builtTransform("t", in: pipeline(batch: ""), as: BatchTransform<Record>.self)
+        let merged = try await run(BatchTransform<Message>(limits: batch.limits, topic: nil, deadLetters: batch.deadLetters), posts)
+        #expect(merged.events.map(\.text) == [#"{"RequestID":"100","Property":{"temp":{"Value":26.5,"Time":1524448722000},"hum":{"Value":57}}}"#])
+        #expect(merged.events.map(\.topic) == [propertyTopic])
+    }
+
+    @Test func messagesHoldingTheSameAcknowledgementsShareAChunkOthersDoNot() async throws {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in], mode: json }
+              model: { type: shadow, inputs: [wrap], product_sn: P, device_sn: D }
+              t: { type: batch, inputs: [model] }
+            sinks:
+              out: { type: stdout, inputs: [t] }
+            """
+        let batch = try builtTransform("t", in: yaml, as: BatchTransform<Message>.self)
+        let counter = AckCounter()
+        let update = Message(topic: "/$system/P/D/shadow/upstream", body: Array(#"{"Method":"update"}"#.utf8))
+        let result = try await run(batch, [
+            EventChunk([update, update, update], acknowledgements: Acknowledgements([counter.token()])),
+            EventChunk([update], acknowledgements: Acknowledgements([counter.token()])),
+        ])
+        #expect(result.chunks.map(\.count) == [3, 1])
+        #expect(result.chunks.map(\.acknowledgements.tokens.count) == [1, 1])
     }
 
     @Test func csvToThingModelToBatchMergesDistinctPropertiesOnly() async throws {

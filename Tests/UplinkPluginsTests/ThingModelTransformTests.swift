@@ -23,6 +23,18 @@ import UplinkPlugins
         #expect(found.map(\.recordCount) == [1])
     }
 
+    @Test func propertyPostsDescribeThemselvesForBatch() async throws {
+        let found = try await messages("include_time: false", [["temp": .double(26.5), "hum": .int(57)]])
+        let post = try #require(found.first)
+        #expect(post.metadata == [
+            "thing_model.request_id": .string("100"),
+            "thing_model.properties": .array([.string("temp"), .string("hum")]),
+            "thing_model.entries_start": .int(Int64(#"{"RequestID":"100","Property":{"#.utf8.count)),
+        ])
+        let events = try await messages("kind: event, identifier: e", [["a": .int(1)]])
+        #expect(events.first?.metadata.isEmpty == true)
+    }
+
     @Test func propertyWithoutTimeIsTheSpecsSecondProperty() async throws {
         let found = try await messages("include_time: false", [["hum": .int(57)]])
         #expect(found.map(\.text) == [#"{"RequestID":"100","Property":{"hum":{"Value":57}}}"#])

@@ -92,8 +92,6 @@ struct BatchAccumulator {
 
     let limits: Limits
     private var open: [Batch] = []
-    /// A property post's entries, re-encoded; reused from post to post.
-    private var entries: [UInt8] = []
 
     init(limits: Limits) {
         self.limits = limits
@@ -110,7 +108,7 @@ struct BatchAccumulator {
         guard let topic = message.topic, topic.hasPrefix("/$system/") else {
             return addPart(message.body, topic: message.topic, from: source, now: now, into: &actions)
         }
-        if topic.hasSuffix("/tmodel/property/post"), let post = Self.propertyPost(message.body) {
+        if topic.hasSuffix("/tmodel/property/post"), let post = Self.propertyPost(message) {
             return addProperties(post, original: message.body, topic: topic, from: source, now: now, into: &actions)
         }
         guard message.body.count <= limits.maxBytes else {
@@ -159,29 +157,58 @@ struct BatchAccumulator {
 
     // MARK: Thing-model property posts
 
-    /// A property post as `thing_model` writes it: its RequestID and properties. Nil for anything else, which is
-    /// then sent as it is.
-    private static func propertyPost(_ body: [UInt8]) -> (requestID: String, properties: Fields)? {
+    /// A property post: its RequestID, the identifiers of its properties, and its encoded entries
+    /// (`"id":{…},"id2":{…}`), to be copied into a merged post as they are.
+    private struct PropertyPost {
+        var requestID: String
+        var identifiers: [String]
+        var header: [UInt8]
+        var entries: ArraySlice<UInt8>
+    }
+
+    /// Reads a property post from the metadata `thing_model` attaches (no parsing), or else by parsing the body.
+    /// Nil for anything that is not a property post, which is then sent as it is.
+    private static func propertyPost(_ message: Message) -> PropertyPost? {
+        let body = message.body
+        if case .string(let requestID)? = message.metadata[ThingModelTransform.Metadata.requestID],
+            case .array(let names)? = message.metadata[ThingModelTransform.Metadata.properties], !names.isEmpty,
+            case .int(let start)? = message.metadata[ThingModelTransform.Metadata.entriesStart],
+            start > 0, start <= body.count - 2, body[(body.count - 2)...].elementsEqual("}}".utf8)
+        {
+            let header = propertyHeader(requestID)
+            // Only metadata that matches the body is trusted: a mismatch falls back to parsing.
+            if header.count == Int(start), body[..<header.count].elementsEqual(header) {
+                let identifiers = names.compactMap { name -> String? in
+                    if case .string(let text) = name { return text } else { return nil }
+                }
+                if identifiers.count == names.count {
+                    return PropertyPost(
+                        requestID: requestID, identifiers: identifiers, header: header,
+                        entries: body[Int(start)..<(body.count - 2)])
+                }
+            }
+        }
         guard case .object(let envelope)? = try? JSONReader.parse(body), envelope.count == 2,
             case .string(let requestID)? = envelope["RequestID"], case .object(let properties)? = envelope["Property"],
             !properties.isEmpty
         else { return nil }
-        return (requestID, properties)
-    }
-
-    private mutating func addProperties(
-        _ post: (requestID: String, properties: Fields), original: [UInt8], topic: String, from source: Source,
-        now: Duration, into actions: inout [Action]
-    ) -> Bool {
-        entries.removeAll(keepingCapacity: true)
-        for property in post.properties {
+        var entries: [UInt8] = []
+        for property in properties {
             if !entries.isEmpty { entries.append(UInt8(ascii: ",")) }
             JSONWriter.appendString(property.name, to: &entries)
             entries.append(UInt8(ascii: ":"))
             property.value.appendJSON(to: &entries)
         }
-        let header = Self.propertyHeader(post.requestID)
-        let alone = header.count + entries.count + 2
+        return PropertyPost(
+            requestID: requestID, identifiers: properties.map(\.name), header: propertyHeader(requestID),
+            entries: entries[...])
+    }
+
+    private mutating func addProperties(
+        _ post: PropertyPost, original: [UInt8], topic: String, from source: Source, now: Duration,
+        into actions: inout [Action]
+    ) -> Bool {
+        let alone = post.header.count + post.entries.count + 2
         guard alone <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: original, reason: Self.tooLarge(alone, limits)))
             return false
@@ -189,16 +216,16 @@ struct BatchAccumulator {
         var index = open.firstIndex { $0.topic == topic }
         if let current = index {
             let batch = open[current]
-            let repeats = post.properties.contains { batch.identifiers.contains($0.name) }
-            let tooMany = batch.identifiers.count + post.properties.count > ThingModelTransform.maxProperties
-            if repeats || tooMany || batch.size(adding: entries.count) > limits.maxBytes {
+            let repeats = post.identifiers.contains { batch.identifiers.contains($0) }
+            let tooMany = batch.identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
+            if repeats || tooMany || batch.size(adding: post.entries.count) > limits.maxBytes {
                 flush(at: current, into: &actions)
                 index = nil
             }
         }
-        let target = index ?? startBatch(topic: topic, shape: .property, body: header, now: now)
-        open[target].append(entries, from: source)
-        for property in post.properties { open[target].identifiers.insert(property.name) }
+        let target = index ?? startBatch(topic: topic, shape: .property, body: post.header, now: now)
+        open[target].append(post.entries, from: source)
+        open[target].identifiers.formUnion(post.identifiers)
         if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
         return true
     }
@@ -214,9 +241,7 @@ struct BatchAccumulator {
     // MARK: Batches
 
     private mutating func startBatch(topic: String?, shape: Batch.Shape, body: [UInt8], now: Duration) -> Int {
-        var batch = Batch(topic: topic, shape: shape, body: body, deadline: now + limits.timeout)
-        batch.body.reserveCapacity(min(limits.maxBytes, 16 << 10))
-        open.append(batch)
+        open.append(Batch(topic: topic, shape: shape, body: body, deadline: now + limits.timeout))
         return open.count - 1
     }
 

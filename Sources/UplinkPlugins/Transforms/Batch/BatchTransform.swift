@@ -128,18 +128,31 @@ public struct BatchTransform<Input: Event>: TransformStage {
         }
     }
 
-    /// Sends each batch as its own chunk, so a sink acknowledges exactly the records of the batch it delivered.
+    /// Sends batches and dead-letters rejects. Consecutive messages holding exactly the same acknowledgements go
+    /// in one chunk (property posts that could not merge, pass-through events of one chunk); messages holding
+    /// different ones never share a chunk, so a sink acknowledges exactly the records it delivered.
     private func perform(
         _ actions: inout [BatchAccumulator.Action], rejections: inout Rejections, output: Outbox<Message>
     ) async throws {
+        var pending = EventChunk<Message>([])
         for action in actions {
             switch action {
             case .emit(let message, let acknowledgements):
-                try await output.send(EventChunk([message], acknowledgements: acknowledgements))
+                if !pending.isEmpty && !Self.holdSameTokens(pending.acknowledgements, acknowledgements) {
+                    try await output.send(pending)
+                    pending = EventChunk([])
+                }
+                if pending.isEmpty { pending.acknowledgements = acknowledgements }
+                pending.events.append(message)
             case .reject(let topic, let payload, let reason):
                 rejections.reject(payload, topic: topic, reason: reason, deadLetter: true)
             }
         }
+        try await output.send(pending)
         actions.removeAll(keepingCapacity: true)
+    }
+
+    private static func holdSameTokens(_ first: Acknowledgements, _ second: Acknowledgements) -> Bool {
+        first.tokens.count == second.tokens.count && zip(first.tokens, second.tokens).allSatisfy { $0 === $1 }
     }
 }

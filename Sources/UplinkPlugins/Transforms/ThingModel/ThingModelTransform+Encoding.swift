@@ -6,14 +6,14 @@ extension ThingModelTransform {
         var reason: String
     }
 
-    /// Encodes what follows the RequestID, `"Property":{…}}` or `"Identifier":…}`, into `buffer`; returns why the
-    /// record cannot be posted instead. The RequestID is taken only for a record that can be posted, so IDs have
-    /// no gaps caused by rejects.
-    func encodeTail(_ record: Record, into buffer: inout [UInt8]) -> String? {
+    /// Encodes what follows the RequestID, `"Property":{…}}` or `"Identifier":…}`, into `buffer` (and a property
+    /// post's identifiers into `identifiers`); returns why the record cannot be posted instead. The RequestID is
+    /// taken only for a record that can be posted, so IDs have no gaps caused by rejects.
+    func encodeTail(_ record: Record, into buffer: inout [UInt8], identifiers: inout [Value]) -> String? {
         do {
             let time = try sampleTime(of: record)
             switch kind {
-            case .property: try encodeProperties(record, time: time, into: &buffer)
+            case .property: try encodeProperties(record, time: time, into: &buffer, identifiers: &identifiers)
             case .event: try encodeEvent(record, time: time, into: &buffer)
             }
             return nil
@@ -55,14 +55,20 @@ extension ThingModelTransform {
         return true
     }
 
-    private func encodeProperties(_ record: Record, time: Int64?, into buffer: inout [UInt8]) throws(Rejected) {
-        buffer.append(contentsOf: #""Property":{"#.utf8)
+    /// `"Property":{`, where a post's entries start after its RequestID.
+    static let propertyOpening = Array(#""Property":{"#.utf8)
+
+    private func encodeProperties(
+        _ record: Record, time: Int64?, into buffer: inout [UInt8], identifiers: inout [Value]
+    ) throws(Rejected) {
+        buffer.append(contentsOf: Self.propertyOpening)
         var count = 0
         do {
             try selection.forEach(in: record.fields, excluding: isMetadata) { name, value in
                 guard try accepts(name, value) else { return }
                 if count > 0 { buffer.append(UInt8(ascii: ",")) }
                 count += 1
+                identifiers.append(.string(name))
                 JSONWriter.appendString(name, to: &buffer)
                 buffer.append(contentsOf: #":{"Value":"#.utf8)
                 value.appendJSON(to: &buffer)
@@ -123,5 +129,17 @@ extension ThingModelTransform {
             JSONWriter.appendInteger(time, to: &buffer)
         }
         buffer.append(UInt8(ascii: "}"))
+    }
+}
+
+extension ThingModelTransform {
+    /// Names of the ``Message/metadata`` a property post carries, so `batch` merges posts without parsing them.
+    enum Metadata {
+        /// The post's RequestID (a string).
+        static let requestID = "thing_model.request_id"
+        /// The identifiers of its properties, in order (an array of strings).
+        static let properties = "thing_model.properties"
+        /// The offset in the body where the entries of `Property` start; they end 2 bytes (`}}`) before the end.
+        static let entriesStart = "thing_model.entries_start"
     }
 }

@@ -19,7 +19,7 @@ import UplinkCore
 /// model's rule (`[A-Za-z_][A-Za-z0-9_]*`, at most 32 characters): names written in the config are checked when
 /// it is validated, names taken from records are checked per record. `Time` is the time the line was read, or
 /// the Unix-ms field `time_field`. RequestIDs are decimal strings, unique and increasing across restarts
-/// (a counter in the component's state directory, reserved 1000 ahead). A record that cannot be posted (a bad
+/// (a counter in the component's state directory, reserved in blocks ahead). A record that cannot be posted (a bad
 /// identifier, too many outputs, a string over 2048 bytes) is handled by `on_error`, always counted.
 public struct ThingModelTransform: TransformStage {
     public typealias Input = Record
@@ -37,7 +37,7 @@ public struct ThingModelTransform: TransformStage {
     static let maxProperties = 100
     static let maxOutputs = 20
     static let maxStringBytes = 2048
-    /// RequestIDs reserved per write of the counter file.
+    /// RequestIDs reserved by the first write of the counter file; later blocks double (see PersistentCounter).
     static let requestIDBlock: UInt64 = 1000
 
     public static let descriptor = PluginDescriptor(
@@ -130,12 +130,14 @@ public struct ThingModelTransform: TransformStage {
             context: context, deadLetters: onError == .deadLetter ? deadLetters.file(for: context) : nil)
         defer { rejections.finish() }
         var tail: [UInt8] = []
+        var identifiers: [Value] = []
         for await chunk in input {
             var messages: [Message] = []
             messages.reserveCapacity(chunk.count)
             for record in chunk.events {
                 tail.removeAll(keepingCapacity: true)
-                if let reason = encodeTail(record, into: &tail) {
+                identifiers.removeAll(keepingCapacity: true)
+                if let reason = encodeTail(record, into: &tail, identifiers: &identifiers) {
                     var payload: [UInt8] = []
                     record.appendText(to: &payload)
                     rejections.reject(payload, topic: topic, reason: reason, deadLetter: onError == .deadLetter)
@@ -146,14 +148,22 @@ public struct ThingModelTransform: TransformStage {
                     requestIDs = try PersistentCounter(
                         path: try context.stateDirectory() + "/request-id", blockSize: Self.requestIDBlock)
                 }
-                let requestID = try requestIDs!.next()
+                let requestID = String(try requestIDs!.next())
                 var body: [UInt8] = []
                 body.reserveCapacity(tail.count + 36)
-                body.append(contentsOf: #"{"RequestID":""#.utf8)
-                JSONWriter.appendInteger(Int64(bitPattern: requestID), to: &body)
-                body.append(contentsOf: #"","#.utf8)
+                body.append(contentsOf: #"{"RequestID":"#.utf8)
+                JSONWriter.appendString(requestID, to: &body)
+                body.append(UInt8(ascii: ","))
+                let entriesStart = body.count + Self.propertyOpening.count
                 body.append(contentsOf: tail)
-                messages.append(Message(topic: topic, body: body))
+                var metadata = Fields()
+                if kind == .property {
+                    metadata.reserveCapacity(3)
+                    metadata.append(Metadata.requestID, .string(requestID))
+                    metadata.append(Metadata.properties, .array(identifiers))
+                    metadata.append(Metadata.entriesStart, .int(Int64(entriesStart)))
+                }
+                messages.append(Message(topic: topic, body: body, metadata: metadata))
             }
             if messages.isEmpty {
                 // Every record was rejected on purpose: that is their final answer, not a loss.
