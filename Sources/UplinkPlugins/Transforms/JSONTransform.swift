@@ -64,7 +64,7 @@ public struct JSONTransform: TransformStage {
             OptionSpec("message_field", .string, default: "message", "field that holds the line in raw mode (and with on_error: keep_raw)"),
             OptionSpec("columns", .stringList, "csv: the column names in order, each `name` or `name:type` (int, float, bool, string); `_` skips a column"),
             OptionSpec("delimiter", .string, default: ",", "csv: the one-character cell separator (\"\\t\" for TSV)"),
-            OptionSpec("pair_delimiter", .string, default: " ", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
+            OptionSpec("pair_delimiter", .string, default: "' '", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
             OptionSpec("kv_delimiter", .string, default: "=", "kv: the one-character separator between a key and its value"),
             OptionSpec("pattern", .string, "regex: a regular expression whose named captures (?<name>…) become fields"),
             OptionSpec("types", .stringMap, "convert fields: `field: int | float | bool | string`; a value that does not convert is handled by on_error"),
