@@ -359,6 +359,20 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         """
     }
 
+    /// `stdin -> json -> shadow -> t (batch) -> stdout`: a batch of messages; `t` is on line 6.
+    private func pipeline(batchOfMessages options: String) -> String {
+        """
+        sources:
+          in: { type: stdin }
+        transforms:
+          wrap: { type: json, inputs: [in], mode: json }
+          model: { type: shadow, inputs: [wrap], product_sn: P, device_sn: D }
+          t: { type: batch, inputs: [model], \(options) }
+        sinks:
+          out: { type: stdout, inputs: [t] }
+        """
+    }
+
     @Test func recordsBecomeBatchesOnTheirTopicAndEndOfInputFlushes() async throws {
         let transform = try builtTransform(
             "t", in: pipeline(batch: "topic: /p/d/upload, encoding: ndjson"), as: BatchTransform<Record>.self)
@@ -445,24 +459,14 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         var posts = try await run(withTime, records([["temp": .double(26.5)]]), dataDirectory: state).events
         posts += try await run(withoutTime, records([["hum": .int(57)]]), dataDirectory: state).events
         #expect(posts.allSatisfy { !$0.metadata.isEmpty })
-        let batch = try builtTransform("t", in: pipeline(batch: ""), as: BatchTransform<Record>.self)
-        let merged = try await run(BatchTransform<Message>(limits: batch.limits, topic: nil, deadLetters: batch.deadLetters), posts)
+        let batch = try builtTransform("t", in: pipeline(batchOfMessages: ""), as: BatchTransform<Message>.self)
+        let merged = try await run(batch, posts)
         #expect(merged.events.map(\.text) == [#"{"RequestID":"100","Property":{"temp":{"Value":26.5,"Time":1524448722000},"hum":{"Value":57}}}"#])
         #expect(merged.events.map(\.topic) == [propertyTopic])
     }
 
     @Test func messagesHoldingTheSameAcknowledgementsShareAChunkOthersDoNot() async throws {
-        let yaml = """
-            sources:
-              in: { type: stdin }
-            transforms:
-              wrap: { type: json, inputs: [in], mode: json }
-              model: { type: shadow, inputs: [wrap], product_sn: P, device_sn: D }
-              t: { type: batch, inputs: [model] }
-            sinks:
-              out: { type: stdout, inputs: [t] }
-            """
-        let batch = try builtTransform("t", in: yaml, as: BatchTransform<Message>.self)
+        let batch = try builtTransform("t", in: pipeline(batchOfMessages: ""), as: BatchTransform<Message>.self)
         let counter = AckCounter()
         let update = Message(topic: "/$system/P/D/shadow/upstream", body: Array(#"{"Method":"update"}"#.utf8))
         let result = try await run(batch, [
@@ -517,17 +521,7 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
     }
 
     @Test func topicIsRefusedForMessageInput() {
-        let yaml = """
-            sources:
-              in: { type: stdin }
-            transforms:
-              wrap: { type: json, inputs: [in], mode: json }
-              model: { type: shadow, inputs: [wrap], product_sn: P, device_sn: D }
-              t: { type: batch, inputs: [model], topic: /x }
-            sinks:
-              out: { type: stdout, inputs: [t] }
-            """
-        let (_, errors) = buildPipeline(yaml)
+        let (_, errors) = buildPipeline(pipeline(batchOfMessages: "topic: /x"))
         #expect(errors == ["test.yaml:6:45: error: 'topic' is only used with record input: messages keep their own topic"])
     }
 

@@ -86,7 +86,7 @@ public struct JSONTransform: TransformStage {
     public var delimiter = UInt8(ascii: ",")
     public var pairDelimiter = UInt8(ascii: " ")
     public var kvDelimiter = UInt8(ascii: "=")
-    /// regex mode: the compiled pattern and the names of its captures.
+    /// regex mode: the pattern and the names of its captures (each run compiles its own matcher).
     public var pattern: LinePattern?
     public var types: [TypedField] = []
     public var timestampField: String?
@@ -111,7 +111,8 @@ public struct JSONTransform: TransformStage {
             records.reserveCapacity(chunk.count)
             for event in chunk.events {
                 var fields = Fields()
-                fields.reserveCapacity(columns.count + types.count + 5)
+                // json mode replaces the fields with the parsed object: reserving would allocate for nothing.
+                if mode != .json { fields.reserveCapacity(columns.count + 6) }
                 switch parse(event.bytes, into: &fields, scratch: &scratch) {
                 case nil:
                     break
