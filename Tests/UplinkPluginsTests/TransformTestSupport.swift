@@ -116,10 +116,23 @@ extension Message {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// A fresh directory under the system's temporary directory.
+/// Where this test process keeps its directories: `<tmp>/uplink-transform-tests/<pid>`. The directories of
+/// earlier runs whose process is gone are removed on first use, so test runs do not pile up in /tmp.
+private let testDirectoriesRoot: URL = {
+    let parent = FileManager.default.temporaryDirectory.appendingPathComponent("uplink-transform-tests")
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+    for entry in entries {
+        if let pid = Int32(entry), kill(pid, 0) != 0 && errno == ESRCH {
+            try? FileManager.default.removeItem(at: parent.appendingPathComponent(entry))
+        }
+    }
+    return parent.appendingPathComponent(String(getpid()))
+}()
+
+/// A fresh directory for one test.
 func temporaryDirectory(_ label: String = #function) throws -> String {
-    let name = "uplink-\(label.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString)"
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+    let name = "\(label.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString)"
+    let url = testDirectoriesRoot.appendingPathComponent(name)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url.path
 }
