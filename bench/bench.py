@@ -32,6 +32,21 @@ def generate(path, lines):
         out.write(b"".join(chunk))
 
 
+def generate_csv(path, lines):
+    """Sensor readings as a board prints them: time (ms), temperature, humidity, status."""
+    if os.path.exists(path):
+        return
+    with open(path, "wb") as out:
+        chunk = []
+        for index in range(lines):
+            chunk.append(b"%d,%.1f,%d,%s\n" % (1700000000000 + index, 20 + (index % 150) / 10, 40 + index % 30,
+                                              b"ok" if index % 7 else b"warn"))
+            if len(chunk) == 10000:
+                out.write(b"".join(chunk))
+                chunk = []
+        out.write(b"".join(chunk))
+
+
 def write_config(directory, name, body):
     path = os.path.join(directory, name + ".yaml")
     with open(path, "w") as out:
@@ -75,6 +90,8 @@ def main():
     os.makedirs(work, exist_ok=True)
     data = os.path.join(work, "input-%d.log" % args.lines)
     generate(data, args.lines)
+    csv_data = os.path.join(work, "input-csv-%d.log" % args.lines)
+    generate_csv(csv_data, args.lines)
 
     scenarios = {
         "stdin-stdout": {
@@ -89,6 +106,20 @@ def main():
                                   "transforms:\n  wrap: { type: json, inputs: [in] }\n"
                                   "sinks:\n  out: { type: stdout, inputs: [wrap] }\n" % work)],
             "stdin": data, "lines": args.lines,
+        },
+        # records/s through json (csv, typed columns) => thing_model (property posts) => batch (<= 128 KB).
+        "csv-thingmodel-batch": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-thingmodel-batch",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "  model: { type: thing_model, inputs: [wrap], product_sn: abcdefgh12345678,"
+                                  " device_sn: device001, time_field: time }\n"
+                                  "  batch: { type: batch, inputs: [model] }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [batch] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
         },
         "channel": {
             "argv": [args.binary, "bench-channel", "--events", str(args.lines)],

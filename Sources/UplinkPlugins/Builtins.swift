@@ -7,6 +7,9 @@ public enum Builtins {
         [
             StdinSource.descriptor,
             JSONTransform.descriptor,
+            ThingModelTransform.descriptor,
+            ShadowTransform.descriptor,
+            BatchTransform<Message>.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
             IoTCoreSink<Message>.descriptor,

@@ -1,14 +1,27 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import Synchronization
 
-/// Records that can never be delivered, with the reason, as JSON lines an operator can read and replay:
-/// `{"time":ms,"component":"id","topic":"…","reason":"…","retcode":N,"payload_base64":"…"}`.
+/// Where data goes that can never be delivered, with the reason: one JSON line per payload,
 ///
-/// The file is created 0600 (payloads may be sensitive), opened on first use, fsynced after each write (dead
-/// letters are rare and each one matters), and rotated at `maxBytes` keeping `keep` older files
-/// (`path.1` is the newest of them).
+/// ```
+/// {"time":1700000000000,"component":"batch","topic":"/PSN/DSN/upload","reason":"…","retcode":230,"payload_base64":"…"}
+/// ```
+///
+/// `topic` and `retcode` are `null` when there is none (a transform rejects data before any server saw it).
+/// The payload is base64 because it may be any bytes.
+///
+/// The file is opened on the first write (a pipeline that never dead-letters creates nothing), with mode 0600
+/// since payloads may be sensitive, and its parent directories are created (0700). It is capped: a write
+/// that would take it past `maxBytes` first rotates it to `path.1` (and `path.1` to `path.2`, …, keeping
+/// `keep` rotated files), so a device with a small flash never fills up with rejects. A single line larger than
+/// `maxBytes` is still written, alone in a fresh file: losing it would be worse. Every write is fsynced before it
+/// returns, since callers acknowledge the data as soon as it is dead-lettered.
+///
+/// Safe to share between tasks: writes are serialised by a lock (dead letters are rare, so one lock is cheap).
 public final class DeadLetterFile: Sendable {
     public let path: String
     public let maxBytes: Int
@@ -21,69 +34,112 @@ public final class DeadLetterFile: Sendable {
 
     private let state = Mutex(State())
 
-    public init(path: String, maxBytes: Int = 64 << 20, keep: Int = 3) {
+    /// - Parameters:
+    ///   - path: the file; rotated files are `path.1` … `path.<keep>`.
+    ///   - maxBytes: rotate before a write would make the file larger than this.
+    ///   - keep: how many rotated files to keep (0: the file is truncated when full).
+    public init(path: String, maxBytes: Int = 10 << 20, keep: Int = 3) {
         self.path = path
-        self.maxBytes = max(4096, maxBytes)
+        self.maxBytes = max(1, maxBytes)
         self.keep = max(0, keep)
     }
 
     deinit {
-        state.withLock { state in
-            if state.fd >= 0 { close(state.fd) }
-        }
+        state.withLock { Self.closeFile(&$0) }
     }
 
-    /// Appends one dead letter. Throws when the disk refuses it, so the caller keeps the data.
-    public func write(component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>) throws {
+    /// Appends one dead letter.
+    ///
+    /// - Parameters:
+    ///   - component: the id of the component giving up on the data.
+    ///   - topic: the topic it was meant for, if any.
+    ///   - reason: why it can never be delivered, for the operator.
+    ///   - retCode: the server's `RetCode` when a server refused it.
+    ///   - payload: the data as it would have been sent.
+    public func write(
+        component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>
+    ) throws(FileIO.Failure) {
         var line: [UInt8] = []
-        line.reserveCapacity(payload.count * 4 / 3 + 256)
-        line.append(contentsOf: "{\"time\":".utf8)
+        line.reserveCapacity(120 + reason.utf8.count + Base64.encodedCount(payload.count))
+        line.append(contentsOf: #"{"time":"#.utf8)
         JSONWriter.appendInteger(currentTimeMillis(), to: &line)
-        line.append(contentsOf: ",\"component\":".utf8)
+        line.append(contentsOf: #","component":"#.utf8)
         JSONWriter.appendString(component, to: &line)
-        line.append(contentsOf: ",\"topic\":".utf8)
+        line.append(contentsOf: #","topic":"#.utf8)
         if let topic { JSONWriter.appendString(topic, to: &line) } else { line.append(contentsOf: "null".utf8) }
-        line.append(contentsOf: ",\"reason\":".utf8)
+        line.append(contentsOf: #","reason":"#.utf8)
         JSONWriter.appendString(reason, to: &line)
-        line.append(contentsOf: ",\"retcode\":".utf8)
+        line.append(contentsOf: #","retcode":"#.utf8)
         if let retCode { JSONWriter.appendInteger(Int64(retCode), to: &line) } else { line.append(contentsOf: "null".utf8) }
-        line.append(contentsOf: ",\"payload_base64\":\"".utf8)
-        Base64.encode(payload, into: &line)
+        line.append(contentsOf: #","payload_base64":""#.utf8)
+        Base64.encode(payload, to: &line)
         line.append(contentsOf: "\"}\n".utf8)
-        try state.withLock { state throws(FileIO.Failure) in
-            if state.fd >= 0 && state.size + line.count > maxBytes && state.size > 0 {
-                close(state.fd)
-                state.fd = -1
-                rotate()
+
+        try state.withLock { (state) throws(FileIO.Failure) in
+            if state.fd >= 0, state.size > 0, state.size + line.count > maxBytes {
+                try rotate(&state)
             }
-            if state.fd < 0 {
-                try FileIO.makeDirectories(FileIO.parentDirectory(of: path), mode: 0o700)
-                let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw FileIO.Failure("cannot open dead-letter file", path: path) }
-                var status = stat()
-                fstat(fd, &status)
-                state.fd = fd
-                state.size = Int(status.st_size)
+            if state.fd < 0 { try openFile(&state) }
+            let failure = line.withUnsafeBytes { FileIO.writeAll(state.fd, $0) }
+            if let failure {
+                // The file may now end in a partial line; start the next one on a fresh line so it stays parseable.
+                _ = [UInt8(0x0A)].withUnsafeBytes { FileIO.writeAll(state.fd, $0) }
+                state.size = Self.currentSize(state.fd)
+                throw FileIO.Failure("cannot write to", path: path, code: failure)
             }
-            if let code = line.withUnsafeBytes({ FileIO.writeAll(state.fd, $0) }) {
-                throw FileIO.Failure("cannot write dead-letter file", path: path, code: code)
-            }
-            fsync(state.fd)
             state.size += line.count
+            // A dead letter is the data's last copy once the caller acknowledges it: make it durable first.
+            fsync(state.fd)
         }
     }
 
-    private func rotate() {
-        guard keep > 0 else {
-            unlink(path)
-            return
-        }
-        unlink("\(path).\(keep)")
-        if keep > 1 {
+    /// Fsyncs and closes the file; a later write opens it again.
+    public func close() {
+        state.withLock { Self.closeFile(&$0) }
+    }
+
+    private func openFile(_ state: inout State) throws(FileIO.Failure) {
+        try FileIO.makeDirectories(FileIO.parentDirectory(of: path), mode: 0o700)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileIO.Failure("cannot open", path: path) }
+        // An existing file keeps its mode on open: force 0600, payloads may hold what the device measured.
+        fchmod(fd, 0o600)
+        state.fd = fd
+        state.size = Self.currentSize(fd)
+        // A file already over the cap (a smaller max_bytes than last run) rotates before it grows.
+        if state.size >= maxBytes { try rotate(&state) }
+    }
+
+    private func rotate(_ state: inout State) throws(FileIO.Failure) {
+        Self.closeFile(&state)
+        if keep == 0 {
+            if unlink(path) != 0 && errno != ENOENT { throw FileIO.Failure("cannot remove", path: path) }
+        } else {
+            // Oldest first, so nothing is overwritten before it moved: path.(keep-1) -> path.keep, …, path -> path.1.
             for index in stride(from: keep - 1, through: 1, by: -1) {
-                rename("\(path).\(index)", "\(path).\(index + 1)")
+                let from = "\(path).\(index)"
+                if rename(from, "\(path).\(index + 1)") != 0 && errno != ENOENT {
+                    throw FileIO.Failure("cannot rotate", path: from)
+                }
             }
+            if rename(path, path + ".1") != 0 && errno != ENOENT { throw FileIO.Failure("cannot rotate", path: path) }
         }
-        rename(path, "\(path).1")
+        try openFile(&state)
+    }
+
+    private static func closeFile(_ state: inout State) {
+        guard state.fd >= 0 else { return }
+        fsync(state.fd)
+        closeDescriptor(state.fd)
+        state.fd = -1
+        state.size = 0
+    }
+
+    private static func currentSize(_ fd: Int32) -> Int {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int(info.st_size) : 0
     }
 }
+
+// The class has its own `close()`, which hides the C function inside it.
+private func closeDescriptor(_ fd: Int32) { _ = close(fd) }

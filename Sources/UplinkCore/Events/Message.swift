@@ -14,13 +14,21 @@ public struct Message: Event {
     public var parts: [Int]
     /// How many records this message carries, for metrics.
     public var recordCount: Int
+    /// Facts about the body for downstream stages, so they need not parse it again; empty by default. Names are
+    /// prefixed by the producer: `thing_model` describes a property post (`thing_model.request_id`, …) so that
+    /// `batch` merges posts by copying bytes. Not sent anywhere.
+    public var metadata: Fields
 
-    public init(topic: String?, body: [UInt8], framing: BatchFraming? = nil, parts: [Int] = [], recordCount: Int = 1) {
+    public init(
+        topic: String?, body: [UInt8], framing: BatchFraming? = nil, parts: [Int] = [], recordCount: Int = 1,
+        metadata: Fields = Fields()
+    ) {
         self.topic = topic
         self.body = body
         self.framing = framing
         self.parts = parts
         self.recordCount = recordCount
+        self.metadata = metadata
     }
 
     public var byteCount: Int { body.count }

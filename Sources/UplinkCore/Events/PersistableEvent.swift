@@ -123,6 +123,7 @@ extension Message: PersistableEvent {
         writer.varint(UInt64(parts.count))
         for end in parts { writer.varint(UInt64(end)) }
         writer.data(body)
+        metadata.encode(to: &writer)
     }
 
     public static func decode(from reader: inout BinaryReader) throws(BinaryReader.Failure) -> Message {
@@ -136,6 +137,7 @@ extension Message: PersistableEvent {
         for _ in 0..<partCount { parts.append(Int(clamping: try reader.varint())) }
         let body = Array(try reader.data())
         guard parts.allSatisfy({ $0 <= body.count }) else { throw BinaryReader.Failure() }
-        return Message(topic: topic, body: body, framing: framing, parts: parts, recordCount: recordCount)
+        let metadata = try Fields.decode(from: &reader)
+        return Message(topic: topic, body: body, framing: framing, parts: parts, recordCount: recordCount, metadata: metadata)
     }
 }

@@ -6,93 +6,127 @@ import UplinkCore
 
 /// `json`: turns raw lines into structured records.
 ///
-/// `mode: raw` puts the line in a `message` field (invalid UTF-8 becomes U+FFFD, never an error);
-/// `mode: json` parses each line as a JSON object. Optional fields add the read time, host, source id, path
-/// and a sequence number. A line that does not parse is handled by `on_error`, always counted.
+/// Parse modes (`mode`):
+/// - `raw`: the line becomes one string field, `message_field` (invalid UTF-8 becomes U+FFFD, never an error);
+/// - `json`: the line is a JSON object;
+/// - `csv`: the line's cells are the named `columns`, each `name` or `name:type` (`_` skips a cell), split at
+///   `delimiter` with RFC 4180 quoting;
+/// - `kv`: `key=value` pairs separated by spaces (`pair_delimiter`, `kv_delimiter`), values optionally quoted;
+/// - `regex`: the named captures of `pattern`.
+///
+/// `types` converts fields to `int`, `float`, `bool` or `string`. Optional fields add the read time (Unix ms),
+/// host, source id, path or device, and a sequence number. A line that does not parse, or a value that does not
+/// convert, is handled by `on_error` (`drop`, `keep_raw`, `dead_letter`), always counted, never a crash. Records
+/// encode to valid JSON whatever bytes the line held.
 public struct JSONTransform: TransformStage {
     public typealias Input = RawEvent
     public typealias Output = Record
 
-    public enum Mode: String, Sendable, CaseIterable { case raw, json }
+    public enum Mode: String, Sendable, CaseIterable { case raw, json, csv, kv, regex }
+
     public enum ErrorPolicy: String, Sendable, CaseIterable {
         /// Drop the line, counted.
         case drop
-        /// Keep it as a raw `message` record with an `error` field.
+        /// Keep what did not convert as text: a line that does not parse becomes a `message_field` record with
+        /// an `error` field; a value that does not convert stays the original string.
         case keepRaw = "keep_raw"
+        /// Write the line to the dead-letter file with the reason, counted.
+        case deadLetter = "dead_letter"
+    }
+
+    /// A CSV column: its field name (nil: the cell is skipped) and type.
+    public struct Column: Sendable, Equatable {
+        public var name: String?
+        public var type: FieldType
+
+        public init(_ name: String?, _ type: FieldType = .string) {
+            self.name = name
+            self.type = type
+        }
+    }
+
+    /// A field converted to a type after parsing (`types:`).
+    public struct TypedField: Sendable, Equatable {
+        public var name: String
+        public var type: FieldType
+
+        public init(_ name: String, _ type: FieldType) {
+            self.name = name
+            self.type = type
+        }
     }
 
     public static let descriptor = PluginDescriptor(
         type: "json", role: .transform,
-        summary: "Wraps raw lines into JSON records: the line as a message field, or parsed as a JSON object.",
+        summary: "Turns raw lines into records: the line as a field, or parsed as JSON, CSV, key=value pairs or a regex; types values.",
         options: [
-            OptionSpec("mode", .enumeration(Mode.allCases.map(\.rawValue)), default: "raw", "raw: the line becomes `message_field`; json: the line is a JSON object"),
-            OptionSpec("message_field", .string, default: "message", "field that holds the line in raw mode"),
+            OptionSpec("mode", .enumeration(Mode.allCases.map(\.rawValue)), default: "raw", "how a line is parsed: raw (the line is `message_field`), json (an object), csv (`columns`), kv (key=value pairs), regex (named captures of `pattern`)"),
+            OptionSpec("message_field", .string, default: "message", "field that holds the line in raw mode (and with on_error: keep_raw)"),
+            OptionSpec("columns", .stringList, "csv: the column names in order, each `name` or `name:type` (int, float, bool, string); `_` skips a column"),
+            OptionSpec("delimiter", .string, default: ",", "csv: the one-character cell separator (\"\\t\" for TSV)"),
+            OptionSpec("pair_delimiter", .string, default: "' '", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
+            OptionSpec("kv_delimiter", .string, default: "=", "kv: the one-character separator between a key and its value"),
+            OptionSpec("pattern", .string, "regex: a regular expression whose named captures (?<name>…) become fields"),
+            OptionSpec("types", .stringMap, "convert fields: `field: int | float | bool | string`; a value that does not convert is handled by on_error"),
             OptionSpec("timestamp_field", .string, "add the read time (Unix ms) under this name"),
             OptionSpec("host_field", .string, "add the host name under this name"),
             OptionSpec("source_field", .string, "add the source component id under this name"),
             OptionSpec("path_field", .string, "add the file path or device under this name"),
             OptionSpec("sequence_field", .string, "add a per-component sequence number under this name"),
-            OptionSpec("on_error", .enumeration(ErrorPolicy.allCases.map(\.rawValue)), default: "drop", "what to do with a line that does not parse"),
-        ],
+            OptionSpec("on_error", .enumeration(ErrorPolicy.allCases.map(\.rawValue)), default: "drop", "a line that does not parse or a value that does not convert: drop it, keep_raw (keep the text), or dead_letter it; always counted"),
+        ] + DeadLetterSettings.options,
         accepts: [.raw], output: .kind(.record)
     ) { context in
-        let config = context.config
-        var transform = JSONTransform()
-        transform.mode = config.enumeration("mode", default: .raw)
-        transform.messageField = config.string("message_field", default: "message")
-        transform.timestampField = config.string("timestamp_field")
-        transform.hostField = config.string("host_field")
-        transform.sourceField = config.string("source_field")
-        transform.pathField = config.string("path_field")
-        transform.sequenceField = config.string("sequence_field")
-        transform.onError = config.enumeration("on_error", default: .drop)
-        return .transform(transform)
+        .transform(JSONTransform(config: context.config))
     }
 
     public var mode: Mode = .raw
     public var messageField = "message"
+    public var columns: [Column] = []
+    public var delimiter = UInt8(ascii: ",")
+    public var pairDelimiter = UInt8(ascii: " ")
+    public var kvDelimiter = UInt8(ascii: "=")
+    /// regex mode: the pattern and the names of its captures (each run compiles its own matcher).
+    public var pattern: LinePattern?
+    public var types: [TypedField] = []
     public var timestampField: String?
     public var hostField: String?
     public var sourceField: String?
     public var pathField: String?
     public var sequenceField: String?
     public var onError: ErrorPolicy = .drop
+    var deadLetters = DeadLetterSettings()
 
     public init() {}
 
     public func run(context: ComponentContext, input: Inbox<RawEvent>, output: Outbox<Record>) async throws {
         let host = hostField == nil ? "" : Self.hostName()
         var sequence: Int64 = 0
-        var parseErrors = 0
+        var rejections = Rejections(
+            context: context, deadLetters: onError == .deadLetter ? deadLetters.file(for: context) : nil)
+        defer { rejections.finish() }
+        var scratch = try ParseScratch(pattern: pattern)
         for await chunk in input {
             var records: [Record] = []
             records.reserveCapacity(chunk.count)
             for event in chunk.events {
-                var fields: Fields
-                switch mode {
-                case .raw:
+                var fields = Fields()
+                // json mode replaces the fields with the parsed object: reserving would allocate for nothing.
+                if mode != .json { fields.reserveCapacity(columns.count + 6) }
+                switch parse(event.bytes, into: &fields, scratch: &scratch) {
+                case nil:
+                    break
+                case .unconverted(let reason) where onError == .keepRaw:
+                    // The record goes on with the original text in place of the value.
+                    rejections.count(reason: reason)
+                case .unparsable(let reason) where onError == .keepRaw:
+                    rejections.count(reason: reason)
                     fields = Fields()
                     fields.append(messageField, .string(String(decoding: event.bytes, as: UTF8.self)))
-                case .json:
-                    do {
-                        let value = try JSONReader.parse(event.bytes)
-                        guard case .object(let object) = value else {
-                            throw JSONReader.Failure(offset: 0, message: "a line must be a JSON object, not \(value.typeName)")
-                        }
-                        fields = object
-                    } catch {
-                        parseErrors += 1
-                        context.metrics.error()
-                        switch onError {
-                        case .drop:
-                            context.metrics.dropped(1)
-                            continue
-                        case .keepRaw:
-                            fields = Fields()
-                            fields.append(messageField, .string(String(decoding: event.bytes, as: UTF8.self)))
-                            fields.append("error", .string(String(describing: error)))
-                        }
-                    }
+                    fields.append("error", .string(reason))
+                case .unparsable(let reason), .unconverted(let reason):
+                    rejections.reject(event.bytes, topic: nil, reason: reason, deadLetter: onError == .deadLetter)
+                    continue
                 }
                 if let timestampField { fields[timestampField] = .int(event.timestamp) }
                 if let hostField { fields[hostField] = .string(host) }
@@ -104,11 +138,95 @@ public struct JSONTransform: TransformStage {
                 }
                 records.append(Record(fields: fields, origin: event.origin, timestamp: event.timestamp))
             }
+            if records.isEmpty {
+                // Every line was dropped or dead-lettered on purpose: that is their final answer, and a source
+                // waiting for it must not take them for lost.
+                chunk.acknowledgements.resolve(.delivered)
+                continue
+            }
             try await output.send(EventChunk(records, acknowledgements: chunk.acknowledgements))
         }
-        if parseErrors > 0 {
-            context.logger.warning("lines that did not parse", metadata: ["json.errors": "\(parseErrors)", "json.on_error": "\(onError.rawValue)"])
+    }
+
+    /// Why a line did not become a record as configured.
+    enum Problem: Equatable {
+        /// The line does not parse in the mode.
+        case unparsable(String)
+        /// It parsed, but a value does not convert to its type; the field holds the original text.
+        case unconverted(String)
+    }
+
+    /// What parsing keeps from line to line: CSV cells' storage and the compiled regex (Swift's `Regex` is not
+    /// `Sendable`, so each run compiles its own from ``LinePattern``).
+    struct ParseScratch {
+        var cells: [ArraySlice<UInt8>] = []
+        let matcher: LinePattern.Matcher?
+
+        init(pattern: LinePattern?) throws {
+            matcher = try pattern?.matcher()
         }
+    }
+
+    /// Parses `line` into `fields` and converts typed fields.
+    func parse(_ line: ArraySlice<UInt8>, into fields: inout Fields, scratch: inout ParseScratch) -> Problem? {
+        var conversionProblem: String?
+        switch mode {
+        case .raw:
+            fields.append(messageField, .string(String(decoding: line, as: UTF8.self)))
+            return nil
+        case .json:
+            do {
+                let value = try JSONReader.parse(line)
+                guard case .object(let object) = value else {
+                    return .unparsable("a line must be a JSON object, not \(value.typeName)")
+                }
+                fields = object
+            } catch {
+                return .unparsable(String(describing: error))
+            }
+        case .csv:
+            if let problem = Self.splitCSV(line, delimiter: delimiter, into: &scratch.cells) {
+                return .unparsable(problem)
+            }
+            guard scratch.cells.count == columns.count else {
+                return .unparsable("expected \(columns.count) columns, got \(scratch.cells.count)")
+            }
+            for (column, cell) in zip(columns, scratch.cells) {
+                guard let name = column.name else { continue }
+                if let value = column.type.convert(text: cell) {
+                    fields.append(name, value)
+                } else {
+                    conversionProblem = conversionProblem ?? Self.conversionProblem(name, cell, column.type)
+                    fields.append(name, .string(String(decoding: cell, as: UTF8.self)))
+                }
+            }
+        case .kv:
+            if let problem = Self.splitPairs(line, pairDelimiter: pairDelimiter, kvDelimiter: kvDelimiter, into: &fields) {
+                return .unparsable(problem)
+            }
+        case .regex:
+            guard let matcher = scratch.matcher, matcher.match(line, into: &fields) else {
+                return .unparsable("the line does not match the pattern")
+            }
+        }
+        for typed in types {
+            guard let value = fields[typed.name] else { continue }
+            if let converted = typed.type.convert(value) {
+                fields[typed.name] = converted
+            } else {
+                conversionProblem = conversionProblem ?? Self.conversionProblem(typed.name, value, typed.type)
+            }
+        }
+        return conversionProblem.map(Problem.unconverted)
+    }
+
+    static func conversionProblem(_ name: String, _ text: some Collection<UInt8>, _ type: FieldType) -> String {
+        "field '\(name)': '\(String(decoding: text.prefix(64), as: UTF8.self))' is not \(type == .int ? "an" : "a") \(type.rawValue)"
+    }
+
+    static func conversionProblem(_ name: String, _ value: Value, _ type: FieldType) -> String {
+        if case .string(let text) = value { return conversionProblem(name, text.utf8, type) }
+        return "field '\(name)': \(value.typeName) \(String(value.jsonText.prefix(64))) is not \(type == .int ? "an" : "a") \(type.rawValue)"
     }
 
     static func hostName() -> String {

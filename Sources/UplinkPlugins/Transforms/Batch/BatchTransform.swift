@@ -1,0 +1,158 @@
+import UplinkCore
+
+/// `batch`: groups records or messages per topic into payloads no larger than IoT-Core's 128 KB request body.
+///
+/// A batch is sent when the next record would take it past `max_bytes` (measured on the body exactly as it
+/// will be sent), at `max_events` records, or `timeout` after its first record, and whatever is open is sent when
+/// the input ends. Custom topics join records as a JSON array or newline-delimited JSON (`encoding`); thing-model
+/// property posts merge into one `Property` object (a repeated identifier starts a new message); thing-model
+/// events and shadow updates pass through one per message. A record that alone is over `max_bytes` goes to the
+/// dead-letter file with the reason. Every batch carries the acknowledgements of all the records in it.
+///
+/// Records (from `json`) become messages on `topic`, or on the sink's default topic when it is not set.
+public struct BatchTransform<Input: Event>: TransformStage {
+    public typealias Output = Message
+
+    /// IoT-Core's limit for one HTTP request body, and the default.
+    public static var hardMaxBytes: Int { 131_072 }
+
+    public static var descriptor: PluginDescriptor {
+        PluginDescriptor(
+            type: "batch", role: .transform,
+            summary: "Groups records or messages per topic into bodies of at most 128 KB: JSON arrays, NDJSON, or merged thing-model property posts.",
+            options: [
+                OptionSpec("max_bytes", .size, default: "131072", "send a batch before its encoded body would pass this size (1KiB to 131072, IoT-Core's limit)"),
+                OptionSpec("max_events", .int, default: "1000", "send a batch when it holds this many records"),
+                OptionSpec("timeout", .duration, default: "1s", "send a batch this long after its first record, even if not full"),
+                OptionSpec("encoding", .enumeration(BatchFraming.allCases.map(\.rawValue)), default: "json_array", "how records on custom topics are joined: json_array ([a,b]) or ndjson (one per line)"),
+                OptionSpec("topic", .string, "record input: the topic of the batches; default: the sink's default topic"),
+            ] + DeadLetterSettings.options,
+            accepts: [.record, .message], output: .kind(.message)
+        ) { context in
+            let config = context.config
+            var limits = BatchAccumulator.Limits(maxBytes: hardMaxBytes, maxEvents: 1000, timeout: .seconds(1), encoding: .jsonArray)
+            if let maxBytes = config.size("max_bytes") {
+                if maxBytes < 1024 || maxBytes > hardMaxBytes {
+                    config.error("'max_bytes' must be between 1KiB and \(hardMaxBytes) (IoT-Core's limit for one request), got \(maxBytes)", at: "max_bytes")
+                } else {
+                    limits.maxBytes = maxBytes
+                }
+            }
+            limits.maxEvents = config.int("max_events", default: limits.maxEvents, range: 1...100_000)
+            if let timeout = config.duration("timeout") {
+                if timeout < .milliseconds(1) || timeout > .seconds(3600) {
+                    config.error("'timeout' must be between 1ms and 1h, got \(timeout)", at: "timeout")
+                } else {
+                    limits.timeout = timeout
+                }
+            }
+            limits.encoding = config.enumeration("encoding", default: .jsonArray)
+            let topic = config.string("topic")
+            if topic != nil && context.inputKind == .message {
+                config.error("'topic' is only used with record input: messages keep their own topic", at: "topic")
+            }
+            if let topic, topic.isEmpty { config.error("'topic' must not be empty", at: "topic") }
+            let deadLetters = DeadLetterSettings.read(from: config, used: true, hint: "")
+            if context.inputKind == .record {
+                return .transform(BatchTransform<Record>(limits: limits, topic: topic, deadLetters: deadLetters))
+            }
+            return .transform(BatchTransform<Message>(limits: limits, topic: nil, deadLetters: deadLetters))
+        }
+    }
+
+    let limits: BatchAccumulator.Limits
+    /// The topic of batches made from records.
+    public let topic: String?
+    let deadLetters: DeadLetterSettings
+
+    init(limits: BatchAccumulator.Limits, topic: String?, deadLetters: DeadLetterSettings) {
+        self.limits = limits
+        self.topic = topic
+        self.deadLetters = deadLetters
+    }
+
+    public var maxBytes: Int { limits.maxBytes }
+
+    public func run(context: ComponentContext, input: Inbox<Input>, output: Outbox<Message>) async throws {
+        var accumulator = BatchAccumulator(limits: limits)
+        var rejections = Rejections(context: context, deadLetters: deadLetters.file(for: context))
+        defer { rejections.finish() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var actions: [BatchAccumulator.Action] = []
+        var record: [UInt8] = []
+        var chunkID = 0
+        while true {
+            let poll: Inbox<Input>.Poll
+            if let deadline = accumulator.nextDeadline {
+                let now = clock.now - start
+                if now >= deadline {
+                    accumulator.flushExpired(now: now, into: &actions)
+                    try await perform(&actions, rejections: &rejections, output: output)
+                    continue
+                }
+                // Wake at the deadline even if the input stays idle.
+                poll = await input.next(until: start + deadline)
+            } else if let chunk = await input.next() {
+                poll = .chunk(chunk)
+            } else {
+                poll = .ended
+            }
+            switch poll {
+            case .chunk(let chunk):
+                chunkID += 1
+                let source = BatchAccumulator.Source(id: chunkID, acknowledgements: chunk.acknowledgements)
+                let now = clock.now - start
+                var accepted = false
+                for event in chunk.events {
+                    if let message = event as? Message {
+                        accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
+                    } else if let fields = (event as? Record)?.fields {
+                        record.removeAll(keepingCapacity: true)
+                        fields.appendJSON(to: &record)
+                        accepted = accumulator.addPart(record, topic: topic, from: source, now: now, into: &actions) || accepted
+                    }
+                }
+                if !accepted {
+                    // Every record was dead-lettered: that is their final answer, not a loss.
+                    chunk.acknowledgements.resolve(.delivered)
+                }
+                try await perform(&actions, rejections: &rejections, output: output)
+            case .timedOut:
+                continue
+            case .ended:
+                accumulator.flushAll(into: &actions)
+                try await perform(&actions, rejections: &rejections, output: output)
+                return
+            }
+        }
+    }
+
+    /// Sends batches and dead-letters rejects. Consecutive messages holding exactly the same acknowledgements go
+    /// in one chunk (property posts that could not merge, pass-through events of one chunk); messages holding
+    /// different ones never share a chunk, so a sink acknowledges exactly the records it delivered.
+    private func perform(
+        _ actions: inout [BatchAccumulator.Action], rejections: inout Rejections, output: Outbox<Message>
+    ) async throws {
+        var pending = EventChunk<Message>([])
+        for action in actions {
+            switch action {
+            case .emit(let message, let acknowledgements):
+                if !pending.isEmpty && !Self.holdSameTokens(pending.acknowledgements, acknowledgements) {
+                    try await output.send(pending)
+                    pending = EventChunk([])
+                }
+                if pending.isEmpty { pending.acknowledgements = acknowledgements }
+                pending.events.append(message)
+            case .reject(let topic, let payload, let reason):
+                rejections.reject(payload, topic: topic, reason: reason, deadLetter: true)
+            }
+        }
+        try await output.send(pending)
+        actions.removeAll(keepingCapacity: true)
+    }
+
+    private static func holdSameTokens(_ first: Acknowledgements, _ second: Acknowledgements) -> Bool {
+        first.tokens.count == second.tokens.count && zip(first.tokens, second.tokens).allSatisfy { $0 === $1 }
+    }
+}

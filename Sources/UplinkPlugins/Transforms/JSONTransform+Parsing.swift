@@ -1,0 +1,206 @@
+import UplinkCore
+
+extension JSONTransform {
+    /// Splits a CSV line into `cells` (whose storage is reused from line to line); returns the problem when the
+    /// line is malformed.
+    ///
+    /// RFC 4180 quoting: a cell may be quoted (`"a,b"`), a quote inside a quoted cell is doubled (`""`). Unquoted
+    /// cells are slices of the line, so splitting allocates only for a quoted cell with a doubled quote.
+    static func splitCSV(
+        _ line: ArraySlice<UInt8>, delimiter: UInt8, into cells: inout [ArraySlice<UInt8>]
+    ) -> String? {
+        let quote = UInt8(ascii: "\"")
+        cells.removeAll(keepingCapacity: true)
+        var index = line.startIndex
+        let end = line.endIndex
+        while true {
+            if index < end && line[index] == quote {
+                index += 1
+                let start = index
+                var unescaped: [UInt8]?
+                var closed = false
+                while index < end {
+                    if line[index] == quote {
+                        if index + 1 < end && line[index + 1] == quote {
+                            if unescaped == nil { unescaped = Array(line[start..<index]) }
+                            unescaped!.append(quote)
+                            index += 2
+                            continue
+                        }
+                        closed = true
+                        break
+                    }
+                    unescaped?.append(line[index])
+                    index += 1
+                }
+                guard closed else { return "unterminated quoted cell in column \(cells.count + 1)" }
+                cells.append(unescaped.map { $0[...] } ?? line[start..<index])
+                index += 1
+                if index == end { return nil }
+                guard line[index] == delimiter else {
+                    return "unexpected character after the quoted cell in column \(cells.count)"
+                }
+                index += 1
+            } else {
+                let start = index
+                while index < end && line[index] != delimiter { index += 1 }
+                cells.append(line[start..<index])
+                if index == end { return nil }
+                index += 1
+            }
+        }
+    }
+
+    /// Parses `key=value` pairs into `fields`; returns the problem when the line is malformed.
+    ///
+    /// Pairs are separated by `pairDelimiter` (a space means any run of spaces and tabs); spaces around keys and
+    /// values are ignored. A value may be double-quoted (`msg="disk full"`, with `\"` and `\\` escapes). A key
+    /// that appears twice keeps its last value.
+    static func splitPairs(
+        _ line: ArraySlice<UInt8>, pairDelimiter: UInt8, kvDelimiter: UInt8, into fields: inout Fields
+    ) -> String? {
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
+        let whitespaceSeparated = pairDelimiter == UInt8(ascii: " ")
+        @inline(__always) func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        @inline(__always) func endsValue(_ byte: UInt8) -> Bool {
+            whitespaceSeparated ? isSpace(byte) : byte == pairDelimiter
+        }
+        var index = line.startIndex
+        let end = line.endIndex
+        while true {
+            while index < end && isSpace(line[index]) { index += 1 }
+            if index == end { return nil }
+            if !whitespaceSeparated && line[index] == pairDelimiter {
+                index += 1
+                continue
+            }
+            let keyStart = index
+            while index < end && line[index] != kvDelimiter && !endsValue(line[index]) { index += 1 }
+            var keyEnd = index
+            while keyEnd > keyStart && isSpace(line[keyEnd - 1]) { keyEnd -= 1 }
+            guard index < end, line[index] == kvDelimiter else {
+                return "'\(String(decoding: line[keyStart..<keyEnd].prefix(64), as: UTF8.self))' is not a key\(Character(Unicode.Scalar(kvDelimiter)))value pair"
+            }
+            guard keyEnd > keyStart else { return "a pair has an empty key" }
+            let key = String(decoding: line[keyStart..<keyEnd], as: UTF8.self)
+            index += 1
+            if !whitespaceSeparated {
+                while index < end && isSpace(line[index]) { index += 1 }
+            }
+            if index < end && line[index] == quote {
+                index += 1
+                var value: [UInt8] = []
+                var closed = false
+                while index < end {
+                    let byte = line[index]
+                    index += 1
+                    if byte == quote {
+                        closed = true
+                        break
+                    }
+                    if byte == backslash && index < end && (line[index] == quote || line[index] == backslash) {
+                        value.append(line[index])
+                        index += 1
+                        continue
+                    }
+                    value.append(byte)
+                }
+                guard closed else { return "unterminated quoted value of '\(key)'" }
+                fields[key] = .string(String(decoding: value, as: UTF8.self))
+                while index < end && isSpace(line[index]) { index += 1 }
+                guard index == end || whitespaceSeparated || line[index] == pairDelimiter else {
+                    return "unexpected character after the quoted value of '\(key)'"
+                }
+            } else {
+                let valueStart = index
+                while index < end && !endsValue(line[index]) { index += 1 }
+                var valueEnd = index
+                while valueEnd > valueStart && isSpace(line[valueEnd - 1]) { valueEnd -= 1 }
+                fields[key] = .string(String(decoding: line[valueStart..<valueEnd], as: UTF8.self))
+            }
+        }
+    }
+}
+
+/// The `pattern` of regex mode: its text and the names of its named captures, checked when the config is read.
+///
+/// Swift's `Regex` is not `Sendable`, so the stage keeps the text and each run compiles its own ``Matcher``.
+public struct LinePattern: Sendable, Equatable {
+    public let source: String
+    /// The named captures, in the order they are written: the fields a match produces.
+    public let captureNames: [String]
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(_ source: String) throws(Invalid) {
+        do {
+            _ = try Regex(source)
+        } catch {
+            throw Invalid(description: "'pattern' is not a valid regular expression: \(error)")
+        }
+        self.source = source
+        captureNames = Self.captureNames(in: source)
+        if captureNames.isEmpty {
+            throw Invalid(description: "'pattern' has no named capture such as (?<temperature>[0-9.]+): nothing would become a field")
+        }
+    }
+
+    /// A compiled pattern, for one task.
+    public struct Matcher {
+        let regex: Regex<AnyRegexOutput>
+        let names: [String]
+
+        /// Adds the captures of the first match in `line` to `fields` (a capture that took no part in the match is
+        /// left out); false when the line does not match.
+        func match(_ line: ArraySlice<UInt8>, into fields: inout Fields) -> Bool {
+            let text = String(decoding: line, as: UTF8.self)
+            guard let found = try? regex.firstMatch(in: text) else { return false }
+            for name in names {
+                if let captured = found.output[name]?.substring {
+                    fields.append(name, .string(String(captured)))
+                }
+            }
+            return true
+        }
+    }
+
+    public func matcher() throws -> Matcher {
+        Matcher(regex: try Regex(source), names: captureNames)
+    }
+
+    /// `(?<name>` and `(?P<name>`, skipping escaped parentheses and lookbehinds `(?<=` `(?<!`.
+    static func captureNames(in source: String) -> [String] {
+        let bytes = Array(source.utf8)
+        var names: [String] = []
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\\") {
+                index += 2
+                continue
+            }
+            guard bytes[index] == UInt8(ascii: "("), index + 3 < bytes.count, bytes[index + 1] == UInt8(ascii: "?") else {
+                index += 1
+                continue
+            }
+            var start = index + 2
+            if bytes[start] == UInt8(ascii: "P") { start += 1 }
+            guard start < bytes.count, bytes[start] == UInt8(ascii: "<") else {
+                index += 1
+                continue
+            }
+            start += 1
+            var end = start
+            while end < bytes.count && (bytes[end] == UInt8(ascii: "_") || (bytes[end] | 0x20 >= UInt8(ascii: "a") && bytes[end] | 0x20 <= UInt8(ascii: "z")) || (bytes[end] >= UInt8(ascii: "0") && bytes[end] <= UInt8(ascii: "9"))) {
+                end += 1
+            }
+            if end > start, end < bytes.count, bytes[end] == UInt8(ascii: ">") {
+                names.append(String(decoding: bytes[start..<end], as: UTF8.self))
+            }
+            index = end
+        }
+        return names
+    }
+}

@@ -1,0 +1,109 @@
+import Logging
+import UplinkCore
+
+/// Where a transform's dead letters go: the `dead_letter_*` options shared by `json`, `thing_model` and `batch`.
+struct DeadLetterSettings: Sendable {
+    var path: String?
+    var maxBytes = 10 << 20
+    var keep = 3
+
+    static let options: [OptionSpec] = [
+        OptionSpec(
+            "dead_letter_path", .string, default: "<data_dir>/<id>/dead-letters.jsonl",
+            "file of rejected events, one JSON line each with the reason and the payload in base64 (mode 0600)"),
+        OptionSpec("dead_letter_max_bytes", .size, default: "10MiB", "rotate the dead-letter file before it passes this size"),
+        OptionSpec("dead_letter_keep", .int, default: "3", "rotated dead-letter files to keep (path.1, path.2, …)"),
+    ]
+
+    /// Reads the options. When the component's settings never dead-letter (`used` is false), setting them is an
+    /// error that says why (`hint`), so an operator does not believe rejects are kept when they are dropped.
+    static func read(from config: ConfigReader, used: Bool, hint: String) -> DeadLetterSettings {
+        var settings = DeadLetterSettings()
+        if !used {
+            for option in options where config.contains(option.name) {
+                config.error("'\(option.name)' is not used: \(hint)", at: option.name)
+            }
+            return settings
+        }
+        settings.path = config.string("dead_letter_path")
+        if let path = settings.path, path.isEmpty || path.hasSuffix("/") {
+            config.error("'dead_letter_path' must name a file", at: "dead_letter_path")
+        }
+        settings.maxBytes = config.size("dead_letter_max_bytes") ?? settings.maxBytes
+        if settings.maxBytes < 1024 {
+            config.error("'dead_letter_max_bytes' must be at least 1KiB", at: "dead_letter_max_bytes")
+        }
+        settings.keep = config.int("dead_letter_keep", default: settings.keep, range: 0...100)
+        return settings
+    }
+
+    /// The file (nothing is created until the first dead letter).
+    func file(for context: ComponentContext) -> DeadLetterFile {
+        DeadLetterFile(
+            path: path ?? context.dataDirectory + "/" + context.id + "/dead-letters.jsonl", maxBytes: maxBytes,
+            keep: keep)
+    }
+}
+
+/// Counts, logs and dead-letters the events a transform cannot turn into output.
+///
+/// Every reject counts as a component error; the first is logged with its reason, the rest are summarised when
+/// the transform ends, never one log line per event. A reject that cannot be dead-lettered (the disk is full)
+/// is dropped and counted, never a crash.
+struct Rejections {
+    let context: ComponentContext
+    let deadLetters: DeadLetterFile?
+    private(set) var rejected = 0
+    private(set) var deadLettered = 0
+    private(set) var dropped = 0
+    private var writeFailed = false
+
+    init(context: ComponentContext, deadLetters: DeadLetterFile?) {
+        self.context = context
+        self.deadLetters = deadLetters
+    }
+
+    /// Rejects an event: dead-letters `payload` when `deadLetter` is true (and a file is configured), else drops it.
+    mutating func reject(_ payload: some Collection<UInt8>, topic: String?, reason: String, deadLetter: Bool) {
+        count(reason: reason)
+        if deadLetter, let deadLetters {
+            do {
+                try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
+                deadLettered += 1
+                return
+            } catch {
+                if !writeFailed {
+                    writeFailed = true
+                    context.logger.error(
+                        "cannot write a dead letter; rejected events are dropped",
+                        metadata: ["file.path": "\(deadLetters.path)", "error": "\(error)"])
+                }
+            }
+        }
+        dropped += 1
+        context.metrics.dropped(1)
+    }
+
+    /// Counts a problem with an event that is still sent on (kept as raw text).
+    mutating func count(reason: String) {
+        rejected += 1
+        context.metrics.error()
+        if rejected == 1 {
+            context.logger.warning(
+                "rejected an event; further rejects are counted and summarised at the end",
+                metadata: ["event.reason": "\(reason)"])
+        }
+    }
+
+    /// Closes the dead-letter file (fsync) and logs the totals.
+    func finish() {
+        deadLetters?.close()
+        guard rejected > 0 else { return }
+        context.logger.warning(
+            "events rejected",
+            metadata: [
+                "events.rejected": "\(rejected)", "events.dead_lettered": "\(deadLettered)",
+                "events.dropped": "\(dropped)",
+            ])
+    }
+}

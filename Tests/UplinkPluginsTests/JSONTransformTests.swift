@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+import UplinkCore
+import UplinkPlugins
+
+@Suite struct JSONTransformTests {
+    private func records(_ options: String, _ lines: [String]) async throws -> [String] {
+        let transform = try builtTransform("t", in: pipeline(json: options), as: JSONTransform.self)
+        return try await run(transform, rawEvents(lines)).events.map(\.json)
+    }
+
+    // MARK: Modes
+
+    @Test func rawModeWrapsTheLineAndAddsRequestedFields() async throws {
+        let found = try await records(
+            "timestamp_field: time, source_field: src, path_field: dev, sequence_field: seq", ["hello", "world"])
+        #expect(found == [
+            #"{"message":"hello","time":1524448722000,"src":"in","dev":"/dev/ttyS1","seq":1}"#,
+            #"{"message":"world","time":1524448722000,"src":"in","dev":"/dev/ttyS1","seq":2}"#,
+        ])
+    }
+
+    @Test func hostFieldIsTheMachinesName() async throws {
+        let found = try await records("host_field: host", ["x"])
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        #expect(found[0].hasPrefix(#"{"message":"x","host":""#))
+        #expect(found[0].contains(host))
+    }
+
+    @Test func jsonModeParsesObjectsAndConvertsTypes() async throws {
+        let found = try await records(
+            "mode: json, types: { temp: float, hum: int, ok: bool, id: string }",
+            [#"{"temp":"26.5","hum":57.0,"ok":"yes","id":7,"other":[1]}"#, #"{"temp":26,"hum":null}"#])
+        #expect(found == [
+            #"{"temp":26.5,"hum":57,"ok":true,"id":"7","other":[1]}"#,
+            #"{"temp":26.0,"hum":null}"#,
+        ])
+    }
+
+    @Test func csvModeNamesAndTypesColumns() async throws {
+        let found = try await records(
+            #"mode: csv, columns: [time:int, temperature:float, _, status, ok:bool], types: { status: string }"#,
+            [
+                "1524448722000,26.5,skipped,ok,true",
+                #"1524448723000, -3 ,x,"a ""quoted"", value",0"#,
+                "1,2,3,,off",
+            ])
+        #expect(found == [
+            #"{"time":1524448722000,"temperature":26.5,"status":"ok","ok":true}"#,
+            #"{"time":1524448723000,"temperature":-3.0,"status":"a \"quoted\", value","ok":false}"#,
+            #"{"time":1,"temperature":2.0,"status":"","ok":false}"#,
+        ])
+    }
+
+    @Test func csvTakesATabDelimiterAndTypesGivenSeparately() async throws {
+        let found = try await records(#"mode: csv, delimiter: "\t", columns: [a, b], types: { b: int }"#, ["x y\t42"])
+        #expect(found == [#"{"a":"x y","b":42}"#])
+    }
+
+    @Test func kvModeReadsPairsWithQuotedValues() async throws {
+        let found = try await records(
+            "mode: kv, types: { temp: float, n: int }",
+            [#"temp=26.5  n=3 msg="disk \"sda\" full" empty= path=C:\x"#, "  "])
+        #expect(found == [
+            #"{"temp":26.5,"n":3,"msg":"disk \"sda\" full","empty":"","path":"C:\\x"}"#,
+            "{}",
+        ])
+    }
+
+    @Test func kvModeTakesOtherDelimiters() async throws {
+        let found = try await records(#"mode: kv, pair_delimiter: ",", kv_delimiter: ":""#, [#"a: 1, b : two words ,c:"x,y""#])
+        #expect(found == [#"{"a":"1","b":"two words","c":"x,y"}"#])
+    }
+
+    @Test func regexModeTakesNamedCaptures() async throws {
+        let found = try await records(
+            #"mode: regex, pattern: '^(?<level>[A-Z]+) t=(?<temp>[0-9.]+)(?: note=(?<note>\w+))?', types: { temp: float }"#,
+            ["WARN t=81.5 rest", "INFO t=20 note=fine"])
+        #expect(found == [#"{"level":"WARN","temp":81.5}"#, #"{"level":"INFO","temp":20.0,"note":"fine"}"#])
+    }
+
+    // MARK: Error policies
+
+    private let badLines = [
+        "1,20.5",  // fine
+        "2,warm",  // does not convert
+        "3",  // does not parse: one column
+        #""4,20"#,  // unterminated quote
+    ]
+
+    @Test func dropPolicyDropsAndCountsEveryBadLine() async throws {
+        let transform = try builtTransform("t", in: pipeline(json: "mode: csv, columns: [n:int, t:float]"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents(badLines))
+        #expect(result.events.map(\.json) == [#"{"n":1,"t":20.5}"#])
+        #expect(result.metrics.errors == 3)
+        #expect(result.metrics.droppedEvents == 3)
+    }
+
+    @Test func keepRawKeepsTheTextOfWhatDidNotConvert() async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(json: "mode: csv, columns: [n:int, t:float], on_error: keep_raw"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents(badLines))
+        #expect(result.events.map(\.json) == [
+            #"{"n":1,"t":20.5}"#,
+            #"{"n":2,"t":"warm"}"#,
+            #"{"message":"3","error":"expected 2 columns, got 1"}"#,
+            #"{"message":"\"4,20","error":"unterminated quoted cell in column 1"}"#,
+        ])
+        #expect(result.metrics.errors == 3)
+        #expect(result.metrics.droppedEvents == 0)
+    }
+
+    @Test func deadLetterPolicyWritesTheLineAndTheReason() async throws {
+        let directory = try temporaryDirectory()
+        let transform = try builtTransform(
+            "t", in: pipeline(json: "mode: csv, columns: [n:int, t:float], on_error: dead_letter"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents(badLines), id: "wrap", dataDirectory: directory)
+        #expect(result.events.count == 1)
+        #expect(result.metrics.errors == 3)
+        #expect(result.metrics.droppedEvents == 0)
+        let letters = try jsonLines(directory + "/wrap/dead-letters.jsonl")
+        #expect(letters.map { $0["reason"] as? String } == [
+            "field 't': 'warm' is not a float", "expected 2 columns, got 1", "unterminated quoted cell in column 1",
+        ])
+        #expect(letters.allSatisfy { $0["component"] as? String == "wrap" && $0["topic"] is NSNull && $0["retcode"] is NSNull })
+        let payloads = letters.compactMap { ($0["payload_base64"] as? String).flatMap { Data(base64Encoded: $0) } }
+        #expect(payloads.map { String(decoding: $0, as: UTF8.self) } == Array(badLines[1...]))
+    }
+
+    @Test func deadLetterPathOverridesTheDefault() async throws {
+        let path = try temporaryDirectory() + "/rejects/json.jsonl"
+        let transform = try builtTransform(
+            "t", in: pipeline(json: "mode: json, on_error: dead_letter, dead_letter_path: \(path)"), as: JSONTransform.self)
+        _ = try await run(transform, rawEvents(["[1]"]))
+        #expect(try jsonLines(path).first?["reason"] as? String == "a line must be a JSON object, not array")
+    }
+
+    @Test func aChunkWhoseLinesWereAllRejectedIsAcknowledgedAsHandled() async throws {
+        let counter = AckCounter()
+        let transform = try builtTransform("t", in: pipeline(json: "mode: json"), as: JSONTransform.self)
+        let result = try await run(transform, [
+            EventChunk(rawEvents(["nope", "{"]), acknowledgements: Acknowledgements([counter.token()])),
+            EventChunk(rawEvents(["{}"]), acknowledgements: Acknowledgements([counter.token()])),
+        ])
+        #expect(result.events.count == 1)
+        #expect(counter.deliveredCount == 1, "the all-rejected chunk has its final answer")
+        withExtendedLifetime(result) {}
+    }
+
+    // MARK: Escaping and Unicode
+
+    @Test func outputIsValidJSONForAnyBytes() async throws {
+        let modes = [
+            "mode: raw", "mode: csv, columns: [a, b]", "mode: kv", "mode: json",
+            #"mode: regex, pattern: '(?<all>.*)'"#,
+        ]
+        var generator = SeededGenerator(seed: 2024)
+        let lines: [[UInt8]] = (0..<300).map { _ in
+            let length = Int.random(in: 0..<40, using: &generator)
+            return (0..<length).map { _ in
+                // Mostly the bytes that break naive encoders: controls, quotes, backslashes, high bytes.
+                let choices: [UInt8] = [0x00, 0x01, 0x1F, 0x22, 0x5C, 0x2C, 0x3D, 0x20, 0x7F, 0x80, 0xC3, 0xA9, 0xFF, 0xED, 0x61]
+                return Bool.random(using: &generator) ? choices.randomElement(using: &generator)! : UInt8.random(in: 0...255, using: &generator)
+            }
+        }
+        for options in modes {
+            let transform = try builtTransform("t", in: pipeline(json: options + ", on_error: keep_raw"), as: JSONTransform.self)
+            let result = try await run(transform, rawEvents(bytes: lines))
+            for record in result.events {
+                var bytes: [UInt8] = []
+                record.appendText(to: &bytes)
+                #expect((try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any], "\(options): \(record.json)")
+            }
+        }
+    }
+
+    @Test func unicodeIsKeptAndControlCharactersAreEscaped() async throws {
+        let found = try await records("mode: csv, columns: [name, note]", ["温度传感器,🚀 \u{01}\tok"])
+        #expect(found == ["{\"name\":\"温度传感器\",\"note\":\"🚀 \\u0001\\tok\"}"])
+        let transform = try builtTransform("t", in: pipeline(json: "mode: raw"), as: JSONTransform.self)
+        let invalid = try await run(transform, rawEvents(bytes: [[0x61, 0xFF, 0xFE, 0x62, 0xE6, 0xB8]]))
+        #expect(invalid.events.map(\.json) == ["{\"message\":\"a\u{FFFD}\u{FFFD}b\u{FFFD}\"}"])
+    }
+
+    // MARK: Configuration
+
+    @Test(arguments: [
+        ("mode: csv", "4:6: error: mode: csv needs 'columns'"),
+        ("mode: csv, columns: [a:flot]", "unknown type 'flot' (int, float, bool, string); did you mean 'float'?"),
+        ("mode: csv, columns: [a, a]", "'columns': 'a' is listed twice"),
+        ("mode: csv, columns: [a], delimiter: ';;'", "'delimiter' must be one character"),
+        ("mode: csv, columns: [a], types: { b: int }", "'types': 'b' is not one of the columns"),
+        ("mode: csv, columns: [a:int], types: { a: float }", "'types': 'a' already has a type in 'columns'"),
+        ("mode: raw, types: { a: int }", "'types' does not apply to mode: raw"),
+        ("mode: json, columns: [a]", "'columns' is only used with mode: csv (mode is json)"),
+        ("mode: kv, pattern: x", "'pattern' is only used with mode: regex (mode is kv)"),
+        ("mode: kv, pair_delimiter: '=', kv_delimiter: '='", "'pair_delimiter' and 'kv_delimiter' must differ"),
+        ("mode: regex", "mode: regex needs 'pattern'"),
+        ("mode: regex, pattern: '(unclosed'", "'pattern' is not a valid regular expression"),
+        ("mode: regex, pattern: '[0-9]+'", "'pattern' has no named capture"),
+        ("mode: regex, pattern: '(?<a>x)', types: { b: int }", "'types': 'b' is not a named capture of 'pattern' (a)"),
+        ("mode: json, types: { a: integer }", "unknown type 'integer'"),
+        ("mode: json, dead_letter_path: /tmp/x", "'dead_letter_path' is not used: on_error is not dead_letter"),
+        ("mode: json, on_error: dead_letter, dead_letter_keep: 500", "must be between 0 and 100"),
+        ("mode: json, on_error: deadletter", "did you mean 'dead_letter'?"),
+    ])
+    func misconfigurationIsReportedWhereItIsWritten(_ options: String, _ expected: String) {
+        let (_, errors) = buildPipeline(pipeline(json: options))
+        #expect(errors.contains { $0.contains(expected) && $0.hasPrefix("test.yaml:4:") }, "\(errors)")
+    }
+
+    @Test func typeErrorsPointAtTheEntry() {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              t:
+                type: json
+                inputs: [in]
+                mode: json
+                types:
+                  ok: int
+                  bad: nubmer
+            sinks:
+              out: { type: stdout, inputs: [t] }
+            """
+        let (_, errors) = buildPipeline(yaml)
+        #expect(errors == ["test.yaml:10:7: error: unknown type 'nubmer' (int, float, bool, string)"])
+    }
+}
