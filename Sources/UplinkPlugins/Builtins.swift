@@ -6,6 +6,7 @@ public enum Builtins {
     public static var descriptors: [PluginDescriptor] {
         [
             StdinSource.descriptor,
+            FileTailSource.descriptor,
             JSONTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
