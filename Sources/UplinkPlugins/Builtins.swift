@@ -7,6 +7,7 @@ public enum Builtins {
         [
             StdinSource.descriptor,
             FileTailSource.descriptor,
+            SerialSource.descriptor,
             JSONTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,

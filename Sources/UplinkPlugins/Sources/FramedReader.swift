@@ -104,20 +104,23 @@ struct FramingOptions {
 
     /// The option specs, for a source's table. `maxName` is `max_line_bytes` for line sources and
     /// `max_frame_bytes` for the serial source.
-    static func specs(maxName: String = "max_line_bytes", maxDefault: String = "1MiB") -> [OptionSpec] {
+    static func specs(
+        maxName: String = "max_line_bytes", maxDefault: String = "1MiB", policyName: String = "long_lines"
+    ) -> [OptionSpec] {
         [
             OptionSpec(
                 "delimiter", .string, default: "\\n",
                 "frame delimiter (\\n, \\r\\n, \\0 or any string); the default splits lines and drops a trailing \\r"),
             OptionSpec(maxName, .size, default: maxDefault, "longer frames are cut, flagged as truncated and counted"),
             OptionSpec(
-                "long_lines", .enumeration(LineFramer.LongFramePolicy.allCases.map(\.rawValue)), default: "truncate",
+                policyName, .enumeration(LineFramer.LongFramePolicy.allCases.map(\.rawValue)), default: "truncate",
                 "truncate: keep the first \(maxName) and discard the rest; split: emit every piece, each flagged"),
         ]
     }
 
     static func read(
-        _ config: ConfigReader, maxName: String = "max_line_bytes", maxDefault: Int = 1 << 20
+        _ config: ConfigReader, maxName: String = "max_line_bytes", maxDefault: Int = 1 << 20,
+        policyName: String = "long_lines"
     ) -> FramingOptions {
         var mode = LineFramer.Mode.newline
         if let delimiter = config.string("delimiter") {
@@ -130,7 +133,7 @@ struct FramingOptions {
         }
         let maxBytes = config.size(maxName, default: maxDefault)
         if maxBytes < 1 { config.error("option '\(maxName)' must be at least 1", at: maxName) }
-        let longFrames = config.enumeration("long_lines", default: LineFramer.LongFramePolicy.truncate)
+        let longFrames = config.enumeration(policyName, default: LineFramer.LongFramePolicy.truncate)
         return FramingOptions(mode: mode, maxFrameBytes: max(1, maxBytes), longFrames: longFrames)
     }
 
