@@ -8,6 +8,7 @@ public enum Builtins {
             StdinSource.descriptor,
             FileTailSource.descriptor,
             SerialSource.descriptor,
+            ExecSource.descriptor,
             JSONTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
