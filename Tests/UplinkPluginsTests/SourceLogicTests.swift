@@ -258,6 +258,13 @@ import UplinkCore
         truncating.frames(in: Array("abcdefghij\nxy\n".utf8)) { kept.append(String(decoding: $0.bytes, as: UTF8.self)) }
         #expect(kept == ["abcd", "xy"])
         #expect(truncating.discardedBytes == 6)
+        // A frame that began in an earlier read keeps its true start offset, truncated or not, with CRLF.
+        var carried = LineFramer(mode: .newline, maxFrameBytes: 4)
+        var starts: [Int] = []
+        carried.frames(in: Array("xy\nabc".utf8)) { starts.append($0.start) }
+        carried.frames(in: Array("defghij\r\nk".utf8)) { starts.append(6 + $0.start) }
+        carried.frames(in: Array("l\r\n".utf8)) { starts.append(16 + $0.start) }
+        #expect(starts == [0, 3, 15])
     }
 
     @Test func delimiterEscapes() {

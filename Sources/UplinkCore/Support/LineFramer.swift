@@ -41,10 +41,6 @@ public struct LineFramer: Sendable {
     /// Bytes buffered waiting for their delimiter.
     public var pendingByteCount: Int { pending.count }
 
-    /// True while the rest of an over-long frame is being discarded (`truncate`): the bytes read so far are
-    /// accounted for even though no delimiter ended them.
-    public var isDiscarding: Bool { discarding }
-
     public struct Frame: Sendable {
         public var bytes: ArraySlice<UInt8>
         /// Offset of the frame's first byte relative to the start of `buffer` passed to `frames(in:)`;

@@ -25,7 +25,7 @@ public struct FileTailSource: SourceStage {
         ] + FramingOptions.specs()
         + [
             OptionSpec("partial_line_timeout", .duration, default: "5s", "a last line without its newline is sent as it is after this long without new data; 0 waits for the newline forever"),
-            OptionSpec("multiline", .mapping(MultilineOptions.specs), "join lines into one event: a line matching start_pattern begins an event, the lines that follow are added to it"),
+            OptionSpec("multiline", .mapping(MultilineOptions.specs), "join lines into one event: { start_pattern: regex (required), timeout: 1s, max_lines: 500 }; a line matching start_pattern begins an event, the lines that follow are added to it"),
             OptionSpec("rotate_wait", .duration, default: "5s", "how long a rotated file is still read after its last new data before it is closed"),
             OptionSpec("scan_interval", .duration, default: "2s", "how often the include patterns are expanded again to find new files (inotify finds them sooner)"),
             OptionSpec("watch", .enumeration(WatchMode.allCases.map(\.rawValue)), default: "auto", "how changes are noticed: inotify, polling, or inotify with polling as fallback"),

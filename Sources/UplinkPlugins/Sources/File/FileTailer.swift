@@ -214,7 +214,7 @@ final class FileTailer {
             if file.framer.hasPendingBytes && settings.partialLineTimeout > .zero {
                 timeout = min(timeout, settings.partialLineTimeout - quiet)
             }
-            if let multiline = settings.multiline, !(file.multiline?.isEmpty ?? true) {
+            if let multiline = settings.multiline, !(file.multiline?.isEmpty ?? true), !file.framer.hasPendingBytes {
                 timeout = min(timeout, multiline.timeout - quiet)
             }
             if file.draining { timeout = min(timeout, settings.rotateWait - quiet) }

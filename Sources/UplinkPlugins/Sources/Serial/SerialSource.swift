@@ -31,7 +31,7 @@ public struct SerialSource: SourceStage {
         ] + FramingOptions.specs(maxName: "max_frame_bytes", maxDefault: "64KiB", policyName: "long_frames")
         + [
             OptionSpec("frame_bytes", .size, "fixed-length binary frames of this many bytes instead of delimited ones"),
-            OptionSpec("buffer", .mapping(bufferOptions), "the bounded buffer between the line and the pipeline"),
+            OptionSpec("buffer", .mapping(bufferOptions), "the bounded buffer between the line and the pipeline: { max_events: 10000, when_full: drop_oldest | drop_newest | block }"),
             OptionSpec("reconnect_delay", .duration, default: "500ms", "first wait before reopening a device that went away; doubles up to max_reconnect_delay"),
             OptionSpec("max_reconnect_delay", .duration, default: "30s", "longest wait between reopening attempts"),
         ]
@@ -176,7 +176,9 @@ public struct SerialSource: SourceStage {
             do {
                 defer { SerialPort.close(fd) }
                 while true {
-                    let (events, ended) = try await reader.next()
+                    var (events, ended) = try await reader.next()
+                    // At end of file the events are the frame the disconnect cut short: flagged.
+                    if ended { for index in events.indices { events[index].truncated = true } }
                     if !events.isEmpty {
                         try await buffer.send(EventChunk(events))
                         drops.report(buffer.droppedEvents, metrics: context.metrics, logger: logger)
