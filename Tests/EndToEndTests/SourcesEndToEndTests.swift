@@ -182,10 +182,13 @@ final class RunningAgent {
         input.append(contentsOf: Array("tail without newline".utf8))
         let result = try UplinkProcess.run(["run", config], input: input)
         #expect(result.status == 0, "\(result.stderr)")
-        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(
+            separator: "\n", omittingEmptySubsequences: false)
         // Each line is split into pieces of at most 16 bytes; joined back they are the input.
         #expect(lines.allSatisfy { $0.utf8.count <= 16 })
-        #expect(lines.dropLast().joined() == (0..<30_000).map { "\($0) 0123456789abcdef" }.joined() + "tail without newline")
+        #expect(
+            lines.dropLast().joined() == (0..<30_000).map { "\($0) 0123456789abcdef" }.joined() + "tail without newline"
+        )
     }
 
     @Test func examplePipelinesValidate() throws {

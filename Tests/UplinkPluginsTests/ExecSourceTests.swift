@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import UplinkCore
+
 @testable import UplinkPlugins
 
 /// The `exec` source with real processes: scheduled runs with their exit status, timeouts that kill the
@@ -31,7 +32,10 @@ import UplinkCore
         #expect(await harness.waitFor(count: 6))
         await harness.stop()
         let events = harness.events
-        #expect(Array(events.prefix(6).map(\.text)) == ["hello there", directory, "no newline", "hello there", directory, "no newline"])
+        #expect(
+            Array(events.prefix(6).map(\.text)) == [
+                "hello there", directory, "no newline", "hello there", directory, "no newline",
+            ])
         #expect(events.allSatisfy { $0.attributes["exit_code"] == "3" && $0.attributes["pid"] != nil })
         #expect(events[0].attributes["pid"] != events[3].attributes["pid"])
         #expect(events[0].location?.hasPrefix("sh -c") == true)
@@ -52,7 +56,9 @@ import UplinkCore
         let start = clock.now
         // The shell starts a background sleeper (a grandchild in the same group) and waits.
         harness.start(
-            try execSource("command: [sh, -c, 'echo started; sleep 30 & echo $!; wait; echo never'], interval: 1m, timeout: 300ms"))
+            try execSource(
+                "command: [sh, -c, 'echo started; sleep 30 & echo $!; wait; echo never'], interval: 1m, timeout: 300ms")
+        )
         #expect(await harness.waitFor(count: 2))
         let elapsed = clock.now - start
         await harness.stop()
@@ -70,7 +76,8 @@ import UplinkCore
     @Test func streamingCommandsAreRestartedWithBackoff() async throws {
         let harness = SourceHarness()
         let source = try execSource(
-            "command: [sh, -c, 'echo x; echo y; echo oops >&2; exit 1'], mode: streaming, restart_delay: 50ms, max_restart_delay: 200ms")
+            "command: [sh, -c, 'echo x; echo y; echo oops >&2; exit 1'], mode: streaming, restart_delay: 50ms, max_restart_delay: 200ms"
+        )
         harness.start(source)
         #expect(await harness.waitFor(count: 6))
         await harness.stop()
@@ -115,7 +122,8 @@ import UplinkCore
         #expect(configErrors("{ type: exec, command: [] }").contains { $0.contains("program name") })
         #expect(configErrors("{ type: exec, command: 'df -P' }").contains { $0.contains("must be a list") })
         #expect(configErrors("{ type: exec, command: [df], interval: 0 }").contains { $0.contains("more than 0") })
-        #expect(configErrors("{ type: exec, command: [df], mode: cron }").contains { $0.contains("scheduled, streaming") })
+        #expect(
+            configErrors("{ type: exec, command: [df], mode: cron }").contains { $0.contains("scheduled, streaming") })
         #expect(configErrors("{ type: exec, command: [df], env: { 'A=B': x } }").contains { $0.contains("no '='") })
     }
 }

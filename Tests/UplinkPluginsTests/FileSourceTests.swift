@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UplinkCore
+
 @testable import UplinkPlugins
 
 /// The `file` source on real files: tailing, checkpoints and restarts, rotation while lines are written.
@@ -10,10 +11,13 @@ import UplinkCore
     }
 
     /// Lines `prefix-<n>` counted: every one exactly once, in order.
-    func expectEachOnce(_ lines: [String], prefix: String, count: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectEachOnce(
+        _ lines: [String], prefix: String, count: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         var seen = [Int](repeating: 0, count: count)
         for line in lines {
-            guard line.hasPrefix(prefix + "-"), let number = Int(line.dropFirst(prefix.count + 1)), number < count else {
+            guard line.hasPrefix(prefix + "-"), let number = Int(line.dropFirst(prefix.count + 1)), number < count
+            else {
                 Issue.record("unexpected line '\(line)'", sourceLocation: sourceLocation)
                 continue
             }
@@ -36,7 +40,8 @@ import UplinkCore
         #expect(await harness.waitFor(count: 4))
         await harness.stop()
         let events = harness.events
-        #expect(events.map(\.bytes) == [Array("first".utf8), Array("second".utf8), [0x62, 0xFF, 0xFE], Array("crlf".utf8)])
+        #expect(
+            events.map(\.bytes) == [Array("first".utf8), Array("second".utf8), [0x62, 0xFF, 0xFE], Array("crlf".utf8)])
         #expect(events.map(\.offset) == [0, 6, 13, 17])
         #expect(events.allSatisfy { $0.location == path })
         #expect(harness.metrics.snapshot.sentEvents == 4)
@@ -164,7 +169,9 @@ import UplinkCore
         append("last words\n", to: directory + "/a/b/x.log")
         unlink(directory + "/a/b/x.log")
         #expect(await harness.waitFor(count: 3))
-        let released = await waitUntil(timeout: .seconds(5)) { !openDescriptors().contains { $0.hasPrefix(directory + "/a/b/x.log") } }
+        let released = await waitUntil(timeout: .seconds(5)) {
+            !openDescriptors().contains { $0.hasPrefix(directory + "/a/b/x.log") }
+        }
         #expect(released)
         await harness.stop()
         #expect(harness.lines.last == "last words")
@@ -176,7 +183,8 @@ import UplinkCore
         append("0123456789abcdefghij-tail\nshort\nwaiting", to: path)
         let harness = SourceHarness()
         harness.start(
-            try fileSource("include: [\(directory)/*.log], max_line_bytes: 10, long_lines: split, partial_line_timeout: 500ms"))
+            try fileSource(
+                "include: [\(directory)/*.log], max_line_bytes: 10, long_lines: split, partial_line_timeout: 500ms"))
         #expect(await harness.waitFor(count: 4))
         #expect(harness.lines == ["0123456789", "abcdefghij", "-tail", "short"])
         #expect(harness.events.map(\.truncated) == [true, true, true, false])
@@ -206,7 +214,8 @@ import UplinkCore
         let directory = temporaryDirectory("poll")
         let path = directory + "/app.log"
         let harness = SourceHarness()
-        harness.start(try fileSource("include: [\(directory)/*.log], watch: poll, poll_interval: 50ms, scan_interval: 100ms"))
+        harness.start(
+            try fileSource("include: [\(directory)/*.log], watch: poll, poll_interval: 50ms, scan_interval: 100ms"))
         append("one\n", to: path)
         #expect(await harness.waitFor(count: 1))
         append("two\n", to: path)
@@ -232,14 +241,22 @@ import UplinkCore
         #expect(configErrors("{ type: file }").contains { $0.contains("missing required option 'include'") })
         #expect(configErrors("{ type: file, include: [] }").contains { $0.contains("at least one pattern") })
         #expect(configErrors("{ type: file, include: ['/var/log/{a,b'] }").contains { $0.contains("unmatched '{'") })
-        #expect(configErrors("{ type: file, include: [/a/*.log], read_from: middle }").contains { $0.contains("beginning, end") })
-        #expect(configErrors("{ type: file, include: [/a/*.log], scan_interval: 0 }").contains { $0.contains("more than 0") })
-        #expect(configErrors("{ type: file, include: [/a/*.log], multiline: { start_pattern: '(' } }").contains {
-            $0.contains("not a valid regular expression")
-        })
-        #expect(configErrors("{ type: file, include: [/a/*.log], multiline: { start: x } }").contains {
-            $0.contains("multiline.start")
-        })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], read_from: middle }").contains {
+                $0.contains("beginning, end")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], scan_interval: 0 }").contains {
+                $0.contains("more than 0")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], multiline: { start_pattern: '(' } }").contains {
+                $0.contains("not a valid regular expression")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], multiline: { start: x } }").contains {
+                $0.contains("multiline.start")
+            })
     }
 }
 

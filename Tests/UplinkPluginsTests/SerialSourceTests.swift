@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import UplinkCore
+
 @testable import UplinkPlugins
 
 /// A pseudo-terminal standing in for a serial device: the test writes to the master; the source opens the
@@ -39,7 +40,9 @@ final class FakeSerialDevice: Sendable {
         let start = clock.now
         while offset < bytes.count {
             let size = min(64, bytes.count - offset)
-            let written = bytes[offset..<(offset + size)].withUnsafeBytes { Foundation.write(master, $0.baseAddress, size) }
+            let written = bytes[offset..<(offset + size)].withUnsafeBytes {
+                Foundation.write(master, $0.baseAddress, size)
+            }
             precondition(written > 0, "pty write failed")
             offset += written
             if let baud {
@@ -94,7 +97,9 @@ final class FakeSerialDevice: Sendable {
         #expect(await harness.waitFor(count: 300))
         await harness.stop()
         #expect(harness.lines.count == expected.count)
-        #expect(harness.lines == expected, "first difference: \(zip(harness.lines, expected).first { $0 != $1 }.map { "\($0)" } ?? "none")")
+        #expect(
+            harness.lines == expected,
+            "first difference: \(zip(harness.lines, expected).first { $0 != $1 }.map { "\($0)" } ?? "none")")
         #expect(harness.events.allSatisfy { $0.location == link })
         #expect(harness.events.last?.offset == Int64(payload.count - expected.last!.utf8.count - 2))
         #expect(source.statistics.connectionCount == 1)
@@ -159,7 +164,8 @@ final class FakeSerialDevice: Sendable {
     ) {
         var options = termios()
         options.c_lflag = tcflag_t(ICANON | ECHO)
-        let settings = SerialLineSettings(baud: 4_000_000, dataBits: dataBits, parity: parity, stopBits: stopBits, flowControl: flow)
+        let settings = SerialLineSettings(
+            baud: 4_000_000, dataBits: dataBits, parity: parity, stopBits: stopBits, flowControl: flow)
         settings.apply(to: &options)
         let sizes = [5: CS5, 6: CS6, 7: CS7, 8: CS8]
         #expect(options.c_cflag & tcflag_t(CSIZE) == tcflag_t(sizes[dataBits]!))
@@ -227,7 +233,9 @@ final class FakeSerialDevice: Sendable {
         let context = ComponentContext(
             id: "s", type: "serial", role: .source, logger: SourceHarness.logger, metrics: metrics,
             dataDirectory: temporaryDirectory("state"))
-        let task = Task { try await source.run(context: context, output: Outbox(channels: [downstream], metrics: metrics)) }
+        let task = Task {
+            try await source.run(context: context, output: Outbox(channels: [downstream], metrics: metrics))
+        }
         #expect(await waitUntil { source.statistics.connectionCount == 1 })
         for batch in 0..<40 {
             device.write(Array((0..<5).map { "frame-\(batch * 5 + $0)\n" }.joined().utf8))
@@ -245,11 +253,22 @@ final class FakeSerialDevice: Sendable {
         #expect(configErrors("{ type: serial, device: /dev/ttyUSB0, baud: 4000000 }").isEmpty)
         #expect(configErrors("{ type: serial }").contains { $0.contains("missing required option 'device'") })
         #expect(configErrors("{ type: serial, device: /dev/x, baud: 12345 }").contains { $0.contains("standard rate") })
-        #expect(configErrors("{ type: serial, device: /dev/x, data_bits: 9 }").contains { $0.contains("between 5 and 8") })
+        #expect(
+            configErrors("{ type: serial, device: /dev/x, data_bits: 9 }").contains { $0.contains("between 5 and 8") })
         #expect(configErrors("{ type: serial, device: /dev/x, stop_bits: 3 }").contains { $0.contains("1 or 2") })
-        #expect(configErrors("{ type: serial, device: /dev/x, parity: mark }").contains { $0.contains("none, even, odd") })
-        #expect(configErrors("{ type: serial, device: /dev/x, frame_bytes: 8, delimiter: x }").contains { $0.contains("exclude each other") })
-        #expect(configErrors("{ type: serial, device: /dev/x, buffer: { when_full: wait } }").contains { $0.contains("block") })
-        #expect(configErrors("{ type: serial, device: /dev/x, buffer: { size: 3 } }").contains { $0.contains("buffer.size") })
+        #expect(
+            configErrors("{ type: serial, device: /dev/x, parity: mark }").contains { $0.contains("none, even, odd") })
+        #expect(
+            configErrors("{ type: serial, device: /dev/x, frame_bytes: 8, delimiter: x }").contains {
+                $0.contains("exclude each other")
+            })
+        #expect(
+            configErrors("{ type: serial, device: /dev/x, buffer: { when_full: wait } }").contains {
+                $0.contains("block")
+            })
+        #expect(
+            configErrors("{ type: serial, device: /dev/x, buffer: { size: 3 } }").contains {
+                $0.contains("buffer.size")
+            })
     }
 }

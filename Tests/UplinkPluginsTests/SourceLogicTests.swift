@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UplinkCore
+
 @testable import UplinkPlugins
 
 /// The sources' pure logic, without files or sleeps: globs, offset tracking, rotation decisions, checkpoints,
@@ -50,7 +51,8 @@ import UplinkCore
             _ = FileManager.default.createFile(atPath: root + "/" + path, contents: Data("x\n".utf8))
         }
         try FileManager.default.createSymbolicLink(atPath: root + "/loop", withDestinationPath: root)
-        let filter = PathFilter(include: [try Glob(root + "/**/*.log")], exclude: [try Glob("d.*"), try Glob(root + "/.hidden/*")])
+        let filter = PathFilter(
+            include: [try Glob(root + "/**/*.log")], exclude: [try Glob("d.*"), try Glob(root + "/.hidden/*")])
         let scan = filter.scan()
         #expect(scan.files == [root + "/a.log", root + "/sub/c.log"])
         #expect(scan.directories.contains(root + "/sub/deep"))
@@ -167,10 +169,14 @@ import UplinkCore
 
         let wait = Duration.seconds(5)
         #expect(TailPolicy.shouldRelease(atEnd: true, links: 0, draining: false, quietFor: .zero, rotateWait: wait))
-        #expect(!TailPolicy.shouldRelease(atEnd: false, links: 0, draining: true, quietFor: .seconds(9), rotateWait: wait))
-        #expect(!TailPolicy.shouldRelease(atEnd: true, links: 1, draining: true, quietFor: .seconds(1), rotateWait: wait))
-        #expect(TailPolicy.shouldRelease(atEnd: true, links: 1, draining: true, quietFor: .seconds(5), rotateWait: wait))
-        #expect(!TailPolicy.shouldRelease(atEnd: true, links: 1, draining: false, quietFor: .seconds(60), rotateWait: wait))
+        #expect(
+            !TailPolicy.shouldRelease(atEnd: false, links: 0, draining: true, quietFor: .seconds(9), rotateWait: wait))
+        #expect(
+            !TailPolicy.shouldRelease(atEnd: true, links: 1, draining: true, quietFor: .seconds(1), rotateWait: wait))
+        #expect(
+            TailPolicy.shouldRelease(atEnd: true, links: 1, draining: true, quietFor: .seconds(5), rotateWait: wait))
+        #expect(
+            !TailPolicy.shouldRelease(atEnd: true, links: 1, draining: false, quietFor: .seconds(60), rotateWait: wait))
 
         #expect(TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", size: 10, offset: 5) == .drain)
         #expect(TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", size: 5, offset: 5) == .keep)
@@ -207,7 +213,10 @@ import UplinkCore
         aggregator.add(line("  at c", 25), isStart: false, into: &out)  // max_lines reached: a new event
         aggregator.add(line("2024 ok", 32), isStart: true, into: &out)
         aggregator.flush(into: &out)
-        #expect(out.map { String(decoding: $0.bytes, as: UTF8.self) } == ["2024 error\n  at a\n  at b", "  at c", "2024 ok"])
+        #expect(
+            out.map { String(decoding: $0.bytes, as: UTF8.self) } == [
+                "2024 error\n  at a\n  at b", "  at c", "2024 ok",
+            ])
         #expect(out.map(\.offset) == [0, 25, 32])
         #expect(aggregator.isEmpty)
 
@@ -222,7 +231,11 @@ import UplinkCore
     @Test func backoffDoublesUpToTheMaximumAndResets() {
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1), resetAfter: .seconds(10))
         let delays = (0..<6).map { _ in backoff.next() }
-        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1)])
+        #expect(
+            delays == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+                .seconds(1),
+            ])
         #expect(backoff.next(healthyFor: .seconds(11)) == .milliseconds(100))
         backoff.reset()
         #expect(backoff.next() == .milliseconds(100))
@@ -235,7 +248,9 @@ import UplinkCore
             var base = 0
             for chunk in chunks {
                 let bytes = Array(chunk.utf8)
-                framer.frames(in: bytes) { result.append((String(decoding: $0.bytes, as: UTF8.self), base + $0.start, $0.truncated)) }
+                framer.frames(in: bytes) {
+                    result.append((String(decoding: $0.bytes, as: UTF8.self), base + $0.start, $0.truncated))
+                }
                 base += bytes.count
             }
             framer.flush { result.append((String(decoding: $0.bytes, as: UTF8.self), base + $0.start, $0.truncated)) }

@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 import UplinkCore
+
 @testable import UplinkPlugins
 
 /// Builds a source from its YAML mapping through the real config loader and registry, as `uplink run` does.
@@ -10,7 +11,8 @@ func buildSource(_ mapping: String) throws -> any SourceStage {
     let yaml = "sources:\n  s: \(mapping)\nsinks:\n  out: { type: stdout, inputs: [s] }\n"
     let diagnostics = DiagnosticCollector()
     var config = PipelineConfig(files: ["t.yaml"])
-    ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: "t.yaml", into: &config, diagnostics: diagnostics)
+    ConfigLoader(environment: [:]).load(
+        bytes: Array(yaml.utf8), file: "t.yaml", into: &config, diagnostics: diagnostics)
     guard let topology = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics),
         case .source(let stage)? = topology.node("s")?.stage
     else { throw ConfigError(diagnostics.diagnostics) }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CUplinkLinux
 import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// How a child process ended.
 enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
@@ -98,7 +99,8 @@ final class ChildProcess: Sendable {
         defer { posix_spawnattr_destroy(&attributes) }
         // Its own process group (so a timeout kills everything it started), default signal dispositions (the
         // agent ignores some for its own shutdown) and an empty signal mask.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         posix_spawnattr_setpgroup(&attributes, 0)
         var defaults = sigset_t()
         sigfillset(&defaults)

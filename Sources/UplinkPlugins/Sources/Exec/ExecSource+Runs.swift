@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Logging
 import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 extension ExecSource {
     // MARK: Scheduled
@@ -29,7 +30,8 @@ extension ExecSource {
                 context.metrics.error()
                 if !failing {
                     failing = true
-                    context.logger.error("cannot start command; trying again at the next interval", metadata: ["error": "\(error)"])
+                    context.logger.error(
+                        "cannot start command; trying again at the next interval", metadata: ["error": "\(error)"])
                 }
             }
             next += settings.interval
@@ -74,12 +76,16 @@ extension ExecSource {
         if timedOut {
             context.logger.warning(
                 "command timed out; killed it with its process group",
-                metadata: ["exec.command": "\(commandLine)", "exec.timeout": "\(settings.timeout)", "exec.lines": "\(events.count)"])
+                metadata: [
+                    "exec.command": "\(commandLine)", "exec.timeout": "\(settings.timeout)",
+                    "exec.lines": "\(events.count)",
+                ])
         } else if !status.succeeded {
             context.logger.warning(
                 "command failed", metadata: ["exec.command": "\(commandLine)", "exec.status": "\(status)"])
         } else {
-            context.logger.debug("command finished", metadata: ["exec.command": "\(commandLine)", "exec.lines": "\(events.count)"])
+            context.logger.debug(
+                "command finished", metadata: ["exec.command": "\(commandLine)", "exec.lines": "\(events.count)"])
         }
         stderrLog.summarise()
         if !events.isEmpty { try await output.send(events) }
@@ -90,7 +96,8 @@ extension ExecSource {
     /// Keeps the command running: its lines go out as it writes them; when it exits it is started again after a
     /// back-off that grows while it keeps exiting quickly.
     func runStreaming(context: ComponentContext, output: Outbox<RawEvent>) async throws {
-        var backoff = Backoff(initial: settings.restartDelay, maximum: settings.maxRestartDelay, resetAfter: .seconds(10))
+        var backoff = Backoff(
+            initial: settings.restartDelay, maximum: settings.maxRestartDelay, resetAfter: .seconds(10))
         var restarts = 0
         let stderrLog = StderrLog(logger: context.logger)
         var spawnFailing = false
@@ -100,13 +107,17 @@ extension ExecSource {
             var outcome = "could not start"
             do {
                 let child = try ChildProcess.spawn(
-                    arguments: settings.arguments, environment: environment(), workingDirectory: settings.workingDirectory)
+                    arguments: settings.arguments, environment: environment(),
+                    workingDirectory: settings.workingDirectory)
                 defer { child.terminate() }
                 spawnFailing = false
                 context.logger.info(
                     restarts == 0 ? "command started" : "command restarted",
-                    metadata: ["exec.command": "\(commandLine)", "exec.pid": "\(child.pid)", "exec.restarts": "\(restarts)"])
-                let origin = EventOrigin(sourceID: context.id, location: commandLine, attributes: ["pid": "\(child.pid)"])
+                    metadata: [
+                        "exec.command": "\(commandLine)", "exec.pid": "\(child.pid)", "exec.restarts": "\(restarts)",
+                    ])
+                let origin = EventOrigin(
+                    sourceID: context.id, location: commandLine, attributes: ["pid": "\(child.pid)"])
                 let framing = settings.framing
                 let (status, _) = try await supervise(
                     child, timeout: nil, stderrLog: stderrLog,
@@ -124,14 +135,17 @@ extension ExecSource {
             }
             stderrLog.summarise()
             guard settings.restart else {
-                context.logger.info("command exited", metadata: ["exec.command": "\(commandLine)", "exec.status": "\(outcome)"])
+                context.logger.info(
+                    "command exited", metadata: ["exec.command": "\(commandLine)", "exec.status": "\(outcome)"])
                 return
             }
             let delay = backoff.next(healthyFor: ContinuousClock.now - started)
             restarts += 1
             context.logger.warning(
                 "command exited; restarting",
-                metadata: ["exec.command": "\(commandLine)", "exec.status": "\(outcome)", "exec.restart_in": "\(delay)"])
+                metadata: [
+                    "exec.command": "\(commandLine)", "exec.status": "\(outcome)", "exec.restart_in": "\(delay)",
+                ])
             try await Task.sleep(for: delay)
         }
     }

@@ -21,17 +21,28 @@ public struct ExecSource: SourceStage {
 
     static let options: [OptionSpec] =
         [
-            OptionSpec("command", .stringList, required: true, "the program and its arguments, for example [df, -P]; with shell: true, a command line such as ['df -P | tail -n +2']"),
+            OptionSpec(
+                "command", .stringList, required: true,
+                "the program and its arguments, for example [df, -P]; with shell: true, a command line such as ['df -P | tail -n +2']"
+            ),
             OptionSpec("shell", .bool, default: "false", "run the command with /bin/sh -c (pipes, globs, variables)"),
             OptionSpec("env", .stringMap, "environment variables added to (or replacing) the agent's own"),
             OptionSpec("clear_env", .bool, default: "false", "start from an empty environment instead of the agent's"),
             OptionSpec("working_dir", .string, "directory the command runs in (default: the agent's)"),
-            OptionSpec("mode", .enumeration(Mode.allCases.map(\.rawValue)), default: "scheduled", "scheduled: run every interval; streaming: keep it running and restart it when it exits"),
+            OptionSpec(
+                "mode", .enumeration(Mode.allCases.map(\.rawValue)), default: "scheduled",
+                "scheduled: run every interval; streaming: keep it running and restart it when it exits"),
             OptionSpec("interval", .duration, default: "1m", "scheduled: time between the starts of two runs"),
-            OptionSpec("timeout", .duration, "scheduled: a run still going after this long is killed with its process group (default: interval)"),
-            OptionSpec("max_output_bytes", .size, default: "1MiB", "scheduled: output of one run kept at most; the rest is discarded and counted"),
+            OptionSpec(
+                "timeout", .duration,
+                "scheduled: a run still going after this long is killed with its process group (default: interval)"),
+            OptionSpec(
+                "max_output_bytes", .size, default: "1MiB",
+                "scheduled: output of one run kept at most; the rest is discarded and counted"),
             OptionSpec("restart", .bool, default: "true", "streaming: start the command again when it exits"),
-            OptionSpec("restart_delay", .duration, default: "1s", "streaming: first wait before a restart; doubles while it keeps exiting quickly"),
+            OptionSpec(
+                "restart_delay", .duration, default: "1s",
+                "streaming: first wait before a restart; doubles while it keeps exiting quickly"),
             OptionSpec("max_restart_delay", .duration, default: "1m", "streaming: longest wait before a restart"),
         ] + FramingOptions.specs()
 
@@ -79,13 +90,18 @@ public struct ExecSource: SourceStage {
             settings.timeout = config.duration("timeout") ?? settings.interval
             if settings.timeout <= .zero { config.error("option 'timeout' must be more than 0", at: "timeout") }
             settings.maxOutputBytes = config.size("max_output_bytes", default: 1 << 20)
-            if settings.maxOutputBytes < 1 { config.error("option 'max_output_bytes' must be at least 1", at: "max_output_bytes") }
+            if settings.maxOutputBytes < 1 {
+                config.error("option 'max_output_bytes' must be at least 1", at: "max_output_bytes")
+            }
             settings.restart = config.bool("restart", default: true)
             settings.restartDelay = config.duration("restart_delay", default: .seconds(1))
             settings.maxRestartDelay = config.duration("max_restart_delay", default: .seconds(60))
-            if settings.restartDelay <= .zero { config.error("option 'restart_delay' must be more than 0", at: "restart_delay") }
+            if settings.restartDelay <= .zero {
+                config.error("option 'restart_delay' must be more than 0", at: "restart_delay")
+            }
             if settings.maxRestartDelay < settings.restartDelay {
-                config.error("option 'max_restart_delay' must not be less than 'restart_delay'", at: "max_restart_delay")
+                config.error(
+                    "option 'max_restart_delay' must not be less than 'restart_delay'", at: "max_restart_delay")
             }
             let scheduledOnly = ["interval", "timeout", "max_output_bytes"]
             let streamingOnly = ["restart", "restart_delay", "max_restart_delay"]

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A hash of a file's first bytes (up to `fingerprint_bytes`), so a reused inode number is not mistaken for the

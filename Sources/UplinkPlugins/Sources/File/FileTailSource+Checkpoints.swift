@@ -151,7 +151,10 @@ final class CheckpointBook: Sendable {
         state.withLock { state in
             state.records.compactMap { id, record in
                 record.status == .dormant
-                    ? (id, CheckpointEntry(identity: record.identity, path: record.path, offset: record.tracker.committed))
+                    ? (
+                        id,
+                        CheckpointEntry(identity: record.identity, path: record.path, offset: record.tracker.committed)
+                    )
                     : nil
             }.sorted { $0.id < $1.id }
         }
@@ -306,7 +309,8 @@ final class CheckpointBook: Sendable {
                 let entries = state.records.sorted { $0.key < $1.key }.compactMap { _, record in
                     record.status == .forgotten
                         ? nil
-                        : CheckpointEntry(identity: record.identity, path: record.path, offset: record.tracker.committed)
+                        : CheckpointEntry(
+                            identity: record.identity, path: record.path, offset: record.tracker.committed)
                 }
                 return CheckpointCodec.encode(entries)
             }
@@ -314,7 +318,8 @@ final class CheckpointBook: Sendable {
             do {
                 try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
             } catch {
-                logger.error("cannot write the checkpoint file", metadata: ["checkpoint.path": "\(path)", "error": "\(error)"])
+                logger.error(
+                    "cannot write the checkpoint file", metadata: ["checkpoint.path": "\(path)", "error": "\(error)"])
                 metrics?.error()
                 state.withLock { $0.dirty = true }
             }

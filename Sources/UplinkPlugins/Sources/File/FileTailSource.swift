@@ -19,20 +19,46 @@ public struct FileTailSource: SourceStage {
 
     static let options: [OptionSpec] =
         [
-            OptionSpec("include", .stringList, required: true, "glob patterns of the files to tail, for example [/var/log/app/*.log]; ** matches any number of directories"),
-            OptionSpec("exclude", .stringList, "glob patterns of files to leave out; a pattern without / matches the file name, for example ['*.gz']"),
-            OptionSpec("read_from", .enumeration(ReadFrom.allCases.map(\.rawValue)), default: "beginning", "where to start in files found at the very first start; files that appear later are always read from their beginning, and a restart resumes from the checkpoints"),
+            OptionSpec(
+                "include", .stringList, required: true,
+                "glob patterns of the files to tail, for example [/var/log/app/*.log]; ** matches any number of directories"
+            ),
+            OptionSpec(
+                "exclude", .stringList,
+                "glob patterns of files to leave out; a pattern without / matches the file name, for example ['*.gz']"),
+            OptionSpec(
+                "read_from", .enumeration(ReadFrom.allCases.map(\.rawValue)), default: "beginning",
+                "where to start in files found at the very first start; files that appear later are always read from their beginning, and a restart resumes from the checkpoints"
+            ),
         ] + FramingOptions.specs()
         + [
-            OptionSpec("partial_line_timeout", .duration, default: "5s", "a last line without its newline is sent as it is after this long without new data; 0 waits for the newline forever"),
-            OptionSpec("multiline", .mapping(MultilineOptions.specs), "join lines into one event: { start_pattern: regex (required), timeout: 1s, max_lines: 500 }; a line matching start_pattern begins an event, the lines that follow are added to it"),
-            OptionSpec("rotate_wait", .duration, default: "5s", "how long a rotated file is still read after its last new data before it is closed"),
-            OptionSpec("scan_interval", .duration, default: "2s", "how often the include patterns are expanded again to find new files (inotify finds them sooner)"),
-            OptionSpec("watch", .enumeration(WatchMode.allCases.map(\.rawValue)), default: "auto", "how changes are noticed: inotify, polling, or inotify with polling as fallback"),
+            OptionSpec(
+                "partial_line_timeout", .duration, default: "5s",
+                "a last line without its newline is sent as it is after this long without new data; 0 waits for the newline forever"
+            ),
+            OptionSpec(
+                "multiline", .mapping(MultilineOptions.specs),
+                "join lines into one event: { start_pattern: regex (required), timeout: 1s, max_lines: 500 }; a line matching start_pattern begins an event, the lines that follow are added to it"
+            ),
+            OptionSpec(
+                "rotate_wait", .duration, default: "5s",
+                "how long a rotated file is still read after its last new data before it is closed"),
+            OptionSpec(
+                "scan_interval", .duration, default: "2s",
+                "how often the include patterns are expanded again to find new files (inotify finds them sooner)"),
+            OptionSpec(
+                "watch", .enumeration(WatchMode.allCases.map(\.rawValue)), default: "auto",
+                "how changes are noticed: inotify, polling, or inotify with polling as fallback"),
             OptionSpec("poll_interval", .duration, default: "250ms", "how often files are checked when polling"),
-            OptionSpec("checkpoint_interval", .duration, default: "1s", "how often checkpoints are written (always at shutdown)"),
-            OptionSpec("fingerprint_bytes", .size, default: "256", "how many leading bytes identify a file besides its device and inode"),
-            OptionSpec("exit_on_eof", .bool, default: "false", "stop the source once every file has been read to its end (for batch jobs and benchmarks)"),
+            OptionSpec(
+                "checkpoint_interval", .duration, default: "1s",
+                "how often checkpoints are written (always at shutdown)"),
+            OptionSpec(
+                "fingerprint_bytes", .size, default: "256",
+                "how many leading bytes identify a file besides its device and inode"),
+            OptionSpec(
+                "exit_on_eof", .bool, default: "false",
+                "stop the source once every file has been read to its end (for batch jobs and benchmarks)"),
         ]
 
     public static let descriptor = PluginDescriptor(
@@ -68,7 +94,9 @@ public struct FileTailSource: SourceStage {
             settings.filter.include = globs(include, option: "include", config: config)
             settings.filter.exclude = globs(config.stringList("exclude") ?? [], option: "exclude", config: config)
             if settings.filter.include.contains(where: { !$0.isAbsolute }) {
-                config.warning("relative 'include' patterns depend on the directory uplink runs in; prefer absolute paths", at: "include")
+                config.warning(
+                    "relative 'include' patterns depend on the directory uplink runs in; prefer absolute paths",
+                    at: "include")
             }
             settings.readFrom = config.enumeration("read_from", default: .beginning)
             settings.framing = FramingOptions.read(config)
@@ -119,7 +147,8 @@ public struct FileTailSource: SourceStage {
     /// Tails files matching `include` with the other options at their defaults (for embedding and tests).
     public init(include: [String], exclude: [String] = [], readFrom: ReadFrom = .beginning) throws {
         var settings = Settings()
-        settings.filter = PathFilter(include: try include.map { try Glob($0) }, exclude: try exclude.map { try Glob($0) })
+        settings.filter = PathFilter(
+            include: try include.map { try Glob($0) }, exclude: try exclude.map { try Glob($0) })
         settings.readFrom = readFrom
         self.settings = settings
     }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Logging
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Finding files, recognising them again, and following them through rotation.
 extension FileTailer {
@@ -54,7 +55,9 @@ extension FileTailer {
     private func open(_ path: String, initial: Bool) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            logger.debug("cannot open file", metadata: ["file.path": "\(path)", "error": "\(FileIO.Failure("open", path: path))"])
+            logger.debug(
+                "cannot open file",
+                metadata: ["file.path": "\(path)", "error": "\(FileIO.Failure("open", path: path))"])
             return
         }
         guard let status = FileStatus.of(fd: fd), status.isRegular,
@@ -69,7 +72,8 @@ extension FileTailer {
         for (candidate, entry) in book.dormantEntries() where entry.identity.key == status.key {
             let sameContent =
                 entry.identity.fingerprint.length <= fingerprint.length
-                && FileFingerprint.read(fd: fd, maxLength: entry.identity.fingerprint.length) == entry.identity.fingerprint
+                && FileFingerprint.read(fd: fd, maxLength: entry.identity.fingerprint.length)
+                    == entry.identity.fingerprint
             if !sameContent {
                 // The inode was reused, or the file was truncated and written again. At startup the orphan pass
                 // still looks for its rotated copy; later it is simply stale.
@@ -133,7 +137,9 @@ extension FileTailer {
                 if fd >= 0, let status = FileStatus.of(fd: fd), status.key == entry.identity.key,
                     entry.identity.fingerprint.matches(fd: fd), status.size >= entry.offset
                 {
-                    switch TailPolicy.orphanAction(foundAt: location, recordedPath: entry.path, size: status.size, offset: entry.offset) {
+                    switch TailPolicy.orphanAction(
+                        foundAt: location, recordedPath: entry.path, size: status.size, offset: entry.offset)
+                    {
                     case .drain:
                         startDraining(id: id, path: location, fd: fd, key: status.key, entry: entry)
                     case .keep:
@@ -158,11 +164,16 @@ extension FileTailer {
         let tracked = excluding.union(files.values.map(\.identity.key))
         guard
             let (path, fd, status) = findCopy(
-                of: entry.identity.fingerprint, minSize: entry.offset, near: entry.path, excluding: tracked.union([entry.identity.key]))
+                of: entry.identity.fingerprint, minSize: entry.offset, near: entry.path,
+                excluding: tracked.union([entry.identity.key]))
         else { return false }
         if status.size == entry.offset {
             _ = Glibc.close(fd)
-            book.update(id, identity: FileIdentity(device: status.key.device, inode: status.key.inode, fingerprint: entry.identity.fingerprint), path: path)
+            book.update(
+                id,
+                identity: FileIdentity(
+                    device: status.key.device, inode: status.key.inode, fingerprint: entry.identity.fingerprint),
+                path: path)
             return true
         }
         startDraining(id: id, path: path, fd: fd, key: status.key, entry: entry)
@@ -196,7 +207,9 @@ extension FileTailer {
         guard status.size != file.lastSize else { return }
         file.lastSize = status.size
         let fingerprintMatches = status.size < file.readOffset || file.identity.fingerprint.matches(fd: file.fd)
-        guard TailPolicy.isTruncated(readOffset: file.readOffset, size: status.size, fingerprintMatches: fingerprintMatches)
+        guard
+            TailPolicy.isTruncated(
+                readOffset: file.readOffset, size: status.size, fingerprintMatches: fingerprintMatches)
         else { return }
         needRescan = true
         let tracked = Set(files.values.map(\.identity.key))
@@ -209,7 +222,8 @@ extension FileTailer {
             watcher.unwatchFile(file.watch)
             file.closeDescriptor()
             file.fd = fd
-            file.identity = FileIdentity(device: copy.key.device, inode: copy.key.inode, fingerprint: file.identity.fingerprint)
+            file.identity = FileIdentity(
+                device: copy.key.device, inode: copy.key.inode, fingerprint: file.identity.fingerprint)
             file.path = path
             file.watch = watcher.watchFile(path)
             file.draining = true
@@ -252,7 +266,8 @@ extension FileTailer {
         files[file.id] = nil
         if file.links == 0 {
             book.release(file.id, keep: false)
-            logger.info("closed deleted file", metadata: ["file.path": "\(file.path)", "file.offset": "\(file.readOffset)"])
+            logger.info(
+                "closed deleted file", metadata: ["file.path": "\(file.path)", "file.offset": "\(file.readOffset)"])
             return
         }
         // Remember where it went, so it is recognised (not read again) if a pattern matches it later.
@@ -263,7 +278,9 @@ extension FileTailer {
             location = Self.find(inode: file.identity.key, in: FileIO.parentDirectory(of: file.path))
         }
         book.release(file.id, keep: location != nil, path: location)
-        logger.info("closed rotated file", metadata: ["file.path": "\(location ?? file.path)", "file.offset": "\(file.readOffset)"])
+        logger.info(
+            "closed rotated file",
+            metadata: ["file.path": "\(location ?? file.path)", "file.offset": "\(file.readOffset)"])
     }
 
     // MARK: Looking around

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Logging
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The running file source: finds files, reads them, follows rotation, and sends one chunk per read with an
 /// acknowledgement that advances the file's checkpoint.
@@ -43,7 +44,9 @@ final class FileTailer {
             startPattern = nil
         }
         if settings.watch == .auto && !watcher.usesInotify {
-            logger.warning("inotify is not available; polling files instead", metadata: ["file.poll_interval": "\(settings.pollInterval)"])
+            logger.warning(
+                "inotify is not available; polling files instead",
+                metadata: ["file.poll_interval": "\(settings.pollInterval)"])
         }
     }
 
@@ -110,7 +113,8 @@ final class FileTailer {
             do {
                 bytes = try file.read(size: settings.readSize)
             } catch {
-                logger.error("cannot read file; closing it", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
+                logger.error(
+                    "cannot read file; closing it", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
                 context.metrics.error()
                 try await release(file)
                 return false

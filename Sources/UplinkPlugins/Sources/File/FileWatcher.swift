@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CUplinkLinux
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// How the file source learns that files changed.
 enum WatchMode: String, Sendable, CaseIterable {
@@ -41,7 +42,8 @@ final class FileWatcher {
     private(set) var incomplete = false
 
     static let fileMask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
-    static let directoryMask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
+    static let directoryMask = UInt32(
+        IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
 
     /// Starts inotify unless `mode` is `poll`; with `inotify` a failure is an error, with `auto` it falls back.
     init(mode: WatchMode) throws {

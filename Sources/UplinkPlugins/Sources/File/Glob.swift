@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A shell-style path pattern: `*` and `?` within one path component, `[abc]`, `[a-z]`, `[!x]` character
@@ -244,7 +244,8 @@ extension Glob {
             }
         case .wildcard(let pattern):
             scan.directories.append(directory)
-            for (name, _) in Self.entries(of: directory) where Self.matchComponent(pattern[...], Array(name.utf8)[...]) {
+            for (name, _) in Self.entries(of: directory) where Self.matchComponent(pattern[...], Array(name.utf8)[...])
+            {
                 let path = Self.join(directory, name)
                 if isLast {
                     if Self.isRegularFile(path) { scan.files.append(path) }

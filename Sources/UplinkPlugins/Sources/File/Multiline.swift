@@ -20,7 +20,8 @@ struct MultilineOptions: Sendable {
         do {
             _ = try Regex(pattern)
         } catch {
-            nested.error("option 'multiline.start_pattern' is not a valid regular expression: \(error)", at: "start_pattern")
+            nested.error(
+                "option 'multiline.start_pattern' is not a valid regular expression: \(error)", at: "start_pattern")
         }
         let timeout = nested.duration("timeout", default: .seconds(1))
         if timeout <= .zero { nested.error("option 'multiline.timeout' must be more than 0", at: "timeout") }

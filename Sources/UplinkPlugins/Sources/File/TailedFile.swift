@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// One file being read: its descriptor, identity, read position, framing state and rotation state.
 final class TailedFile {
@@ -29,7 +30,8 @@ final class TailedFile {
     /// The offset up to which a chunk's acknowledgement (or a skip) has been registered.
     var registeredThrough: Int64
 
-    init(id: Int, path: String, fd: Int32, identity: FileIdentity, framer: EventFramer, multiline: MultilineAggregator?) {
+    init(id: Int, path: String, fd: Int32, identity: FileIdentity, framer: EventFramer, multiline: MultilineAggregator?)
+    {
         self.id = id
         self.path = path
         self.fd = fd
@@ -85,7 +87,9 @@ enum TailPolicy {
     /// Where a file seen for the first time starts: at its end only for `read_from: end` at the very first start
     /// of the source; files that appear later were created after (or while) we last looked, so all their lines
     /// are new.
-    static func startOffset(size: Int64, readFrom: FileTailSource.ReadFrom, initialScan: Bool, firstStart: Bool) -> Int64 {
+    static func startOffset(size: Int64, readFrom: FileTailSource.ReadFrom, initialScan: Bool, firstStart: Bool)
+        -> Int64
+    {
         readFrom == .end && initialScan && firstStart ? size : 0
     }
 
@@ -113,7 +117,8 @@ enum TailPolicy {
         case leave
     }
 
-    static func orphanAction(foundAt location: String, recordedPath: String, size: Int64, offset: Int64) -> OrphanAction {
+    static func orphanAction(foundAt location: String, recordedPath: String, size: Int64, offset: Int64) -> OrphanAction
+    {
         if location == recordedPath { return .leave }
         return size > offset ? .drain : .keep
     }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CUplinkLinux
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Line settings of a serial port.
 struct SerialLineSettings: Sendable, Equatable {
@@ -127,7 +128,8 @@ enum SerialPort {
         guard tcsetattr(fd, TCSANOW, &options) == 0 else {
             let code = errno
             close(fd)
-            throw SerialPortError(code: .settings, message: "cannot apply the line settings to", device: device, errno: code)
+            throw SerialPortError(
+                code: .settings, message: "cannot apply the line settings to", device: device, errno: code)
         }
         return fd
     }

@@ -17,22 +17,34 @@ public struct SerialSource: SourceStage {
         OptionSpec("max_events", .int, default: "10000", "frames held while the pipeline is slower than the line"),
         OptionSpec(
             "when_full", .enumeration(OverflowPolicy.allCases.map(\.rawValue)), default: "drop_oldest",
-            "drop_oldest / drop_newest discard frames (counted); block stops reading (the device or the kernel then drops)"),
+            "drop_oldest / drop_newest discard frames (counted); block stops reading (the device or the kernel then drops)"
+        ),
     ]
 
     static let options: [OptionSpec] =
         [
-            OptionSpec("device", .string, required: true, "the serial device, for example /dev/ttyUSB0 or a /dev/serial/by-id link"),
+            OptionSpec(
+                "device", .string, required: true,
+                "the serial device, for example /dev/ttyUSB0 or a /dev/serial/by-id link"),
             OptionSpec("baud", .int, default: "9600", "line speed: a standard rate from 50 to 4000000"),
             OptionSpec("data_bits", .int, default: "8", "5, 6, 7 or 8"),
-            OptionSpec("parity", .enumeration(SerialLineSettings.Parity.allCases.map(\.rawValue)), default: "none", "parity bit"),
+            OptionSpec(
+                "parity", .enumeration(SerialLineSettings.Parity.allCases.map(\.rawValue)), default: "none",
+                "parity bit"),
             OptionSpec("stop_bits", .int, default: "1", "1 or 2"),
-            OptionSpec("flow_control", .enumeration(SerialLineSettings.FlowControl.allCases.map(\.rawValue)), default: "none", "hardware (RTS/CTS) or software (XON/XOFF) flow control"),
+            OptionSpec(
+                "flow_control", .enumeration(SerialLineSettings.FlowControl.allCases.map(\.rawValue)), default: "none",
+                "hardware (RTS/CTS) or software (XON/XOFF) flow control"),
         ] + FramingOptions.specs(maxName: "max_frame_bytes", maxDefault: "64KiB", policyName: "long_frames")
         + [
             OptionSpec("frame_bytes", .size, "fixed-length binary frames of this many bytes instead of delimited ones"),
-            OptionSpec("buffer", .mapping(bufferOptions), "the bounded buffer between the line and the pipeline: { max_events: 10000, when_full: drop_oldest | drop_newest | block }"),
-            OptionSpec("reconnect_delay", .duration, default: "500ms", "first wait before reopening a device that went away; doubles up to max_reconnect_delay"),
+            OptionSpec(
+                "buffer", .mapping(bufferOptions),
+                "the bounded buffer between the line and the pipeline: { max_events: 10000, when_full: drop_oldest | drop_newest | block }"
+            ),
+            OptionSpec(
+                "reconnect_delay", .duration, default: "500ms",
+                "first wait before reopening a device that went away; doubles up to max_reconnect_delay"),
             OptionSpec("max_reconnect_delay", .duration, default: "30s", "longest wait between reopening attempts"),
         ]
 
@@ -79,9 +91,13 @@ public struct SerialSource: SourceStage {
                 config, maxName: "max_frame_bytes", maxDefault: 64 * 1024, policyName: "long_frames")
             if let length = config.size("frame_bytes") {
                 if config.contains("delimiter") {
-                    config.error("options 'frame_bytes' and 'delimiter' exclude each other: frames are either fixed-length or delimited", at: "frame_bytes")
+                    config.error(
+                        "options 'frame_bytes' and 'delimiter' exclude each other: frames are either fixed-length or delimited",
+                        at: "frame_bytes")
                 } else if length < 1 || length > settings.framing.maxFrameBytes {
-                    config.error("option 'frame_bytes' must be between 1 and max_frame_bytes (\(settings.framing.maxFrameBytes))", at: "frame_bytes")
+                    config.error(
+                        "option 'frame_bytes' must be between 1 and max_frame_bytes (\(settings.framing.maxFrameBytes))",
+                        at: "frame_bytes")
                 } else {
                     settings.framing.mode = .fixedLength(length)
                 }
@@ -97,7 +113,8 @@ public struct SerialSource: SourceStage {
                 config.error("option 'reconnect_delay' must be more than 0", at: "reconnect_delay")
             }
             if settings.maxReconnectDelay < settings.reconnectDelay {
-                config.error("option 'max_reconnect_delay' must not be less than 'reconnect_delay'", at: "max_reconnect_delay")
+                config.error(
+                    "option 'max_reconnect_delay' must not be less than 'reconnect_delay'", at: "max_reconnect_delay")
             }
             return settings
         }
@@ -139,7 +156,8 @@ public struct SerialSource: SourceStage {
         var truncation = TruncationReporter()
         var truncatedFrames = 0
         defer {
-            truncation.report(total: truncatedFrames, limit: settings.framing.maxFrameBytes, logger: logger, final: true)
+            truncation.report(
+                total: truncatedFrames, limit: settings.framing.maxFrameBytes, logger: logger, final: true)
             drops.report(buffer.droppedEvents, metrics: context.metrics, logger: logger, final: true)
         }
         while true {
@@ -153,7 +171,8 @@ public struct SerialSource: SourceStage {
                     outage = error.code
                     logger.error(
                         error.code == .busy
-                            ? "serial device is in use by another process; retrying" : "cannot open serial device; retrying",
+                            ? "serial device is in use by another process; retrying"
+                            : "cannot open serial device; retrying",
                         metadata: ["serial.device": "\(settings.device)", "error": "\(error)"])
                     context.metrics.error()
                 }
@@ -166,7 +185,9 @@ public struct SerialSource: SourceStage {
                     "serial device connected",
                     metadata: ["serial.device": "\(settings.device)", "serial.reconnects": "\(connections - 1)"])
             } else {
-                logger.info("serial device open", metadata: ["serial.device": "\(settings.device)", "serial.baud": "\(settings.line.baud)"])
+                logger.info(
+                    "serial device open",
+                    metadata: ["serial.device": "\(settings.device)", "serial.baud": "\(settings.line.baud)"])
             }
             outage = nil
             let connectedAt = ContinuousClock.now
@@ -235,7 +256,9 @@ struct DropCounter {
             counted = total
             if !warned {
                 warned = true
-                logger.warning("the pipeline is slower than the line; frames are being dropped", metadata: ["frames.dropped": "\(total)"])
+                logger.warning(
+                    "the pipeline is slower than the line; frames are being dropped",
+                    metadata: ["frames.dropped": "\(total)"])
             }
         }
         if final && counted > 0 {
