@@ -88,6 +88,36 @@ import UplinkCore
         expectEachOnce(second.lines, prefix: "n", count: 50)
     }
 
+    @Test func aCopyBeingFinishedWhenStoppedIsFinishedAfterARestart() async throws {
+        let directory = temporaryDirectory("copy-restart")
+        let path = directory + "/app.log"
+        let state = temporaryDirectory("state")
+        let options = "include: [\(directory)/*.log], scan_interval: 100ms, rotate_wait: 10s"
+        for index in 0..<100 { append("k-\(index)\n", to: path) }
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options))
+        #expect(await first.waitFor(count: 100))
+        await first.stop()
+        // Run 2 reads lines 100..<200 but nothing acknowledges them; the file is copied and truncated meanwhile,
+        // so run 2 stops while finishing the copy app.log.1 (recorded under that very name).
+        for index in 100..<200 { append("k-\(index)\n", to: path) }
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options), acknowledge: false)
+        #expect(await second.waitFor(count: 100))
+        try FileManager.default.copyItem(atPath: path, toPath: path + ".1")
+        _ = truncate(path, 0)
+        for index in 200..<250 { append("k-\(index)\n", to: path) }
+        #expect(await second.waitFor(count: 150))
+        await second.stop()
+        // Run 3 finishes the copy from the checkpoint (100) and reads the truncated file from its start.
+        let third = SourceHarness(dataDirectory: state)
+        third.start(try fileSource(options))
+        #expect(await third.waitFor(count: 150))
+        try await Task.sleep(for: .milliseconds(200))
+        await third.stop()
+        expectEachOnce(first.lines + third.lines, prefix: "k", count: 250)
+    }
+
     @Test func rotationByRenameWhileWritingDeliversEveryLineOnce() async throws {
         let directory = temporaryDirectory("rename")
         let path = directory + "/app.log"

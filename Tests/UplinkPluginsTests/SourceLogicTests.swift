@@ -112,7 +112,8 @@ import UplinkCore
             CheckpointEntry(
                 identity: FileIdentity(device: 2049, inode: 1 << 40, fingerprint: .of(Array("hello\n".utf8))),
                 path: "/var/log/\"quoted\" é.log", offset: 123_456_789_012),
-            CheckpointEntry(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/x", offset: 0),
+            CheckpointEntry(
+                identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/x", offset: 0, rotated: true),
         ]
         let bytes = CheckpointCodec.encode(entries)
         #expect(try CheckpointCodec.decode(bytes) == entries)
@@ -178,9 +179,19 @@ import UplinkCore
         #expect(
             !TailPolicy.shouldRelease(atEnd: true, links: 1, draining: false, quietFor: .seconds(60), rotateWait: wait))
 
-        #expect(TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", size: 10, offset: 5) == .drain)
-        #expect(TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", size: 5, offset: 5) == .keep)
-        #expect(TailPolicy.orphanAction(foundAt: "/l/a.log", recordedPath: "/l/a.log", size: 10, offset: 5) == .leave)
+        #expect(
+            TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", rotated: false, size: 10, offset: 5)
+                == .drain)
+        #expect(
+            TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log", rotated: false, size: 5, offset: 5)
+                == .keep)
+        #expect(
+            TailPolicy.orphanAction(foundAt: "/l/a.log", recordedPath: "/l/a.log", rotated: false, size: 10, offset: 5)
+                == .leave)
+        // A copy being finished when the agent stopped is finished after the restart, even where it was.
+        #expect(
+            TailPolicy.orphanAction(foundAt: "/l/a.log.1", recordedPath: "/l/a.log.1", rotated: true, size: 10, offset: 5)
+                == .drain)
     }
 
     @Test func fingerprintsCompareByContent() throws {

@@ -7,6 +7,8 @@ struct CheckpointEntry: Sendable, Equatable {
     var identity: FileIdentity
     var path: String
     var offset: Int64
+    /// Rotated away (or a copytruncate copy): no longer matched by the patterns but still to be read to its end.
+    var rotated = false
 }
 
 /// The checkpoint file's format: `{"version":1,"files":[{"path":…,"device":…,"inode":…,
@@ -29,6 +31,7 @@ enum CheckpointCodec {
             fields.append("fingerprint_bytes", .int(Int64(entry.identity.fingerprint.length)))
             fields.append("fingerprint", .string(entry.identity.fingerprint.hexHash))
             fields.append("offset", .int(entry.offset))
+            if entry.rotated { fields.append("rotated", .bool(true)) }
             files.append(.object(fields))
         }
         var root = Fields()
@@ -63,7 +66,9 @@ enum CheckpointCodec {
             let identity = FileIdentity(
                 device: UInt64(bitPattern: device), inode: UInt64(bitPattern: inode),
                 fingerprint: FileFingerprint(length: Int(length), hash: hashValue))
-            entries.append(CheckpointEntry(identity: identity, path: path, offset: offset))
+            var rotated = false
+            if case .bool(let flag)? = fields["rotated"] { rotated = flag }
+            entries.append(CheckpointEntry(identity: identity, path: path, offset: offset, rotated: rotated))
         }
         return entries
     }
@@ -91,6 +96,7 @@ final class CheckpointBook: Sendable {
         var path: String
         var tracker: OffsetTracker
         var status: Status
+        var rotated = false
         var stallReported = false
     }
 
@@ -138,7 +144,7 @@ final class CheckpointBook: Sendable {
             for entry in entries {
                 state.records[state.nextID] = Record(
                     identity: entry.identity, path: entry.path, tracker: OffsetTracker(committed: entry.offset),
-                    status: .dormant)
+                    status: .dormant, rotated: entry.rotated)
                 state.nextID += 1
             }
         }
@@ -153,7 +159,9 @@ final class CheckpointBook: Sendable {
                 record.status == .dormant
                     ? (
                         id,
-                        CheckpointEntry(identity: record.identity, path: record.path, offset: record.tracker.committed)
+                        CheckpointEntry(
+                            identity: record.identity, path: record.path, offset: record.tracker.committed,
+                            rotated: record.rotated)
                     )
                     : nil
             }.sorted { $0.id < $1.id }
@@ -173,18 +181,23 @@ final class CheckpointBook: Sendable {
     }
 
     /// A dormant record's file is read again.
-    func revive(_ id: Int, identity: FileIdentity, path: String) {
+    func revive(_ id: Int, identity: FileIdentity, path: String, rotated: Bool) {
         state.withLock { state in
             state.records[id]?.status = .live
             state.records[id]?.identity = identity
             state.records[id]?.path = path
+            state.records[id]?.rotated = rotated
             state.dirty = true
         }
     }
 
-    func update(_ id: Int, identity: FileIdentity? = nil, path: String? = nil) {
+    func update(_ id: Int, identity: FileIdentity? = nil, path: String? = nil, rotated: Bool? = nil) {
         state.withLock { state in
             guard state.records[id] != nil else { return }
+            if let rotated, state.records[id]!.rotated != rotated {
+                state.records[id]!.rotated = rotated
+                state.dirty = true
+            }
             if let identity, state.records[id]!.identity != identity {
                 state.records[id]!.identity = identity
                 state.dirty = true
@@ -310,7 +323,8 @@ final class CheckpointBook: Sendable {
                     record.status == .forgotten
                         ? nil
                         : CheckpointEntry(
-                            identity: record.identity, path: record.path, offset: record.tracker.committed)
+                            identity: record.identity, path: record.path, offset: record.tracker.committed,
+                            rotated: record.rotated)
                 }
                 return CheckpointCodec.encode(entries)
             }

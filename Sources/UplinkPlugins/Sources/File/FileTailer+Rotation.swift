@@ -31,14 +31,14 @@ extension FileTailer {
             if let path = matched[file.identity.key] {
                 if file.draining {
                     logger.info("file is matched again", metadata: ["file.path": "\(path)"])
-                    file.draining = false
+                    setDraining(file, false)
                 }
                 if path != file.path {
                     file.path = path
                     book.update(file.id, path: path)
                 }
             } else if !file.draining {
-                file.draining = true
+                setDraining(file, true)
                 logger.info(
                     "file rotated or no longer matched; reading it to its end",
                     metadata: ["file.path": "\(file.path)", "file.offset": "\(file.readOffset)"])
@@ -83,7 +83,7 @@ extension FileTailer {
             if entry.offset <= status.size {
                 start = entry.offset
                 id = candidate
-                book.revive(candidate, identity: identity, path: path)
+                book.revive(candidate, identity: identity, path: path, rotated: false)
                 break
             }
             // Shorter than the checkpoint: truncated while not read. The rest may be in a rotated copy.
@@ -117,6 +117,13 @@ extension FileTailer {
         return file
     }
 
+    /// A file starts or stops being finished rather than followed; the checkpoint remembers it, so a restart
+    /// finishes it too.
+    func setDraining(_ file: TailedFile, _ draining: Bool) {
+        file.draining = draining
+        book.update(file.id, rotated: draining)
+    }
+
     // MARK: Checkpoints left by an earlier run
 
     /// At startup, checkpoints whose file is not at a matched path any more: a file rotated while we were
@@ -138,7 +145,8 @@ extension FileTailer {
                     entry.identity.fingerprint.matches(fd: fd), status.size >= entry.offset
                 {
                     switch TailPolicy.orphanAction(
-                        foundAt: location, recordedPath: entry.path, size: status.size, offset: entry.offset)
+                        foundAt: location, recordedPath: entry.path, rotated: entry.rotated, size: status.size,
+                        offset: entry.offset)
                     {
                     case .drain:
                         startDraining(id: id, path: location, fd: fd, key: status.key, entry: entry)
@@ -173,7 +181,7 @@ extension FileTailer {
                 id,
                 identity: FileIdentity(
                     device: status.key.device, inode: status.key.inode, fingerprint: entry.identity.fingerprint),
-                path: path)
+                path: path, rotated: true)
             return true
         }
         startDraining(id: id, path: path, fd: fd, key: status.key, entry: entry)
@@ -182,7 +190,7 @@ extension FileTailer {
 
     private func startDraining(id: Int, path: String, fd: Int32, key: InodeKey, entry: CheckpointEntry) {
         let identity = FileIdentity(device: key.device, inode: key.inode, fingerprint: entry.identity.fingerprint)
-        book.revive(id, identity: identity, path: path)
+        book.revive(id, identity: identity, path: path, rotated: true)
         let file = makeFile(id: id, path: path, fd: fd, identity: identity, offset: entry.offset)
         file.draining = true
         logger.info(
@@ -229,7 +237,7 @@ extension FileTailer {
             file.draining = true
             file.lastSize = copy.size
             _ = lseek(fd, off_t(file.readOffset), SEEK_SET)
-            book.update(file.id, identity: file.identity, path: path)
+            book.update(file.id, identity: file.identity, path: path, rotated: true)
             return
         }
         logger.warning(

@@ -113,13 +113,15 @@ enum TailPolicy {
         case drain
         /// Nothing left to read: remember it, so it is not read again if it is matched later.
         case keep
-        /// It is where it was and not matched any more (the configuration changed): leave it alone.
+        /// It is where it was, was not being finished, and is not matched any more (the configuration changed):
+        /// leave it alone.
         case leave
     }
 
-    static func orphanAction(foundAt location: String, recordedPath: String, size: Int64, offset: Int64) -> OrphanAction
-    {
-        if location == recordedPath { return .leave }
+    static func orphanAction(
+        foundAt location: String, recordedPath: String, rotated: Bool, size: Int64, offset: Int64
+    ) -> OrphanAction {
+        if location == recordedPath && !rotated { return .leave }
         return size > offset ? .drain : .keep
     }
 }
