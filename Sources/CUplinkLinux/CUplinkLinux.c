@@ -1,1 +1,22 @@
-// The module is its header; this file exists so SwiftPM builds a C target.
+// Most of the module is its header; the GNU extensions Glibc's Swift module leaves out are defined here.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "CUplinkLinux.h"
+
+int uplink_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int uplink_posix_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int uplink_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

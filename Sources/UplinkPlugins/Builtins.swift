@@ -6,6 +6,9 @@ public enum Builtins {
     public static var descriptors: [PluginDescriptor] {
         [
             StdinSource.descriptor,
+            FileTailSource.descriptor,
+            SerialSource.descriptor,
+            ExecSource.descriptor,
             JSONTransform.descriptor,
             ThingModelTransform.descriptor,
             ShadowTransform.descriptor,

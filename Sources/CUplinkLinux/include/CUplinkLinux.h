@@ -11,6 +11,11 @@
 #include <pty.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
 static inline int uplink_ioctl_int(int fd, unsigned long request) { return ioctl(fd, request); }
 static inline int uplink_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
@@ -18,5 +23,21 @@ static inline int uplink_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SET
 static inline int uplink_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
 static inline unsigned long uplink_TIOCEXCL(void) { return TIOCEXCL; }
 static inline unsigned long uplink_TIOCNXCL(void) { return TIOCNXCL; }
+
+// Child processes (the exec source). The functions are defined in CUplinkLinux.c, compiled with _GNU_SOURCE,
+// because Glibc's Swift module leaves out the GNU extensions.
+
+/// pipe2(2): both ends created atomically with `flags` (O_CLOEXEC), so a concurrent spawn cannot inherit them.
+int uplink_pipe2(int fds[2], int flags);
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29+): the child changes directory before exec.
+int uplink_posix_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/// pidfd_open(2): a descriptor that becomes readable when the process exits; -1 with errno ENOSYS on old kernels.
+int uplink_pidfd_open(pid_t pid);
+
+// The wait-status macros, which Swift cannot import.
+static inline int uplink_WIFEXITED(int status) { return WIFEXITED(status); }
+static inline int uplink_WEXITSTATUS(int status) { return WEXITSTATUS(status); }
+static inline int uplink_WIFSIGNALED(int status) { return WIFSIGNALED(status); }
+static inline int uplink_WTERMSIG(int status) { return WTERMSIG(status); }
 
 #endif

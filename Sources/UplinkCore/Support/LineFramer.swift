@@ -1,8 +1,10 @@
 /// Splits a byte stream into frames: lines ending in `\n` (a preceding `\r` is dropped), a custom delimiter,
 /// or fixed-length frames. Frames are slices of the caller's buffer, so framing allocates nothing per frame.
 ///
-/// A frame longer than `maxFrameBytes` is cut at that length and flagged as truncated; the rest of it up to
-/// the next delimiter is discarded and counted, so one runaway line cannot grow memory without bound.
+/// A frame longer than `maxFrameBytes` is cut at that length and flagged as truncated; with
+/// ``LongFramePolicy/truncate`` the rest of it up to the next delimiter is discarded and counted, with
+/// ``LongFramePolicy/split`` it follows as further pieces, each flagged. Either way one runaway line cannot grow
+/// memory without bound.
 public struct LineFramer: Sendable {
     public enum Mode: Sendable, Equatable {
         case newline
@@ -10,18 +12,30 @@ public struct LineFramer: Sendable {
         case fixedLength(Int)
     }
 
+    /// What happens to a frame longer than `maxFrameBytes`.
+    public enum LongFramePolicy: String, Sendable, CaseIterable {
+        /// Keep its first `maxFrameBytes`, flagged as truncated; the rest is discarded and counted.
+        case truncate
+        /// Cut it into pieces of at most `maxFrameBytes`, every piece flagged as truncated; nothing is lost.
+        case split
+    }
+
     public let mode: Mode
     public let maxFrameBytes: Int
+    public let longFrames: LongFramePolicy
     /// Bytes of an unfinished frame carried from the previous buffer.
     private var pending: [UInt8] = []
     /// True while discarding the remainder of an over-long frame.
     private var discarding = false
     /// Bytes thrown away from over-long frames, for metrics.
     public private(set) var discardedBytes = 0
+    /// With `split`: the pending bytes continue a frame already cut, so its last piece is flagged too.
+    private var continuing = false
 
-    public init(mode: Mode = .newline, maxFrameBytes: Int = 1 << 20) {
+    public init(mode: Mode = .newline, maxFrameBytes: Int = 1 << 20, longFrames: LongFramePolicy = .truncate) {
         self.mode = mode
         self.maxFrameBytes = max(1, maxFrameBytes)
+        self.longFrames = longFrames
     }
 
     /// Bytes buffered waiting for their delimiter.
@@ -60,8 +74,19 @@ public struct LineFramer: Sendable {
         guard !pending.isEmpty else { return }
         var frame = pending[...]
         if mode == .newline, frame.last == 0x0D { frame = frame.dropLast() }
-        emit(Frame(bytes: frame, start: -pending.count, truncated: false))
+        emit(Frame(bytes: frame, start: -pending.count, truncated: continuing))
         pending = []
+        continuing = false
+    }
+
+    /// Emits `bytes` (which begin at `start`) as pieces of at most `maxFrameBytes`, all flagged truncated.
+    private func emitPieces(_ bytes: ArraySlice<UInt8>, start: Int, _ emit: (Frame) -> Void) {
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let end = min(index + maxFrameBytes, bytes.endIndex)
+            emit(Frame(bytes: bytes[index..<end], start: start + (index - bytes.startIndex), truncated: true))
+            index = end
+        }
     }
 
     private mutating func delimited(
@@ -93,7 +118,19 @@ public struct LineFramer: Sendable {
         while index + delimiter.count <= joined.count {
             if joined[index] == delimiter[0] && joined[index..<(index + delimiter.count)].elementsEqual(delimiter) {
                 var frame = joined[start..<index]
-                var truncated = false
+                var truncated = continuing
+                continuing = false
+                if truncated && frame.isEmpty {
+                    index += delimiter.count
+                    start = index
+                    continue
+                }
+                if frame.count > maxFrameBytes && longFrames == .split {
+                    emitPieces(frame, start: start - pendingCount, emit)
+                    index += delimiter.count
+                    start = index
+                    continue
+                }
                 if frame.count > maxFrameBytes {
                     discardedBytes += frame.count - maxFrameBytes
                     frame = frame.prefix(maxFrameBytes)
@@ -108,7 +145,13 @@ public struct LineFramer: Sendable {
         }
         if start < joined.count {
             pending = Array(joined[start...])
-            if pending.count > maxFrameBytes + delimiter.count {
+            if longFrames == .split && pending.count > maxFrameBytes + delimiter.count {
+                // Keep the last bytes: they may be the beginning of a delimiter.
+                let cut = (pending.count - delimiter.count) / maxFrameBytes * maxFrameBytes
+                emitPieces(pending[0..<cut], start: start - pendingCount, emit)
+                pending.removeFirst(cut)
+                continuing = true
+            } else if pending.count > maxFrameBytes + delimiter.count {
                 discardedBytes += pending.count - maxFrameBytes
                 emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - pendingCount, truncated: true))
                 pending = []
@@ -133,10 +176,12 @@ public struct LineFramer: Sendable {
             discarding = false
             return
         }
-        if pending.isEmpty {
+        if pending.isEmpty && !continuing {
             var frameEnd = end
             if stripCarriageReturn, frameEnd > start, buffer[frameEnd - 1] == 0x0D { frameEnd -= 1 }
-            if frameEnd - start > maxFrameBytes {
+            if frameEnd - start > maxFrameBytes && longFrames == .split {
+                emitPieces(buffer[start..<frameEnd], start: start, emit)
+            } else if frameEnd - start > maxFrameBytes {
                 discardedBytes += frameEnd - start - maxFrameBytes
                 emit(Frame(bytes: buffer[start..<(start + maxFrameBytes)], start: start, truncated: true))
             } else {
@@ -146,16 +191,23 @@ public struct LineFramer: Sendable {
         }
         // The frame began in an earlier buffer: join it (rare: one copy per read at most).
         var joined = pending
+        let carried = pending.count
         pending = []
         joined.append(contentsOf: buffer[start..<end])
         if stripCarriageReturn, joined.last == 0x0D { joined.removeLast() }
-        var truncated = false
+        var truncated = continuing
+        continuing = false
+        // The delimiter right after the last piece of a split frame ends it: no empty piece.
+        if truncated && joined.isEmpty { return }
+        if joined.count > maxFrameBytes && longFrames == .split {
+            emitPieces(joined[...], start: start - carried, emit)
+            return
+        }
         if joined.count > maxFrameBytes {
             discardedBytes += joined.count - maxFrameBytes
             joined.removeLast(joined.count - maxFrameBytes)
             truncated = true
         }
-        let carried = joined.count - (end - start)
         emit(Frame(bytes: joined[...], start: start - carried, truncated: truncated))
     }
 
@@ -166,7 +218,21 @@ public struct LineFramer: Sendable {
             return
         }
         pending.append(contentsOf: buffer[start...])
-        if pending.count > maxFrameBytes {
+        if pending.count > maxFrameBytes && longFrames == .split {
+            // Emit whole pieces now and keep the remainder: memory stays bounded and nothing is lost.
+            let pendingStart = start - (pending.count - (buffer.count - start))
+            let cut = pending.count / maxFrameBytes * maxFrameBytes
+            let keep = pending.count - cut
+            if keep == 0 {
+                // Keep one piece back: the delimiter may follow right away, and the frame ends with it.
+                emitPieces(pending[0..<(cut - maxFrameBytes)], start: pendingStart, emit)
+                pending.removeFirst(cut - maxFrameBytes)
+            } else {
+                emitPieces(pending[0..<cut], start: pendingStart, emit)
+                pending.removeFirst(cut)
+            }
+            continuing = true
+        } else if pending.count > maxFrameBytes {
             // Cut now rather than buffer an unbounded line; the rest is discarded up to the next delimiter.
             discardedBytes += pending.count - maxFrameBytes
             emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - (pending.count - (buffer.count - start)), truncated: true))

@@ -1,16 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CUplinkLinux
 import UplinkCore
 
 /// `stdin`: frames standard input into raw events. At end of input the pipeline drains and exits 0.
 public struct StdinSource: SourceStage {
     public typealias Output = RawEvent
 
-    public static let options: [OptionSpec] = [
-        OptionSpec("delimiter", .string, default: "\\n", "frame delimiter; the default splits lines and drops a trailing \\r"),
-        OptionSpec("max_line_bytes", .size, default: "1MiB", "longer frames are cut, flagged as truncated and counted"),
-    ]
+    public static let options: [OptionSpec] = FramingOptions.specs()
 
     public static let descriptor = PluginDescriptor(
         type: "stdin", role: .source,
@@ -19,16 +17,22 @@ public struct StdinSource: SourceStage {
     ) { context in
         let config = context.config
         let framing = FramingOptions.read(config)
-        return .source(StdinSource(mode: framing.mode, maxFrameBytes: framing.maxFrameBytes))
+        return .source(
+            StdinSource(mode: framing.mode, maxFrameBytes: framing.maxFrameBytes, longFrames: framing.longFrames))
     }
 
     public var mode: LineFramer.Mode
     public var maxFrameBytes: Int
+    public var longFrames: LineFramer.LongFramePolicy
     public var readSize = 65536
 
-    public init(mode: LineFramer.Mode = .newline, maxFrameBytes: Int = 1 << 20) {
+    public init(
+        mode: LineFramer.Mode = .newline, maxFrameBytes: Int = 1 << 20,
+        longFrames: LineFramer.LongFramePolicy = .truncate
+    ) {
         self.mode = mode
         self.maxFrameBytes = maxFrameBytes
+        self.longFrames = longFrames
     }
 
     public func run(context: ComponentContext, output: Outbox<RawEvent>) async throws {
@@ -36,7 +40,12 @@ public struct StdinSource: SourceStage {
         defer { input.close() }
         var reader = FramedReader(
             fd: input.fd, origin: EventOrigin(sourceID: context.id, location: "stdin"),
-            framer: LineFramer(mode: mode, maxFrameBytes: maxFrameBytes), readSize: readSize)
+            framer: LineFramer(mode: mode, maxFrameBytes: maxFrameBytes, longFrames: longFrames), readSize: readSize)
+        var truncation = TruncationReporter()
+        defer {
+            truncation.report(
+                total: reader.framer.truncatedFrames, limit: maxFrameBytes, logger: context.logger, final: true)
+        }
         try await reader.run(output: output, metrics: context.metrics)
     }
 }

@@ -1,0 +1,94 @@
+/// The highest offset of a file up to which every chunk sent has been delivered: the offset a checkpoint may
+/// record. Acknowledgements may arrive in any order; a range that was not delivered (dropped or failed) stops
+/// the checkpoint there, so a restart reads it again (at-least-once).
+///
+/// A pure state machine: ``send(end:)`` when a chunk leaves, ``finish(_:delivered:)`` when its acknowledgement
+/// comes back.
+struct OffsetTracker: Sendable, Equatable {
+    enum State: Sendable, Equatable { case inFlight, delivered, notDelivered }
+
+    struct Pending: Sendable, Equatable {
+        var sequence: UInt64
+        var end: Int64
+        var state: State
+    }
+
+    /// Every byte before this offset was delivered.
+    private(set) var committed: Int64
+    /// Chunks not yet folded into `committed`, in the order they were sent (ends never decrease).
+    private(set) var pending: [Pending] = []
+    private var nextSequence: UInt64 = 0
+    /// Chunks whose acknowledgement has not come back.
+    private(set) var inFlight = 0
+
+    init(committed: Int64) {
+        self.committed = committed
+    }
+
+    /// Records a chunk covering the file up to `end`; returns its sequence number for ``finish(_:delivered:)``.
+    mutating func send(end: Int64) -> UInt64 {
+        let sequence = nextSequence
+        nextSequence += 1
+        pending.append(Pending(sequence: sequence, end: end, state: .inFlight))
+        inFlight += 1
+        return sequence
+    }
+
+    /// Records bytes that produce no event (a discarded tail): they count as delivered once everything sent
+    /// before them is.
+    mutating func skip(to end: Int64) {
+        if pending.isEmpty {
+            committed = max(committed, end)
+        } else {
+            let sequence = nextSequence
+            nextSequence += 1
+            pending.append(Pending(sequence: sequence, end: end, state: .delivered))
+        }
+    }
+
+    /// Records an acknowledgement; returns true when `committed` moved.
+    @discardableResult
+    mutating func finish(_ sequence: UInt64, delivered: Bool) -> Bool {
+        guard let index = index(of: sequence), pending[index].state == .inFlight else { return false }
+        pending[index].state = delivered ? .delivered : .notDelivered
+        inFlight -= 1
+        let before = committed
+        var folded = 0
+        while folded < pending.count && pending[folded].state == .delivered {
+            committed = max(committed, pending[folded].end)
+            folded += 1
+        }
+        if folded > 0 { pending.removeFirst(folded) }
+        if pending.count > 256 { compact() }
+        return committed != before
+    }
+
+    /// True when a range was not delivered: the checkpoint stays before it for the rest of this run.
+    var isStalled: Bool { pending.first?.state == .notDelivered }
+
+    private func index(of sequence: UInt64) -> Int? {
+        // Sequences are increasing: binary search.
+        var low = 0
+        var high = pending.count
+        while low < high {
+            let middle = (low + high) / 2
+            if pending[middle].sequence < sequence { low = middle + 1 } else { high = middle }
+        }
+        return low < pending.count && pending[low].sequence == sequence ? low : nil
+    }
+
+    /// Behind a stalled range, consecutive delivered chunks only need their last end: keeps memory bounded.
+    private mutating func compact() {
+        var result: [Pending] = []
+        result.reserveCapacity(pending.count)
+        for entry in pending {
+            if entry.state == .delivered, let last = result.last, last.state == .delivered {
+                result[result.count - 1].end = entry.end
+                result[result.count - 1].sequence = entry.sequence
+            } else {
+                result.append(entry)
+            }
+        }
+        pending = result
+    }
+}

@@ -1,0 +1,297 @@
+import Foundation
+import Testing
+import UplinkCore
+
+@testable import UplinkPlugins
+
+/// The `file` source on real files: tailing, checkpoints and restarts, rotation while lines are written.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct FileSourceTests {
+    func fileSource(_ options: String) throws -> FileTailSource {
+        try #require(try buildSource("{ type: file, \(options) }") as? FileTailSource)
+    }
+
+    /// Lines `prefix-<n>` counted: every one exactly once, in order.
+    func expectEachOnce(
+        _ lines: [String], prefix: String, count: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        var seen = [Int](repeating: 0, count: count)
+        for line in lines {
+            guard line.hasPrefix(prefix + "-"), let number = Int(line.dropFirst(prefix.count + 1)), number < count
+            else {
+                Issue.record("unexpected line '\(line)'", sourceLocation: sourceLocation)
+                continue
+            }
+            seen[number] += 1
+        }
+        let missing = seen.indices.filter { seen[$0] == 0 }
+        let twice = seen.indices.filter { seen[$0] > 1 }
+        #expect(missing.isEmpty, "missing \(missing.count): \(missing.prefix(10))", sourceLocation: sourceLocation)
+        #expect(twice.isEmpty, "delivered twice \(twice.count): \(twice.prefix(10))", sourceLocation: sourceLocation)
+    }
+
+    @Test func tailsLinesWithOffsetsAndPathAndKeepsInvalidUTF8() async throws {
+        let directory = sourceTemporaryDirectory("tail")
+        let path = directory + "/app.log"
+        append("first\nsecond\n", to: path)
+        let harness = SourceHarness()
+        harness.start(try fileSource("include: [\(directory)/*.log]"))
+        #expect(await harness.waitFor(count: 2))
+        append([0x62, 0xFF, 0xFE, 0x0A] + Array("crlf\r\n".utf8), to: path)
+        #expect(await harness.waitFor(count: 4))
+        await harness.stop()
+        let events = harness.events
+        #expect(
+            events.map(\.bytes) == [Array("first".utf8), Array("second".utf8), [0x62, 0xFF, 0xFE], Array("crlf".utf8)])
+        #expect(events.map(\.offset) == [0, 6, 13, 17])
+        #expect(events.allSatisfy { $0.location == path })
+        #expect(harness.metrics.snapshot.sentEvents == 4)
+    }
+
+    @Test func restartResumesFromTheCheckpointOfDeliveredLines() async throws {
+        let directory = sourceTemporaryDirectory("restart")
+        let path = directory + "/app.log"
+        for index in 0..<100 { append("r-\(index)\n", to: path) }
+        let state = sourceTemporaryDirectory("state")
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource("include: [\(directory)/*.log], read_from: end"))
+        // read_from: end at the first start: the existing lines are skipped.
+        try await Task.sleep(for: .milliseconds(300))
+        for index in 100..<200 { append("r-\(index)\n", to: path) }
+        #expect(await first.waitFor(count: 100))
+        await first.stop()
+        #expect(first.lines.first == "r-100")
+        for index in 200..<300 { append("r-\(index)\n", to: path) }
+        // A restart resumes where the delivered lines end, whatever read_from says.
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource("include: [\(directory)/*.log], read_from: end"))
+        #expect(await second.waitFor(count: 100))
+        try await Task.sleep(for: .milliseconds(200))
+        await second.stop()
+        #expect(first.lines.count + second.lines.count == 200)
+        #expect(Set(first.lines + second.lines).count == 200)
+        #expect(second.lines.first == "r-200")
+    }
+
+    @Test func unacknowledgedLinesAreReadAgainAfterARestart() async throws {
+        let directory = sourceTemporaryDirectory("noack")
+        let path = directory + "/app.log"
+        for index in 0..<50 { append("n-\(index)\n", to: path) }
+        let state = sourceTemporaryDirectory("state")
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource("include: [\(directory)/*.log]"), acknowledge: false)
+        #expect(await first.waitFor(count: 50))
+        await first.stop()
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource("include: [\(directory)/*.log]"))
+        #expect(await second.waitFor(count: 50))
+        await second.stop()
+        expectEachOnce(second.lines, prefix: "n", count: 50)
+    }
+
+    @Test func aCopyBeingFinishedWhenStoppedIsFinishedAfterARestart() async throws {
+        let directory = sourceTemporaryDirectory("copy-restart")
+        let path = directory + "/app.log"
+        let state = sourceTemporaryDirectory("state")
+        let options = "include: [\(directory)/*.log], scan_interval: 100ms, rotate_wait: 10s"
+        for index in 0..<100 { append("k-\(index)\n", to: path) }
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options))
+        #expect(await first.waitFor(count: 100))
+        await first.stop()
+        // Run 2 reads lines 100..<200 but nothing acknowledges them; the file is copied and truncated meanwhile,
+        // so run 2 stops while finishing the copy app.log.1 (recorded under that very name).
+        for index in 100..<200 { append("k-\(index)\n", to: path) }
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options), acknowledge: false)
+        #expect(await second.waitFor(count: 100))
+        try FileManager.default.copyItem(atPath: path, toPath: path + ".1")
+        _ = truncate(path, 0)
+        for index in 200..<250 { append("k-\(index)\n", to: path) }
+        #expect(await second.waitFor(count: 150))
+        await second.stop()
+        // Run 3 finishes the copy from the checkpoint (100) and reads the truncated file from its start.
+        let third = SourceHarness(dataDirectory: state)
+        third.start(try fileSource(options))
+        #expect(await third.waitFor(count: 150))
+        try await Task.sleep(for: .milliseconds(200))
+        await third.stop()
+        expectEachOnce(first.lines + third.lines, prefix: "k", count: 250)
+    }
+
+    @Test func rotationByRenameWhileWritingDeliversEveryLineOnce() async throws {
+        let directory = sourceTemporaryDirectory("rename")
+        let path = directory + "/app.log"
+        let total = 3000
+        let harness = SourceHarness()
+        harness.start(try fileSource("include: [\(directory)/*.log], rotate_wait: 300ms, scan_interval: 100ms"))
+        let writer = Task {
+            var fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            var reopenIn = -1
+            for index in 0..<total {
+                let line = Array("w-\(index)\n".utf8)
+                _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if index % 1000 == 500 {
+                    // logrotate's default: shift the old ones, rename the live file, create a new one. The
+                    // application writes a few more lines to the old file before it reopens.
+                    if FileManager.default.fileExists(atPath: path + ".1") { rename(path + ".1", path + ".2") }
+                    rename(path, path + ".1")
+                    reopenIn = 3
+                }
+                if reopenIn == 0 {
+                    close(fd)
+                    fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+                }
+                reopenIn -= 1
+                if index % 50 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            close(fd)
+        }
+        try await writer.value
+        #expect(await harness.waitFor(count: total, timeout: .seconds(15)))
+        try await Task.sleep(for: .milliseconds(300))
+        await harness.stop()
+        expectEachOnce(harness.lines, prefix: "w", count: total)
+    }
+
+    @Test func copytruncateWhileWritingDeliversEveryLineOnce() async throws {
+        let directory = sourceTemporaryDirectory("copytruncate")
+        let path = directory + "/app.log"
+        let total = 3000
+        let harness = SourceHarness()
+        harness.start(try fileSource("include: [\(directory)/*.log], rotate_wait: 300ms, scan_interval: 100ms"))
+        let writer = Task {
+            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            for index in 0..<total {
+                let line = Array("c-\(index)\n".utf8)
+                _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if index % 1000 == 700 {
+                    // logrotate's copytruncate: copy the live file, then truncate it in place (the writer keeps
+                    // its descriptor; O_APPEND writes continue at the new end).
+                    if FileManager.default.fileExists(atPath: path + ".1") {
+                        try FileManager.default.removeItem(atPath: path + ".1")
+                    }
+                    try FileManager.default.copyItem(atPath: path, toPath: path + ".1")
+                    _ = truncate(path, 0)
+                }
+                if index % 50 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            close(fd)
+        }
+        try await writer.value
+        #expect(await harness.waitFor(count: total, timeout: .seconds(15)))
+        try await Task.sleep(for: .milliseconds(300))
+        await harness.stop()
+        expectEachOnce(harness.lines, prefix: "c", count: total)
+    }
+
+    @Test func newFilesArePickedUpAndDeletedFilesReleased() async throws {
+        let directory = sourceTemporaryDirectory("discover")
+        let harness = SourceHarness()
+        harness.start(try fileSource("include: ['\(directory)/**/*.log'], exclude: ['*.gz'], scan_interval: 200ms"))
+        try await Task.sleep(for: .milliseconds(100))
+        try FileManager.default.createDirectory(atPath: directory + "/a/b", withIntermediateDirectories: true)
+        append("deep\n", to: directory + "/a/b/x.log")
+        append("ignored\n", to: directory + "/a/b/x.log.gz")
+        append("top\n", to: directory + "/y.log")
+        #expect(await harness.waitFor(count: 2))
+        #expect(Set(harness.lines) == ["deep", "top"])
+        // A deleted file is closed once read to its end: its descriptor is gone from /proc/self/fd.
+        append("last words\n", to: directory + "/a/b/x.log")
+        unlink(directory + "/a/b/x.log")
+        #expect(await harness.waitFor(count: 3))
+        let released = await waitUntil(timeout: .seconds(5)) {
+            !openDescriptors().contains { $0.hasPrefix(directory + "/a/b/x.log") }
+        }
+        #expect(released)
+        await harness.stop()
+        #expect(harness.lines.last == "last words")
+    }
+
+    @Test func longLinesAreSplitAndAPartialLineWaitsForItsTimeout() async throws {
+        let directory = sourceTemporaryDirectory("long")
+        let path = directory + "/app.log"
+        append("0123456789abcdefghij-tail\nshort\nwaiting", to: path)
+        let harness = SourceHarness()
+        harness.start(
+            try fileSource(
+                "include: [\(directory)/*.log], max_line_bytes: 10, long_lines: split, partial_line_timeout: 500ms"))
+        #expect(await harness.waitFor(count: 4))
+        #expect(harness.lines == ["0123456789", "abcdefghij", "-tail", "short"])
+        #expect(harness.events.map(\.truncated) == [true, true, true, false])
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(await harness.waitFor(count: 5))
+        #expect(clock.now - start >= .milliseconds(300))
+        #expect(harness.lines.last == "waiting")
+        #expect(harness.events.last?.truncated == false)
+        await harness.stop()
+    }
+
+    @Test func multilineJoinsStackTraces() async throws {
+        let directory = sourceTemporaryDirectory("multiline")
+        let path = directory + "/app.log"
+        append("2024-01-01 boom\n  at a()\n  at b()\n2024-01-01 fine\n", to: path)
+        let harness = SourceHarness()
+        harness.start(
+            try fileSource("include: [\(directory)/*.log], multiline: { start_pattern: '^\\d{4}-', timeout: 200ms }"))
+        #expect(await harness.waitFor(count: 2))
+        await harness.stop()
+        #expect(harness.lines == ["2024-01-01 boom\n  at a()\n  at b()", "2024-01-01 fine"])
+        #expect(harness.events.map(\.offset) == [0, 34])
+    }
+
+    @Test func pollingFindsChangesWithoutInotify() async throws {
+        let directory = sourceTemporaryDirectory("poll")
+        let path = directory + "/app.log"
+        let harness = SourceHarness()
+        harness.start(
+            try fileSource("include: [\(directory)/*.log], watch: poll, poll_interval: 50ms, scan_interval: 100ms"))
+        append("one\n", to: path)
+        #expect(await harness.waitFor(count: 1))
+        append("two\n", to: path)
+        #expect(await harness.waitFor(count: 2))
+        await harness.stop()
+        #expect(harness.lines == ["one", "two"])
+    }
+
+    @Test func exitOnEOFEndsTheSourceAfterTheLastLine() async throws {
+        let directory = sourceTemporaryDirectory("eof")
+        for index in 0..<1000 { append("e-\(index)\n", to: directory + "/a.log") }
+        append("unterminated", to: directory + "/b.log")
+        let harness = SourceHarness()
+        harness.start(try fileSource("include: [\(directory)/*.log], exit_on_eof: true"))
+        let error = await harness.finish()
+        #expect(error == nil)
+        #expect(harness.lines.count == 1001)
+        #expect(harness.lines.last == "unterminated")
+    }
+
+    @Test func configurationIsValidated() {
+        #expect(configErrors("{ type: file, include: [/var/log/*.log] }").isEmpty)
+        #expect(configErrors("{ type: file }").contains { $0.contains("missing required option 'include'") })
+        #expect(configErrors("{ type: file, include: [] }").contains { $0.contains("at least one pattern") })
+        #expect(configErrors("{ type: file, include: ['/var/log/{a,b'] }").contains { $0.contains("unmatched '{'") })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], read_from: middle }").contains {
+                $0.contains("beginning, end")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], scan_interval: 0 }").contains {
+                $0.contains("more than 0")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], multiline: { start_pattern: '(' } }").contains {
+                $0.contains("not a valid regular expression")
+            })
+        #expect(
+            configErrors("{ type: file, include: [/a/*.log], multiline: { start: x } }").contains {
+                $0.contains("multiline.start")
+            })
+    }
+}
+
+/// The paths this process has open, from /proc/self/fd.
+func openDescriptors() -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+}
