@@ -97,7 +97,7 @@ struct IoTCoreSinkSettings: Sendable {
         let settings = IoTCoreSinkSettings(
             endpoint: endpoint ?? .embedded,
             credentials: DeviceCredentials(productSN: productSN, deviceSN: deviceSN, deviceSecret: Secret(secret)),
-            caFile: config.string("ca_file"),
+            caFile: config.string("ca_file").flatMap { $0.isEmpty ? nil : $0 },
             topic: resolvedTopic,
             concurrency: config.int("concurrency", default: 4, range: 1...64),
             connectTimeout: config.duration("connect_timeout", default: .seconds(10)),
