@@ -33,8 +33,8 @@ struct Emulator: AsyncParsableCommand {
     @Option(help: "Where to write the generated CA certificate (PEM).") var caOut: String?
     @Option(help: "Token lifetime, e.g. 7d, 1h, 2s.") var tokenLifetime: String = "7d"
     @Option(help: "Append every accepted message to this JSON-lines file.") var acceptedLog: String?
-    @Option(help: "Fraction of publishes answered 130 (0-1).") var ratio130: Double = 0
-    @Option(help: "Fraction of publishes answered 100077 (0-1).") var ratio100077: Double = 0
+    @Option(name: .customLong("ratio-130"), help: "Fraction of publishes answered 130 (0-1).") var ratio130: Double = 0
+    @Option(name: .customLong("ratio-100077"), help: "Fraction of publishes answered 100077 (0-1).") var ratio100077: Double = 0
     @Option(help: "Added latency per answer, e.g. 50ms.") var latency: String = "0"
 
     @OptionGroup var logging: LoggingOptions
