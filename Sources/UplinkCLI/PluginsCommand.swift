@@ -11,7 +11,7 @@ struct Plugins: ParsableCommand {
     var type: String?
 
     func run() throws {
-        let registry = Builtins.registry
+        let registry = CommandContext.registry
         var text = ""
         for role in ComponentRole.allCases {
             let descriptors = registry.all.filter { $0.role == role && (type == nil || $0.type == type) }

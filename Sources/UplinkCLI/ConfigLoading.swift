@@ -31,7 +31,7 @@ struct LoggingOptions: ParsableArguments {
 
 /// Loads and validates configuration files, printing every diagnostic to stderr.
 /// Returns nil when there are errors (after printing them).
-func loadTopology(paths: [String], registry: PluginRegistry = Builtins.registry) -> Topology? {
+func loadTopology(paths: [String], registry: PluginRegistry = CommandContext.registry) -> Topology? {
     let diagnostics = DiagnosticCollector()
     let loader = ConfigLoader(environment: processEnvironment())
     let config = loader.load(paths: paths, diagnostics: diagnostics)
