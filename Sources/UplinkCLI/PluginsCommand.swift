@@ -24,6 +24,7 @@ struct Plugins: ParsableCommand {
                 case .none: output = "-"
                 case .kind(let kind): output = kind.rawValue
                 case .sameAsInput: output = "same as input"
+                case .fromOption(let option, let kind): output = "\(option), default \(kind.rawValue)"
                 }
                 text += "  \(descriptor.type)  [\(input) -> \(output)]  (\(descriptor.origin))\n"
                 text += "    \(descriptor.summary)\n"
