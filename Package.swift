@@ -52,6 +52,8 @@ let package = Package(
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
         .target(name: "CUplinkLinux"),
+        // The C ABI of loadable plugins: a module map over include/uplink_plugin.h (header only).
+        .systemLibrary(name: "CUplinkPlugin"),
 
         .target(
             name: "UplinkYAML",
@@ -99,6 +101,7 @@ let package = Package(
             dependencies: [
                 "UplinkCore",
                 "CUplinkLinux",
+                "CUplinkPlugin",
                 "IoTCore",
                 "IoTCoreEmulator",
                 .product(name: "Logging", package: "swift-log"),
