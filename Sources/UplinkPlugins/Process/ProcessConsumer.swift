@@ -118,8 +118,10 @@ struct ProcessConsumer<Input: Event>: Sendable {
         let timedOut = Flag()
         let shutdownSent = Flag()
         let settings = self.settings
+        // The pipes are closed only after every task of this process has ended (terminate below).
+        let outcome: Outcome
         do {
-            let outcome = try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            outcome = try await withThrowingTaskGroup(of: Outcome?.self) { group in
                 group.addTask {
                     // Writer: batches in order, then `shutdown` once everything is acknowledged.
                     while let work = await batches.nextWork(generation: generation) {
@@ -169,14 +171,14 @@ struct ProcessConsumer<Input: Event>: Sendable {
                     try await read(session, batches: batches, context: context, command: command)
                     // End of file.
                     if shutdownSent.isSet && batches.count == 0 {
-                        let status = await child.terminate(grace: settings.timeout)
+                        let status = await child.awaitExit(grace: settings.timeout)
                         if let status, status != .exited(0) {
                             context.logger.warning(
                                 "process plugin ended badly after shutdown", metadata: ["plugin.exit": "\(status)"])
                         }
                         return .finished
                     }
-                    let status = await child.terminate(grace: .milliseconds(500))
+                    let status = await child.awaitExit(grace: .milliseconds(500))
                     if timedOut.isSet {
                         return .failed(
                             ProcessPluginError(
@@ -197,11 +199,12 @@ struct ProcessConsumer<Input: Event>: Sendable {
                 }
                 return Outcome.finished
             }
-            return outcome
         } catch {
             await child.terminate(grace: .zero)
             throw error
         }
+        await child.terminate(grace: .zero)
+        return outcome
     }
 
     /// Reads the plugin's messages until end of file.

@@ -8,7 +8,7 @@ import UplinkCore
 /// One started plugin: the child, the reader of its stdout (which may already hold lines sent after the
 /// hello), and what it said about itself.
 struct PluginSession: Sendable {
-    let child: ChildProcess
+    let child: PluginProcess
     var reader: LineReader
     let hello: PluginHello
 }
@@ -22,9 +22,9 @@ public enum ProcessPlugin {
         _ settings: ProcessPluginSettings, component: String, role: ComponentRole, logger: Logger
     ) async throws(ProcessPluginError) -> PluginSession {
         let command = settings.commandLine
-        let child: ChildProcess
+        let child: PluginProcess
         do {
-            child = try ChildProcess.spawn(
+            child = try PluginProcess.spawn(
                 command: settings.command, environment: settings.environment,
                 workingDirectory: settings.workingDirectory)
         } catch {
@@ -127,8 +127,9 @@ public enum ProcessPlugin {
         _ settings: ProcessPluginSettings, component: String, role: ComponentRole, logger: Logger
     ) async throws(ProcessPluginError) -> PluginHello {
         let session = try await start(settings, component: component, role: role, logger: logger)
-        try? await AsyncFileDescriptor.write(session.child.input, HostMessage.shutdown)
-        await session.child.terminate(grace: settings.timeout)
+        session.child.writeWithoutWaiting(HostMessage.shutdown)
+        // Nothing is at stake: SIGTERM soon for plugins that do not read their stdin (sources often do not).
+        await session.child.terminate(grace: settings.timeout, termAfter: .milliseconds(500))
         return session.hello
     }
 

@@ -83,8 +83,10 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
         let settings = self.settings
         let acks = SourceAcks()
         defer { acks.close() }
+        // The pipes are closed only after both tasks have ended (terminate below).
+        let outcome: Outcome
         do {
-            return try await withThrowingTaskGroup(of: Outcome?.self) { group in
+            outcome = try await withThrowingTaskGroup(of: Outcome?.self) { group in
                 group.addTask {
                     // Writer: acknowledgements back to the plugin, as sinks answer.
                     while let lines = await acks.next() {
@@ -97,9 +99,12 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
                     return nil
                 }
                 group.addTask {
-                    let done = try await read(session, context: context, output: output, acks: acks, received: received)
-                    let status = await child.terminate(grace: settings.timeout)
-                    if done || status == .exited(0) { return .finished }
+                    // After `done`, stdin is closed below, which a plugin waiting for its end sees.
+                    if try await read(session, context: context, output: output, acks: acks, received: received) {
+                        return .finished
+                    }
+                    let status = await child.awaitExit(grace: settings.timeout)
+                    if status == .exited(0) { return .finished }
                     return .failed(
                         ProcessPluginError(
                             .crashed, command: settings.commandLine, "ended" + (status.map { " (\($0))" } ?? "")))
@@ -120,6 +125,8 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
             await child.terminate(grace: settings.timeout, termAfter: .seconds(1))
             throw error
         }
+        await child.terminate(grace: settings.timeout, termAfter: .seconds(1))
+        return outcome
     }
 
     /// Reads events until end of file; true when the plugin said `done`.

@@ -11,7 +11,7 @@ import UplinkCore
 /// Spawned with `posix_spawnp`: no fork of a multi-threaded process, and an exec failure (command not found)
 /// comes back as an error here instead of a child that dies at once. Our ends of the pipes are non-blocking
 /// and watched by ``IOReactor``, so talking to a slow plugin never blocks a cooperative-pool thread.
-final class ChildProcess: Sendable {
+final class PluginProcess: Sendable {
     let pid: pid_t
     /// Our end of the child's stdin.
     let input: Int32
@@ -58,7 +58,7 @@ final class ChildProcess: Sendable {
     /// with the agent's environment plus `environment`.
     static func spawn(
         command: [String], environment: [(String, String)], workingDirectory: String?
-    ) throws(FileIO.Failure) -> ChildProcess {
+    ) throws(FileIO.Failure) -> PluginProcess {
         _ = ignoreBrokenPipes
         let commandLine = command.joined(separator: " ")
         guard let executable = command.first else { throw FileIO.Failure("cannot start", path: "an empty command", code: EINVAL) }
@@ -130,7 +130,7 @@ final class ChildProcess: Sendable {
         }
         AsyncFileDescriptor.setNonBlocking(stdinPipe[1])
         AsyncFileDescriptor.setNonBlocking(stdoutPipe[0])
-        return ChildProcess(pid: pid, input: stdinPipe[1], output: stdoutPipe[0], commandLine: commandLine)
+        return PluginProcess(pid: pid, input: stdinPipe[1], output: stdoutPipe[0], commandLine: commandLine)
     }
 
     /// Closes our end of its stdin: the plugin reads end of file.
@@ -195,6 +195,16 @@ final class ChildProcess: Sendable {
         }.value
     }
 
+    /// Waits up to `grace` for it to exit, then SIGKILLs its group; does not close our descriptors, so it is
+    /// safe while other tasks still use them (closing a descriptor another task is about to read or write
+    /// would let that task touch whatever file or socket reuses the number next).
+    @discardableResult
+    func awaitExit(grace: Duration) async -> ExitStatus? {
+        if let status = await waitForExit(timeout: grace) { return status }
+        signalGroup(SIGKILL)
+        return await waitForExit(timeout: .seconds(5))
+    }
+
     /// Writes what fits in the pipe now, without waiting: a last message before stopping it, when waiting for
     /// a plugin that does not read is not an option.
     func writeWithoutWaiting(_ bytes: [UInt8]) {
@@ -206,7 +216,8 @@ final class ChildProcess: Sendable {
 
     /// Ends it for good: closes its stdin, gives it `grace` to exit (sending SIGTERM to the group after
     /// `termAfter` when given, for plugins that never read their stdin), then SIGKILLs the group; always reaps
-    /// it and closes our descriptors, so nothing outlives the component.
+    /// it and closes our descriptors, so nothing outlives the component. Call it only once no other task reads
+    /// or writes its pipes.
     @discardableResult
     func terminate(grace: Duration, termAfter: Duration? = nil) async -> ExitStatus? {
         closeInput()
