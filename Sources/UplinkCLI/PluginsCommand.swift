@@ -34,7 +34,9 @@ struct Plugins: AsyncParsableCommand {
             if descriptors.isEmpty { continue }
             text += "\(role.section.uppercased())\n"
             for descriptor in descriptors {
-                let input = descriptor.accepts.isEmpty ? "-" : descriptor.accepts.map(\.rawValue).sorted().joined(separator: "|")
+                let input =
+                    descriptor.accepts.isEmpty
+                    ? "-" : descriptor.accepts.map(\.rawValue).sorted().joined(separator: "|")
                 let output: String
                 switch descriptor.output {
                 case .none: output = "-"
@@ -65,11 +67,13 @@ struct Plugins: AsyncParsableCommand {
                 for (node, stage) in processes {
                     let settings = stage.settings
                     do {
-                        let hello = try await ProcessPlugin.probe(settings, component: node.id, role: stage.role, logger: logger)
+                        let hello = try await ProcessPlugin.probe(
+                            settings, component: node.id, role: stage.role, logger: logger)
                         let input = hello.input ?? "-"
                         let output = hello.output?.rawValue ?? "-"
                         let version = hello.version.map { " \($0)" } ?? ""
-                        text += "  \(node.id): '\(hello.name)'\(version)  \(stage.role.rawValue) [\(input) -> \(output)]  (process: \(settings.commandLine))\n"
+                        text +=
+                            "  \(node.id): '\(hello.name)'\(version)  \(stage.role.rawValue) [\(input) -> \(output)]  (process: \(settings.commandLine))\n"
                         if let summary = hello.summary { text += "    \(summary)\n" }
                         text += Self.describe(hello.options, prefix: "config.")
                     } catch {

@@ -263,15 +263,20 @@ import UplinkPlugins
     }
 
     @Test(arguments: [
-        BadHandshake(script: #"print("hello there", flush=True)"#, expected: "expected a hello, got not a JSON object: 'hello there'"),
         BadHandshake(
-            script: #"receive(); send({"type": "hello", "protocol": 2, "name": "future", "input": "record", "output": "record"})"#,
+            script: #"print("hello there", flush=True)"#,
+            expected: "expected a hello, got not a JSON object: 'hello there'"),
+        BadHandshake(
+            script:
+                #"receive(); send({"type": "hello", "protocol": 2, "name": "future", "input": "record", "output": "record"})"#,
             expected: "it speaks protocol 2; this uplink speaks 1"),
         BadHandshake(
-            script: #"receive(); send({"type": "hello", "protocol": 1, "name": "rawish", "input": "record", "output": "raw"})"#,
+            script:
+                #"receive(); send({"type": "hello", "protocol": 1, "name": "rawish", "input": "record", "output": "raw"})"#,
             expected: "'rawish' emits raw events, but output_kind is record"),
         BadHandshake(
-            script: #"receive(); send({"type": "hello", "protocol": 1, "name": "sinky", "role": "sink", "input": "record"})"#,
+            script:
+                #"receive(); send({"type": "hello", "protocol": 1, "name": "sinky", "role": "sink", "input": "record"})"#,
             expected: "'sinky' is a sink, not a transform"),
         BadHandshake(
             script: #"receive(); send({"type": "hello", "protocol": 1, "name": "mute", "input": "record"})"#,
@@ -299,7 +304,8 @@ import UplinkPlugins
         } catch {
             message = String(describing: error)
         }
-        #expect(message.contains("component 'bad' failed: process plugin `python3 bad.py`: \(bad.expected)"), "\(message)")
+        #expect(
+            message.contains("component 'bad' failed: process plugin `python3 bad.py`: \(bad.expected)"), "\(message)")
     }
 
     @Test func aSourceSendsEventsAndIsToldWhenTheyAreDelivered() async throws {
@@ -419,8 +425,12 @@ import UplinkPlugins
         let origin = EventOrigin(sourceID: "test")
         let outputs = try await runTransform(
             ProcessTransform<RawEvent, RawEvent>(settings: settings),
-            [[RawEvent(bytes: ArraySlice("héllo".utf8), origin: origin, timestamp: 5),
-              RawEvent(bytes: [0xFF, 0x00, 0x41][...], origin: origin, timestamp: 6)]])
+            [
+                [
+                    RawEvent(bytes: ArraySlice("héllo".utf8), origin: origin, timestamp: 5),
+                    RawEvent(bytes: [0xFF, 0x00, 0x41][...], origin: origin, timestamp: 6),
+                ]
+            ])
         let texts = outputs.flatMap(\.events).map { String(decoding: $0.bytes, as: UTF8.self) }
         #expect(texts == [#"{"text": "h\u00e9llo"}"#, #"{"base64": "/wBB"}"#])
         #expect(outputs.flatMap(\.events).first?.timestamp == 5)
@@ -429,7 +439,8 @@ import UplinkPlugins
 
 @Suite struct ProcessProtocolUnitTests {
     @Test func restartDelaysDoubleUpToTheCapAndProgressStartsOver() {
-        var policy = RestartPolicy(initialBackoff: .milliseconds(100), maximumBackoff: .milliseconds(350), maxRestarts: 4)
+        var policy = RestartPolicy(
+            initialBackoff: .milliseconds(100), maximumBackoff: .milliseconds(350), maxRestarts: 4)
         #expect(policy.failed(madeProgress: false) == .restart(after: .milliseconds(100)))
         #expect(policy.failed(madeProgress: false) == .restart(after: .milliseconds(200)))
         #expect(policy.failed(madeProgress: false) == .restart(after: .milliseconds(350)))
@@ -452,11 +463,15 @@ import UplinkPlugins
             """
         let diagnostics = DiagnosticCollector()
         var config = PipelineConfig(files: ["p.yaml"])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: "p.yaml", into: &config, diagnostics: diagnostics)
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: "p.yaml", into: &config, diagnostics: diagnostics)
         _ = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics)
         let errors = diagnostics.diagnostics.filter { $0.severity == .error }.map(\.description)
-        #expect(errors.contains("p.yaml:2:32: error: option 'command' must name a program, for example [python3, plugin.py]"))
-        #expect(errors.contains("p.yaml:2:49: error: option 'output_kind' must be one of raw, record, message, got 'rec'"))
+        #expect(
+            errors.contains(
+                "p.yaml:2:32: error: option 'command' must name a program, for example [python3, plugin.py]"))
+        #expect(
+            errors.contains("p.yaml:2:49: error: option 'output_kind' must be one of raw, record, message, got 'rec'"))
         #expect(errors.contains("p.yaml:5:63: error: option 'input_kind' is raw, but the inputs produce record events"))
         #expect(errors.contains("p.yaml:5:83: error: option 'max_in_flight' must be between 1 and 65536, got 0"))
         #expect(errors.contains("p.yaml:7:61: error: option 'config' must be a mapping, not a list"))
@@ -474,8 +489,10 @@ import UplinkPlugins
             """
         let diagnostics = DiagnosticCollector()
         var config = PipelineConfig(files: ["p.yaml"])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: "p.yaml", into: &config, diagnostics: diagnostics)
-        let topology = try #require(TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics))
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: "p.yaml", into: &config, diagnostics: diagnostics)
+        let topology = try #require(
+            TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics))
         #expect(topology.node("t")?.inputKind == .raw)
         #expect(topology.node("t")?.outputKind == .message)
         #expect(topology.node("k")?.inputKind == .message)

@@ -24,7 +24,9 @@ struct RecordCounter: SourceStage {
         var next = 0
         while next < count {
             let size = min(chunk, count - next)
-            let records = (next..<(next + size)).map { Record(fields: ["n": .int(Int64($0))], timestamp: 1_000 + Int64($0)) }
+            let records = (next..<(next + size)).map {
+                Record(fields: ["n": .int(Int64($0))], timestamp: 1_000 + Int64($0))
+            }
             let outcomes = self.outcomes
             let token = Acknowledgement { status in
                 switch status {
@@ -71,7 +73,8 @@ final class ProcessFixture: Sendable {
     let collected = RecordCollector.Store()
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("uplink-process-\(UUID().uuidString)").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("uplink-process-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
@@ -96,7 +99,10 @@ final class ProcessFixture: Sendable {
         registry.register(
             PluginDescriptor(
                 type: "counter", role: .source, summary: "test",
-                options: [OptionSpec("count", .int, "records"), OptionSpec("chunk", .int, "per chunk"), OptionSpec("endless", .bool, "wait")],
+                options: [
+                    OptionSpec("count", .int, "records"), OptionSpec("chunk", .int, "per chunk"),
+                    OptionSpec("endless", .bool, "wait"),
+                ],
                 output: .kind(.record)
             ) { context in
                 .source(
@@ -105,7 +111,9 @@ final class ProcessFixture: Sendable {
                         endless: context.config.bool("endless", default: false), outcomes: outcomes))
             })
         registry.register(
-            PluginDescriptor(type: "collect", role: .sink, summary: "test", options: [], accepts: [.record], output: .none) { _ in
+            PluginDescriptor(
+                type: "collect", role: .sink, summary: "test", options: [], accepts: [.record], output: .none
+            ) { _ in
                 .sink(RecordCollector(store: collected))
             })
         return registry
@@ -115,7 +123,8 @@ final class ProcessFixture: Sendable {
         let diagnostics = DiagnosticCollector()
         let file = path("pipeline.yaml")
         var config = PipelineConfig(files: [file])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
         guard let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics) else {
             throw ConfigError(diagnostics.diagnostics)
         }

@@ -8,7 +8,8 @@ import UplinkPlugins
 /// pipelines; and every way loading can fail, each naming the file.
 @Suite(.timeLimit(.minutes(2))) struct SharedObjectTests {
     static var repository: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     /// Compiles C source into `lib<name>.so` in the fixture's directory and returns its path.
@@ -23,7 +24,8 @@ import UplinkPlugins
         let compiler = Process()
         compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         compiler.arguments = [
-            "cc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I", repository.appendingPathComponent("include").path,
+            "cc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I",
+            repository.appendingPathComponent("include").path,
             "-o", library, file,
         ]
         let errors = Pipe()
@@ -139,7 +141,8 @@ import UplinkPlugins
         let diagnostics = DiagnosticCollector()
         let file = fixture.path("pipeline.yaml")
         var config = PipelineConfig(files: [file])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
         var registry = fixture.registry
         SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)
         guard let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics) else {
@@ -226,7 +229,8 @@ import UplinkPlugins
             try await fixture.run(pipeline)
         } throws: { error in
             String(describing: error).contains(
-                "component 'sum' failed: plugin \(fixture.path("libsummer.so")) (c_summer): create failed for component 'sum': device busy")
+                "component 'sum' failed: plugin \(fixture.path("libsummer.so")) (c_summer): create failed for component 'sum': device busy"
+            )
         }
     }
 
@@ -254,19 +258,28 @@ import UplinkPlugins
 
     @Test(arguments: [
         BrokenLibrary(
-            name: "abi", source: stubs + "static const uplink_plugin p = { .abi_version = 99, " + descriptorTail
+            name: "abi",
+            source: stubs + "static const uplink_plugin p = { .abi_version = 99, " + descriptorTail
                 + "\nconst uplink_plugin *uplink_plugin_register(uint32_t v, char *e, size_t s) { (void)v; (void)e; (void)s; return &p; }",
-            expected: "built for plugin ABI version 99, but this uplink speaks version 1; rebuild it against this uplink's include/uplink_plugin.h"),
+            expected:
+                "built for plugin ABI version 99, but this uplink speaks version 1; rebuild it against this uplink's include/uplink_plugin.h"
+        ),
         BrokenLibrary(
-            name: "symbol", source: stubs + "static const uplink_plugin p = { .abi_version = 1, " + descriptorTail
+            name: "symbol",
+            source: stubs + "static const uplink_plugin p = { .abi_version = 1, " + descriptorTail
                 + "\nconst uplink_plugin *uplink_plugin_registr(uint32_t v, char *e, size_t s) { (void)v; (void)e; (void)s; return &p; }",
-            expected: "missing symbol 'uplink_plugin_register': a plugin exports it with C linkage (see include/uplink_plugin.h; check with nm -D)"),
+            expected:
+                "missing symbol 'uplink_plugin_register': a plugin exports it with C linkage (see include/uplink_plugin.h; check with nm -D)"
+        ),
         BrokenLibrary(
-            name: "init", source: "#include <stdio.h>\n" + stubs
+            name: "init",
+            source: "#include <stdio.h>\n" + stubs
                 + "\nconst uplink_plugin *uplink_plugin_register(uint32_t v, char *e, size_t s) { (void)v; snprintf(e, s, \"no sensor bus\"); return NULL; }",
             expected: "uplink_plugin_register failed: no sensor bus"),
         BrokenLibrary(
-            name: "descriptor", source: stubs + "static const uplink_plugin p = { .abi_version = 1, .role = UPLINK_ROLE_SINK, .type = \"bad name\", .create = create, .destroy = destroy };"
+            name: "descriptor",
+            source: stubs
+                + "static const uplink_plugin p = { .abi_version = 1, .role = UPLINK_ROLE_SINK, .type = \"bad name\", .create = create, .destroy = destroy };"
                 + "\nconst uplink_plugin *uplink_plugin_register(uint32_t v, char *e, size_t s) { (void)v; (void)e; (void)s; return &p; }",
             expected: "its type name 'bad name' must be letters, digits and '_'"),
     ])
@@ -284,7 +297,8 @@ import UplinkPlugins
         let diagnostics = DiagnosticCollector()
         let file = fixture.path("pipeline.yaml")
         var config = PipelineConfig(files: [file])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
         var registry = Builtins.registry
         SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)
         let errors = diagnostics.diagnostics.map(\.description)
@@ -297,11 +311,13 @@ import UplinkPlugins
             Self.stubs
                 + "static const uplink_plugin p = { .abi_version = 1, .role = UPLINK_ROLE_TRANSFORM, .type = \"json\", .accepts = UPLINK_KIND_MASK(UPLINK_KIND_RAW), .output = UPLINK_KIND_RECORD, .create = create, .process = process, .destroy = destroy };\nconst uplink_plugin *uplink_plugin_register(uint32_t v, char *e, size_t s) { (void)v; (void)e; (void)s; return &p; }",
             name: "json", in: fixture)
-        let yaml = "plugins: [missing/libnothing.so, libjson.so]\nsources:\n  s: { type: stdin }\nsinks:\n  k: { type: stdout, inputs: [s] }\n"
+        let yaml =
+            "plugins: [missing/libnothing.so, libjson.so]\nsources:\n  s: { type: stdin }\nsinks:\n  k: { type: stdout, inputs: [s] }\n"
         let diagnostics = DiagnosticCollector()
         let file = fixture.path("pipeline.yaml")
         var config = PipelineConfig(files: [file])
-        ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(yaml.utf8), file: file, into: &config, diagnostics: diagnostics)
         var registry = Builtins.registry
         SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)
         let errors = diagnostics.diagnostics.map(\.description)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CUplinkLinux
 import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A child process with pipes on its stdin and stdout (its stderr is the agent's), in a process group of
 /// its own so that stopping it also stops whatever it started (`sh -c` pipelines, interpreters' helpers).
@@ -61,10 +62,14 @@ final class PluginProcess: Sendable {
     ) throws(FileIO.Failure) -> PluginProcess {
         _ = ignoreBrokenPipes
         let commandLine = command.joined(separator: " ")
-        guard let executable = command.first else { throw FileIO.Failure("cannot start", path: "an empty command", code: EINVAL) }
+        guard let executable = command.first else {
+            throw FileIO.Failure("cannot start", path: "an empty command", code: EINVAL)
+        }
         var stdinPipe: [Int32] = [-1, -1]
         var stdoutPipe: [Int32] = [-1, -1]
-        guard uplink_pipe2_cloexec(&stdinPipe) == 0 else { throw FileIO.Failure("cannot create a pipe for", path: commandLine) }
+        guard uplink_pipe2_cloexec(&stdinPipe) == 0 else {
+            throw FileIO.Failure("cannot create a pipe for", path: commandLine)
+        }
         guard uplink_pipe2_cloexec(&stdoutPipe) == 0 else {
             let code = errno
             close(stdinPipe[0])
@@ -86,7 +91,8 @@ final class PluginProcess: Sendable {
         // Its own process group, so the whole tree can be signalled; default signal handling and an empty mask,
         // because the agent ignores SIGPIPE and the lifecycle library blocks SIGINT/SIGTERM, and a child
         // inherits both through exec.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         posix_spawnattr_setpgroup(&attributes, 0)
         var emptyMask = sigset_t()
         sigemptyset(&emptyMask)

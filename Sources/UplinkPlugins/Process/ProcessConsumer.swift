@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The host side of a process transform or sink: feeds batches from the inbox to the plugin within the
 /// in-flight window, reads its answers, restarts it with back-off when it crashes or hangs, and sends the
@@ -242,18 +243,24 @@ struct ProcessConsumer<Input: Event>: Sendable {
                         count: &violations, context: context, command: command)
                 } else if !batches.append(values, to: id) {
                     ProcessPlugin.reportViolation(
-                        ProcessProtocolViolation("events for batch \(id.map(String.init) ?? "?"), which is not in flight"),
+                        ProcessProtocolViolation(
+                            "events for batch \(id.map(String.init) ?? "?"), which is not in flight"),
                         count: &violations, context: context, command: command)
                 }
             case .ack(let id, let failure, let values):
-                try await finish(id, outputs: values, failure: failure, batches: batches, context: context, count: &violations, command: command)
+                try await finish(
+                    id, outputs: values, failure: failure, batches: batches, context: context, count: &violations,
+                    command: command)
             case .error(let text, let id, let fatal):
                 if fatal { throw ProcessPluginError(.fatal, command: command, "fatal error: \(text)") }
                 if let id {
-                    try await finish(id, outputs: [], failure: text, batches: batches, context: context, count: &violations, command: command)
+                    try await finish(
+                        id, outputs: [], failure: text, batches: batches, context: context, count: &violations,
+                        command: command)
                 } else {
                     context.metrics.error()
-                    context.logger.warning("process plugin reported an error", metadata: ["plugin.name": "\(name)", "error": "\(text)"])
+                    context.logger.warning(
+                        "process plugin reported an error", metadata: ["plugin.name": "\(name)", "error": "\(text)"])
                 }
             case .log(let level, let text):
                 ProcessPlugin.relay(level, text, context: context, plugin: name)

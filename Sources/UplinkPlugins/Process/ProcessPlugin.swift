@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One started plugin: the child, the reader of its stdout (which may already hold lines sent after the
 /// hello), and what it said about itself.

@@ -57,25 +57,44 @@ public struct ProcessPluginSettings: Sendable {
     /// The options table of each role (sources have no input, sinks no output and no batch outputs).
     static func options(for role: ComponentRole) -> [OptionSpec] {
         var options = [
-            OptionSpec("command", .stringList, required: true, "the plugin's argv, e.g. [python3, enrich.py]; the first word is searched in PATH"),
+            OptionSpec(
+                "command", .stringList, required: true,
+                "the plugin's argv, e.g. [python3, enrich.py]; the first word is searched in PATH"),
             OptionSpec("env", .stringMap, "environment variables added to the agent's for the plugin"),
-            OptionSpec("working_dir", .string, default: "the config file's directory", "where the plugin runs; relative paths in `command` start here"),
+            OptionSpec(
+                "working_dir", .string, default: "the config file's directory",
+                "where the plugin runs; relative paths in `command` start here"),
         ]
         if role != .source {
-            options.append(OptionSpec("input_kind", .enumeration(kinds), default: "the inputs' kind", "the kind sent to the plugin; its hello must accept it"))
+            options.append(
+                OptionSpec(
+                    "input_kind", .enumeration(kinds), default: "the inputs' kind",
+                    "the kind sent to the plugin; its hello must accept it"))
         }
         if role != .sink {
-            options.append(OptionSpec("output_kind", .enumeration(kinds), default: "record", "the kind the plugin emits; its hello must declare the same"))
+            options.append(
+                OptionSpec(
+                    "output_kind", .enumeration(kinds), default: "record",
+                    "the kind the plugin emits; its hello must declare the same"))
         }
         options += [
             OptionSpec("config", .any, default: "{}", "a mapping handed to the plugin in its init message"),
-            OptionSpec("timeout", .duration, default: "10s", "for the hello, for an answer to a batch, and for exiting after shutdown; a plugin that hangs longer is killed and restarted"),
-            OptionSpec("restart_backoff", .duration, default: "500ms", "delay before restarting a crashed plugin, doubled on each consecutive crash up to 30s"),
-            OptionSpec("max_restarts", .int, default: "5", "consecutive crashes or timeouts without progress before the component fails"),
+            OptionSpec(
+                "timeout", .duration, default: "10s",
+                "for the hello, for an answer to a batch, and for exiting after shutdown; a plugin that hangs longer is killed and restarted"
+            ),
+            OptionSpec(
+                "restart_backoff", .duration, default: "500ms",
+                "delay before restarting a crashed plugin, doubled on each consecutive crash up to 30s"),
+            OptionSpec(
+                "max_restarts", .int, default: "5",
+                "consecutive crashes or timeouts without progress before the component fails"),
         ]
         if role != .source {
             options += [
-                OptionSpec("max_in_flight", .int, default: "4", "batches sent to the plugin and not yet acknowledged; the inbox is not read beyond"),
+                OptionSpec(
+                    "max_in_flight", .int, default: "4",
+                    "batches sent to the plugin and not yet acknowledged; the inbox is not read beyond"),
                 OptionSpec("batch_max_events", .int, default: "256", "events per batch message"),
             ]
         }
@@ -121,7 +140,8 @@ public struct ProcessPluginSettings: Sendable {
         settings.maxRestarts = config.int("max_restarts", default: settings.maxRestarts, range: 0...1_000_000)
         if role != .source {
             settings.maxInFlight = config.int("max_in_flight", default: settings.maxInFlight, range: 1...65536)
-            settings.batchMaxEvents = config.int("batch_max_events", default: settings.batchMaxEvents, range: 1...1_000_000)
+            settings.batchMaxEvents = config.int(
+                "batch_max_events", default: settings.batchMaxEvents, range: 1...1_000_000)
         }
         return settings
     }

@@ -83,7 +83,8 @@ enum PluginMessage {
         case "error":
             var fatal = false
             if case .bool(let flag)? = fields["fatal"] { fatal = flag }
-            return .error(text(fields["message"]) ?? "(no message)", id: try optionalID(fields, line: line), fatal: fatal)
+            return .error(
+                text(fields["message"]) ?? "(no message)", id: try optionalID(fields, line: line), fatal: fatal)
         case "done":
             return .done
         default:
@@ -91,14 +92,18 @@ enum PluginMessage {
         }
     }
 
-    private static func parseHello(_ fields: Fields, line: ArraySlice<UInt8>) throws(ProcessProtocolViolation) -> PluginHello {
+    private static func parseHello(_ fields: Fields, line: ArraySlice<UInt8>) throws(ProcessProtocolViolation)
+        -> PluginHello
+    {
         guard case .int(let version)? = fields["protocol"] else {
             throw ProcessProtocolViolation("hello needs an integer \"protocol\": \(quote(line))")
         }
         var roles: [ComponentRole] = []
         if case .string(let role)? = fields["role"], let parsed = ComponentRole(rawValue: role) { roles.append(parsed) }
         if case .array(let items)? = fields["roles"] {
-            for case .string(let role) in items { if let parsed = ComponentRole(rawValue: role) { roles.append(parsed) } }
+            for case .string(let role) in items {
+                if let parsed = ComponentRole(rawValue: role) { roles.append(parsed) }
+            }
         }
         var output: EventKind?
         if let declared = text(fields["output"]) {
@@ -113,7 +118,8 @@ enum PluginMessage {
                 guard let name = text(option["name"]) else { continue }
                 options.append(
                     OptionSpec(
-                        name, optionType(text(option["type"])), default: option["default"].map { text($0) ?? $0.jsonText },
+                        name, optionType(text(option["type"])),
+                        default: option["default"].map { text($0) ?? $0.jsonText },
                         required: option["required"] == .bool(true), text(option["description"]) ?? ""))
             }
         }
@@ -137,7 +143,8 @@ enum PluginMessage {
         }
     }
 
-    private static func optionalID(_ fields: Fields, line: ArraySlice<UInt8>) throws(ProcessProtocolViolation) -> Int64? {
+    private static func optionalID(_ fields: Fields, line: ArraySlice<UInt8>) throws(ProcessProtocolViolation) -> Int64?
+    {
         switch fields["id"] {
         case nil, .null?: return nil
         case .int(let id)?: return id

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Synchronization
 import Logging
+import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `type: process` as a source: a long-running child whose `events` messages become events (see
 /// ``ProcessProtocol``).
@@ -67,10 +68,12 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
             case .giveUp:
                 throw ProcessPluginError(
                     .gaveUp, command: settings.commandLine,
-                    "\(error.message); gave up after \(policy.consecutiveFailures) failures in a row (max_restarts: \(settings.maxRestarts))")
+                    "\(error.message); gave up after \(policy.consecutiveFailures) failures in a row (max_restarts: \(settings.maxRestarts))"
+                )
             case .restart(let delay):
                 context.logger.warning(
-                    "process plugin failed; restarting", metadata: ["error": "\(error)", "plugin.restart_in": "\(delay)"])
+                    "process plugin failed; restarting",
+                    metadata: ["error": "\(error)", "plugin.restart_in": "\(delay)"])
                 try await Task.sleep(for: delay)
             }
         }
@@ -165,7 +168,9 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
                 received.add(events.count)
                 var acknowledgements = Acknowledgements.none
                 if let id {
-                    acknowledgements = Acknowledgements([Acknowledgement { status in acks.append(id: id, status: status) }])
+                    acknowledgements = Acknowledgements([
+                        Acknowledgement { status in acks.append(id: id, status: status) }
+                    ])
                 }
                 try await output.send(EventChunk(events, acknowledgements: acknowledgements))
             case .done:
@@ -176,10 +181,12 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
                 if fatal { throw ProcessPluginError(.fatal, command: command, "fatal error: \(text)") }
                 context.metrics.error()
                 context.logger.warning(
-                    "process plugin reported an error", metadata: ["plugin.name": "\(session.hello.name)", "error": "\(text)"])
+                    "process plugin reported an error",
+                    metadata: ["plugin.name": "\(session.hello.name)", "error": "\(text)"])
             case .ack, .hello:
                 ProcessPlugin.reportViolation(
-                    ProcessProtocolViolation("unexpected \(PluginMessage.quote(line)) from a source"), count: &violations,
+                    ProcessProtocolViolation("unexpected \(PluginMessage.quote(line)) from a source"),
+                    count: &violations,
                     context: context, command: command)
             }
         }

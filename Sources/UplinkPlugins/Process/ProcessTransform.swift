@@ -19,7 +19,8 @@ public struct ProcessTransform<Input: Event, Output: Event>: TransformStage, Pro
     public static var descriptor: PluginDescriptor {
         PluginDescriptor(
             type: "process", role: .transform,
-            summary: "Runs a program in any language that transforms events over newline-delimited JSON on stdin/stdout.",
+            summary:
+                "Runs a program in any language that transforms events over newline-delimited JSON on stdin/stdout.",
             options: ProcessPluginSettings.options(for: .transform), accepts: Set(EventKind.allCases),
             output: .fromOption("output_kind", default: .record), origin: ProcessPluginSettings.origin
         ) { context in

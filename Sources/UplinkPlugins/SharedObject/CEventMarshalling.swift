@@ -150,7 +150,9 @@ enum CEventMarshalling {
                     }
                     value = .string(text)
                 case UInt32(UPLINK_VALUE_JSON):
-                    guard let parsed = try? JSONReader.parse(bytes(field.string, field.string_length)) else { return nil }
+                    guard let parsed = try? JSONReader.parse(bytes(field.string, field.string_length)) else {
+                        return nil
+                    }
                     value = parsed
                 default:
                     return nil

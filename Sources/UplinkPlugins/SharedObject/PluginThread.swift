@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A thread of its own for one shared-object plugin instance: its callbacks may block (a sink writing to a
 /// socket, a source waiting on a device), which must never happen on a cooperative-pool thread, and the C

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import CUplinkPlugin
 import Logging
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A failure of a shared-object plugin at run time (`create` refused, a fatal status), naming the file.
 public struct SharedObjectCallError: Error, Sendable, CustomStringConvertible {
@@ -60,7 +61,8 @@ final class SharedObjectInstance: Sendable {
             }
             var message = [CChar](repeating: 0, count: 512)
             let pointer = cEntries.withUnsafeBufferPointer { buffer -> UnsafeMutableRawPointer? in
-                var cConfig = uplink_config(component: UnsafePointer(componentName), entries: buffer.baseAddress, count: buffer.count)
+                var cConfig = uplink_config(
+                    component: UnsafePointer(componentName), entries: buffer.baseAddress, count: buffer.count)
                 return library.plugin.pointee.create!(&cConfig, &message, message.count)
             }
             return (InstancePointer(pointer: pointer), cText(message))
@@ -114,7 +116,8 @@ final class SharedObjectInstance: Sendable {
         let instance = self.instance
         guard library.plugin.pointee.flush != nil else { return nil }
         return await thread.run {
-            let collector = EmittedEvents(kind: outputKind ?? .record, origin: origin, defaultTimestamp: currentTimeMillis())
+            let collector = EmittedEvents(
+                kind: outputKind ?? .record, origin: origin, defaultTimestamp: currentTimeMillis())
             var message = [CChar](repeating: 0, count: 512)
             let status = collector.withEmitter { emitter in
                 library.plugin.pointee.flush!(instance.pointer, emitter, &message, message.count)
@@ -136,7 +139,8 @@ final class SharedObjectInstance: Sendable {
     func failure(_ what: String, _ result: CallResult) -> SharedObjectCallError {
         SharedObjectCallError(
             path: library.path, type: library.type,
-            message: "\(what) returned " + Self.statusName(result.status) + (result.error.isEmpty ? "" : ": \(result.error)"))
+            message: "\(what) returned " + Self.statusName(result.status)
+                + (result.error.isEmpty ? "" : ": \(result.error)"))
     }
 
     static func statusName(_ status: Int32) -> String {

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 internal import CUplinkPlugin
 import Synchronization
 import UplinkCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why a shared-object plugin could not be loaded; the message names the file.
 public struct SharedObjectError: Error, Sendable, CustomStringConvertible {
@@ -53,7 +54,8 @@ public enum SharedObjectPlugins {
                 {
                     throw SharedObjectError(
                         .duplicateType, path: reference.path,
-                        "it defines \(descriptor.role.rawValue) '\(descriptor.type)', which is already defined (\(existing.origin))")
+                        "it defines \(descriptor.role.rawValue) '\(descriptor.type)', which is already defined (\(existing.origin))"
+                    )
                 }
                 registry.register(descriptor)
             } catch {
@@ -79,7 +81,8 @@ public enum SharedObjectPlugins {
         guard let symbol = dlsym(handle, UPLINK_PLUGIN_ENTRY_POINT) else {
             throw SharedObjectError(
                 .missingSymbol, path: path,
-                "missing symbol '\(UPLINK_PLUGIN_ENTRY_POINT)': a plugin exports it with C linkage (see include/uplink_plugin.h; check with nm -D)")
+                "missing symbol '\(UPLINK_PLUGIN_ENTRY_POINT)': a plugin exports it with C linkage (see include/uplink_plugin.h; check with nm -D)"
+            )
         }
         typealias Register = @convention(c) (UInt32, UnsafeMutablePointer<CChar>?, Int) -> UnsafePointer<uplink_plugin>?
         let register = unsafeBitCast(symbol, to: Register.self)
@@ -95,7 +98,8 @@ public enum SharedObjectPlugins {
         guard version == abiVersion else {
             throw SharedObjectError(
                 .abiMismatch, path: path,
-                "built for plugin ABI version \(version), but this uplink speaks version \(abiVersion); rebuild it against this uplink's include/uplink_plugin.h")
+                "built for plugin ABI version \(version), but this uplink speaks version \(abiVersion); rebuild it against this uplink's include/uplink_plugin.h"
+            )
         }
         let library = try LoadedLibrary(path: canonical, plugin: plugin)
         let descriptor = library.descriptor
@@ -132,7 +136,11 @@ final class LoadedLibrary: @unchecked Sendable {
         }
         guard let typePointer = descriptor.type else { throw invalid("its descriptor has no type name") }
         type = String(cString: typePointer)
-        guard !type.isEmpty, type.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }) else {
+        guard !type.isEmpty,
+            type.utf8.allSatisfy({
+                $0 == UInt8(ascii: "_") || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A)
+            })
+        else {
             throw invalid("its type name '\(type)' must be letters, digits and '_'")
         }
         switch descriptor.role {
@@ -142,7 +150,9 @@ final class LoadedLibrary: @unchecked Sendable {
         default: throw invalid("'\(type)' has an unknown role \(descriptor.role)")
         }
         var accepted = Set<EventKind>()
-        for kind in EventKind.allCases where descriptor.accepts & (1 << Self.code(of: kind)) != 0 { accepted.insert(kind) }
+        for kind in EventKind.allCases where descriptor.accepts & (1 << Self.code(of: kind)) != 0 {
+            accepted.insert(kind)
+        }
         accepts = role == .source ? [] : accepted
         output = Self.kind(descriptor.output)
         if role != .source && accepts.isEmpty { throw invalid("\(role.rawValue) '\(type)' accepts no event kind") }
@@ -225,7 +235,9 @@ final class LoadedLibrary: @unchecked Sendable {
                 func withInput<I: Event>(_ inputType: I.Type) -> BuiltStage { transform(inputType, produced) }
                 return withInput(input)
             case .sink:
-                func sink<I: Event>(_: I.Type) -> BuiltStage { .sink(SharedObjectSink<I>(library: library, config: entries)) }
+                func sink<I: Event>(_: I.Type) -> BuiltStage {
+                    .sink(SharedObjectSink<I>(library: library, config: entries))
+                }
                 return sink(input)
             }
         }

@@ -14,7 +14,8 @@ struct SharedObjectSink<Input: Event>: SinkStage {
             for await chunk in input {
                 var delay = RetryDelay()
                 while true {
-                    let result = await instance.process(chunk.events, outputKind: nil, origin: origin, timestamp: currentTimeMillis())
+                    let result = await instance.process(
+                        chunk.events, outputKind: nil, origin: origin, timestamp: currentTimeMillis())
                     switch result.status {
                     case PluginStatus.ok:
                         chunk.acknowledgements.resolve(.delivered)
@@ -22,7 +23,10 @@ struct SharedObjectSink<Input: Event>: SinkStage {
                         let wait = delay.take()
                         context.logger.warning(
                             "shared-object plugin asked to retry a batch",
-                            metadata: ["plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.retry_in": "\(wait)"])
+                            metadata: [
+                                "plugin.path": "\(library.path)", "error": "\(result.error)",
+                                "plugin.retry_in": "\(wait)",
+                            ])
                         try await Task.sleep(for: wait)
                         continue
                     case PluginStatus.error:
@@ -31,7 +35,10 @@ struct SharedObjectSink<Input: Event>: SinkStage {
                         context.metrics.dropped(chunk.count)
                         context.logger.warning(
                             "shared-object plugin failed a batch",
-                            metadata: ["plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.events": "\(chunk.count)"])
+                            metadata: [
+                                "plugin.path": "\(library.path)", "error": "\(result.error)",
+                                "plugin.events": "\(chunk.count)",
+                            ])
                     default:
                         throw instance.failure("process", result)
                     }

@@ -32,7 +32,9 @@ struct SharedObjectSource<Output: Event>: SourceStage {
                     let wait = result.status == PluginStatus.retry ? delay.take() : Self.idleInterval
                     context.logger.warning(
                         "shared-object source reported a problem",
-                        metadata: ["plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.retry_in": "\(wait)"])
+                        metadata: [
+                            "plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.retry_in": "\(wait)",
+                        ])
                     try await Task.sleep(for: wait)
                 default:
                     throw instance.failure("poll", result)

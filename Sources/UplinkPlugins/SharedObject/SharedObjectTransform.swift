@@ -17,16 +17,21 @@ struct SharedObjectTransform<Input: Event, Output: Event>: TransformStage {
                 let timestamp = first.map(Self.timestamp(of:)) ?? currentTimeMillis()
                 var delay = RetryDelay()
                 while true {
-                    let result = await instance.process(chunk.events, outputKind: Output.kind, origin: origin, timestamp: timestamp)
+                    let result = await instance.process(
+                        chunk.events, outputKind: Output.kind, origin: origin, timestamp: timestamp)
                     instance.reportInvalid(result, context: context)
                     switch result.status {
                     case PluginStatus.ok:
-                        try await output.send(EventChunk(result.events.map { $0 as! Output }, acknowledgements: chunk.acknowledgements))
+                        try await output.send(
+                            EventChunk(result.events.map { $0 as! Output }, acknowledgements: chunk.acknowledgements))
                     case PluginStatus.retry:
                         let wait = delay.take()
                         context.logger.warning(
                             "shared-object plugin asked to retry a batch",
-                            metadata: ["plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.retry_in": "\(wait)"])
+                            metadata: [
+                                "plugin.path": "\(library.path)", "error": "\(result.error)",
+                                "plugin.retry_in": "\(wait)",
+                            ])
                         try await Task.sleep(for: wait)
                         continue
                     case PluginStatus.error:
@@ -34,7 +39,10 @@ struct SharedObjectTransform<Input: Event, Output: Event>: TransformStage {
                         context.metrics.dropped(chunk.count)
                         context.logger.warning(
                             "shared-object plugin gave a batch up; dropped",
-                            metadata: ["plugin.path": "\(library.path)", "error": "\(result.error)", "plugin.events": "\(chunk.count)"])
+                            metadata: [
+                                "plugin.path": "\(library.path)", "error": "\(result.error)",
+                                "plugin.events": "\(chunk.count)",
+                            ])
                     default:
                         throw instance.failure("process", result)
                     }
