@@ -38,7 +38,13 @@ public struct ProcessTransform<Input: Event, Output: Event>: TransformStage, Pro
     }
 
     public func run(context: ComponentContext, input: Inbox<Input>, output: Outbox<Output>) async throws {
-        let consumer = ProcessConsumer<Input>(settings: settings, role: .transform) { batch, values, _ in
+        let consumer = ProcessConsumer<Input>(settings: settings, role: .transform) { batch, values, failure in
+            // A batch the plugin gave up is dropped whole (counted), as the built-ins drop what they cannot
+            // parse; outputs it may have emitted for it are not forwarded.
+            if failure != nil {
+                context.metrics.dropped(batch.count)
+                return
+            }
             var events: [Output] = []
             events.reserveCapacity(values.count)
             var dropped = 0
