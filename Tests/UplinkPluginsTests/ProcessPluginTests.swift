@@ -232,13 +232,15 @@ import UplinkPlugins
 
     @Test func aHangingPluginTimesOutAndIsGivenUpOn() async throws {
         let fixture = try ProcessFixture()
-        try fixture.python(
-            "hang.py",
+        // In sh rather than Python: its start-up is instant even on a loaded machine, so the hello is never late.
+        try fixture.write(
+            "hang.sh",
             """
-            handshake("sleepy", "transform", input="record", output="record")
-            while receive() is not None:
-                pass
-            """)
+            #!/bin/sh
+            read -r init
+            printf '%s\\n' '{"type":"hello","protocol":1,"name":"sleepy","input":"record","output":"record"}'
+            while read -r line; do :; done
+            """, executable: true)
         let pipeline = try fixture.pipeline(
             """
             shutdown_timeout: 5s
@@ -248,7 +250,7 @@ import UplinkPlugins
               sleepy:
                 type: process
                 inputs: [numbers]
-                command: [python3, hang.py]
+                command: [./hang.sh]
                 timeout: 1s
                 restart_backoff: 10ms
                 max_restarts: 1
@@ -262,7 +264,7 @@ import UplinkPlugins
         } throws: { error in
             let text = String(describing: error)
             return text.contains("component 'sleepy' failed")
-                && text.contains("process plugin `python3 hang.py`: no answer within 1.0 seconds (timeout); killed")
+                && text.contains("process plugin `./hang.sh`: no answer within 1.0 seconds (timeout); killed")
                 && text.contains("gave up after 2 failures in a row (max_restarts: 1)")
         }
         #expect(clock.now - start < .seconds(10))
@@ -406,37 +408,59 @@ import UplinkPlugins
 
     @Test func theInFlightWindowBoundsWhatThePluginHolds() async throws {
         let fixture = try ProcessFixture()
-        // Holds batches while more arrive at once, then acknowledges them all; records how many it ever held.
+        // Holds batches without acknowledging them; with 3 held, waits to see whether a 4th arrives (it must
+        // not: max_in_flight is 3), then acknowledges them all. Reads stdin unbuffered, so "more input is
+        // waiting" is exact.
         try fixture.python(
             "holder.py",
             """
             import select
-            handshake("holder", "sink", input="record")
-            held, most, done = [], 0, False
+            buffer = b""
+            def next_line(wait):
+                global buffer
+                while b"\\n" not in buffer:
+                    if wait is not None and not select.select([0], [], [], wait)[0]:
+                        return None
+                    chunk = os.read(0, 65536)
+                    if not chunk:
+                        return b""
+                    buffer += chunk
+                line, _, buffer = buffer.partition(b"\\n")
+                return line
+            next_line(None)
+            send({"type": "hello", "protocol": 1, "name": "holder", "input": "record"})
+            held, most, violations, done = [], 0, 0, False
+            pending = None
             while not done:
-                message = receive()
-                if message is None or message["type"] == "shutdown":
-                    done = True
-                else:
-                    held.append(message["id"])
-                    most = max(most, len(held))
-                if done or not select.select([sys.stdin], [], [], 0.05)[0]:
+                line = pending if pending is not None else next_line(None)
+                pending = None
+                if not line or json.loads(line)["type"] == "shutdown":
+                    break
+                held.append(json.loads(line)["id"])
+                most = max(most, len(held))
+                more = next_line(0.3)
+                if more is not None and len(held) >= 3:
+                    violations += 1
+                if more is None or len(held) >= 3:
                     for id in held:
                         send({"type": "ack", "id": id})
                     held = []
+                pending = more
             with open("most.txt", "w") as f:
-                f.write(str(most))
+                f.write("%d %d" % (most, violations))
             """)
         let pipeline = try fixture.pipeline(
             """
             sources:
-              numbers: { type: counter, count: 200, chunk: 10 }
+              numbers: { type: counter, count: 100, chunk: 10 }
             sinks:
               out: { type: process, inputs: [numbers], command: [python3, holder.py], max_in_flight: 3, batch_max_events: 5 }
             """)
         try await fixture.run(pipeline)
-        #expect(fixture.delivered == 200)
-        #expect(Int(fixture.read("most.txt")) == 3)
+        #expect(fixture.delivered == 100)
+        let report = fixture.read("most.txt").split(separator: " ").compactMap { Int($0) }
+        #expect(report.count == 2 && report[0] <= 3 && report[0] >= 1, "\(report)")
+        #expect(report.last == 0, "a batch arrived while 3 were unacknowledged")
     }
 
     @Test func rawEventsTravelAsTextOrBase64() async throws {

@@ -23,13 +23,23 @@ public enum ProcessPlugin {
         _ settings: ProcessPluginSettings, component: String, role: ComponentRole, logger: Logger
     ) async throws(ProcessPluginError) -> PluginSession {
         let command = settings.commandLine
-        let child: PluginProcess
-        do {
-            child = try PluginProcess.spawn(
-                command: settings.command, environment: settings.environment,
-                workingDirectory: settings.workingDirectory)
-        } catch {
-            throw ProcessPluginError(.cannotStart, command: command, "\(error)")
+        var spawned: PluginProcess?
+        for attempt in 1...10 {
+            do {
+                spawned = try PluginProcess.spawn(
+                    command: settings.command, environment: settings.environment,
+                    workingDirectory: settings.workingDirectory)
+                break
+            } catch let failure where failure.code == ETXTBSY && attempt < 10 {
+                // A script that was just written can still be open for writing in a child another thread is
+                // spawning (it inherits the descriptor until its exec): a transient state, so try again.
+                try? await Task.sleep(for: .milliseconds(20))
+            } catch {
+                throw ProcessPluginError(.cannotStart, command: command, "\(error)")
+            }
+        }
+        guard let child = spawned else {
+            throw ProcessPluginError(.cannotStart, command: command, "cannot start it: text file busy")
         }
         let expired = Flag()
         let timeout = settings.timeout
