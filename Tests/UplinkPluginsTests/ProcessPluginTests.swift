@@ -463,6 +463,36 @@ import UplinkPlugins
         #expect(report.last == 0, "a batch arrived while 3 were unacknowledged")
     }
 
+    @Test func messagesTravelWithTopicAndBody() async throws {
+        let fixture = try ProcessFixture()
+        try fixture.python(
+            "topics.py",
+            """
+            import base64
+            handshake("topics", "transform", input="record", output="message")
+            while True:
+                message = receive()
+                if message is None or message["type"] == "shutdown":
+                    break
+                out = []
+                for event in message["events"]:
+                    out.append({"topic": "/site/%d" % event["n"], "body": {"n": event["n"]}})
+                    out.append({"body_base64": base64.b64encode(b"raw\\x00bytes").decode()})
+                    out.append({"topic": 5, "body": "not a valid topic"})
+                send({"type": "ack", "id": message["id"], "events": out})
+            """)
+        let settings = ProcessPluginSettings(
+            command: ["python3", fixture.path("topics.py")], inputKind: .record, outputKind: .message)
+        let outputs = try await runTransform(
+            ProcessTransform<Record, Message>(settings: settings), [[Record(fields: ["n": .int(7)], timestamp: 1)]])
+        let messages = outputs.flatMap(\.events)
+        #expect(messages.count == 2, "the message with a numeric topic is dropped")
+        #expect(messages.first?.topic == "/site/7")
+        #expect(messages.first.map { String(decoding: $0.body, as: UTF8.self) } == #"{"n":7}"#)
+        #expect(messages.last?.topic == nil)
+        #expect(messages.last?.body == Array("raw\u{0}bytes".utf8))
+    }
+
     @Test func rawEventsTravelAsTextOrBase64() async throws {
         let fixture = try ProcessFixture()
         try fixture.python(
