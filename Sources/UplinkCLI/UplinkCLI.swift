@@ -22,10 +22,15 @@ public enum UplinkCLI {
         }
     }
 
-    /// The built-ins plus `plugins`: the one extra line a custom binary needs.
+    /// The built-ins plus `plugins`: the one extra line a custom binary needs. A descriptor that kept the
+    /// default origin is listed by `uplink plugins` as compiled into this binary, not as a built-in.
     public static func main(adding plugins: [PluginDescriptor]) async {
         var registry = Builtins.registry
-        for descriptor in plugins { registry.register(descriptor) }
+        let program = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? "uplink"
+        for var descriptor in plugins {
+            if descriptor.origin == "built-in" { descriptor.origin = "compiled into \(program)" }
+            registry.register(descriptor)
+        }
         await main(registry: registry)
     }
 }
