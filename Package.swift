@@ -15,6 +15,8 @@ let package = Package(
         // The plugin API: stage protocols, event types, the registry. Built-ins use exactly this API.
         .library(name: "UplinkCore", targets: ["UplinkCore"]),
         .library(name: "UplinkPlugins", targets: ["UplinkPlugins"]),
+        // The command line as a library: a user's own `uplink` is `UplinkCLI.main(registry:)` plus its plugins.
+        .library(name: "UplinkCLI", targets: ["UplinkCLI"]),
         .library(name: "UplinkYAML", targets: ["UplinkYAML"]),
         // A Swift device SDK for the IoT-Core HTTPS interface, usable without the pipeline.
         .library(name: "IoTCore", targets: ["IoTCore"]),
@@ -50,6 +52,8 @@ let package = Package(
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
         .target(name: "CUplinkLinux"),
+        // The C ABI of loadable plugins: a module map over include/uplink_plugin.h (header only).
+        .systemLibrary(name: "CUplinkPlugin"),
 
         .target(
             name: "UplinkYAML",
@@ -97,14 +101,15 @@ let package = Package(
             dependencies: [
                 "UplinkCore",
                 "CUplinkLinux",
+                "CUplinkPlugin",
                 "IoTCore",
                 "IoTCoreEmulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "uplink",
+        .target(
+            name: "UplinkCLI",
             dependencies: [
                 "UplinkCore",
                 "UplinkPlugins",
@@ -116,6 +121,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Three lines: the built-ins handed to the command-line library.
+        .executableTarget(
+            name: "uplink",
+            dependencies: ["UplinkCLI", "UplinkPlugins"],
             swiftSettings: swiftSettings
         ),
 

@@ -6,4 +6,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev \
-    curl ca-certificates socat python3 >/dev/null
+    curl ca-certificates socat python3 gcc make >/dev/null

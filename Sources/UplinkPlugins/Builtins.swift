@@ -16,6 +16,9 @@ public enum Builtins {
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
             IoTCoreSink<Message>.descriptor,
+            ProcessSource<Record>.descriptor,
+            ProcessTransform<Record, Record>.descriptor,
+            ProcessSink<Record>.descriptor,
         ]
     }
 

@@ -9,7 +9,7 @@ public struct ConfigLoader {
         self.environment = environment
     }
 
-    static let topLevelKeys = ["data_dir", "shutdown_timeout", "sources", "transforms", "sinks"]
+    static let topLevelKeys = ["data_dir", "shutdown_timeout", "plugins", "sources", "transforms", "sinks"]
 
     /// Loads and merges several files (components from all of them; ids must be unique across files).
     public func load(paths: [String], diagnostics: DiagnosticCollector) -> PipelineConfig {
@@ -49,6 +49,9 @@ public struct ConfigLoader {
             options: [
                 OptionSpec("data_dir", .string, default: "/var/lib/uplink", "state directory for checkpoints, tokens and buffers"),
                 OptionSpec("shutdown_timeout", .duration, default: "30s", "how long a graceful shutdown may take"),
+                OptionSpec(
+                    "plugins", .stringList,
+                    "shared-object plugins (.so) to load before the pipeline is built; relative to this file"),
                 OptionSpec("sources", .any, "source components by id"),
                 OptionSpec("transforms", .any, "transform components by id"),
                 OptionSpec("sinks", .any, "sink components by id"),
@@ -57,6 +60,7 @@ public struct ConfigLoader {
         reader.finish()
         if let directory = reader.string("data_dir") { config.global.dataDirectory = directory }
         if let timeout = reader.duration("shutdown_timeout") { config.global.shutdownTimeout = timeout }
+        config.plugins += loadPluginReferences(reader, file: file, diagnostics: diagnostics)
 
         for pair in pairs {
             guard let key = pair.key.scalar, let role = ComponentRole.allCases.first(where: { $0.section == key }) else {
@@ -79,6 +83,32 @@ public struct ConfigLoader {
                 }
             }
         }
+    }
+
+    /// `plugins: [path, ...]`, each kept with its location so a load failure points at its line. Relative paths
+    /// are resolved against the directory of the file that lists them, so a pipeline works from any directory.
+    private func loadPluginReferences(
+        _ reader: ConfigReader, file: String, diagnostics: DiagnosticCollector
+    ) -> [PluginReference] {
+        guard let node = reader.value("plugins") else { return [] }
+        guard let items = node.sequence else {
+            diagnostics.error(
+                "'plugins' must be a list of shared-object paths, for example plugins: [./libscale.so]", file: file,
+                at: node.mark)
+            return []
+        }
+        var references: [PluginReference] = []
+        for item in items {
+            guard let written = item.scalar, !item.isNull, !written.isEmpty else {
+                diagnostics.error("items of 'plugins' must be paths to shared objects", file: file, at: item.mark)
+                continue
+            }
+            let directory = FileIO.parentDirectory(of: file)
+            let relative = written.hasPrefix("./") ? String(written.dropFirst(2)) : written
+            let path = written.hasPrefix("/") || directory == "." ? written : directory + "/" + relative
+            references.append(PluginReference(path: path, written: written, file: file, mark: item.mark))
+        }
+        return references
     }
 
     private func loadComponent(_ pair: YAMLPair, role: ComponentRole, file: String, diagnostics: DiagnosticCollector) -> ComponentConfig? {

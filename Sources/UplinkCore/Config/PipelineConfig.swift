@@ -5,6 +5,8 @@ public struct PipelineConfig: Sendable {
     public var files: [String]
     public var components: [ComponentConfig]
     public var global: GlobalConfig
+    /// Shared objects listed under `plugins:` in any of the files, to load before the topology is built.
+    public var plugins: [PluginReference] = []
 
     public init(files: [String] = [], components: [ComponentConfig] = [], global: GlobalConfig = GlobalConfig()) {
         self.files = files
@@ -21,6 +23,24 @@ public struct GlobalConfig: Sendable {
     public var shutdownTimeout: Duration = .seconds(30)
 
     public init() {}
+}
+
+/// One entry of the top-level `plugins:` list: a shared object to load, and where it is written.
+public struct PluginReference: Sendable, Hashable {
+    /// The path to open: as written when absolute, otherwise relative to the directory of `file`.
+    public var path: String
+    /// The path as written in the configuration, for messages.
+    public var written: String
+    /// The configuration file that lists it.
+    public var file: String
+    public var mark: YAMLMark
+
+    public init(path: String, written: String, file: String, mark: YAMLMark) {
+        self.path = path
+        self.written = written
+        self.file = file
+        self.mark = mark
+    }
 }
 
 /// One component as written in the config.

@@ -6,8 +6,9 @@ import Musl
 import Synchronization
 import CUplinkLinux
 
-/// One epoll thread that wakes tasks when their file descriptors become readable: pipes, ttys, serial
-/// ports, inotify. Sources never block a cooperative-pool thread and no source needs a thread of its own.
+/// One epoll thread that wakes tasks when their file descriptors become readable (pipes, ttys, serial
+/// ports, inotify) or writable (a process plugin's stdin). Sources never block a cooperative-pool thread and
+/// no source needs a thread of its own.
 public final class IOReactor: Sendable {
     /// The process-wide reactor, started on first use.
     public static let shared = IOReactor()
@@ -38,12 +39,23 @@ public final class IOReactor: Sendable {
     /// Suspends until `fd` is readable (or has hung up / errored: the caller's `read` then tells which).
     /// Regular files are always readable. Cancellation resumes with `CancellationError`.
     public func waitReadable(_ fd: Int32) async throws {
+        try await wait(fd, for: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+    }
+
+    /// Suspends until `fd` is writable (or its reader is gone: the caller's `write` then fails with EPIPE).
+    /// Writers to pipes (a process plugin's stdin) use it so a slow reader never blocks a pool thread.
+    /// A descriptor is waited on for one direction at a time: use separate descriptors to read and write.
+    public func waitWritable(_ fd: Int32) async throws {
+        try await wait(fd, for: EPOLLOUT.rawValue)
+    }
+
+    private func wait(_ fd: Int32, for interest: UInt32) async throws {
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let outcome: Int32 = state.withLock { state in
                     if Task.isCancelled { return -2 }
                     var event = epoll_event()
-                    event.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
+                    event.events = interest | EPOLLONESHOT.rawValue
                     event.data.fd = fd
                     var result = epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
                     if result != 0 && errno == ENOENT {
@@ -56,7 +68,7 @@ public final class IOReactor: Sendable {
                 switch outcome {
                 case 0: break
                 case -2: continuation.resume(throwing: CancellationError())
-                case EPERM: continuation.resume()  // regular files: reads never block
+                case EPERM: continuation.resume()  // regular files: reads and writes never block
                 default: continuation.resume(throwing: FileIO.Failure("cannot watch", path: "fd \(fd)", code: outcome))
                 }
             }
@@ -116,6 +128,29 @@ public enum AsyncFileDescriptor {
                 continue
             }
             throw FileIO.Failure("cannot read", path: "fd \(fd)", code: code)
+        }
+    }
+
+    /// Writes all of `bytes` to a non-blocking descriptor, waiting on the reactor whenever it would block, so
+    /// a slow reader suspends the task instead of a pool thread. Throws on errors (EPIPE when the reader is
+    /// gone) and on cancellation; on a throw, part of the bytes may have been written.
+    public static func write(_ fd: Int32, _ bytes: [UInt8]) async throws {
+        var offset = 0
+        let count = bytes.count
+        while offset < count {
+            try Task.checkCancellation()
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, count - offset) }
+            if written >= 0 {
+                offset += written
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                try await IOReactor.shared.waitWritable(fd)
+                continue
+            }
+            throw FileIO.Failure("cannot write to", path: "fd \(fd)", code: code)
         }
     }
 

@@ -7,6 +7,8 @@ public struct PluginDescriptor: Sendable {
         case kind(EventKind)
         /// Whatever kind its input is (for example a sampler or a filter).
         case sameAsInput
+        /// The kind named by one of its options, or `default` (for example a process plugin's `output_kind`).
+        case fromOption(String, default: EventKind)
     }
 
     public var type: String

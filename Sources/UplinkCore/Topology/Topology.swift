@@ -188,6 +188,19 @@ public struct TopologyBuilder {
         }
         for component in order { if let node = built[component.id] { nodes.append(node) } }
 
+        // Sinks were built from their inputs' declared kinds; a producer whose built stage disagrees (a
+        // descriptor that misdeclares its output) must be an error here, not a failed cast at run time.
+        for node in nodes {
+            for input in node.inputs {
+                guard let upstream = built[input], let produced = upstream.outputKind, let expected = node.inputKind,
+                    produced != expected, let component = byID[node.id]
+                else { continue }
+                diagnostics.error(
+                    "type mismatch: '\(input)' (\(upstream.type)) produces \(produced), but '\(node.id)' was built for \(expected)",
+                    file: component.file, at: component.mark)
+            }
+        }
+
         if diagnostics.hasErrors { return nil }
         return Topology(
             nodes: nodes, global: config.global,
@@ -206,6 +219,9 @@ public struct TopologyBuilder {
         case .sameAsInput:
             guard let first = component.inputs.first, let upstream = byID[first.id] else { return nil }
             return staticOutputKind(of: upstream, byID: byID, descriptors: descriptors, depth: depth + 1)
+        case .fromOption(let name, let fallback):
+            guard let text = component.node[name]?.scalar else { return fallback }
+            return EventKind(rawValue: text) ?? fallback
         }
     }
 

@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+// `struct stat` comes through CUplinkLinux's headers in some build orders (a clean build with the plugin
+// C modules), and MemberImportVisibility then wants its module imported here.
 import CUplinkLinux
 import UplinkCore
 

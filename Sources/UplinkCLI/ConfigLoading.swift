@@ -31,10 +31,19 @@ struct LoggingOptions: ParsableArguments {
 
 /// Loads and validates configuration files, printing every diagnostic to stderr.
 /// Returns nil when there are errors (after printing them).
-func loadTopology(paths: [String], registry: PluginRegistry = Builtins.registry) -> Topology? {
+func loadTopology(paths: [String], registry: PluginRegistry = CommandContext.registry) -> Topology? {
+    loadPipeline(paths: paths, registry: registry).topology
+}
+
+/// Loads configuration files in two phases: parse them (which reads the top-level `plugins:` lists), load
+/// those shared objects into a copy of `registry`, then build the topology with it. Prints every diagnostic
+/// to stderr; `topology` is nil when there are errors. `registry` is what the topology was built with.
+func loadPipeline(paths: [String], registry base: PluginRegistry = CommandContext.registry) -> (topology: Topology?, registry: PluginRegistry) {
     let diagnostics = DiagnosticCollector()
     let loader = ConfigLoader(environment: processEnvironment())
     let config = loader.load(paths: paths, diagnostics: diagnostics)
+    var registry = base
+    SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)
     // Build even when loading found errors: plugin option errors are reported in the same pass.
     let built = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics)
     let topology = diagnostics.hasErrors ? nil : built
@@ -55,7 +64,7 @@ func loadTopology(paths: [String], registry: PluginRegistry = Builtins.registry)
         let count = diagnostics.diagnostics.filter { $0.severity == .error }.count
         printError("configuration invalid: \(count) error\(count == 1 ? "" : "s")")
     }
-    return topology
+    return (topology, registry)
 }
 
 func processEnvironment() -> [String: String] {

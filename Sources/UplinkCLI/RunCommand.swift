@@ -59,39 +59,3 @@ struct Run: AsyncParsableCommand {
         logger.info("pipeline stopped")
     }
 }
-
-struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Check configuration files: syntax, types, options, wiring. Exit 0 when valid, 78 when not."
-    )
-
-    @Argument(help: "Configuration files (YAML); validated together, as `run` would merge them.")
-    var configs: [String]
-
-    func run() throws {
-        guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
-        let counts = ComponentRole.allCases.map { role in
-            "\(topology.nodes.filter { $0.role == role }.count) \(role.section)"
-        }
-        printOut("configuration valid: \(counts.joined(separator: ", "))\n")
-    }
-}
-
-struct Graph: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print the pipeline's topology as Graphviz DOT or a Mermaid flowchart."
-    )
-
-    enum Format: String, ExpressibleByArgument, CaseIterable { case dot, mermaid }
-
-    @Argument(help: "Configuration files (YAML).")
-    var configs: [String]
-
-    @Option(help: "dot or mermaid.")
-    var format: Format = .dot
-
-    func run() throws {
-        guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
-        printOut(format == .dot ? topology.dot : topology.mermaid)
-    }
-}

@@ -1,7 +1,6 @@
 import ArgumentParser
 
-/// The `uplink` command line.
-@main
+/// The `uplink` command line: one subcommand per file in this module.
 struct Uplink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uplink",

@@ -1,0 +1,4 @@
+import UplinkCLI
+import UplinkPlugins
+
+await UplinkCLI.main(registry: Builtins.registry)
