@@ -14,12 +14,17 @@ struct Run: AsyncParsableCommand {
         discussion: """
             SIGINT or SIGTERM stops the sources, drains every channel and flushes the sinks, then exits 0 \
             (within the config's shutdown_timeout). At the end of all sources' input (stdin at EOF) the \
-            pipeline drains and exits 0. An invalid configuration exits 78.
+            pipeline drains and exits 0. An invalid configuration exits 78. SIGHUP (or a changed file with \
+            --watch) reloads the configuration: an invalid one is logged and the running pipeline kept; a \
+            valid one replaces it after draining, so nothing in flight is lost.
             """
     )
 
     @Argument(help: "Configuration files (YAML); their components are merged.")
     var configs: [String]
+
+    @Flag(help: "Reload when a configuration file changes (as on SIGHUP).")
+    var watch = false
 
     @OptionGroup var logging: LoggingOptions
 
@@ -30,13 +35,7 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "uplink")
         guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
 
-        let pipeline: Pipeline
-        do {
-            pipeline = try Pipeline(topology: topology, logger: logger)
-        } catch {
-            logger.error("cannot start the pipeline", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
-        }
+        let pipeline = ReloadingPipeline(configs: configs, initial: topology, watch: watch, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -44,12 +43,6 @@ struct Run: AsyncParsableCommand {
                 logger: logger
             )
         )
-        logger.info(
-            "pipeline started",
-            metadata: [
-                "pipeline.components": "\(topology.nodes.count)",
-                "pipeline.configs": "\(configs.joined(separator: ","))",
-            ])
         do {
             try await group.run()
         } catch {

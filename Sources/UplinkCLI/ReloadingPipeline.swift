@@ -1,0 +1,119 @@
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import UplinkCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the pipeline and replaces it when the configuration changes: on SIGHUP, or when a config file's
+/// modification time changes with `--watch`.
+///
+/// A new configuration is loaded and validated first; an invalid one is logged and the running pipeline keeps
+/// going. A valid, different one replaces the running pipeline by draining it (sources stop, everything
+/// read is delivered, checkpoints and buffers are written) and starting the new one, so nothing in flight
+/// is lost. Files whose bytes did not change cause no restart.
+final class ReloadingPipeline: Service, Sendable {
+    let configs: [String]
+    let initial: Topology
+    let watch: Bool
+    let logger: Logger
+
+    init(configs: [String], initial: Topology, watch: Bool, logger: Logger) {
+        self.configs = configs
+        self.initial = initial
+        self.watch = watch
+        self.logger = logger
+    }
+
+    func run() async throws {
+        var topology = initial
+        var fingerprint = Self.fingerprint(configs)
+        let reloads = ReloadRequests(configs: configs, watch: watch)
+        while true {
+            let pipeline = try Pipeline(topology: topology, logger: logger)
+            logger.info(
+                "pipeline started",
+                metadata: ["pipeline.components": "\(topology.nodes.count)", "pipeline.configs": "\(configs.joined(separator: ","))"])
+            let next: (Topology, [UInt8])? = try await withThrowingTaskGroup(of: Optional<(Topology, [UInt8])>.self) { group in
+                group.addTask {
+                    try await pipeline.run()
+                    return nil
+                }
+                group.addTask { [configs, logger, fingerprint] in
+                    for await _ in reloads.stream {
+                        let current = Self.fingerprint(configs)
+                        if current == fingerprint {
+                            logger.info("configuration unchanged; nothing to reload")
+                            continue
+                        }
+                        guard let replacement = loadTopology(paths: configs) else {
+                            logger.error("the new configuration is invalid; keeping the running pipeline")
+                            continue
+                        }
+                        logger.notice("configuration changed; draining the running pipeline to start the new one")
+                        return (replacement, current)
+                    }
+                    return nil
+                }
+                // Whichever ends first: the pipeline (input ended, shutdown, failure) or a valid reload.
+                let first = try await group.next()!
+                guard let replacement = first else {
+                    group.cancelAll()
+                    return nil
+                }
+                pipeline.stop()
+                _ = try await group.next()
+                return replacement
+            }
+            guard let (replacement, newFingerprint) = next else { return }
+            topology = replacement
+            fingerprint = newFingerprint
+        }
+    }
+
+    /// The configuration files' bytes, so a reload of identical files restarts nothing.
+    static func fingerprint(_ configs: [String]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for path in configs {
+            bytes.append(contentsOf: (try? FileIO.readFile(path, limit: 16 << 20)) ?? [])
+            bytes.append(0)
+        }
+        return bytes
+    }
+}
+
+/// SIGHUP, and with `--watch` a change of a config file's modification time, as one stream of requests.
+struct ReloadRequests: Sendable {
+    let stream: AsyncStream<Void>
+
+    init(configs: [String], watch: Bool) {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.stream = stream
+        let hangups = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) { continuation.yield() }
+        }
+        let watcher: Task<Void, Never>? = watch ? Task {
+            var last = configs.map(Self.modificationTime)
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let now = configs.map(Self.modificationTime)
+                if now != last {
+                    last = now
+                    continuation.yield()
+                }
+            }
+        } : nil
+        continuation.onTermination = { _ in
+            hangups.cancel()
+            watcher?.cancel()
+        }
+    }
+
+    static func modificationTime(_ path: String) -> Int64 {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return -1 }
+        return Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
+    }
+}
