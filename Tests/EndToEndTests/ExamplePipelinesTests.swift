@@ -106,3 +106,37 @@ import Testing
         #expect(reply.contains("\"Token\""))
     }
 }
+
+@Suite(.serialized, .timeLimit(.minutes(2))) struct DeadLetterReplayTests {
+    @Test func replayDeliversWhatCanBeAndKeepsTheRest() throws {
+        let state = UplinkProcess.temporaryDirectory()
+        let file = state.appendingPathComponent("dead-letters.jsonl").path
+        func line(_ topic: String, _ payload: String) -> String {
+            #"{"time":1,"component":"cloud","topic":"\#(topic)","reason":"ACL","retcode":100075,"payload_base64":"\#(Data(payload.utf8).base64EncodedString())"}"#
+        }
+        let lines = [
+            line("/abcdefgh12345678/device001/upload", #"{"fixed":1}"#),
+            line("/someone/else/upload", #"{"still":"refused"}"#),
+            "not a dead letter",
+            line("/$system/abcdefgh12345678/device001/shadow/upstream", #"{"Method":"update","State":{"Reported":{"a":1}},"Version":-1}"#),
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let config = ExamplePipelinesTests.repository.appendingPathComponent("pipelines/quickstart-embedded.yaml").path
+        let result = try UplinkProcess.run(
+            ["dead-letters", "replay", file, "--config", config], environment: ["UPLINK_DATA_DIR": state.path])
+        #expect(result.status == 1, "lines remain, so the exit status says so: \(result.stderr)")
+        #expect(result.stdoutText.contains("replayed 4 dead letters: 2 delivered, 2 remain"))
+        #expect(result.stdoutText.contains("1 refused again (RetCode 100075"))
+        let left = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        #expect(left.count == 2)
+        #expect(left.contains { $0.contains("/someone/else/upload") })
+        #expect(left.contains("not a dead letter"))
+        #expect((try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int) == 0o600)
+        let accepted = try String(contentsOfFile: state.appendingPathComponent("cloud/embedded-accepted.jsonl").path, encoding: .utf8)
+        let bodies = try accepted.split(separator: "\n").map { entry -> String in
+            let object = try JSONSerialization.jsonObject(with: Data(entry.utf8)) as! [String: Any]
+            return String(decoding: Data(base64Encoded: object["body_base64"] as! String)!, as: UTF8.self)
+        }
+        #expect(bodies == [#"{"fixed":1}"#, #"{"Method":"update","State":{"Reported":{"a":1}},"Version":-1}"#])
+    }
+}
