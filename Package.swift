@@ -111,6 +111,7 @@ let package = Package(
         .target(
             name: "UplinkCLI",
             dependencies: [
+                "CUplinkLinux",
                 "UplinkCore",
                 "UplinkPlugins",
                 "UplinkYAML",

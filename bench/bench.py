@@ -72,6 +72,44 @@ def measure(argv, stdin_path=None):
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_kib": usage.ru_maxrss, "out": out.decode()}
 
 
+def start_receiver(binary, work):
+    ca = os.path.join(work, "receiver-ca.pem")
+    devices = os.path.join(ROOT, "examples", "emulator-devices.yaml")
+    process = subprocess.Popen([binary, "emulator", "--devices", devices, "--port", "0", "--ca-out", ca,
+                                "--log-level", "error"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = process.stdout.readline().decode()
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    return {"process": process, "port": port, "ca": ca}
+
+
+def process_cpu(pid):
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def measure_idle(binary, work, data):
+    """An agent tailing a file nobody writes to, for 10 s: CPU used and memory (RSS, RssAnon)."""
+    shutil.rmtree(os.path.join(work, "state-idle"), ignore_errors=True)
+    config = write_config(work, "idle", "data_dir: %s/state-idle\nsources:\n  in: { type: file, include: ['%s'],"
+                          " read_from: end }\nsinks:\n  out: { type: stdout, inputs: [in] }\n" % (work, data))
+    process = subprocess.Popen([binary, "run", "--log-level", "error", config], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    before = process_cpu(process.pid)
+    time.sleep(10)
+    cpu = process_cpu(process.pid) - before
+    status = {}
+    with open("/proc/%d/status" % process.pid) as lines:
+        for line in lines:
+            key, _, value = line.partition(":")
+            status[key] = value.strip()
+    process.terminate()
+    process.wait()
+    return {"cpu": cpu, "rss": status.get("VmRSS"), "anon": status.get("RssAnon"), "hwm": status.get("VmHWM")}
+
+
 def summary(values, fmt):
     median = statistics.median(values)
     return "%s (%s-%s)" % (fmt(median), fmt(min(values)), fmt(max(values)))
@@ -138,6 +176,23 @@ def main():
             "setup": lambda: shutil.rmtree(os.path.join(work, "state-tail"), ignore_errors=True),
         },
     }
+    # tail -> json -> batch (ndjson, 128 KB) -> iotcore_http over HTTPS to a loopback receiver: the agent's own
+    # emulator in a separate process (its CPU is reported, to show it is not the bottleneck).
+    receiver = None
+    if args.scenario is None or "tail-batch-https" in args.scenario:
+        receiver = start_receiver(args.binary, work)
+        scenarios["tail-batch-https"] = {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "tail-batch-https",
+                                  "data_dir: %s/state-https\nsources:\n  in: { type: file, include: ['%s'], exit_on_eof: true }\n"
+                                  "transforms:\n  wrap: { type: json, inputs: [in] }\n"
+                                  "  batch: { type: batch, inputs: [wrap], encoding: ndjson }\n"
+                                  "sinks:\n  cloud: { type: iotcore_http, inputs: [batch], endpoint: 'https://127.0.0.1:%d',"
+                                  " ca_file: '%s', product_sn: abcdefgh12345678, device_sn: device001,"
+                                  " device_secret: s3cr3tKey0000000 }\n" % (work, data, receiver["port"], receiver["ca"]))],
+            "stdin": None, "lines": args.lines,
+            "setup": lambda: shutil.rmtree(os.path.join(work, "state-https"), ignore_errors=True),
+        }
     chosen = args.scenario or list(scenarios)
     results = {name: [] for name in chosen}
     # Warm-up run of each (page cache, dynamic loader), then interleaved measured runs.
@@ -153,6 +208,13 @@ def main():
         for name in chosen:
             results[name].append(run(name))
 
+    receiver_cpu = None
+    if receiver:
+        receiver_cpu = process_cpu(receiver["process"].pid)
+        receiver["process"].terminate()
+        receiver["process"].wait()
+    idle = measure_idle(args.binary, work, data) if args.scenario is None or "idle" in args.scenario else None
+
     print("machine: %s, %d CPUs; %d lines of 100 bytes; %d runs each, median (min-max)"
           % (os.uname().machine, os.cpu_count(), args.lines, args.runs))
     print("%-20s %-32s %-28s %-24s" % ("scenario", "lines/s", "CPU s per 1M lines", "peak RSS MiB"))
@@ -165,6 +227,13 @@ def main():
         print("%-20s %-32s %-28s %-24s" % (
             name, summary(rates, lambda v: "{:,.0f}".format(v)), summary(cpu, lambda v: "%.2f" % v),
             summary(rss, lambda v: "%.1f" % v)))
+
+    if receiver_cpu is not None:
+        total = sum(r["wall"] for r in results.get("tail-batch-https", [])) or 1
+        print("receiver (uplink emulator) CPU: %.1f s over all tail-batch-https runs (%.0f%% of one core while they ran)"
+              % (receiver_cpu, 100 * receiver_cpu / total))
+    if idle:
+        print("idle tail, 10 s: CPU %.3f s; VmRSS %s, RssAnon %s, VmHWM %s" % (idle["cpu"], idle["rss"], idle["anon"], idle["hwm"]))
 
 
 if __name__ == "__main__":

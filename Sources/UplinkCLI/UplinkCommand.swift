@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUplinkLinux
 
 /// The `uplink` command line: one subcommand per file in this module.
 struct Uplink: AsyncParsableCommand {
@@ -10,8 +11,8 @@ struct Uplink: AsyncParsableCommand {
     )
 }
 
-/// `uplink --version` prints this; release builds stamp the commit through UPLINK_COMMIT at build time.
+/// `uplink --version` prints this; scripts/install.sh stamps the commit (UPLINK_COMMIT) at build time.
 enum UplinkVersion {
     static let version = "0.1.0"
-    static var description: String { version }
+    static var description: String { "\(version) (commit \(String(cString: uplink_build_commit())))" }
 }

@@ -67,7 +67,8 @@ import UplinkCore
         #expect(!events.map(\.text).contains("never"))
         #expect(events[0].attributes["timed_out"] == "true")
         #expect(events[0].attributes["signal"] == "9")
-        #expect(elapsed < .seconds(5))
+        // Killed at the 300 ms timeout, not after the sleeper's 30 s (slack for a loaded CI machine).
+        #expect(elapsed < .seconds(15))
         let group = try #require(Int32(events[0].attributes["pid"] ?? ""))
         let sleeper = try #require(Int32(events[1].text))
         #expect(await waitUntil(timeout: .seconds(2)) { !alive(group) && !alive(sleeper) })
@@ -104,7 +105,8 @@ import UplinkCore
         let clock = ContinuousClock()
         let start = clock.now
         await harness.stop()
-        #expect(clock.now - start < .seconds(2))
+        // Killed at once, not after its 30 s sleep (slack for a loaded CI machine).
+        #expect(clock.now - start < .seconds(10))
         #expect(kill(pid, 0) != 0)  // killed and reaped by the source: not even a zombie
     }
 

@@ -40,4 +40,14 @@ static inline int uplink_WEXITSTATUS(int status) { return WEXITSTATUS(status); }
 static inline int uplink_WIFSIGNALED(int status) { return WIFSIGNALED(status); }
 static inline int uplink_WTERMSIG(int status) { return WTERMSIG(status); }
 
+// Build stamp: scripts/install.sh builds with -Xcc -DUPLINK_COMMIT='"abc1234"' so `uplink --version` names the
+// commit; a plain `swift build` says "unknown".
+static inline const char *uplink_build_commit(void) {
+#ifdef UPLINK_COMMIT
+    return UPLINK_COMMIT;
+#else
+    return "unknown";
+#endif
+}
+
 #endif
