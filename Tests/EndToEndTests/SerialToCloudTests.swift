@@ -73,3 +73,66 @@ import Testing
         return times
     }
 }
+
+/// A serial line cannot be paused: with a disk buffer in front of the sink, readings taken while the cloud is
+/// unreachable wait on disk and are all delivered once it is back.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct SerialDiskBufferTests {
+    @Test func serialReadingsSurviveAnOutageInTheDiskBuffer() throws {
+        var master: Int32 = -1
+        var slave: Int32 = -1
+        var raw = termios()
+        cfmakeraw(&raw)
+        guard openpty(&master, &slave, nil, &raw, nil) == 0 else { throw POSIXError(.EIO) }
+        defer {
+            close(master)
+            close(slave)
+        }
+        let directory = UplinkProcess.temporaryDirectory()
+        let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
+        defer { emulator.stop() }
+        // The "cloud" is down for 4 s (every connection refused, its control endpoint included).
+        try emulator.faults(#"{"refuse_connections_seconds":4}"#)
+        let outageEnds = Date().addingTimeInterval(4)
+        let config = try UplinkProcess.writeConfig(
+            """
+            data_dir: \(directory.appendingPathComponent("state").path)
+            sources:
+              sensor: { type: serial, device: "\(String(cString: ttyname(slave)))", baud: 115200 }
+            transforms:
+              wrap: { type: json, inputs: [sensor] }
+              batches: { type: batch, inputs: [wrap], encoding: ndjson, timeout: 200ms }
+            sinks:
+              cloud:
+                type: iotcore_http
+                inputs: [batches]
+                endpoint: https://127.0.0.1:\(emulator.port)
+                ca_file: \(emulator.caFile)
+                product_sn: abcdefgh12345678
+                device_sn: device001
+                device_secret: s3cr3tKey0000000
+                retry: { initial_backoff: 20ms, max_backoff: 200ms }
+                buffer: { type: disk, max_size: 16MiB, fsync_interval: 50ms }
+            """, name: "serial-disk.yaml")
+        let agent = try DeliveryFaultTests.startAgent(config)
+        // 3,000 readings while the cloud refuses every connection: the sink cannot send, the buffer fills.
+        for index in 0..<3_000 {
+            let line = "line \(index) " + String(repeating: "x", count: 80) + "\n"
+            _ = line.utf8CString.withUnsafeBufferPointer { write(master, $0.baseAddress, $0.count - 1) }
+            if index % 100 == 99 { usleep(20_000) }
+        }
+        usleep(300_000)
+        let segments = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("state/cloud/buffer").path)) ?? []
+        #expect(segments.contains { $0.hasPrefix("segment-") }, "the readings wait on disk")
+        #expect(Date() < outageEnds, "the readings were all taken during the outage")
+        #expect(emulator.receivedLines().isEmpty, "nothing could be sent during the outage")
+        // The cloud comes back by itself.
+        DeliveryFaultTests.waitFor(60) { Set(emulator.receivedLines()).count >= 3_000 }
+        kill(agent.processIdentifier, SIGTERM)
+        try UplinkProcess.wait(for: agent, timeout: 30)
+        let received = emulator.receivedLines()
+        let distinct = Set(received)
+        print("serial outage with disk buffer: 3000 read, \(received.count) received, distinct \(distinct.count), lost \(3_000 - distinct.count)")
+        #expect(distinct.count == 3_000)
+        #expect(agent.terminationStatus == 0)
+    }
+}
