@@ -25,6 +25,8 @@ final class FileTailer {
     var needRescan = false
     var lastScan = ContinuousClock.now
     var truncation = TruncationReporter()
+    /// What the API reads as bytes behind the end of each file.
+    let lag = FileLag()
 
     /// Reads per file per round before moving to the next file (1 MiB with 64 KiB reads): fairness.
     static let readsPerRound = 16
@@ -43,6 +45,8 @@ final class FileTailer {
         } else {
             startPattern = nil
         }
+        let lag = self.lag
+        context.metrics.addReporter { lag.report() }
         if settings.watch == .auto && !watcher.usesInotify {
             logger.warning(
                 "inotify is not available; polling files instead",
@@ -80,6 +84,7 @@ final class FileTailer {
                 if try await step(file) { busy = true }
             }
             try await releaseFinished()
+            lag.update(files.values)
             let now = ContinuousClock.now
             if needRescan || now - lastScan >= settings.scanInterval {
                 needRescan = false
