@@ -359,3 +359,59 @@ import Testing
         #expect(refused.stderr.contains("'out' is a sink; tests run transforms only"))
     }
 }
+
+/// A large backlog read from the beginning shows a progress line on a terminal, and nothing in a log file.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct BacklogProgressTests {
+    static func config(_ directory: URL) throws -> String {
+        let log = directory.appendingPathComponent("big.log")
+        let line = String(repeating: "x", count: 99) + "\n"
+        try String(repeating: line, count: 80_000).write(to: log, atomically: true, encoding: .utf8)
+        return try UplinkProcess.writeConfig(
+            """
+            data_dir: \(directory.appendingPathComponent("state").path)
+            sources:
+              app: { type: file, include: ["\(log.path)"], read_from: beginning, exit_on_eof: true }
+            sinks:
+              out: { type: file, inputs: [app], path: \(directory.appendingPathComponent("out.log").path) }
+            """)
+    }
+
+    @Test func aTerminalSeesTheProgressOfTheBacklog() throws {
+        let directory = UplinkProcess.temporaryDirectory()
+        let config = try Self.config(directory)
+        var master: Int32 = 0
+        var slave: Int32 = 0
+        guard openpty(&master, &slave, nil, nil, nil) == 0 else { throw POSIXError(.EIO) }
+        defer { close(master) }
+        let agent = Process()
+        agent.executableURL = UplinkProcess.executable
+        agent.arguments = ["run", config]
+        let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+        agent.standardInput = FileHandle.nullDevice
+        agent.standardOutput = FileHandle.nullDevice
+        agent.standardError = terminal
+        try agent.run()
+        try terminal.close()
+        var output = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        // The master reads until the agent has exited and closed its side.
+        while true {
+            let count = read(master, &buffer, buffer.count)
+            if count <= 0 { break }
+            output.append(contentsOf: buffer[0..<count])
+        }
+        try UplinkProcess.wait(for: agent, timeout: 60)
+        #expect(agent.terminationStatus == 0)
+        let text = String(decoding: output, as: UTF8.self)
+        #expect(text.contains("[app] reading the backlog of 1 file: "), "\(text.suffix(2000))")
+        #expect(text.contains("/ 7.6MiB (100%)"))
+    }
+
+    @Test func aLogFileDoesNot() throws {
+        let directory = UplinkProcess.temporaryDirectory()
+        let result = try UplinkProcess.run(["run", try Self.config(directory)])
+        #expect(result.status == 0)
+        #expect(!result.stderr.contains("reading the backlog"))
+        #expect(!result.stderr.contains("\r"))
+    }
+}
