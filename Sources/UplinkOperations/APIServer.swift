@@ -5,6 +5,10 @@ import NIOCore
 public import ServiceLifecycle
 public import UplinkCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the API serves: a running pipeline's components and readiness. A seam so tests can serve any set of
 /// components.
 public struct OperationsTarget: Sendable {
@@ -79,10 +83,16 @@ public final class APIServer: Service, Sendable {
                 onListening(port)
             },
             logger: serverLogger)
-        try await withGracefulShutdownHandler {
-            try await application.run()
-        } onGracefulShutdown: {
-            for component in target.components() { component.metrics.tap.detachAll() }
+        do {
+            try await withGracefulShutdownHandler {
+                try await application.run()
+            } onGracefulShutdown: {
+                for component in target.components() { component.metrics.tap.detachAll() }
+            }
+        } catch let error as IOError {
+            // A port in use or an address not on this machine: say which setting to change.
+            throw APIServerError(
+                description: "cannot listen on \(configuration.address) (api.address): \(String(cString: strerror(error.errnoCode)))")
         }
     }
 
@@ -173,4 +183,9 @@ public enum TapLine {
         line.append(UInt8(ascii: "}"))
         return line
     }
+}
+
+/// The API listener could not start.
+public struct APIServerError: Error, Sendable, CustomStringConvertible {
+    public var description: String
 }

@@ -122,6 +122,19 @@ import UplinkOperations
         }
     }
 
+    @Test func aPortInUseNamesTheSetting() async throws {
+        try await Self.serving([component("parse")]) { client in
+            let second = APIServer(
+                configuration: APIConfig(host: "127.0.0.1", port: client.port),
+                target: OperationsTarget(components: { [] }, isReady: { true }), logger: Logger(label: "test"))
+            await #expect {
+                try await second.run()
+            } throws: { error in
+                "\(error)" == "cannot listen on 127.0.0.1:\(client.port) (api.address): Address already in use"
+            }
+        }
+    }
+
     @Test func anOpenTapDoesNotHoldUpShutdown() async throws {
         let metrics = ComponentMetrics()
         try await Self.serving([component("idle", metrics: metrics)]) { client in
