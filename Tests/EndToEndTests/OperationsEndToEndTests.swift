@@ -233,7 +233,6 @@ import Testing
         var slave: Int32 = 0
         var size = winsize(ws_row: 30, ws_col: 140, ws_xpixel: 0, ws_ypixel: 0)
         guard openpty(&master, &slave, nil, nil, &size) == 0 else { throw POSIXError(.EIO) }
-        defer { close(master) }
         let top = Process()
         top.executableURL = UplinkProcess.executable
         top.arguments = ["top", "--api", agent.address]
@@ -250,10 +249,10 @@ import Testing
         _ = fcntl(master, F_SETFL, flags | O_NONBLOCK)
         let deadline = Date().addingTimeInterval(4)
         var sent = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
         while Date() < deadline {
             sent += 1
             agent.write((0..<50).map { "event \(sent)-\($0)" })
-            var buffer = [UInt8](repeating: 0, count: 65536)
             let count = read(master, &buffer, buffer.count)
             if count > 0 { screen.append(contentsOf: buffer[0..<count]) }
             usleep(50_000)
@@ -279,6 +278,36 @@ import Testing
         let tail = text + (count > 0 ? String(decoding: rest[0..<count], as: UTF8.self) : "")
         #expect(tail.contains("\u{1B}[?1049l"), "top leaves the alternate screen")
         #expect(tail.contains("\u{1B}[?25h"), "top shows the cursor again")
+        close(master)
+
+        // Ctrl-C (SIGINT) quits cleanly too, restoring the terminal.
+        guard openpty(&master, &slave, nil, nil, &size) == 0 else { throw POSIXError(.EIO) }
+        let second = Process()
+        second.executableURL = UplinkProcess.executable
+        second.arguments = ["top", "--api", agent.address]
+        let secondTerminal = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+        second.standardInput = secondTerminal
+        second.standardOutput = secondTerminal
+        second.standardError = secondTerminal
+        try second.run()
+        try secondTerminal.close()
+        var drawn = Data()
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        #expect(Self.waitUntil(10) {
+            let count = read(master, &buffer, buffer.count)
+            if count > 0 { drawn.append(contentsOf: buffer[0..<count]) }
+            return String(decoding: drawn, as: UTF8.self).contains("console")
+        })
+        kill(second.processIdentifier, SIGINT)
+        try UplinkProcess.wait(for: second, timeout: 10)
+        #expect(second.terminationStatus == 0)
+        _ = Self.waitUntil(2) {
+            let count = read(master, &buffer, buffer.count)
+            if count > 0 { drawn.append(contentsOf: buffer[0..<count]) }
+            return String(decoding: drawn, as: UTF8.self).contains("\u{1B}[?1049l")
+        }
+        #expect(String(decoding: drawn, as: UTF8.self).contains("\u{1B}[?1049l"))
+        close(master)
 
         // Without a terminal: plain tables.
         let plain = try UplinkProcess.run(["top", "--api", agent.address, "--count", "2", "--interval", "0.2"])
