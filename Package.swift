@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
     ],
     targets: [
         // C libraries fixed by the design card, reached through system-library targets.
@@ -108,12 +110,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Operating a running pipeline: the API listener (/metrics, /health, /ready, taps, component snapshots),
+        // the Prometheus exporter, per-minute summaries and `uplink test`. The engine only keeps atomics; this
+        // module reads them when asked, so the hot path never pays for an exporter.
+        .target(
+            name: "UplinkOperations",
+            dependencies: [
+                "UplinkCore",
+                "UplinkYAML",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "UplinkCLI",
             dependencies: [
                 "CUplinkLinux",
                 "UplinkCore",
+                "UplinkOperations",
                 "UplinkPlugins",
+                "CUplinkLinux",
                 "UplinkYAML",
                 "IoTCore",
                 "IoTCoreEmulator",
@@ -143,6 +167,13 @@ let package = Package(
         .testTarget(
             name: "UplinkCoreTests",
             dependencies: ["UplinkCore", "UplinkPlugins"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UplinkOperationsTests",
+            dependencies: [
+                "UplinkCore", "UplinkOperations", "UplinkPlugins", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "IoTCoreTests", dependencies: ["IoTCore", "IoTCoreEmulator"], swiftSettings: swiftSettings),

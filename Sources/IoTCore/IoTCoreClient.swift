@@ -40,6 +40,10 @@ public final class IoTCoreClient: Sendable {
     struct Health {
         var failing = false
         var failures = 0
+        /// When the current run of failures began (monotonic), for health checks.
+        var since: ContinuousClock.Instant?
+        /// The last failure's reason (never a secret).
+        var reason = ""
     }
 
     /// Creates a client and starts its libcurl thread; loads the cached token from ``Configuration/stateDirectory``.
@@ -114,6 +118,13 @@ public final class IoTCoreClient: Sendable {
     /// A snapshot of the client's counters.
     public var statistics: ClientStatistics {
         counters.withLock { $0 }
+    }
+
+    /// Since when requests have been failing without a success in between (transient errors, refused
+    /// credentials), and the last reason; nil while they succeed. For health checks: a long failure means the
+    /// device cannot deliver.
+    public var failure: (since: ContinuousClock.Instant, reason: String)? {
+        health.withLock { health in health.since.map { ($0, health.reason) } }
     }
 
     /// Publishes `body` to `topic`.
@@ -273,6 +284,8 @@ public final class IoTCoreClient: Sendable {
     func noteFailure(retCode: Int?, reason: String, quiet: Bool) {
         let first = health.withLock { health in
             health.failures += 1
+            health.reason = retCode.map { "RetCode \($0): \(reason)" } ?? reason
+            if health.since == nil { health.since = .now }
             defer { health.failing = true }
             return !health.failing
         }
@@ -288,6 +301,7 @@ public final class IoTCoreClient: Sendable {
             defer {
                 health.failing = false
                 health.failures = 0
+                health.since = nil
             }
             return health.failing ? health.failures : 0
         }

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 import UplinkCore
 
@@ -19,6 +20,10 @@ final class ReloadingPipeline: Service, Sendable {
     let initial: Topology
     let watch: Bool
     let logger: Logger
+    private let running = Mutex<Pipeline?>(nil)
+
+    /// The pipeline running now (nil between a drain and the next start), for the API and summaries.
+    var current: Pipeline? { running.withLock { $0 } }
 
     init(configs: [String], initial: Topology, watch: Bool, logger: Logger) {
         self.configs = configs
@@ -33,6 +38,7 @@ final class ReloadingPipeline: Service, Sendable {
         let reloads = ReloadRequests(configs: configs, watch: watch)
         while true {
             let pipeline = try Pipeline(topology: topology, logger: logger)
+            running.withLock { $0 = pipeline }
             logger.info(
                 "pipeline started",
                 metadata: ["pipeline.components": "\(topology.nodes.count)", "pipeline.configs": "\(configs.joined(separator: ","))"])
@@ -67,6 +73,7 @@ final class ReloadingPipeline: Service, Sendable {
                 _ = try await group.next()
                 return replacement
             }
+            running.withLock { $0 = nil }
             guard let (replacement, newFingerprint) = next else { return }
             topology = replacement
             fingerprint = newFingerprint

@@ -38,7 +38,8 @@ struct Run: AsyncParsableCommand {
         let pipeline = ReloadingPipeline(configs: configs, initial: topology, watch: watch, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: Self.operationsServices(for: pipeline, logger: logger)
+                    + [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -7,7 +7,10 @@ struct Uplink: AsyncParsableCommand {
         commandName: "uplink",
         abstract: "Collect, transform and ship telemetry: a plugin-based pipeline for IoT-Core and beyond.",
         version: UplinkVersion.description,
-        subcommands: [Run.self, Validate.self, Plugins.self, Graph.self, Emulator.self, Auth.self, Publish.self, DeadLetters.self, BenchChannel.self]
+        subcommands: [
+            Run.self, Validate.self, Test.self, Plugins.self, Graph.self, Top.self, Tap.self, Emulator.self, Auth.self,
+            Publish.self, DeadLetters.self, BenchChannel.self,
+        ]
     )
 }
 

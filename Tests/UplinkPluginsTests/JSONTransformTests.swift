@@ -117,7 +117,9 @@ import UplinkPlugins
         let result = try await run(transform, rawEvents(badLines), id: "wrap", dataDirectory: directory)
         #expect(result.events.count == 1)
         #expect(result.metrics.errors == 3)
-        #expect(result.metrics.droppedEvents == 0)
+        // Dead-lettered events leave the pipeline: counted as dropped, with their reason.
+        #expect(result.metrics.droppedEvents == 3)
+        #expect(result.metrics.droppedByReason[.deadLetter] == 3)
         let letters = try jsonLines(directory + "/wrap/dead-letters.jsonl")
         #expect(letters.map { $0["reason"] as? String } == [
             "field 't': 'warm' is not a float", "expected 2 columns, got 1", "unterminated quoted cell in column 1",

@@ -6,6 +6,7 @@
 #include <sys/inotify.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <linux/serial.h>
 #include <sys/file.h>
 #include <termios.h>
 #include <pty.h>
@@ -23,6 +24,15 @@ static inline int uplink_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SET
 static inline int uplink_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
 static inline unsigned long uplink_TIOCEXCL(void) { return TIOCEXCL; }
 static inline unsigned long uplink_TIOCNXCL(void) { return TIOCNXCL; }
+/// The UART driver's overrun counters (TIOCGICOUNT): characters lost in the hardware FIFO (`overrun`) and in
+/// the tty flip buffer (`buf_overrun`). -1 when the device has no such counters (ptys, USB CDC ACM).
+static inline int uplink_serial_overruns(int fd, long *overrun, long *buf_overrun) {
+    struct serial_icounter_struct counters;
+    if (ioctl(fd, TIOCGICOUNT, &counters) != 0) return -1;
+    *overrun = counters.overrun;
+    *buf_overrun = counters.buf_overrun;
+    return 0;
+}
 
 // Child processes (the exec source). The functions are defined in CUplinkLinux.c, compiled with _GNU_SOURCE,
 // because Glibc's Swift module leaves out the GNU extensions.

@@ -580,5 +580,15 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 }
 
-extension DiskBuffer: ErasedChannel {}
+extension DiskBuffer: ErasedChannel {
+    /// A disk buffer only drops under its `when_full` policy, so every drop is a full buffer.
+    var status: BufferStatus {
+        let (events, bytes, dropped, damaged) = state.withLock {
+            ($0.unreadEvents, $0.totalBytes, $0.droppedEvents, $0.damagedRecords)
+        }
+        return BufferStatus(
+            kind: .disk, events: events, bytes: bytes, maxBytes: configuration.maxBytes, droppedFull: dropped,
+            damagedRecords: damaged)
+    }
+}
 

@@ -41,6 +41,8 @@ public final class EventChannel<E: Event>: Sendable {
         var waiting = Deque<WaitingProducer>()
         var nextWaiterID = 0
         var droppedEvents = 0
+        /// The part of `droppedEvents` discarded by a drop policy (the rest: the consumer was gone).
+        var overflowDroppedEvents = 0
     }
 
     private let state = Mutex(State())
@@ -61,6 +63,9 @@ public final class EventChannel<E: Event>: Sendable {
 
     /// Events discarded by a drop policy or because the consumer went away.
     public var droppedEvents: Int { state.withLock { $0.droppedEvents } }
+
+    /// Events discarded by the `drop_newest` / `drop_oldest` policy (a part of ``droppedEvents``).
+    public var overflowDroppedEvents: Int { state.withLock { $0.overflowDroppedEvents } }
 
     private enum Registration { case registered, cancelled, closed, admitted }
 
@@ -100,11 +105,13 @@ public final class EventChannel<E: Event>: Sendable {
                 return .suspend
             case .dropNewest:
                 state.droppedEvents += chunk.count
+                state.overflowDroppedEvents += chunk.count
                 return .done
             case .dropOldest:
                 while state.bufferedEvents >= capacity, let oldest = state.buffer.popFirst() {
                     state.bufferedEvents -= oldest.count
                     state.droppedEvents += oldest.count
+                    state.overflowDroppedEvents += oldest.count
                 }
                 state.buffer.append(chunk)
                 state.bufferedEvents += chunk.count

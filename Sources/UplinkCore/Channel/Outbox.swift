@@ -19,13 +19,15 @@ public struct Outbox<E: Event>: Sendable {
     public func send(_ chunk: EventChunk<E>) async throws {
         if chunk.isEmpty { return }
         metrics.sent(events: chunk.count, bytes: chunk.byteCount)
+        // One relaxed load while nobody taps; copies only while `uplink tap` is attached.
+        if metrics.tap.isActive { metrics.tap.offer(chunk) }
         var delivered = false
         for channel in channels {
             do {
                 try await channel.send(chunk)
                 delivered = true
             } catch is ChannelClosedError {
-                metrics.dropped(chunk.count)
+                metrics.dropped(chunk.count, reason: .consumerGone)
             }
         }
         if !delivered && !channels.isEmpty { throw ChannelClosedError() }

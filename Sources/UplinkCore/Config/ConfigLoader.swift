@@ -55,12 +55,13 @@ public struct ConfigLoader {
                 OptionSpec("sources", .any, "source components by id"),
                 OptionSpec("transforms", .any, "transform components by id"),
                 OptionSpec("sinks", .any, "sink components by id"),
-            ],
+            ] + OperationsConfig.options,
             diagnostics: diagnostics)
         reader.finish()
         if let directory = reader.string("data_dir") { config.global.dataDirectory = directory }
         if let timeout = reader.duration("shutdown_timeout") { config.global.shutdownTimeout = timeout }
         config.plugins += loadPluginReferences(reader, file: file, diagnostics: diagnostics)
+        OperationsConfig.read(reader, file: file, into: &config)
 
         for pair in pairs {
             guard let key = pair.key.scalar, let role = ComponentRole.allCases.first(where: { $0.section == key }) else {

@@ -7,6 +7,8 @@ public struct PipelineConfig: Sendable {
     public var global: GlobalConfig
     /// Shared objects listed under `plugins:` in any of the files, to load before the topology is built.
     public var plugins: [PluginReference] = []
+    /// The `tests:` lists of the files, for `uplink test`.
+    public var tests: [ConfigTestsNode] = []
 
     public init(files: [String] = [], components: [ComponentConfig] = [], global: GlobalConfig = GlobalConfig()) {
         self.files = files
@@ -21,6 +23,10 @@ public struct GlobalConfig: Sendable {
     public var dataDirectory: String = "/var/lib/uplink"
     /// How long a graceful shutdown may take before what is still in flight is abandoned.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// The API listener (`api:`); nil when it is off, the default.
+    public var api: APIConfig? = nil
+    /// How often each component's counters are logged in one summary line; zero for never.
+    public var summaryInterval: Duration = .seconds(60)
 
     public init() {}
 }

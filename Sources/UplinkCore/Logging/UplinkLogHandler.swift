@@ -80,7 +80,8 @@ public struct UplinkLogHandler: LogHandler {
         }
         line.append(0x0A)
         Self.writeLock.withLock { _ in
-            _ = line.withUnsafeBytes { FileIO.writeAll(2, $0) }
+            // A progress line on the terminal is cleared first and redrawn after, so they never share a line.
+            ProgressLine.stepAside { _ = line.withUnsafeBytes { FileIO.writeAll(2, $0) } }
         }
     }
 

@@ -136,14 +136,19 @@ struct ExecutionPlan: Sendable {
         _ context: ComponentContext, stopSignal: StopSignal, failures: FailureLog,
         body: () async throws -> Void
     ) async {
+        context.metrics.setState(.running)
         do {
             try await body()
+            context.metrics.setState(.finished)
             context.logger.debug("component finished")
         } catch is CancellationError {
+            context.metrics.setState(.finished)
             context.logger.debug("component stopped")
         } catch is ChannelClosedError {
+            context.metrics.setState(.finished)
             context.logger.debug("component stopped: no running downstream component")
         } catch {
+            context.metrics.setState(.failed)
             context.metrics.error()
             context.logger.error("component failed", metadata: ["error": "\(error)"])
             failures.record(context.id, error)

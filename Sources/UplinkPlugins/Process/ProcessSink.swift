@@ -32,8 +32,12 @@ public struct ProcessSink<Input: Event>: SinkStage, ProcessPluginStage {
         let consumer = ProcessConsumer<Input>(settings: settings, role: .sink) { batch, _, failure in
             if failure != nil {
                 batch.acknowledgements.resolve(.failed)
-                context.metrics.dropped(batch.count)
-            } else if batch.chunk.partDelivered() {
+                context.metrics.dropped(batch.count, reason: .processingError)
+            } else {
+                // Bytes as the plugin received them (the encoded batch line).
+                context.metrics.sent(events: batch.count, bytes: batch.line.count)
+            }
+            if failure == nil, batch.chunk.partDelivered() {
                 // A chunk cut into several batches is delivered when its last batch is.
                 batch.acknowledgements.resolve(.delivered)
             }

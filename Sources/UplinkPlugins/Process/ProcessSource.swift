@@ -159,7 +159,7 @@ public struct ProcessSource<Output: Event>: SourceStage, ProcessPluginStage {
                         events.append(try EventCodec.decode(value, as: Output.self, origin: origin, timestamp: now))
                     } catch {
                         context.metrics.error()
-                        context.metrics.dropped(1)
+                        context.metrics.dropped(1, reason: .parseError)
                         ProcessPlugin.reportViolation(
                             ProcessProtocolViolation("not a valid \(Output.kind.rawValue) event: \(error)"),
                             count: &violations, context: context, command: command)

@@ -42,7 +42,7 @@ public struct ProcessTransform<Input: Event, Output: Event>: TransformStage, Pro
             // A batch the plugin gave up is dropped whole (counted), as the built-ins drop what they cannot
             // parse; outputs it may have emitted for it are not forwarded.
             if failure != nil {
-                context.metrics.dropped(batch.count)
+                context.metrics.dropped(batch.count, reason: .processingError)
                 return
             }
             var events: [Output] = []
@@ -63,7 +63,7 @@ public struct ProcessTransform<Input: Event, Output: Event>: TransformStage, Pro
             }
             if dropped > 0 {
                 context.metrics.error(dropped)
-                context.metrics.dropped(dropped)
+                context.metrics.dropped(dropped, reason: .parseError)
             }
             // With no outputs (a filter), the empty chunk is not sent and the batch's references to its
             // acknowledgements go away here, as they do for the built-ins' dropped events.

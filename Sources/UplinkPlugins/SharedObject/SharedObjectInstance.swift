@@ -158,7 +158,7 @@ final class SharedObjectInstance: Sendable {
     func reportInvalid(_ result: CallResult, context: ComponentContext) {
         guard result.invalid > 0 else { return }
         context.metrics.error(result.invalid)
-        context.metrics.dropped(result.invalid)
+        context.metrics.dropped(result.invalid, reason: .parseError)
         context.logger.warning(
             "shared-object plugin emitted events that are not valid; dropped",
             metadata: ["plugin.path": "\(library.path)", "plugin.invalid": "\(result.invalid)"])

@@ -18,6 +18,7 @@ struct SharedObjectSink<Input: Event>: SinkStage {
                         chunk.events, outputKind: nil, origin: origin, timestamp: currentTimeMillis())
                     switch result.status {
                     case PluginStatus.ok:
+                        context.metrics.sent(events: chunk.count, bytes: chunk.byteCount)
                         chunk.acknowledgements.resolve(.delivered)
                     case PluginStatus.retry:
                         let wait = delay.take()
@@ -32,7 +33,7 @@ struct SharedObjectSink<Input: Event>: SinkStage {
                     case PluginStatus.error:
                         chunk.acknowledgements.resolve(.failed)
                         context.metrics.error()
-                        context.metrics.dropped(chunk.count)
+                        context.metrics.dropped(chunk.count, reason: .processingError)
                         context.logger.warning(
                             "shared-object plugin failed a batch",
                             metadata: [

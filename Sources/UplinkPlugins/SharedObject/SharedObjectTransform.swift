@@ -36,7 +36,7 @@ struct SharedObjectTransform<Input: Event, Output: Event>: TransformStage {
                         continue
                     case PluginStatus.error:
                         context.metrics.error()
-                        context.metrics.dropped(chunk.count)
+                        context.metrics.dropped(chunk.count, reason: .processingError)
                         context.logger.warning(
                             "shared-object plugin gave a batch up; dropped",
                             metadata: [

@@ -52,6 +52,7 @@ public struct FileSink<Input: Event>: SinkStage {
         var lastSync = clock.now
         for await chunk in input {
             try writer.write(chunk)
+            context.metrics.sent(events: chunk.count, bytes: chunk.byteCount)
             if let fsyncInterval, clock.now - lastSync >= fsyncInterval {
                 fsync(fd)
                 lastSync = clock.now

@@ -22,6 +22,7 @@ public struct StdoutSink<Input: Event>: SinkStage {
         var writer = LineWriter(fd: 1, path: "stdout")
         for await chunk in input {
             try writer.write(chunk)
+            context.metrics.sent(events: chunk.count, bytes: chunk.byteCount)
         }
     }
 }

@@ -65,6 +65,7 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
                 stateDirectory: stateDirectory, retry: settings.retry, renewBefore: settings.renewBefore),
             logger: context.logger)
         defer { client.shutdown() }
+        context.metrics.addReporter { client.componentReport() }
         let delivery = Delivery(
             client: client, deadLetters: deadLetters, defaultTopic: settings.topic, context: context)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -139,7 +140,7 @@ struct Delivery: Sendable {
 
     private func deadLetter(_ message: Message, topic: String, reason: String, retCode: Int?, acknowledgements: Acknowledgements) throws {
         try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: retCode, payload: message.body)
-        context.metrics.dropped(message.recordCount)
+        context.metrics.dropped(message.recordCount, reason: .deadLetter)
         context.metrics.error()
         context.logger.warning(
             "message dead-lettered",

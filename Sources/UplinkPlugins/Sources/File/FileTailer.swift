@@ -25,6 +25,12 @@ final class FileTailer {
     var needRescan = false
     var lastScan = ContinuousClock.now
     var truncation = TruncationReporter()
+    /// What the API reads as bytes behind the end of each file.
+    let lag = FileLag()
+    /// The progress of reading a large backlog at start-up, on a terminal only; nil once read.
+    var backlog: (progress: ProgressLine, total: Int64)?
+    /// A backlog smaller than this is read without a progress line.
+    static let backlogProgressBytes: Int64 = 4 << 20
 
     /// Reads per file per round before moving to the next file (1 MiB with 64 KiB reads): fairness.
     static let readsPerRound = 16
@@ -43,6 +49,8 @@ final class FileTailer {
         } else {
             startPattern = nil
         }
+        let lag = self.lag
+        context.metrics.addReporter { lag.report() }
         if settings.watch == .auto && !watcher.usesInotify {
             logger.warning(
                 "inotify is not available; polling files instead",
@@ -66,12 +74,39 @@ final class FileTailer {
         truncatedOfClosedFiles + files.values.reduce(0) { $0 + $1.framer.truncatedFrames }
     }
 
+    // MARK: Backlog progress
+
+    var bytesBehind: Int64 { files.values.reduce(0) { $0 + max(0, $1.lastSize - $1.readOffset) } }
+
+    /// A large backlog (`read_from: beginning` on big files, or a long outage to catch up on) shows a
+    /// progress line on the terminal; logs and pipes see nothing.
+    private func startBacklogProgress() {
+        let behind = bytesBehind
+        guard behind >= Self.backlogProgressBytes else { return }
+        let progress = ProgressLine(
+            label: "[\(context.id)] reading the backlog of \(files.count) file\(files.count == 1 ? "" : "s")",
+            total: Int(behind), unit: .bytes)
+        if progress.isEnabled { backlog = (progress, behind) }
+    }
+
+    private func updateBacklogProgress() {
+        guard let (progress, total) = backlog else { return }
+        let behind = bytesBehind
+        progress.update(done: Int(max(0, total - behind)))
+        if behind == 0 || files.values.allSatisfy(\.atEnd) {
+            progress.finish()
+            backlog = nil
+        }
+    }
+
     // MARK: The loop
 
     func run() async throws {
         rescan(initial: true)
         resolveOrphans()
         book.write(final: false)
+        startBacklogProgress()
+        defer { backlog?.progress.finish() }
         while true {
             try Task.checkCancellation()
             var busy = false
@@ -80,6 +115,8 @@ final class FileTailer {
                 if try await step(file) { busy = true }
             }
             try await releaseFinished()
+            lag.update(files.values)
+            updateBacklogProgress()
             let now = ContinuousClock.now
             if needRescan || now - lastScan >= settings.scanInterval {
                 needRescan = false

@@ -1,3 +1,4 @@
+import CUplinkLinux
 import Logging
 import Synchronization
 import UplinkCore
@@ -132,6 +133,8 @@ public struct SerialSource: SourceStage {
         // The line cannot be paused: the reader only ever waits on this buffer (and only with `block`).
         let buffer = EventChannel<RawEvent>(capacity: settings.bufferEvents, overflowPolicy: settings.whenFull)
         buffer.addProducer()
+        let statistics = self.statistics
+        context.metrics.addReporter { statistics.componentReport() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { buffer.finishProducer() }
@@ -194,6 +197,7 @@ public struct SerialSource: SourceStage {
             var reader = FramedReader(fd: fd, origin: origin, framer: settings.framing.makeFramer())
             reader.framer.offset = offset
             var reason = "end of file"
+            var overruns = UARTOverruns(fd: fd)
             do {
                 defer { SerialPort.close(fd) }
                 while true {
@@ -203,7 +207,9 @@ public struct SerialSource: SourceStage {
                     if !events.isEmpty {
                         try await buffer.send(EventChunk(events))
                         drops.report(buffer.droppedEvents, metrics: context.metrics, logger: logger)
+                        statistics.setBufferOverruns(buffer.droppedEvents)
                     }
+                    overruns.sample(into: statistics)
                     if ended { break }
                 }
             } catch let error as FileIO.Failure where SerialPort.isDisconnect(error.code) {
@@ -227,12 +233,42 @@ public struct SerialSource: SourceStage {
     }
 }
 
-/// How often the serial device was opened and lost.
+/// How often the serial device was opened and lost, and how many characters were lost on the way in.
 public final class SerialStatistics: Sendable {
     private let connections = Atomic(0)
     private let disconnections = Atomic(0)
+    private let kernelOverruns = Atomic(0)
+    private let bufferOverruns = Atomic(0)
 
     public init() {}
+
+    /// Characters the UART driver lost (hardware FIFO and tty buffer overruns) while the source had the port
+    /// open; stays 0 on devices without counters (ptys, USB CDC ACM).
+    public var kernelOverrunCount: Int { kernelOverruns.load(ordering: .relaxed) }
+    /// Frames dropped because the pipeline was slower than the line and the bounded buffer was full.
+    public var bufferOverrunCount: Int { bufferOverruns.load(ordering: .relaxed) }
+
+    func addKernelOverruns(_ count: Int) { kernelOverruns.add(count, ordering: .relaxed) }
+    func setBufferOverruns(_ count: Int) { bufferOverruns.store(count, ordering: .relaxed) }
+
+    /// `uplink_serial_reconnects_total`, `uplink_serial_disconnects_total`, `uplink_serial_overruns_total`
+    /// (`where`: `uart` for the driver's counters, `buffer` for the source's own buffer).
+    func componentReport() -> ComponentReport {
+        ComponentReport(samples: [
+            MetricSample(
+                name: "uplink_serial_reconnects_total", help: "Times the serial device was opened again after the first.",
+                value: .counter(Double(reconnectCount))),
+            MetricSample(
+                name: "uplink_serial_disconnects_total", help: "Times the serial device went away.",
+                value: .counter(Double(disconnectCount))),
+            MetricSample(
+                name: "uplink_serial_overruns_total", help: "Characters (uart) or frames (buffer) lost on the way in.",
+                labels: [("where", "uart")], value: .counter(Double(kernelOverrunCount))),
+            MetricSample(
+                name: "uplink_serial_overruns_total", help: "Characters (uart) or frames (buffer) lost on the way in.",
+                labels: [("where", "buffer")], value: .counter(Double(bufferOverrunCount))),
+        ])
+    }
 
     /// Successful opens (the first one included).
     public var connectionCount: Int { connections.load(ordering: .relaxed) }
@@ -252,7 +288,7 @@ struct DropCounter {
 
     mutating func report(_ total: Int, metrics: ComponentMetrics, logger: Logger, final: Bool = false) {
         if total > counted {
-            metrics.dropped(total - counted)
+            metrics.dropped(total - counted, reason: .channelFull)
             counted = total
             if !warned {
                 warned = true
@@ -264,5 +300,33 @@ struct DropCounter {
         if final && counted > 0 {
             logger.warning("frames dropped by the full buffer", metadata: ["frames.dropped": "\(counted)"])
         }
+    }
+}
+
+/// Reads the UART driver's overrun counters at most once a second while the port is open, adding what is new
+/// since the port was opened (the driver's counters live as long as the port).
+struct UARTOverruns {
+    let fd: Int32
+    private var last: Int?
+    private var lastSample = ContinuousClock.now
+
+    init(fd: Int32) {
+        self.fd = fd
+        last = Self.read(fd)
+    }
+
+    mutating func sample(into statistics: SerialStatistics) {
+        guard last != nil, ContinuousClock.now - lastSample >= .seconds(1) else { return }
+        lastSample = .now
+        guard let current = Self.read(fd), let previous = last else { return }
+        if current > previous { statistics.addKernelOverruns(current - previous) }
+        last = current
+    }
+
+    static func read(_ fd: Int32) -> Int? {
+        var overrun = 0
+        var bufferOverrun = 0
+        guard uplink_serial_overruns(fd, &overrun, &bufferOverrun) == 0 else { return nil }
+        return overrun + bufferOverrun
     }
 }

@@ -70,6 +70,7 @@ struct Rejections {
             do {
                 try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
                 deadLettered += 1
+                context.metrics.dropped(1, reason: .deadLetter)
                 return
             } catch {
                 if !writeFailed {
@@ -81,7 +82,7 @@ struct Rejections {
             }
         }
         dropped += 1
-        context.metrics.dropped(1)
+        context.metrics.dropped(1, reason: .parseError)
     }
 
     /// Counts a problem with an event that is still sent on (kept as raw text).

@@ -1,0 +1,37 @@
+/// One component of a running pipeline as operators see it: identity, counters, input buffer, life cycle.
+public struct ComponentStatus: Sendable {
+    public var id: String
+    public var type: String
+    public var role: ComponentRole
+    /// The live counters (read them with ``ComponentMetrics/snapshot``).
+    public var metrics: ComponentMetrics
+    /// The component's input buffer now; nil for sources.
+    public var buffer: BufferStatus?
+
+    public init(id: String, type: String, role: ComponentRole, metrics: ComponentMetrics, buffer: BufferStatus?) {
+        self.id = id
+        self.type = type
+        self.role = role
+        self.metrics = metrics
+        self.buffer = buffer
+    }
+}
+
+extension Pipeline {
+    /// Every component in topological order (sources first), with its input buffer's state now.
+    public var componentStatuses: [ComponentStatus] {
+        topology.nodes.map { node in
+            ComponentStatus(
+                id: node.id, type: node.type, role: node.role, metrics: plan.metrics[node.id]!,
+                buffer: plan.inputChannels[node.id]?.status)
+        }
+    }
+
+    /// Every component has been started and the pipeline is not stopping: `/ready`.
+    public var isReady: Bool {
+        !stopSignal.isFired && plan.metrics.values.allSatisfy { $0.state != .pending }
+    }
+
+    /// Whether the pipeline was asked to stop (a signal, the end of every source, or a failure) and is draining.
+    public var isStopping: Bool { stopSignal.isFired }
+}

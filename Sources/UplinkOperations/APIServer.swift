@@ -1,0 +1,191 @@
+import HTTPTypes
+import Hummingbird
+public import Logging
+import NIOCore
+public import ServiceLifecycle
+public import UplinkCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the API serves: a running pipeline's components and readiness. A seam so tests can serve any set of
+/// components.
+public struct OperationsTarget: Sendable {
+    public var components: @Sendable () -> [ComponentStatus]
+    public var isReady: @Sendable () -> Bool
+    public var startedAt: ContinuousClock.Instant
+
+    public init(
+        components: @escaping @Sendable () -> [ComponentStatus], isReady: @escaping @Sendable () -> Bool,
+        startedAt: ContinuousClock.Instant = .now
+    ) {
+        self.components = components
+        self.isReady = isReady
+        self.startedAt = startedAt
+    }
+
+    /// Serves `pipeline`.
+    public init(pipeline: Pipeline) {
+        self.init(components: { pipeline.componentStatuses }, isReady: { pipeline.isReady })
+    }
+}
+
+/// The API listener (`api:` in the configuration), a `Service` that runs next to the pipeline:
+///
+/// | route | answer |
+/// |---|---|
+/// | `GET /metrics` | Prometheus text (see ``PrometheusExporter``) |
+/// | `GET /health` | 200 or 503 with a JSON reason (see ``HealthReport``) |
+/// | `GET /ready` | 200 once every component started, 503 before and while draining |
+/// | `GET /api/components` | a ``ComponentsSnapshot`` as JSON, for `uplink top` |
+/// | `GET /tap/<component_id>?limit=N` | newline-delimited JSON of events leaving the component, streamed |
+///
+/// On graceful shutdown taps are ended first, so no open stream holds the listener up.
+public final class APIServer: Service, Sendable {
+    let configuration: APIConfig
+    let target: OperationsTarget
+    let exporter: PrometheusExporter
+    let logger: Logger
+    let onListening: @Sendable (Int) -> Void
+
+    /// - Parameter onListening: called with the bound port (useful with port 0).
+    public init(
+        configuration: APIConfig, target: OperationsTarget, exporter: PrometheusExporter = PrometheusExporter(),
+        logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.target = target
+        self.exporter = exporter
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let configuration = self.configuration
+        let logger = self.logger
+        let onListening = self.onListening
+        let target = self.target
+        // Hummingbird's own start line and per-request logs would repeat ours; its warnings still show.
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .warning)
+        let application = Application(
+            router: makeRouter(),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "uplink"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                var bound = configuration
+                bound.port = port
+                logger.info(
+                    "API listening",
+                    metadata: ["api.address": "\(bound.address)", "api.port": "\(port)"])
+                onListening(port)
+            },
+            logger: serverLogger)
+        do {
+            try await withGracefulShutdownHandler {
+                try await application.run()
+            } onGracefulShutdown: {
+                for component in target.components() { component.metrics.tap.detachAll() }
+            }
+        } catch let error as IOError {
+            // A port in use or an address not on this machine: say which setting to change.
+            throw APIServerError(
+                description: "cannot listen on \(configuration.address) (api.address): \(String(cString: strerror(error.errnoCode)))")
+        }
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let target = self.target
+        let exporter = self.exporter
+        let unhealthyAfter = configuration.unhealthyAfter
+        router.get("/metrics") { _, _ -> Response in
+            let text = exporter.render(target.components(), uptime: .now - target.startedAt)
+            return Self.response(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
+        }
+        router.get("/health") { _, _ -> Response in
+            let report = HealthReport.evaluate(target.components(), unhealthyAfter: unhealthyAfter)
+            return Self.response(report.isHealthy ? .ok : .serviceUnavailable, body: report.json)
+        }
+        router.get("/ready") { _, _ -> Response in
+            let ready = target.isReady()
+            return Self.response(
+                ready ? .ok : .serviceUnavailable, body: Array(#"{"ready":\#(ready)}"#.utf8) + [0x0A])
+        }
+        router.get("/api/components") { _, _ -> Response in
+            let snapshot = ComponentsSnapshot(target.components(), uptime: .now - target.startedAt, ready: target.isReady())
+            return Self.response(.ok, body: snapshot.json)
+        }
+        router.get("/tap/:component") { request, context -> Response in
+            let id = context.parameters.get("component") ?? ""
+            guard let component = target.components().first(where: { $0.id == id }) else {
+                let known = target.components().map(\.id).joined(separator: ", ")
+                return Self.error(.notFound, "no component '\(id)' (components: \(known))")
+            }
+            guard component.role != .sink else {
+                return Self.error(.badRequest, "'\(id)' is a sink: no events leave it; tap one of its inputs")
+            }
+            let limit = request.uri.queryParameters.get("limit", as: Int.self)
+            if let limit, limit <= 0 { return Self.error(.badRequest, "limit must be at least 1") }
+            let stream = component.metrics.tap.attach(limit: limit)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/x-ndjson"
+            let body = ResponseBody { writer in
+                for await event in stream {
+                    var line = TapLine.encode(event, componentID: id)
+                    line.append(0x0A)
+                    try await writer.write(ByteBuffer(bytes: line))
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: headers, body: body)
+        }
+        return router
+    }
+
+    static func response(
+        _ status: HTTPResponse.Status, contentType: String = "application/json", body: [UInt8]
+    ) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        var body: [UInt8] = Array(#"{"error":"#.utf8)
+        JSONWriter.appendString(message, to: &body)
+        body += "}\n".utf8
+        return response(status, body: body)
+    }
+}
+
+/// One line of a tap stream: `{"component_id":"parse","kind":"record","topic":null,"event":{…}}`. A record's
+/// (or a JSON body's) text is embedded as JSON; other text as a string.
+public enum TapLine {
+    public static func encode(_ event: TappedEvent, componentID: String) -> [UInt8] {
+        var line: [UInt8] = Array(#"{"component_id":"#.utf8)
+        JSONWriter.appendString(componentID, to: &line)
+        line += #","kind":"#.utf8
+        JSONWriter.appendString(event.kind.rawValue, to: &line)
+        if let topic = event.topic {
+            line += #","topic":"#.utf8
+            JSONWriter.appendString(topic, to: &line)
+        }
+        line += #","event":"#.utf8
+        let embeddable = !event.text.contains(0x0A) && (try? JSONReader.parse(event.text)) != nil
+        if event.kind == .record || (event.kind == .message && embeddable) {
+            line += event.text
+        } else {
+            JSONWriter.appendStringBytes(event.text, to: &line)
+        }
+        line.append(UInt8(ascii: "}"))
+        return line
+    }
+}
+
+/// The API listener could not start.
+public struct APIServerError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
