@@ -50,8 +50,12 @@ struct DeadLetters: AsyncParsableCommand {
             var delivered = 0
             var malformed = 0
             var refused: [String: Int] = [:]
+            // done/total, rate and ETA on a terminal; quiet when stderr is not one.
+            let progress = ProgressLine(label: "replaying dead letters", total: lines.count, unit: .events)
+            defer { progress.finish() }
             try await target.withClient(logger: logger) { client in
-                for line in lines {
+                for (index, line) in lines.enumerated() {
+                    progress.update(done: index)
                     guard case .object(let fields)? = try? JSONReader.parse(line),
                         case .string(let encoded)? = fields["payload_base64"], let payload = Base64.decode(encoded)
                     else {
