@@ -12,7 +12,7 @@ import Testing
         let stderrFile: URL
         private(set) var port = 0
 
-        init(config: String) throws {
+        private init(config: String) throws {
             stderrFile = try UplinkProcess.temporaryFile("agent-stderr")
             process.executableURL = UplinkProcess.executable
             process.arguments = ["run", config]
@@ -20,15 +20,21 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = try FileHandle(forWritingTo: stderrFile)
             try process.run()
+        }
+
+        /// Starts the agent and waits until its API listens.
+        static func start(config: String) async throws -> Agent {
+            let agent = try Agent(config: config)
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
+                let log = agent.log
                 if let range = log.range(of: "api.port=") {
-                    port = Int(log[range.upperBound...].prefix(while: \.isNumber)) ?? 0
-                    if port > 0 { return }
+                    agent.port = Int(log[range.upperBound...].prefix(while: \.isNumber)) ?? 0
+                    if agent.port > 0 { return agent }
                 }
-                usleep(50_000)
+                try await Task.sleep(for: .milliseconds(50))
             }
-            stop()
+            agent.stop()
             throw UplinkProcess.TimeoutError()
         }
 
@@ -40,7 +46,7 @@ import Testing
         }
 
         /// GET over plain HTTP with curl: the status and the body.
-        func get(_ path: String) throws -> (status: Int, body: String) {
+        func get(_ path: String) async throws -> (status: Int, body: String) {
             let body = try UplinkProcess.temporaryFile("body")
             let curl = Process()
             curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -48,15 +54,15 @@ import Testing
             let output = Pipe()
             curl.standardOutput = output
             try curl.run()
-            curl.waitUntilExit()
+            try await UplinkProcess.waitAsync(for: curl, timeout: 20)
             let status = Int(String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
             return (status, (try? String(contentsOf: body, encoding: .utf8)) ?? "")
         }
 
         /// Ends stdin: the pipeline drains and exits.
-        func finish() throws -> Int32 {
+        func finish() async throws -> Int32 {
             try input.fileHandleForWriting.close()
-            try UplinkProcess.wait(for: process, timeout: 60)
+            try await UplinkProcess.waitAsync(for: process, timeout: 60)
             return process.terminationStatus
         }
 
@@ -77,13 +83,14 @@ import Testing
         return nil
     }
 
-    static func waitUntil(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+    /// Polls `condition` without blocking a thread of the shared pool (other suites' tests run on it).
+    static func waitUntil(_ seconds: TimeInterval, _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if try condition() { return true }
-            usleep(100_000)
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(100))
         }
-        return try condition()
+        return try await condition()
     }
 
     static func localConfig(_ directory: URL, extra: String = "") throws -> String {
@@ -101,7 +108,7 @@ import Testing
             """, name: "ops.yaml")
     }
 
-    @Test func metricsCountWhatWasSentAndHealthFollowsTheCloud() throws {
+    @Test func metricsCountWhatWasSentAndHealthFollowsTheCloud() async throws {
         let directory = UplinkProcess.temporaryDirectory()
         let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
         defer { emulator.stop() }
@@ -118,13 +125,13 @@ import Testing
                     device_secret: s3cr3tKey0000000
                     retry: { initial_backoff: 50ms, max_backoff: 300ms }
                 """)
-        let agent = try Agent(config: config)
+        let agent = try await Agent.start(config: config)
         defer { agent.stop() }
 
         agent.write((1...200).map { "reading \($0)" })
         var text = ""
-        let delivered = try Self.waitUntil(60) {
-            text = try agent.get("/metrics").body
+        let delivered = try await Self.waitUntil(60) {
+            text = try await agent.get("/metrics").body
             return Self.metric(text, "uplink_component_sent_events_total", [#"component_id="cloud""#]) == 200
         }
         #expect(delivered, "cloud sent: \(Self.metric(text, "uplink_component_sent_events_total", [#"component_id="cloud""#]) ?? -1)")
@@ -145,16 +152,16 @@ import Testing
         #expect(text.contains("# TYPE uplink_iotcore_request_duration_seconds histogram"))
         #expect(!text.contains("s3cr3tKey0000000"), "the secret never appears in a metric")
         #expect(!text.contains("eyJ"), "the token never appears in a metric")
-        #expect(try agent.get("/health").status == 200)
-        #expect(try agent.get("/ready").status == 200)
+        #expect(try await agent.get("/health").status == 200)
+        #expect(try await agent.get("/ready").status == 200)
 
         // The cloud refuses every publish (RetCode 130, "try again"): after unhealthy_after (1 s) of failing,
         // /health is 503 and says why. (Refused connections would not do: the agent keeps its connections.)
         try emulator.faults(#"{"ratio_130":1}"#)
         agent.write(["while down 1", "while down 2"])
         var health = (status: 0, body: "")
-        #expect(try Self.waitUntil(20) {
-            health = try agent.get("/health")
+        #expect(try await Self.waitUntil(20) {
+            health = try await agent.get("/health")
             return health.status == 503
         })
         #expect(health.body.contains(#""status":"unhealthy""#))
@@ -162,15 +169,15 @@ import Testing
         #expect(health.body.contains("IoT-Core requests failing: RetCode 130"))
         // And healthy again once it accepts, with everything delivered.
         try emulator.faults(#"{"ratio_130":0}"#)
-        #expect(try Self.waitUntil(30) { try agent.get("/health").status == 200 })
-        #expect(try Self.waitUntil(30) {
-            Self.metric(try agent.get("/metrics").body, "uplink_component_sent_events_total", [cloud]) == 202
+        #expect(try await Self.waitUntil(30) { try await agent.get("/health").status == 200 })
+        #expect(try await Self.waitUntil(30) {
+            Self.metric(try await agent.get("/metrics").body, "uplink_component_sent_events_total", [cloud]) == 202
         })
-        let after = try agent.get("/metrics").body
+        let after = try await agent.get("/metrics").body
         #expect((Self.metric(after, "uplink_iotcore_requests_total", [cloud, #"retcode="130""#]) ?? 0) >= 1)
         #expect((Self.metric(after, "uplink_iotcore_retries_total", [cloud]) ?? 0) >= 1)
 
-        #expect(try agent.finish() == 0)
+        #expect(try await agent.finish() == 0)
         // One summary line per component per interval, never one per event.
         let log = agent.log
         #expect(log.contains("[cloud] component summary"))
@@ -179,9 +186,9 @@ import Testing
         #expect(!log.contains("s3cr3tKey0000000"))
     }
 
-    @Test func tapPrintsASampleOfTheEventsLeavingAComponent() throws {
+    @Test func tapPrintsASampleOfTheEventsLeavingAComponent() async throws {
         let directory = UplinkProcess.temporaryDirectory()
-        let agent = try Agent(config: try Self.localConfig(directory))
+        let agent = try await Agent.start(config: try Self.localConfig(directory))
         defer { agent.stop() }
 
         let tap = Process()
@@ -196,9 +203,9 @@ import Testing
         while tap.isRunning && sent < 2_000 {
             sent += 1
             agent.write(["line \(sent)"])
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
-        try UplinkProcess.wait(for: tap, timeout: 10)
+        try await UplinkProcess.waitAsync(for: tap, timeout: 10)
         #expect(tap.terminationStatus == 0)
         let lines = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .split(separator: "\n")
@@ -211,22 +218,22 @@ import Testing
             #expect((event["message"] as? String)?.hasPrefix("line ") == true)
         }
 
-        let unknown = try UplinkProcess.run(["tap", "nope", "--api", agent.address])
+        let unknown = try await UplinkProcess.runAsync(["tap", "nope", "--api", agent.address])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no component 'nope' (components: console, wrap, out)"))
-        let sink = try UplinkProcess.run(["tap", "out", "--api", agent.address])
+        let sink = try await UplinkProcess.runAsync(["tap", "out", "--api", agent.address])
         #expect(sink.status == 1)
         #expect(sink.stderr.contains("'out' is a sink"))
 
         // The pipeline itself lost nothing to the tap.
-        #expect(try agent.finish() == 0)
+        #expect(try await agent.finish() == 0)
         let written = try String(contentsOf: directory.appendingPathComponent("out.jsonl"), encoding: .utf8)
         #expect(written.split(separator: "\n").count == sent)
     }
 
-    @Test func topDrawsTheComponentsAndTheirRatesUnderAPseudoTerminal() throws {
+    @Test func topDrawsTheComponentsAndTheirRatesUnderAPseudoTerminal() async throws {
         let directory = UplinkProcess.temporaryDirectory()
-        let agent = try Agent(config: try Self.localConfig(directory))
+        let agent = try await Agent.start(config: try Self.localConfig(directory))
         defer { agent.stop() }
 
         var master: Int32 = 0
@@ -255,7 +262,7 @@ import Testing
             agent.write((0..<50).map { "event \(sent)-\($0)" })
             let count = read(master, &buffer, buffer.count)
             if count > 0 { screen.append(contentsOf: buffer[0..<count]) }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         let text = String(decoding: screen, as: UTF8.self)
         #expect(text.contains("\u{1B}[?1049h"), "top switches to the alternate screen")
@@ -271,7 +278,7 @@ import Testing
 
         // q quits and restores the terminal.
         _ = "q".withCString { write(master, $0, 1) }
-        try UplinkProcess.wait(for: top, timeout: 10)
+        try await UplinkProcess.waitAsync(for: top, timeout: 10)
         #expect(top.terminationStatus == 0)
         var rest = [UInt8](repeating: 0, count: 65536)
         let count = read(master, &rest, rest.count)
@@ -293,15 +300,15 @@ import Testing
         try secondTerminal.close()
         var drawn = Data()
         _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
-        #expect(Self.waitUntil(10) {
+        #expect(try await Self.waitUntil(10) {
             let count = read(master, &buffer, buffer.count)
             if count > 0 { drawn.append(contentsOf: buffer[0..<count]) }
             return String(decoding: drawn, as: UTF8.self).contains("console")
         })
         kill(second.processIdentifier, SIGINT)
-        try UplinkProcess.wait(for: second, timeout: 10)
+        try await UplinkProcess.waitAsync(for: second, timeout: 10)
         #expect(second.terminationStatus == 0)
-        _ = Self.waitUntil(2) {
+        _ = try await Self.waitUntil(2) {
             let count = read(master, &buffer, buffer.count)
             if count > 0 { drawn.append(contentsOf: buffer[0..<count]) }
             return String(decoding: drawn, as: UTF8.self).contains("\u{1B}[?1049l")
@@ -310,19 +317,19 @@ import Testing
         close(master)
 
         // Without a terminal: plain tables.
-        let plain = try UplinkProcess.run(["top", "--api", agent.address, "--count", "2", "--interval", "0.2"])
+        let plain = try await UplinkProcess.runAsync(["top", "--api", agent.address, "--count", "2", "--interval", "0.2"])
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(!plain.stdoutText.contains("\u{1B}["))
         #expect(plain.stdoutText.components(separatedBy: "uplink top —").count - 1 == 2)
         #expect(plain.stdoutText.contains("wrap"))
-        #expect(try agent.finish() == 0)
+        #expect(try await agent.finish() == 0)
 
-        let unreachable = try UplinkProcess.run(["top", "--api", "127.0.0.1:1", "--count", "1"])
+        let unreachable = try await UplinkProcess.runAsync(["top", "--api", "127.0.0.1:1", "--count", "1"])
         #expect(unreachable.status == 1)
         #expect(unreachable.stderr.contains("cannot reach the Uplink API at 127.0.0.1:1"))
     }
 
-    @Test func everyExamplePipelineWithTestsPassesThem() throws {
+    @Test func everyExamplePipelineWithTestsPassesThem() async throws {
         let directory = ExamplePipelinesTests.repository.appendingPathComponent("pipelines")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }.sorted()
         var tested = 0
@@ -330,14 +337,14 @@ import Testing
             let path = directory.appendingPathComponent(file).path
             guard try String(contentsOfFile: path, encoding: .utf8).contains("\ntests:") else { continue }
             tested += 1
-            let result = try UplinkProcess.run(["test", path])
+            let result = try await UplinkProcess.runAsync(["test", path])
             #expect(result.status == 0, "\(file):\n\(result.stdoutText)\(result.stderr)")
             #expect(result.stdoutText.contains(" passed, 0 failed"))
         }
         #expect(tested >= 4)
     }
 
-    @Test func uplinkTestReportsFailuresWithTheComponentInputExpectedAndActual() throws {
+    @Test func uplinkTestReportsFailuresWithTheComponentInputExpectedAndActual() async throws {
         let config = try UplinkProcess.writeConfig(
             """
             sources:
@@ -356,7 +363,7 @@ import Testing
                 component: readings
                 expect: { events: [{json: {temp: 30}}] }
             """)
-        let result = try UplinkProcess.run(["test", config])
+        let result = try await UplinkProcess.runAsync(["test", config])
         #expect(result.status == 1)
         let output = result.stdoutText
         #expect(output.contains("ok   \(config):8: passes"))
@@ -368,7 +375,7 @@ import Testing
         #expect(output.contains("$.temp: expected 30, got 26.5"))
         #expect(output.contains("1 passed, 1 failed"))
 
-        let only = try UplinkProcess.run(["test", config, "--filter", "passes"])
+        let only = try await UplinkProcess.runAsync(["test", config, "--filter", "passes"])
         #expect(only.status == 0)
 
         let invalid = try UplinkProcess.writeConfig(
@@ -383,7 +390,7 @@ import Testing
                 component: out
                 expect: { count: 1 }
             """)
-        let refused = try UplinkProcess.run(["test", invalid])
+        let refused = try await UplinkProcess.runAsync(["test", invalid])
         #expect(refused.status == 78)
         #expect(refused.stderr.contains("'out' is a sink; tests run transforms only"))
     }
@@ -405,7 +412,7 @@ import Testing
             """)
     }
 
-    @Test func aTerminalSeesTheProgressOfTheBacklog() throws {
+    @Test func aTerminalSeesTheProgressOfTheBacklog() async throws {
         let directory = UplinkProcess.temporaryDirectory()
         let config = try Self.config(directory)
         var master: Int32 = 0
@@ -423,24 +430,61 @@ import Testing
         try terminal.close()
         var output = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
-        // The master reads until the agent has exited and closed its side.
-        while true {
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        // Read the terminal until the agent has exited and nothing is left.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
             let count = read(master, &buffer, buffer.count)
-            if count <= 0 { break }
-            output.append(contentsOf: buffer[0..<count])
+            if count > 0 {
+                output.append(contentsOf: buffer[0..<count])
+                continue
+            }
+            if !agent.isRunning { break }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        try UplinkProcess.wait(for: agent, timeout: 60)
+        try await UplinkProcess.waitAsync(for: agent, timeout: 60)
         #expect(agent.terminationStatus == 0)
         let text = String(decoding: output, as: UTF8.self)
         #expect(text.contains("[app] reading the backlog of 1 file: "), "\(text.suffix(2000))")
         #expect(text.contains("/ 7.6MiB (100%)"))
     }
 
-    @Test func aLogFileDoesNot() throws {
+    @Test func aLogFileDoesNot() async throws {
         let directory = UplinkProcess.temporaryDirectory()
-        let result = try UplinkProcess.run(["run", try Self.config(directory)])
+        let result = try await UplinkProcess.runAsync(["run", try Self.config(directory)])
         #expect(result.status == 0)
         #expect(!result.stderr.contains("reading the backlog"))
         #expect(!result.stderr.contains("\r"))
+    }
+}
+
+extension UplinkProcess {
+    /// Waits for `process` without blocking a thread of the shared pool.
+    static func waitAsync(for process: Process, timeout: TimeInterval) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw TimeoutError()
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// ``run(_:input:environment:timeout:)`` with an empty stdin, waiting without blocking a pool thread.
+    static func runAsync(_ arguments: [String], timeout: TimeInterval = 60) async throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let stdoutFile = try temporaryFile("stdout")
+        let stderrFile = try temporaryFile("stderr")
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
+        process.standardError = try FileHandle(forWritingTo: stderrFile)
+        try process.run()
+        try await waitAsync(for: process, timeout: timeout)
+        return Result(
+            status: process.terminationStatus, stdout: try Data(contentsOf: stdoutFile),
+            stderr: String(decoding: try Data(contentsOf: stderrFile), as: UTF8.self))
     }
 }
