@@ -27,8 +27,9 @@ import Testing
             let agent = try Agent(config: config)
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
-                if let range = agent.log.range(of: "api.port=") {
-                    agent.port = Int(agent.log[range.upperBound...].prefix(while: \.isNumber)) ?? 0
+                let log = agent.log
+                if let range = log.range(of: "api.port=") {
+                    agent.port = Int(log[range.upperBound...].prefix(while: \.isNumber)) ?? 0
                     if agent.port > 0 { return agent }
                 }
                 try await Task.sleep(for: .milliseconds(50))
