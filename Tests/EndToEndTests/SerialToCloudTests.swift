@@ -1,19 +1,35 @@
 import Foundation
 import Testing
 
-/// The serial example end to end: a pseudo-terminal stands in for the sensor, the embedded emulator for the
-/// cloud; every reading must arrive as a thing-model property, once.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct SerialToCloudTests {
-    @Test func serialCSVSensorReachesTheCloudAsThingModelProperties() throws {
+/// A raw pseudo-terminal standing in for a serial sensor: the test writes to `master`; the agent opens the
+/// slave's path.
+struct PseudoTerminal {
+    let master: Int32
+    let slave: Int32
+
+    init() throws {
         var master: Int32 = -1
         var slave: Int32 = -1
         var raw = termios()
         cfmakeraw(&raw)
         guard openpty(&master, &slave, nil, &raw, nil) == 0 else { throw POSIXError(.EIO) }
-        defer {
-            close(master)
-            close(slave)
-        }
+        self.master = master
+        self.slave = slave
+    }
+
+    func close() {
+        _ = Glibc.close(master)
+        _ = Glibc.close(slave)
+    }
+}
+
+/// The serial example end to end: a pseudo-terminal stands in for the sensor, the embedded emulator for the
+/// cloud; every reading must arrive as a thing-model property, once.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct SerialToCloudTests {
+    @Test func serialCSVSensorReachesTheCloudAsThingModelProperties() throws {
+        let terminal = try PseudoTerminal()
+        defer { terminal.close() }
+        let (master, slave) = (terminal.master, terminal.slave)
         let state = UplinkProcess.temporaryDirectory()
         let link = state.appendingPathComponent("ttyUSB-sensor").path
         symlink(String(cString: ttyname(slave)), link)
@@ -78,15 +94,9 @@ import Testing
 /// unreachable wait on disk and are all delivered once it is back.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct SerialDiskBufferTests {
     @Test func serialReadingsSurviveAnOutageInTheDiskBuffer() throws {
-        var master: Int32 = -1
-        var slave: Int32 = -1
-        var raw = termios()
-        cfmakeraw(&raw)
-        guard openpty(&master, &slave, nil, &raw, nil) == 0 else { throw POSIXError(.EIO) }
-        defer {
-            close(master)
-            close(slave)
-        }
+        let terminal = try PseudoTerminal()
+        defer { terminal.close() }
+        let (master, slave) = (terminal.master, terminal.slave)
         let directory = UplinkProcess.temporaryDirectory()
         let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
         defer { emulator.stop() }
