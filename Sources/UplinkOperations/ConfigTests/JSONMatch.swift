@@ -31,31 +31,8 @@ public enum JSONMatch {
         }
     }
 
-    /// A YAML node as a JSON value: plain scalars that look like numbers, booleans or null become those;
-    /// quoted scalars stay strings (`"007"` is a string, `007` the number 7).
+    /// A YAML node as a JSON value (see `Value.init(yaml:)`): `"007"` is a string, `007` the number 7.
     public static func value(_ node: YAMLNode) -> Value {
-        switch node.kind {
-        case .scalar(let text, let style):
-            guard style == .plain, node.tag == nil else { return .string(text) }
-            if node.isNull { return .null }
-            switch text {
-            case "true", "True", "TRUE": return .bool(true)
-            case "false", "False", "FALSE": return .bool(false)
-            default: break
-            }
-            if let integer = Int64(text) { return .int(integer) }
-            if text.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true,
-                let number = Double(text), number.isFinite
-            {
-                return .double(number)
-            }
-            return .string(text)
-        case .sequence(let items):
-            return .array(items.map(value))
-        case .mapping(let pairs):
-            var fields = Fields()
-            for pair in pairs { fields[pair.key.scalar ?? ""] = value(pair.value) }
-            return .object(fields)
-        }
+        Value(yaml: node)
     }
 }

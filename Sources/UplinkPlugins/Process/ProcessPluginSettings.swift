@@ -147,36 +147,10 @@ public struct ProcessPluginSettings: Sendable {
     }
 }
 
-/// YAML to JSON for `config:`: plain scalars that look like JSON literals become numbers, booleans and null;
-/// quoted scalars stay strings, so a plugin gets `"007"` when the operator wrote `"007"`.
+/// YAML to JSON for `config:` (`Value.init(yaml:)`, reading `1_000` as an integer as options do): quoted
+/// scalars stay strings, so a plugin gets `"007"` when the operator wrote `"007"`.
 enum YAMLValue {
     static func convert(_ node: YAMLNode) -> Value {
-        switch node.kind {
-        case .scalar(let text, let style):
-            guard style == .plain, node.tag == nil else { return .string(text) }
-            if node.isNull { return .null }
-            switch text {
-            case "true", "True", "TRUE": return .bool(true)
-            case "false", "False", "FALSE": return .bool(false)
-            default: break
-            }
-            if let integer = Int64(text.replacingOccurrences("_")) { return .int(integer) }
-            if text.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true,
-                let number = Double(text), number.isFinite
-            {
-                return .double(number)
-            }
-            return .string(text)
-        case .sequence(let items):
-            return .array(items.map(convert))
-        case .mapping(let pairs):
-            var fields = Fields()
-            for pair in pairs { fields[pair.key.scalar ?? ""] = convert(pair.value) }
-            return .object(fields)
-        }
+        Value(yaml: node, integerUnderscores: true)
     }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(_ character: Character) -> String { String(filter { $0 != character }) }
 }
