@@ -38,33 +38,16 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
         let deadLetters = DeadLetterFile(
             path: settings.deadLetterPath ?? stateDirectory + "/dead-letters.jsonl", maxBytes: settings.deadLetterMaxBytes)
 
-        if settings.endpoint == .embedded {
-            try await EmbeddedEmulator.run(
-                credentials: settings.credentials, stateDirectory: stateDirectory, logger: context.logger
-            ) { url, caFile in
-                var embedded = settings
-                embedded.endpoint = .url(url)
-                embedded.caFile = caFile
-                try await publishAll(settings: embedded, stateDirectory: stateDirectory, deadLetters: deadLetters, context: context, input: input)
-            }
-        } else {
-            try await publishAll(settings: settings, stateDirectory: stateDirectory, deadLetters: deadLetters, context: context, input: input)
+        try await settings.withClient(stateDirectory: stateDirectory, logger: context.logger) { client in
+            try await publishAll(
+                client: client, settings: settings, deadLetters: deadLetters, context: context, input: input)
         }
     }
 
     private func publishAll(
-        settings: IoTCoreSinkSettings, stateDirectory: String, deadLetters: DeadLetterFile, context: ComponentContext,
+        client: IoTCoreClient, settings: IoTCoreSinkSettings, deadLetters: DeadLetterFile, context: ComponentContext,
         input: Inbox<Input>
     ) async throws {
-        guard case .url(let url) = settings.endpoint else { return }
-        let client = try IoTCoreClient(
-            configuration: IoTCoreClient.Configuration(
-                endpoint: url, credentials: settings.credentials, caFile: settings.caFile,
-                connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout,
-                maxInFlight: settings.concurrency, sendTimestamp: settings.sendTimestamp,
-                stateDirectory: stateDirectory, retry: settings.retry, renewBefore: settings.renewBefore),
-            logger: context.logger)
-        defer { client.shutdown() }
         context.metrics.addReporter { client.componentReport() }
         let delivery = Delivery(
             client: client, deadLetters: deadLetters, defaultTopic: settings.topic, context: context)

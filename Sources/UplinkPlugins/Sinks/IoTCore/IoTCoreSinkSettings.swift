@@ -1,4 +1,5 @@
 import IoTCore
+import Logging
 import UplinkCore
 
 /// Where the sink publishes: a region's public endpoint, an explicit URL, or an emulator started in-process.
@@ -135,5 +136,36 @@ struct IoTCoreSinkSettings: Sendable {
             return "must not contain '?', '#', '+' or spaces"
         }
         return nil
+    }
+}
+
+extension IoTCoreSinkSettings {
+    /// Runs `body` with a client for these settings (the sink and the one-shot commands share it): for
+    /// `endpoint: embedded` the emulator runs in-process for as long as `body` does, and the client trusts its CA.
+    func withClient<T: Sendable>(
+        stateDirectory: String, logger: Logger, _ body: (IoTCoreClient) async throws -> T
+    ) async throws -> T {
+        func run(endpoint url: String, caFile: String?) async throws -> T {
+            let client = try IoTCoreClient(
+                configuration: IoTCoreClient.Configuration(
+                    endpoint: url, credentials: credentials, caFile: caFile,
+                    connectTimeout: connectTimeout, requestTimeout: requestTimeout,
+                    maxInFlight: concurrency, sendTimestamp: sendTimestamp,
+                    stateDirectory: stateDirectory, retry: retry, renewBefore: renewBefore),
+                logger: logger)
+            defer { client.shutdown() }
+            return try await body(client)
+        }
+        switch endpoint {
+        case .url(let url):
+            return try await run(endpoint: url, caFile: caFile)
+        case .embedded:
+            var result: T?
+            try await EmbeddedEmulator.run(credentials: credentials, stateDirectory: stateDirectory, logger: logger) {
+                url, embeddedCA in
+                result = try await run(endpoint: url, caFile: embeddedCA)
+            }
+            return result!
+        }
     }
 }

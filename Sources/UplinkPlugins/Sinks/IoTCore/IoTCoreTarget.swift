@@ -28,30 +28,6 @@ public struct IoTCoreTarget: Sendable {
     /// Runs `body` with a client for this sink (starting the embedded emulator first when configured).
     public func withClient<T: Sendable>(logger: Logger, _ body: (IoTCoreClient) async throws -> T) async throws -> T {
         try FileIO.makeDirectories(stateDirectory, mode: 0o700)
-        func make(_ settings: IoTCoreSinkSettings) throws -> IoTCoreClient {
-            guard case .url(let url) = settings.endpoint else { throw PluginBuildError("no endpoint") }
-            return try IoTCoreClient(
-                configuration: IoTCoreClient.Configuration(
-                    endpoint: url, credentials: settings.credentials, caFile: settings.caFile,
-                    connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout,
-                    maxInFlight: settings.concurrency, sendTimestamp: settings.sendTimestamp,
-                    stateDirectory: stateDirectory, retry: settings.retry, renewBefore: settings.renewBefore),
-                logger: logger)
-        }
-        if settings.endpoint == .embedded {
-            var result: T?
-            try await EmbeddedEmulator.run(credentials: settings.credentials, stateDirectory: stateDirectory, logger: logger) { url, caFile in
-                var embedded = settings
-                embedded.endpoint = .url(url)
-                embedded.caFile = caFile
-                let client = try make(embedded)
-                defer { client.shutdown() }
-                result = try await body(client)
-            }
-            return result!
-        }
-        let client = try make(settings)
-        defer { client.shutdown() }
-        return try await body(client)
+        return try await settings.withClient(stateDirectory: stateDirectory, logger: logger, body)
     }
 }
