@@ -85,6 +85,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var ledgerDirty = false
         var openProducers = 0
         var receiverClosed = false
+        /// The consumer is being replaced: it reads nil while the segments wait for its successor.
+        var consumerDetached = false
         var consumer: UnsafeContinuation<Void, Never>?
         var spaceWaiters: [UnsafeContinuation<Void, Never>] = []
         var droppedEvents = 0
@@ -170,6 +172,21 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         release(released)
         for waiter in waiters { waiter.resume() }
     }
+
+    public func detachConsumer() {
+        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.consumerDetached = true
+            defer { state.consumer = nil }
+            return state.consumer
+        }
+        consumer?.resume()
+    }
+
+    public func attachConsumer() {
+        state.withLock { $0.consumerDetached = false }
+    }
+
+    public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }
 
     // MARK: Writing
 
@@ -321,6 +338,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public func next() async -> EventChunk<E>? {
         while true {
             let step: ReceiveStep = state.withLock { state in
+                if state.consumerDetached { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
                     // At the writer's end: whatever the counters say, nothing is left to read.
@@ -338,7 +356,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if Task.isCancelled { return nil }
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = state.withLock { state -> Bool in
-                        if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed { return true }
+                        if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
+                            || state.consumerDetached
+                        {
+                            return true
+                        }
                         state.consumer = continuation
                         return false
                     }

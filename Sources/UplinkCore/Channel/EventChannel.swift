@@ -37,6 +37,8 @@ public final class EventChannel<E: Event>: Sendable {
         var bufferedEvents = 0
         var openProducers = 0
         var receiverClosed = false
+        /// The consumer is being replaced: it reads nil while the buffer waits for its successor.
+        var consumerDetached = false
         var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
         var waiting = Deque<WaitingProducer>()
         var nextWaiterID = 0
@@ -206,6 +208,7 @@ public final class EventChannel<E: Event>: Sendable {
     /// consuming task is cancelled.
     public func next() async -> EventChunk<E>? {
         let action: ReceiveAction = state.withLock { state in
+            if state.consumerDetached { return .finished }
             if let chunk = state.buffer.popFirst() {
                 state.bufferedEvents -= chunk.count
                 return .chunk(chunk, admitWaiting(&state))
@@ -227,6 +230,7 @@ public final class EventChannel<E: Event>: Sendable {
             return await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<EventChunk<E>?, Never>) in
                     let immediate: EventChunk<E>?? = state.withLock { state in
+                        if state.consumerDetached { return .some(nil) }
                         if let chunk = state.buffer.popFirst() {
                             state.bufferedEvents -= chunk.count
                             return .some(chunk)
@@ -246,6 +250,21 @@ public final class EventChannel<E: Event>: Sendable {
             }
         }
     }
+
+    public func detachConsumer() {
+        let consumer: UnsafeContinuation<EventChunk<E>?, Never>? = state.withLock { state in
+            state.consumerDetached = true
+            defer { state.consumer = nil }
+            return state.consumer
+        }
+        consumer?.resume(returning: nil)
+    }
+
+    public func attachConsumer() {
+        state.withLock { $0.consumerDetached = false }
+    }
+
+    public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }
 
     /// Moves waiting producers' chunks into the buffer while there is room; returns whom to resume.
     private func admitWaiting(_ state: inout State) -> [UnsafeContinuation<Void, any Error>] {

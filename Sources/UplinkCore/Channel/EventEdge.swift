@@ -14,6 +14,14 @@ public protocol EventEdge<Element>: AnyObject, Sendable {
     func finishProducer()
     /// The consumer is gone: release waiting producers and refuse further chunks.
     func closeReceiver()
+    /// Ends the input of the consumer reading now, without ending the edge: its pending and later ``next()``
+    /// calls return nil (so it flushes and finishes as at the end of its input), while producers keep sending
+    /// and the buffer keeps what they send. Used when a reload replaces the consumer.
+    func detachConsumer()
+    /// Hands the edge to a new consumer after ``detachConsumer()``: ``next()`` delivers chunks again.
+    func attachConsumer()
+    /// Whether the consumer was detached and none attached since.
+    var isConsumerDetached: Bool { get }
     /// Events waiting to be read, for fill-level metrics.
     var bufferedEvents: Int { get }
     /// Events discarded by a drop policy or because the consumer went away.

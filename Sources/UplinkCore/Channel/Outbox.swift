@@ -2,12 +2,18 @@
 ///
 /// Fan-out costs nothing per event: arrays are copy-on-write, so each branch gets the same storage.
 public struct Outbox<E: Event>: Sendable {
-    let channels: [any EventEdge<E>]
+    let fanout: Fanout<E>
     let metrics: ComponentMetrics
 
-    public init(channels: [any EventEdge<E>], metrics: ComponentMetrics) {
-        self.channels = channels
+    /// An outbox over a fanout the runtime may rewire while the stage runs.
+    public init(fanout: Fanout<E>, metrics: ComponentMetrics) {
+        self.fanout = fanout
         self.metrics = metrics
+    }
+
+    /// An outbox over fixed edges. It does not register as their producer: the caller does.
+    public init(channels: [any EventEdge<E>], metrics: ComponentMetrics) {
+        self.init(fanout: Fanout(unregistered: channels), metrics: metrics)
     }
 
     public init(channels: [EventChannel<E>], metrics: ComponentMetrics) {
@@ -22,6 +28,7 @@ public struct Outbox<E: Event>: Sendable {
         // One relaxed load while nobody taps; copies only while `uplink tap` is attached.
         if metrics.tap.isActive { metrics.tap.offer(chunk) }
         var delivered = false
+        let channels = fanout.edges
         for channel in channels {
             do {
                 try await channel.send(chunk)
@@ -37,9 +44,7 @@ public struct Outbox<E: Event>: Sendable {
         try await send(EventChunk(events, acknowledgements: acknowledgements))
     }
 
-    func finish() {
-        for channel in channels { channel.finishProducer() }
-    }
+    func finish() { fanout.finish() }
 }
 
 /// The receiving side a consuming stage reads from: the chunks of all its inputs, in arrival order.
