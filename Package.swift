@@ -137,7 +137,6 @@ let package = Package(
                 "UplinkCore",
                 "UplinkOperations",
                 "UplinkPlugins",
-                "CUplinkLinux",
                 "UplinkYAML",
                 "IoTCore",
                 "IoTCoreEmulator",

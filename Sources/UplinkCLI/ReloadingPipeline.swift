@@ -12,9 +12,12 @@ import Glibc
 /// modification time changes with `--watch`.
 ///
 /// A new configuration is loaded and validated first; an invalid one is logged and the running pipeline keeps
-/// going. A valid, different one replaces the running pipeline by draining it (sources stop, everything
-/// read is delivered, checkpoints and buffers are written) and starting the new one, so nothing in flight
-/// is lost. Files whose bytes did not change cause no restart.
+/// going. A valid, different one is applied in place (``Pipeline/reconfigure(to:)``): unchanged components
+/// keep running, changed ones are drained and replaced, new ones start, removed ones drain. Changes that
+/// cannot be applied in place (global settings, plugins, a buffer or an edge's event kind) replace the whole
+/// pipeline by draining it (sources stop, everything read is delivered, checkpoints and buffers are
+/// written) and starting the new one. Either way nothing in flight is lost. Files whose bytes did not change
+/// cause nothing.
 final class ReloadingPipeline: Service, Sendable {
     let configs: [String]
     let initial: Topology
@@ -48,6 +51,7 @@ final class ReloadingPipeline: Service, Sendable {
                     return nil
                 }
                 group.addTask { [configs, logger, fingerprint] in
+                    var fingerprint = fingerprint
                     for await _ in reloads.stream {
                         let current = Self.fingerprint(configs)
                         if current == fingerprint {
@@ -58,8 +62,28 @@ final class ReloadingPipeline: Service, Sendable {
                             logger.error("the new configuration is invalid; keeping the running pipeline")
                             continue
                         }
-                        logger.notice("configuration changed; draining the running pipeline to start the new one")
-                        return (replacement, current)
+                        do {
+                            switch try await pipeline.reconfigure(to: replacement) {
+                            case .applied(let summary):
+                                fingerprint = current
+                                logger.notice(
+                                    "configuration reloaded; unchanged components kept running",
+                                    metadata: [
+                                        "reload.kept": "\(summary.kept.count)", "reload.replaced": "\(summary.replaced)",
+                                        "reload.added": "\(summary.added)", "reload.removed": "\(summary.removed)",
+                                    ])
+                                continue
+                            case .restartRequired(let reason):
+                                logger.notice(
+                                    "configuration changed; draining the running pipeline to start the new one",
+                                    metadata: ["reload.restart_reason": "\(reason)"])
+                                return (replacement, current)
+                            }
+                        } catch {
+                            logger.error(
+                                "the new configuration cannot be applied; keeping the running pipeline",
+                                metadata: ["error": "\(error)"])
+                        }
                     }
                     return nil
                 }

@@ -42,6 +42,7 @@ struct CollectingSink: SinkStage {
     typealias Input = RawEvent
     let store: Store
     let failOn: String?
+    var plugins: TestPlugins? = nil
 
     final class Store: Sendable {
         let lines = Mutex<[String]>([])
@@ -52,6 +53,7 @@ struct CollectingSink: SinkStage {
     }
 
     func run(context: ComponentContext, input: Inbox<RawEvent>) async throws {
+        plugins?.started(context.id)
         for await chunk in input {
             let texts = chunk.events.map { String(decoding: $0.bytes, as: UTF8.self) }
             if let failOn, texts.contains(failOn) { throw Failure() }
@@ -61,11 +63,56 @@ struct CollectingSink: SinkStage {
     }
 }
 
+/// Emits numbered events, one chunk every `interval`, until it is stopped; counts its starts.
+struct TickingSource: SourceStage {
+    typealias Output = RawEvent
+    let chunkSize: Int
+    let interval: Duration
+    let plugins: TestPlugins
+
+    func run(context: ComponentContext, output: Outbox<RawEvent>) async throws {
+        plugins.started(context.id)
+        let origin = EventOrigin(sourceID: context.id)
+        var next = 0
+        while true {
+            let events = (next..<(next + chunkSize)).map {
+                RawEvent(bytes: ArraySlice("\(context.id)-\($0)".utf8), origin: origin, offset: Int64($0), timestamp: 0)
+            }
+            try await output.send(events)
+            next += chunkSize
+            try await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// Prefixes every event with `prefix`; counts its starts.
+struct PrefixTransform: TransformStage {
+    typealias Input = RawEvent
+    typealias Output = RawEvent
+    let prefix: String
+    let plugins: TestPlugins
+
+    func run(context: ComponentContext, input: Inbox<RawEvent>, output: Outbox<RawEvent>) async throws {
+        plugins.started(context.id)
+        for await chunk in input {
+            let events = chunk.events.map { event in
+                var copy = event
+                copy.bytes = ArraySlice(prefix.utf8) + event.bytes
+                return copy
+            }
+            try await output.send(EventChunk(events, acknowledgements: chunk.acknowledgements))
+        }
+    }
+}
+
 final class TestPlugins: Sendable {
     let acked = CountingSource.Acked()
     let stores = Mutex<[String: CollectingSink.Store]>([:])
+    let starts = Mutex<[String: Int]>([:])
 
     func store(_ id: String) -> [String] { stores.withLock { $0[id]?.lines.withLock { $0 } ?? [] } }
+    func started(_ id: String) { starts.withLock { $0[id, default: 0] += 1 } }
+    func startCount(_ id: String) -> Int { starts.withLock { $0[id] ?? 0 } }
 
     var registry: PluginRegistry {
         var registry = Builtins.registry
@@ -86,24 +133,52 @@ final class TestPlugins: Sendable {
             })
         registry.register(
             PluginDescriptor(
-                type: "collect", role: .sink, summary: "test", options: [OptionSpec("fail_on", .string, "fail on this event")],
+                type: "collect", role: .sink, summary: "test",
+                options: [OptionSpec("fail_on", .string, "fail on this event"), OptionSpec("tag", .string, "changes nothing")],
                 accepts: [.raw], output: .none
             ) { [self] context in
-                let store = CollectingSink.Store()
-                stores.withLock { $0[context.id] = store }
-                return .sink(CollectingSink(store: store, failOn: context.config.string("fail_on")))
+                // Instances of one id share a store, so a replaced sink's successor appends to its lines.
+                let store = stores.withLock { stores in
+                    if let existing = stores[context.id] { return existing }
+                    let store = CollectingSink.Store()
+                    stores[context.id] = store
+                    return store
+                }
+                return .sink(CollectingSink(store: store, failOn: context.config.string("fail_on"), plugins: self))
+            })
+        registry.register(
+            PluginDescriptor(
+                type: "ticker", role: .source, summary: "test",
+                options: [OptionSpec("chunk", .int, "chunk size"), OptionSpec("interval_ms", .int, "pause between chunks")],
+                output: .kind(.raw)
+            ) { [self] context in
+                .source(
+                    TickingSource(
+                        chunkSize: context.config.int("chunk", default: 5),
+                        interval: .milliseconds(context.config.int("interval_ms", default: 2)), plugins: self))
+            })
+        registry.register(
+            PluginDescriptor(
+                type: "prefix", role: .transform, summary: "test", options: [OptionSpec("prefix", .string, "text to prepend")],
+                accepts: [.raw], output: .kind(.raw)
+            ) { [self] context in
+                .transform(PrefixTransform(prefix: context.config.string("prefix") ?? "", plugins: self))
             })
         return registry
     }
 
-    func pipeline(_ yaml: String) throws -> Pipeline {
+    func topology(_ yaml: String) throws -> Topology {
         let diagnostics = DiagnosticCollector()
         var config = PipelineConfig(files: ["t.yaml"])
         ConfigLoader(environment: [:]).load(bytes: Array(yaml.utf8), file: "t.yaml", into: &config, diagnostics: diagnostics)
         guard let topology = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics) else {
             throw ConfigError(diagnostics.diagnostics)
         }
-        return try Pipeline(topology: topology, logger: Logger(label: "test"))
+        return topology
+    }
+
+    func pipeline(_ yaml: String) throws -> Pipeline {
+        try Pipeline(topology: topology(yaml), logger: Logger(label: "test"))
     }
 }
 

@@ -77,4 +77,9 @@ public final class SharedSettings: @unchecked Sendable {
         get { values[key] }
         set { values[key] = newValue }
     }
+
+    /// Every value, sorted by key, for fingerprints.
+    var canonical: String {
+        values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
+    }
 }

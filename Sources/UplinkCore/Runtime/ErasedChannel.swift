@@ -1,12 +1,16 @@
-/// The type-independent face of an ``EventChannel``, so the runtime can hold the edges of a graph whose
-/// event types are only known at run time.
-protocol ErasedChannel: Sendable {
+/// The type-independent face of an edge (``EventChannel`` or ``DiskBuffer``), so the runtime can hold the
+/// edges of a graph whose event types are only known at run time.
+protocol ErasedChannel: AnyObject, Sendable {
     var bufferedEvents: Int { get }
     var droppedEvents: Int { get }
     /// Fill level and drops, for the API and `/metrics`.
     var status: BufferStatus { get }
     func addProducer()
+    func finishProducer()
     func closeReceiver()
+    func detachConsumer()
+    func attachConsumer()
+    var isConsumerDetached: Bool { get }
 }
 
 extension EventChannel: ErasedChannel {
@@ -16,5 +20,23 @@ extension EventChannel: ErasedChannel {
         return BufferStatus(
             kind: .memory, events: bufferedEvents, maxEvents: capacity, droppedFull: overflow,
             droppedConsumerGone: dropped - overflow)
+    }
+}
+
+/// The type-independent face of a ``Fanout``: the runtime rewires producers without knowing their event type.
+protocol ErasedFanout: Sendable {
+    /// Sends into `edges` from now on. The topology checked every edge's kind, so the casts hold.
+    func replace(withErased edges: [any ErasedChannel])
+    func finish()
+}
+
+extension Fanout: ErasedFanout {
+    func replace(withErased edges: [any ErasedChannel]) {
+        replace(with: edges.map { edge in
+            guard let typed = edge as? any EventEdge<E> else {
+                preconditionFailure("edge type mismatch reached the runtime: expected \(E.kind)")
+            }
+            return typed
+        })
     }
 }

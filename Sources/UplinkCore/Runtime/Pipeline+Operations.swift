@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One component of a running pipeline as operators see it: identity, counters, input buffer, life cycle.
 public struct ComponentStatus: Sendable {
     public var id: String
@@ -20,16 +22,18 @@ public struct ComponentStatus: Sendable {
 extension Pipeline {
     /// Every component in topological order (sources first), with its input buffer's state now.
     public var componentStatuses: [ComponentStatus] {
-        topology.nodes.map { node in
-            ComponentStatus(
-                id: node.id, type: node.type, role: node.role, metrics: plan.metrics[node.id]!,
-                buffer: plan.inputChannels[node.id]?.status)
+        let (nodes, components) = live.withLock { ($0.topology.nodes, $0.components) }
+        return nodes.compactMap { node in
+            guard let component = components[node.id] else { return nil }
+            return ComponentStatus(
+                id: node.id, type: node.type, role: node.role, metrics: component.metrics,
+                buffer: component.input?.status)
         }
     }
 
     /// Every component has been started and the pipeline is not stopping: `/ready`.
     public var isReady: Bool {
-        !stopSignal.isFired && plan.metrics.values.allSatisfy { $0.state != .pending }
+        !stopSignal.isFired && metrics.values.allSatisfy { $0.state != .pending }
     }
 
     /// Whether the pipeline was asked to stop (a signal, the end of every source, or a failure) and is draining.

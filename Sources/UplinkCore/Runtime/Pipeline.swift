@@ -1,49 +1,82 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 
-/// Runs a ``Topology``: one task per component under structured concurrency, joined by bounded channels.
+/// Runs a ``Topology``: one task per component under structured concurrency, joined by bounded edges.
 ///
 /// Shutdown drains in order: sources are cancelled, their outboxes finish, every transform and sink ends when
 /// its input ends, so everything already read is processed. If draining takes longer than
 /// `shutdown_timeout`, the remaining work is cancelled. A component that fails is logged with its id, its
 /// input is closed (so producers never wait for it forever), and the whole pipeline stops and reports it.
+///
+/// A running pipeline can be given a new topology (``reconfigure(to:)``): unchanged components keep running,
+/// changed ones are drained and replaced in place, and the edges are rewired, so nothing in flight is lost.
 public final class Pipeline: Service, Sendable {
-    public let topology: Topology
     let logger: Logger
     let stopSignal = StopSignal()
-    let plan: ExecutionPlan
+    let failures = FailureLog()
+    let live: Mutex<LiveState>
+    /// Instances to start, in the order they are handed over; finished once the last instance has ended.
+    let launches: AsyncStream<LiveComponent>
+    /// Serialises reconfigurations.
+    let reconfiguring = Mutex(false)
 
-    /// Creates the pipeline's edges; throws when a disk buffer cannot be opened.
-    public init(topology: Topology, logger: Logger) throws {
-        self.topology = topology
-        self.logger = logger
-        self.plan = try ExecutionPlan(topology: topology, logger: logger)
+    struct LiveState {
+        var topology: Topology
+        /// The current instance of every component by id (a replaced one's successor once it is swapped in).
+        var components: [String: LiveComponent]
+        /// Instances whose task has not ended, old ones draining during a reload included.
+        var running = 0
+        var runningSources = 0
+        /// Reconfigurations in progress: while one is, the pipeline does not end for lack of sources.
+        var holds = 0
+        var ended = false
+        var launcher: AsyncStream<LiveComponent>.Continuation
     }
 
+    /// Creates the pipeline's edges and instances; throws when a disk buffer cannot be opened.
+    public init(topology: Topology, logger: Logger) throws {
+        self.logger = logger
+        let (launches, launcher) = AsyncStream<LiveComponent>.makeStream()
+        self.launches = launches
+        var inputs: [String: any ErasedChannel] = [:]
+        for node in topology.nodes {
+            inputs[node.id] = try LiveComponent.makeInput(for: node, global: topology.global, logger: logger)
+        }
+        var components: [String: LiveComponent] = [:]
+        for node in topology.nodes {
+            components[node.id] = LiveComponent.make(node, input: inputs[node.id], global: topology.global, logger: logger)
+        }
+        for node in topology.nodes {
+            components[node.id]!.output?.replace(withErased: topology.consumers(of: node.id).compactMap { inputs[$0] })
+        }
+        live = Mutex(LiveState(topology: topology, components: components, launcher: launcher))
+        for node in topology.nodes { launch(components[node.id]!) }
+    }
+
+    /// The topology running now (the latest one applied by ``reconfigure(to:)``).
+    public var topology: Topology { live.withLock { $0.topology } }
+
     /// Metrics of every component by id.
-    public var metrics: [String: ComponentMetrics] { plan.metrics }
+    public var metrics: [String: ComponentMetrics] { live.withLock { $0.components.mapValues(\.metrics) } }
 
-    /// Events waiting in a component's input channel (nil for sources).
-    public func bufferedEvents(of id: String) -> Int? { plan.inputChannels[id]?.bufferedEvents }
+    /// Events waiting in a component's input edge (nil for sources).
+    public func bufferedEvents(of id: String) -> Int? { live.withLock { $0.components[id]?.input?.bufferedEvents } }
 
-    /// Events a component's input channel discarded under a drop policy.
-    public func droppedEvents(of id: String) -> Int? { plan.inputChannels[id]?.droppedEvents }
+    /// Events a component's input edge discarded under a drop policy.
+    public func droppedEvents(of id: String) -> Int? { live.withLock { $0.components[id]?.input?.droppedEvents } }
 
     /// Asks the pipeline to stop: sources stop, everything in flight drains. Safe to call from anywhere.
     public func stop() { stopSignal.fire() }
 
     public func run() async throws {
-        let plan = self.plan
-        let failures = FailureLog()
         let stopSignal = self.stopSignal
         let logger = self.logger
         let deadline = topology.global.shutdownTimeout
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { outer in
-                outer.addTask {
-                    await Self.runComponents(plan, stopSignal: stopSignal, failures: failures, logger: logger)
-                }
+                outer.addTask { await self.runComponents() }
                 outer.addTask {
                     await stopSignal.wait()
                     try Task.checkCancellation()
@@ -71,47 +104,59 @@ public final class Pipeline: Service, Sendable {
         if !failed.isEmpty { throw PipelineError.componentsFailed(failed) }
     }
 
-    private static func runComponents(
-        _ plan: ExecutionPlan, stopSignal: StopSignal, failures: FailureLog, logger: Logger
-    ) async {
-        await withTaskGroup(of: Void.self) { group in
-            // Sources run in their own group so that stopping them all is one cancelAll.
+    private func runComponents() async {
+        await withDiscardingTaskGroup { group in
+            // Stopping the pipeline stops its sources; the rest drains behind them.
             group.addTask {
-                await withTaskGroup(of: Bool.self) { sources in
-                    for launch in plan.sources {
-                        sources.addTask {
-                            await launch.run(stopSignal: stopSignal, failures: failures)
-                            return false
-                        }
-                    }
-                    sources.addTask {
-                        await stopSignal.wait()
-                        return true
-                    }
-                    var finished = 0
-                    while let isStopSignal = await sources.next() {
-                        if isStopSignal {
-                            if finished < plan.sources.count {
-                                logger.info("stopping sources", metadata: ["pipeline.sources": "\(plan.sources.count - finished)"])
-                            }
-                            sources.cancelAll()
-                        } else {
-                            finished += 1
-                            // Every source ended by itself (stdin at EOF): this is a drain like any other, so the
-                            // shutdown deadline applies and a sink that can never deliver cannot hang the process.
-                            if finished == plan.sources.count {
-                                stopSignal.fire()
-                                sources.cancelAll()
-                            }
-                        }
-                    }
+                await self.stopSignal.wait()
+                let sources = self.live.withLock { $0.components.values.filter(\.isSource) }
+                if !sources.isEmpty {
+                    self.logger.info("stopping sources", metadata: ["pipeline.sources": "\(sources.count)"])
+                }
+                for source in sources { source.stop.fire() }
+            }
+            for await component in launches {
+                group.addTask {
+                    await component.run(failures: self.failures, pipelineStop: self.stopSignal)
+                    self.ended(component)
                 }
             }
-            for launch in plan.consumers {
-                group.addTask { await launch.run(stopSignal: stopSignal, failures: failures) }
-            }
-            await group.waitForAll()
+            group.cancelAll()
         }
+    }
+
+    /// Counts an instance as running and hands it to the task group.
+    func launch(_ component: LiveComponent) {
+        live.withLock { state in
+            state.running += 1
+            if component.isSource { state.runningSources += 1 }
+            state.launcher.yield(component)
+        }
+        // A source launched after the stop was fired must stop too (the stop forwarder already ran).
+        if component.isSource && stopSignal.isFired { component.stop.fire() }
+    }
+
+    private func ended(_ component: LiveComponent) {
+        live.withLock { state in
+            state.running -= 1
+            if component.isSource { state.runningSources -= 1 }
+        }
+        settle()
+    }
+
+    /// Ends the pipeline when nothing runs, and drains it once every source has ended by itself (stdin at EOF):
+    /// that is a drain like any other, so the shutdown deadline applies and a sink that can never deliver cannot
+    /// hang the process. Neither happens while a reconfiguration is swapping instances.
+    func settle() {
+        let allSourcesEnded = live.withLock { state -> Bool in
+            guard state.holds == 0 else { return false }
+            if state.running == 0 && !state.ended {
+                state.ended = true
+                state.launcher.finish()
+            }
+            return state.runningSources == 0
+        }
+        if allSourcesEnded { stopSignal.fire() }
     }
 }
 

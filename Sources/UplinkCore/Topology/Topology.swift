@@ -13,6 +13,9 @@ public struct Topology: Sendable {
         public var stage: BuiltStage
         public var inputKind: EventKind?
         public var outputKind: EventKind?
+        /// What the component was built from, in canonical form, without its `inputs:` (rewiring a running
+        /// component does not need a new one) and without locations: equal fingerprints, same component.
+        public var fingerprint: String = ""
     }
 
     /// Sources first; every component after all of its inputs.
@@ -20,6 +23,8 @@ public struct Topology: Sendable {
     public var global: GlobalConfig
     /// Warnings found while validating (for example unused sources).
     public var warnings: [ConfigDiagnostic]
+    /// The global settings and loaded plugins in canonical form: a reload that changes them restarts everything.
+    public var globalFingerprint: String = ""
 
     public func node(_ id: String) -> Node? { nodes.first { $0.id == id } }
 
@@ -186,6 +191,13 @@ public struct TopologyBuilder {
                 inputKind: stage.inputKind, outputKind: stage.outputKind)
             built[component.id] = node
         }
+        // Transforms may have read what sinks shared (credentials), so a change there is a change of theirs.
+        let sharedValues = shared.canonical
+        for (id, var node) in built {
+            let options = Fingerprint.canonical(byID[id]!.node, skippingKeys: ["inputs"])
+            node.fingerprint = node.role == .sink ? options : options + "\u{1}" + sharedValues
+            built[id] = node
+        }
         for component in order { if let node = built[component.id] { nodes.append(node) } }
 
         // Sinks were built from their inputs' declared kinds; a producer whose built stage disagrees (a
@@ -202,9 +214,15 @@ public struct TopologyBuilder {
         }
 
         if diagnostics.hasErrors { return nil }
+        let global = config.global
+        let globalFingerprint = [
+            global.dataDirectory, "\(global.shutdownTimeout)", "\(String(describing: global.api))",
+            "\(global.summaryInterval)",
+        ] + config.plugins.map(\.path)
         return Topology(
             nodes: nodes, global: config.global,
-            warnings: diagnostics.diagnostics.filter { $0.severity == .warning })
+            warnings: diagnostics.diagnostics.filter { $0.severity == .warning },
+            globalFingerprint: globalFingerprint.joined(separator: "\u{1}"))
     }
 
     /// A component's output kind known from its descriptor alone (used before it is built).
