@@ -156,6 +156,23 @@ private func segments(_ directory: String) -> [String] {
         #expect(buffer.droppedEvents == 0)
     }
 
+    @Test func writesAreAcknowledgedUpstreamWithinTheFsyncIntervalEvenWhenNothingFollows() async throws {
+        let buffer = try open(temporaryDirectory())
+        buffer.addProducer()
+        let acknowledged = Atomic<Int>(0)
+        // Two writes in quick succession: the first syncs, the second falls inside the interval. No write and
+        // no read comes after it (a sink stuck on a dead link), yet its source must hear back.
+        for start in [0, 10] {
+            let token = Acknowledgement { status in
+                if status == .delivered { acknowledged.add(1, ordering: .relaxed) }
+            }
+            try await buffer.send(EventChunk(messages(start..<(start + 10)), acknowledgements: Acknowledgements([token])))
+        }
+        for _ in 0..<200 where acknowledged.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(acknowledged.load(ordering: .relaxed) == 2)
+        buffer.finishProducer()
+    }
+
     @Test func dropNewestCountsWhatDoesNotFit() async throws {
         let directory = temporaryDirectory()
         let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropNewest)

@@ -80,6 +80,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var unreadEvents = 0
         var totalBytes = 0
         var heldAcknowledgements: [Acknowledgements] = []
+        /// A deferred sync is on its way for writes that came before the interval was up.
+        var syncScheduled = false
         var lastSync = ContinuousClock.now
         var lastLedgerWrite = ContinuousClock.now
         var ledgerDirty = false
@@ -95,8 +97,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private enum SendStep {
-        case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
-        case dropped, wait, closed
+        case written([Acknowledgements], UnsafeContinuation<Void, Never>?, Duration?)
+        case wait([Acknowledgements])
+        case dropped, closed
         case failed(FileIO.Failure)
     }
 
@@ -209,7 +212,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if let error = state.writeError { return .failed(error) }
                 if state.totalBytes + frames.count > configuration.maxBytes && state.totalBytes > 0 {
                     switch configuration.whenFull {
-                    case .block: return .wait
+                    case .block:
+                        // What is written is durable once synced: acknowledge it before waiting, so a source
+                        // blocked on a full buffer still checkpoints everything the buffer holds.
+                        return .wait(sync(&state))
                     case .dropNewest:
                         state.droppedEvents += chunk.count
                         return .dropped
@@ -229,15 +235,24 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 state.heldAcknowledgements.append(chunk.acknowledgements)
                 var released: [Acknowledgements] = []
-                if ContinuousClock.now - state.lastSync >= configuration.fsyncInterval { released = sync(&state) }
+                var syncLater: Duration? = nil
+                let sinceSync = ContinuousClock.now - state.lastSync
+                if sinceSync >= configuration.fsyncInterval {
+                    released = sync(&state)
+                } else if !state.syncScheduled {
+                    // Nothing may come after this write: sync it when the interval is up anyway.
+                    state.syncScheduled = true
+                    syncLater = configuration.fsyncInterval - sinceSync
+                }
                 defer { state.consumer = nil }
-                return .written(released, state.consumer)
+                return .written(released, state.consumer, syncLater)
             }
             switch step {
-            case .written(let released, let consumer):
+            case .written(let released, let consumer, let syncLater):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
                 release(released)
                 consumer?.resume()
+                if let syncLater { scheduleSync(after: syncLater) }
                 return
             case .dropped:
                 return
@@ -251,7 +266,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 try await Task.sleep(for: .seconds(1))
                 state.withLock { $0.writeError = nil }
-            case .wait:
+            case .wait(let released):
+                release(released)
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = state.withLock { state -> Bool in
                         if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
@@ -307,6 +323,21 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.unreadEvents += events
     }
 
+    /// Syncs what was written since the last sync once `delay` has passed, so the sources get their
+    /// acknowledgements within the fsync interval even when no later write or read would trigger it (the last
+    /// writes before the sink stalls). The task holds the buffer weakly: a closed buffer needs no sync.
+    private func scheduleSync(after delay: Duration) {
+        Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard let self else { return }
+            let released = self.state.withLock { state -> [Acknowledgements] in
+                state.syncScheduled = false
+                return state.heldAcknowledgements.isEmpty ? [] : self.sync(&state)
+            }
+            self.release(released)
+        }
+    }
+
     /// fsyncs the open segment and returns the upstream acknowledgements it made durable.
     private func sync(_ state: inout State) -> [Acknowledgements] {
         if state.writeFD >= 0 { fsync(state.writeFD) }
@@ -321,11 +352,13 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private func dropOldestSegment(_ state: inout State) -> Bool {
-        // Only whole segments nobody is reading or writing can go.
-        guard state.segments.count >= 3 else { return false }
-        let candidate = state.segments[1]
-        guard candidate.id > state.read.segment else { return false }
-        state.segments.remove(at: 1)
+        // The oldest segment nobody has started reading and nobody is writing: what the sink holds in flight
+        // cannot be taken back, and the write segment is where the new chunk goes.
+        guard let index = state.segments.firstIndex(where: { $0.id > state.read.segment }),
+            index < state.segments.count - 1
+        else { return false }
+        let candidate = state.segments[index]
+        state.segments.remove(at: index)
         state.totalBytes -= candidate.bytes
         state.unreadEvents -= candidate.events - candidate.consumed
         state.droppedEvents += candidate.events - candidate.consumed
@@ -380,8 +413,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 state.read = Position(segment: segment.id, offset: Self.headerBytes)
             }
             if state.read.offset >= segment.bytes {
-                // Finished this segment; move on only if the writer has moved on too.
-                guard segmentIndex + 1 < state.segments.count else { break }
+                // Finished this segment; move on only if the writer has moved on too. A chunk ends with its
+                // segment, so the sink never holds more than about one segment in flight and `drop_oldest` can
+                // still drop what it has not read.
+                guard segmentIndex + 1 < state.segments.count, events.isEmpty else { break }
                 state.read = Position(segment: state.segments[segmentIndex + 1].id, offset: Self.headerBytes)
                 continue
             }
