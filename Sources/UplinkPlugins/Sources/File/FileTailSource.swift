@@ -163,6 +163,18 @@ public struct FileTailSource: SourceStage {
         defer { book.stop() }
         let tailer = try FileTailer(settings: settings, context: context, output: output, book: book)
         defer { tailer.close() }
-        try await tailer.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // The read loop also writes between reads, but it can wait a long time on a full downstream buffer
+            // while acknowledgements keep coming: this writes them anyway, so a crash re-reads only what the
+            // buffer did not take.
+            group.addTask { [book, interval = settings.checkpointInterval] in
+                while true {
+                    try await Task.sleep(for: interval)
+                    book.writeIfDue()
+                }
+            }
+            defer { group.cancelAll() }
+            try await tailer.run()
+        }
     }
 }
