@@ -57,7 +57,11 @@ public final class SummaryLogger: Service, Sendable {
             "events.dropped": "\(now.droppedEvents - before.droppedEvents)",
             "errors": "\(now.errors - before.errors)",
         ]
-        if let buffer = status.buffer { metadata["buffer.events"] = "\(buffer.events)" }
+        if let buffer = status.buffer {
+            metadata["buffer.events"] = "\(buffer.events)"
+            // Cumulative, so the last line tells the whole story of a full buffer.
+            if buffer.droppedFull > 0 { metadata["buffer.dropped_full_total"] = "\(buffer.droppedFull)" }
+        }
         if status.metrics.state != .running { metadata["component.state"] = "\(status.metrics.state.name)" }
         return metadata
     }

@@ -67,11 +67,15 @@ import Testing
         }
     }
 
-    static func config(directory: URL, log: String, emulator: EmulatorProcess, buffer: String = "") throws -> String {
+    static func config(
+        directory: URL, log: String, emulator: EmulatorProcess, buffer: String = "", shutdownTimeout: String = "20s",
+        global: String = ""
+    ) throws -> String {
         try UplinkProcess.writeConfig(
             """
             data_dir: \(directory.appendingPathComponent("state").path)
-            shutdown_timeout: 20s
+            shutdown_timeout: \(shutdownTimeout)
+            \(global)
             sources:
               app: { type: file, include: ["\(log)"], read_from: beginning, checkpoint_interval: 200ms }
             transforms:
@@ -91,11 +95,16 @@ import Testing
             """, name: "fault.yaml")
     }
 
-    static func startAgent(_ config: String) throws -> Process {
+    static func startAgent(_ config: String, log: URL? = nil) throws -> Process {
         let process = Process()
         process.executableURL = UplinkProcess.executable
-        process.arguments = ["run", config, "--log-level", "warning"]
-        process.standardError = FileHandle.nullDevice
+        process.arguments = ["run", config, "--log-level", log == nil ? "warning" : "info"]
+        if let log {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: log)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return process
@@ -106,8 +115,11 @@ import Testing
         while Date() < end && !condition() { usleep(100_000) }
     }
 
+    /// The text of line `number` as ``writeLines(_:_:)`` writes it.
+    static func line(_ number: Int) -> String { "line \(number) " + String(repeating: "x", count: 80) }
+
     static func writeLines(_ path: String, _ range: Range<Int>) throws {
-        let text = range.map { "line \($0) " + String(repeating: "x", count: 80) }.joined(separator: "\n") + "\n"
+        let text = range.map(line).joined(separator: "\n") + "\n"
         let handle = FileHandle(forWritingAtPath: path) ?? {
             FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)!
