@@ -173,6 +173,27 @@ private func segments(_ directory: String) -> [String] {
         buffer.finishProducer()
     }
 
+    @Test func aNewConsumerRereadsWhatItsPredecessorLeftUnacknowledged() async throws {
+        let buffer = try open(temporaryDirectory())
+        buffer.addProducer()
+        try await buffer.send(EventChunk(messages(0..<300)))
+        // The first consumer gets two chunks of 100 and delivers only the first, then is replaced.
+        do {
+            let first = await buffer.next()!
+            first.acknowledgements.resolve(.delivered)
+        }
+        let second = await buffer.next()!
+        #expect(second.events.map(number) == Array(100..<200))
+        buffer.detachConsumer()
+        #expect(await buffer.next() == nil, "a detached consumer reads the end of its input")
+        buffer.attachConsumer()
+        #expect(buffer.bufferedEvents == 200)
+        buffer.finishProducer()
+        let seen = await drain(buffer, count: 300)
+        #expect(seen == Array(100..<300), "the unacknowledged chunk comes again, then the rest")
+        _ = second
+    }
+
     @Test func dropNewestCountsWhatDoesNotFit() async throws {
         let directory = temporaryDirectory()
         let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropNewest)

@@ -224,6 +224,34 @@ import UplinkCore
         Self.expectContiguous(Self.numbers(plugins.store("out"), source: "gen"), "nothing lost or repeated")
     }
 
+    @Test func aStopDuringAReloadStillDrainsEverythingAndEnds() async throws {
+        for round in 0..<5 {
+            let plugins = TestPlugins()
+            func config(_ tag: String) -> String {
+                """
+                sources:
+                  gen: { type: ticker, chunk: 7, interval_ms: 1 }
+                transforms:
+                  mark: { type: prefix, inputs: [gen], prefix: "\(tag):" }
+                sinks:
+                  out: { type: collect, inputs: [mark], tag: \(tag), buffer: { max_events: 10 } }
+                """
+            }
+            let pipeline = try plugins.pipeline(config("a"))
+            async let run: Void = pipeline.run()
+            try await Self.waitUntil { plugins.store("out").count >= 50 }
+            let next = try plugins.topology(config("b"))
+            async let reload = pipeline.reconfigure(to: next)
+            // Stop at slightly different moments of the swap.
+            try await Task.sleep(for: .microseconds(200 * round))
+            pipeline.stop()
+            _ = try await reload
+            try await run
+            let numbers = Self.numbers(plugins.store("out"), source: "gen")
+            Self.expectContiguous(numbers, "round \(round): everything the source sent arrives once")
+        }
+    }
+
     @Test func fingerprintsIgnoreLayoutAndInputsButNotQuoting() throws {
         let plugins = TestPlugins()
         let flow = try plugins.topology(

@@ -185,8 +185,47 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         consumer?.resume()
     }
 
+    /// Hands the buffer to a new consumer. What the previous one read but never got acknowledged (it was
+    /// cancelled past its drain deadline) is read again from the acknowledged position: at least once, as
+    /// after a restart.
     public func attachConsumer() {
-        state.withLock { $0.consumerDetached = false }
+        state.withLock { state in
+            state.consumerDetached = false
+            guard !state.inFlight.isEmpty else { return }
+            state.inFlight.removeAll()
+            state.read = state.acknowledged
+            var unread = 0
+            for index in state.segments.indices {
+                let segment = state.segments[index]
+                if segment.id < state.acknowledged.segment {
+                    state.segments[index].consumed = segment.events
+                } else if segment.id == state.acknowledged.segment {
+                    state.segments[index].consumed = min(segment.events, recordsBefore(state.acknowledged.offset, in: segment.id))
+                } else {
+                    state.segments[index].consumed = 0
+                }
+                unread += segment.events - state.segments[index].consumed
+            }
+            state.unreadEvents = unread
+        }
+    }
+
+    /// How many records a segment holds before `offset` (a record boundary), by walking the frame headers.
+    private func recordsBefore(_ offset: Int, in segment: Int) -> Int {
+        let fd = open(segmentPath(segment), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: Self.frameHeaderBytes)
+        var position = Self.headerBytes
+        var count = 0
+        while position < offset {
+            guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, Self.frameHeaderBytes, off_t(position)) })
+                == Self.frameHeaderBytes
+            else { break }
+            position += Self.frameHeaderBytes + Int(readUInt32(header, 0))
+            count += 1
+        }
+        return count
     }
 
     public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }

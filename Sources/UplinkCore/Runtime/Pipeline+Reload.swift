@@ -35,8 +35,10 @@ extension Pipeline {
     /// new instance start, so state such as a tail checkpoint, an output file or a disk buffer is never open
     /// twice. The successor reads the same edge, which producers keep filling meanwhile (back-pressure, nothing
     /// lost); when the buffer settings or the kind of events change, it gets a new memory edge and the old
-    /// instance first drains the old one. An old instance that does not finish within `shutdown_timeout` is
-    /// cancelled, as at shutdown.
+    /// instance first drains the old one. An old instance that does not finish within `shutdown_timeout` (a
+    /// sink that cannot reach its endpoint, which is often what the reload fixes) is cancelled, as at
+    /// shutdown: a disk buffer then hands what it had in flight to the successor again; from a memory buffer
+    /// it is reported undelivered to its source, whose checkpoint stays before it for the next start.
     ///
     /// Changes of the global settings or plugins, a component's role, or a disk buffer's settings or event
     /// kind need a restart: the outcome says so and nothing is touched. Throws (changing nothing) when a new
