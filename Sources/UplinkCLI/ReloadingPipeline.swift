@@ -62,6 +62,10 @@ final class ReloadingPipeline: Service, Sendable {
                             logger.error("the new configuration is invalid; keeping the running pipeline")
                             continue
                         }
+                        let started = self.initial.global
+                        if replacement.global.api != started.api || replacement.global.summaryInterval != started.summaryInterval {
+                            logger.warning("'api' and 'summary_interval' are read at start-up; restart uplink to change them")
+                        }
                         do {
                             switch try await pipeline.reconfigure(to: replacement) {
                             case .applied(let summary):

@@ -23,7 +23,8 @@ public struct Topology: Sendable {
     public var global: GlobalConfig
     /// Warnings found while validating (for example unused sources).
     public var warnings: [ConfigDiagnostic]
-    /// The global settings and loaded plugins in canonical form: a reload that changes them restarts everything.
+    /// The pipeline's global settings and loaded plugins in canonical form: a reload that changes them restarts
+    /// the whole pipeline.
     public var globalFingerprint: String = ""
 
     public func node(_ id: String) -> Node? { nodes.first { $0.id == id } }
@@ -215,10 +216,8 @@ public struct TopologyBuilder {
 
         if diagnostics.hasErrors { return nil }
         let global = config.global
-        let globalFingerprint = [
-            global.dataDirectory, "\(global.shutdownTimeout)", "\(String(describing: global.api))",
-            "\(global.summaryInterval)",
-        ] + config.plugins.map(\.path)
+        // `api` and `summary_interval` belong to the process, not the pipeline: they are not part of it.
+        let globalFingerprint = [global.dataDirectory, "\(global.shutdownTimeout)"] + config.plugins.map(\.path)
         return Topology(
             nodes: nodes, global: config.global,
             warnings: diagnostics.diagnostics.filter { $0.severity == .warning },
