@@ -110,4 +110,43 @@ import Testing
         #expect(lateRaw == 0, "lines after the reload go through the new transform")
         #expect(transformed >= 1500)
     }
+
+    @Test func watchAppliesAnEditedConfigurationInPlace() throws {
+        let directory = UplinkProcess.temporaryDirectory()
+        let log = directory.appendingPathComponent("app.log").path
+        let output = directory.appendingPathComponent("out.log").path
+        let state = directory.appendingPathComponent("state").path
+        let configPath = directory.appendingPathComponent("pipeline.yaml").path
+        try Self.config(log: log, output: output, state: state, transform: false).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try Data("before\n".utf8).write(to: URL(fileURLWithPath: log))
+
+        let agent = Process()
+        agent.executableURL = UplinkProcess.executable
+        agent.arguments = ["run", configPath, "--watch"]
+        let stderrPath = directory.appendingPathComponent("agent.log")
+        FileManager.default.createFile(atPath: stderrPath.path, contents: nil)
+        agent.standardError = try FileHandle(forWritingTo: stderrPath)
+        try agent.run()
+        func agentLog() -> String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
+        func waitFor(_ condition: () -> Bool) {
+            let deadline = Date().addingTimeInterval(20)
+            while !condition(), Date() < deadline { usleep(50_000) }
+        }
+        func delivered() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        waitFor { delivered().contains("before") }
+        // An editor saves the file: no signal, the watcher notices the new modification time.
+        try Self.config(log: log, output: output, state: state, transform: true).write(toFile: configPath, atomically: true, encoding: .utf8)
+        waitFor { agentLog().contains("configuration reloaded; unchanged components kept running") }
+        let writer = FileHandle(forWritingAtPath: log)!
+        writer.seekToEndOfFile()
+        writer.write(Data("after\n".utf8))
+        writer.closeFile()
+        waitFor { delivered().contains("\"message\":\"after\"") }
+        kill(agent.processIdentifier, SIGTERM)
+        try UplinkProcess.wait(for: agent, timeout: 30)
+        #expect(agentLog().contains("configuration reloaded; unchanged components kept running"), "\(agentLog())")
+        #expect(delivered().contains("\"message\":\"after\""), "\(delivered())")
+        #expect(!agentLog().contains("draining the running pipeline"))
+        #expect(agent.terminationStatus == 0)
+    }
 }
