@@ -152,10 +152,18 @@ extension CurlDriver {
             _ = curl_multi_poll(multi.pointer, nil, 0, finished ? 0 : 1000, nil)
         }
 
+        // From `.stopped` on nobody calls curl_multi_wakeup (see `wakeThread`), so the handle can go: cleaning
+        // it up closes the kept-alive connections now rather than whenever the driver is deinitialised (a
+        // client may outlive its shutdown, held by a metrics reporter). Every easy handle was removed by
+        // `finish`; they are cleaned up after the multi handle, as libcurl asks.
+        state.withLock { state in
+            state.phase = .stopped
+            state.multiCleanedUp = true
+        }
+        curl_multi_cleanup(multi.pointer)
         for handle in idleHandles {
             curl_easy_cleanup(handle)
         }
-        state.withLock { $0.phase = .stopped }
         // Jobs queued between the last take and `.stopped` would otherwise never run.
         let late = state.withLock { state in
             defer { state.blockingJobs = [] }
