@@ -104,13 +104,16 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 let source = BatchAccumulator.Source(id: chunkID, acknowledgements: chunk.acknowledgements)
                 let now = clock.now - start
                 var accepted = false
-                for event in chunk.events {
-                    if let message = event as? Message {
-                        accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
-                    } else if let fields = (event as? Record)?.fields {
+                // One type check per chunk, not a dynamic cast per event: this generic body is not specialised.
+                if Input.self == Record.self {
+                    for event in unsafeBitCast(chunk.events, to: [Record].self) {
                         record.removeAll(keepingCapacity: true)
-                        fields.appendJSON(to: &record)
+                        event.fields.appendJSON(to: &record)
                         accepted = accumulator.addPart(record, topic: topic, from: source, now: now, into: &actions) || accepted
+                    }
+                } else if Input.self == Message.self {
+                    for message in unsafeBitCast(chunk.events, to: [Message].self) {
+                        accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
                     }
                 }
                 if !accepted {
