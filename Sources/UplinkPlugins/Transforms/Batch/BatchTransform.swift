@@ -81,6 +81,7 @@ public struct BatchTransform<Input: Event>: TransformStage {
         let start = clock.now
         var actions: [BatchAccumulator.Action] = []
         var record: [UInt8] = []
+        var encoder = RecordEncoder()
         var chunkID = 0
         while true {
             let poll: Inbox<Input>.Poll
@@ -108,7 +109,7 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 if Input.self == Record.self {
                     for event in unsafeBitCast(chunk.events, to: [Record].self) {
                         record.removeAll(keepingCapacity: true)
-                        event.fields.appendJSON(to: &record)
+                        encoder.append(event.fields, to: &record)
                         accepted = accumulator.addPart(record, topic: topic, from: source, now: now, into: &actions) || accepted
                     }
                 } else if Input.self == Message.self {
@@ -157,5 +158,36 @@ public struct BatchTransform<Input: Event>: TransformStage {
 
     private static func holdSameTokens(_ first: Acknowledgements, _ second: Acknowledgements) -> Bool {
         first.tokens.count == second.tokens.count && zip(first.tokens, second.tokens).allSatisfy { $0 === $1 }
+    }
+}
+
+/// Encodes records as JSON objects exactly as ``Fields/appendJSON(to:)`` does, keeping each field name's encoded
+/// form (`"name":`) from one record to the next: records from one source carry the same names in the same order,
+/// so a name is escaped once, not once per record.
+struct RecordEncoder {
+    private var names: [(name: String, encoded: [UInt8])] = []
+
+    mutating func append(_ fields: Fields, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "{"))
+        var index = 0
+        for field in fields.storage {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            if index < names.count && names[index].name == field.name {
+                buffer.append(contentsOf: names[index].encoded)
+            } else {
+                var encoded: [UInt8] = []
+                JSONWriter.appendString(field.name, to: &encoded)
+                encoded.append(UInt8(ascii: ":"))
+                buffer.append(contentsOf: encoded)
+                if index < names.count {
+                    names[index] = (field.name, encoded)
+                } else if index == names.count && names.count < 64 {
+                    names.append((field.name, encoded))
+                }
+            }
+            field.value.appendJSON(to: &buffer)
+            index += 1
+        }
+        buffer.append(UInt8(ascii: "}"))
     }
 }
