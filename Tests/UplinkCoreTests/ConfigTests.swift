@@ -54,7 +54,8 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
         // 128 KB batches: the sink's channel holds 16 of them, not 4096 (512 MB).
         #expect(topology.node("cloud")?.buffer.maxEvents == 16)
         #expect(topology.node("wide")?.buffer.maxEvents == 64)
-        #expect(topology.node("batch")?.buffer.maxEvents == 4096)
+        #expect(topology.node("batch")?.buffer.maxEvents == 1024)
+        #expect(topology.node("wrap")?.buffer.maxEvents == 4096)
         #expect(Builtins.registry.defaultBufferEvents[.sink]?["iotcore_http"] == 16)
     }
 

@@ -27,7 +27,10 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 OptionSpec("encoding", .enumeration(BatchFraming.allCases.map(\.rawValue)), default: "json_array", "how records on custom topics are joined: json_array ([a,b]) or ndjson (one per line)"),
                 OptionSpec("topic", .string, "record input: the topic of the batches; default: the sink's default topic"),
             ] + DeadLetterSettings.options,
-            accepts: [.record, .message], output: .kind(.message)
+            accepts: [.record, .message], output: .kind(.message),
+            // What arrives is packed into bodies as fast as it comes: a deep queue in front adds no throughput,
+            // only memory (4096 waiting records ~3 MiB at peak, measured; 1024 is one or two source reads).
+            defaultBufferEvents: 1024
         ) { context in
             let config = context.config
             var limits = BatchAccumulator.Limits(maxBytes: hardMaxBytes, maxEvents: 1000, timeout: .seconds(1), encoding: .jsonArray)
