@@ -193,7 +193,11 @@ def main():
             "stdin": None, "lines": args.lines,
             "setup": lambda: shutil.rmtree(os.path.join(work, "state-https"), ignore_errors=True),
         }
-    chosen = args.scenario or list(scenarios)
+    # "idle" is measured separately below, after the timed scenarios.
+    chosen = [name for name in (args.scenario or list(scenarios)) if name != "idle"]
+    unknown = [name for name in chosen if name not in scenarios]
+    if unknown:
+        sys.exit("unknown scenario: %s (known: %s, idle)" % (", ".join(unknown), ", ".join(scenarios)))
     results = {name: [] for name in chosen}
     # Warm-up run of each (page cache, dynamic loader), then interleaved measured runs.
     def run(name):

@@ -39,6 +39,16 @@ static inline CURLcode uplink_curl_easy_setopt_write_function(
     return curl_easy_setopt(handle, option, value);
 }
 
+// CURLOPT_READFUNCTION: the request body is handed to libcurl piece by piece from the caller's own bytes.
+static inline CURLcode uplink_curl_easy_setopt_read_function(CURL *handle, curl_read_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_READFUNCTION, value);
+}
+
+// CURLOPT_SEEKFUNCTION: lets libcurl rewind the body to send it again (a reused connection that was closed).
+static inline CURLcode uplink_curl_easy_setopt_seek_function(CURL *handle, curl_seek_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
+}
+
 // --- curl_easy_getinfo, one shim per result kind ---
 
 static inline CURLcode uplink_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {

@@ -1,6 +1,10 @@
 // Most of the module is its header; the GNU extensions Glibc's Swift module leaves out are defined here.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,5 +22,13 @@ int uplink_pidfd_open(pid_t pid) {
 #else
     errno = ENOSYS;
     return -1;
+#endif
+}
+
+void uplink_limit_malloc_arenas(int count) {
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    if (getenv("MALLOC_ARENA_MAX") == NULL) mallopt(M_ARENA_MAX, count);
+#else
+    (void)count;
 #endif
 }

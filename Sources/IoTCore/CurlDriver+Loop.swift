@@ -11,8 +11,10 @@ extension CurlDriver {
         let continuation: CheckedContinuation<HTTPResponse, any Error>
         let started = ContinuousClock.now
         let maxResponseBytes: Int
-        // libcurl reads POSTFIELDS in place (no copy), so the bytes live here until the transfer ends.
-        let body: UnsafeMutableRawBufferPointer
+        // The request's own bytes (shared with the caller's message, not copied), handed to libcurl by
+        // `curlReadCallback` into its upload buffer; `sent` is where the next piece starts.
+        let body: [UInt8]
+        var sent = 0
         let errorBuffer: UnsafeMutablePointer<CChar>
         var headers: UnsafeMutablePointer<curl_slist>?
         var response: [UInt8] = []
@@ -23,11 +25,7 @@ extension CurlDriver {
             self.easy = easy
             self.continuation = job.continuation
             self.maxResponseBytes = maxResponseBytes
-            let body = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, job.request.body.count), alignment: 1)
-            job.request.body.withUnsafeBytes { source in
-                if let base = source.baseAddress { body.baseAddress!.copyMemory(from: base, byteCount: source.count) }
-            }
-            self.body = body
+            self.body = job.request.body
             self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
             self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
             for header in job.request.headers {
@@ -39,9 +37,26 @@ extension CurlDriver {
         }
 
         deinit {
-            body.deallocate()
             errorBuffer.deallocate()
             curl_slist_free_all(headers)
+        }
+
+        /// Copies the next piece of the body into libcurl's buffer; 0 at the end.
+        func read(into destination: UnsafeMutableRawPointer, capacity: Int) -> Int {
+            let count = min(capacity, body.count - sent)
+            guard count > 0 else { return 0 }
+            body.withUnsafeBytes { source in
+                destination.copyMemory(from: source.baseAddress! + sent, byteCount: count)
+            }
+            sent += count
+            return count
+        }
+
+        /// Moves to `offset` of the body (libcurl rewinds to send the request again).
+        func seek(to offset: Int) -> Bool {
+            guard offset >= 0, offset <= body.count else { return false }
+            sent = offset
+            return true
         }
 
         /// Appends response bytes; refuses (and so aborts the transfer) past the cap.
@@ -152,10 +167,18 @@ extension CurlDriver {
             _ = curl_multi_poll(multi.pointer, nil, 0, finished ? 0 : 1000, nil)
         }
 
+        // From `.stopped` on nobody calls curl_multi_wakeup (see `wakeThread`), so the handle can go: cleaning
+        // it up closes the kept-alive connections now rather than whenever the driver is deinitialised (a
+        // client may outlive its shutdown, held by a metrics reporter). Every easy handle was removed by
+        // `finish`; they are cleaned up after the multi handle, as libcurl asks.
+        state.withLock { state in
+            state.phase = .stopped
+            state.multiCleanedUp = true
+        }
+        curl_multi_cleanup(multi.pointer)
         for handle in idleHandles {
             curl_easy_cleanup(handle)
         }
-        state.withLock { $0.phase = .stopped }
         // Jobs queued between the last take and `.stopped` would otherwise never run.
         let late = state.withLock { state in
             defer { state.blockingJobs = [] }
@@ -191,7 +214,10 @@ extension CurlDriver {
         codes.append(uplink_curl_easy_setopt_string(easy, CURLOPT_USERAGENT, options.userAgent))
         codes.append(uplink_curl_easy_setopt_long(easy, CURLOPT_POST, 1))
         codes.append(uplink_curl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)))
-        codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, transfer.body.baseAddress))
+        codes.append(uplink_curl_easy_setopt_read_function(easy, curlReadCallback))
+        codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_READDATA, context))
+        codes.append(uplink_curl_easy_setopt_seek_function(easy, curlSeekCallback))
+        codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_SEEKDATA, context))
         codes.append(uplink_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headers))
         codes.append(uplink_curl_easy_setopt_write_function(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback))
         codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
@@ -253,4 +279,20 @@ private func curlWriteCallback(
     guard total > 0, let data else { return total }
     let transfer = Unmanaged<CurlDriver.Transfer>.fromOpaque(context).takeUnretainedValue()
     return transfer.receive(UnsafeRawBufferPointer(start: data, count: total)) ? total : 0
+}
+
+/// libcurl's read callback: the next piece of the request body, straight from the transfer's bytes.
+private func curlReadCallback(
+    _ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
+) -> Int {
+    guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
+    let transfer = Unmanaged<CurlDriver.Transfer>.fromOpaque(context).takeUnretainedValue()
+    return transfer.read(into: UnsafeMutableRawPointer(buffer), capacity: size * count)
+}
+
+/// libcurl's seek callback: rewinds the body when a request is sent again.
+private func curlSeekCallback(_ context: UnsafeMutableRawPointer?, _ offset: curl_off_t, _ origin: Int32) -> Int32 {
+    guard let context, origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+    let transfer = Unmanaged<CurlDriver.Transfer>.fromOpaque(context).takeUnretainedValue()
+    return transfer.seek(to: Int(offset)) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_FAIL)
 }

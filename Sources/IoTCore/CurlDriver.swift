@@ -15,7 +15,13 @@ let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
 /// between requests.
 ///
 /// Cancelling the awaiting task takes its transfer off the multi handle and resumes it with
-/// `CancellationError`. ``shutdown()`` fails what is queued or running and stops the thread.
+/// `CancellationError`. ``shutdown()`` fails what is queued or running, stops the thread and cleans up the multi
+/// handle there, which closes the kept-alive connections: a server waiting for its clients to leave (the
+/// in-process emulator's graceful shutdown) is not kept waiting by a client object that is still referenced.
+///
+/// Other threads touch the multi handle only through `curl_multi_wakeup`, and only under the state lock while
+/// the phase is not `.stopped`; the thread sets `.stopped` under that lock before it cleans the handle up, so a
+/// late wakeup can never reach a freed handle.
 final class CurlDriver: HTTPTransport {
     struct Options: Sendable {
         var maxInFlight: Int
@@ -46,6 +52,8 @@ final class CurlDriver: HTTPTransport {
         var cancelled: [UInt64] = []
         var blockingJobs: [@Sendable () -> Void] = []
         var thread: pthread_t?
+        /// Set once `curl_multi_cleanup` ran (on the driver thread at its end, or in `deinit` if it never ran).
+        var multiCleanedUp = false
     }
 
     /// The multi handle, touched from other threads only through `curl_multi_wakeup`, which is made for that.
@@ -81,8 +89,18 @@ final class CurlDriver: HTTPTransport {
     }
 
     deinit {
-        // The thread holds a reference until it exits, so nothing else uses the multi handle now.
-        curl_multi_cleanup(multi.pointer)
+        // The thread holds a reference until it exits and cleans the handle up itself; only a driver whose
+        // thread never started still owns it here.
+        if !state.withLock({ $0.multiCleanedUp }) {
+            curl_multi_cleanup(multi.pointer)
+        }
+    }
+
+    /// Wakes the driver thread. Call with the state lock held: the thread cleans the multi handle up only after
+    /// setting `.stopped` under that lock, so the handle is alive whenever this runs.
+    private func wakeThread(_ state: borrowing State) {
+        guard state.phase != .stopped else { return }
+        curl_multi_wakeup(multi.pointer)
     }
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -100,12 +118,11 @@ final class CurlDriver: HTTPTransport {
                         return TransportFailure(kind: .shutdown, message: "the client was shut down")
                     }
                     state.pending.append(Job(id: id, request: request, continuation: continuation))
+                    wakeThread(state)
                     return nil
                 }
                 if let failure {
                     continuation.resume(throwing: failure)
-                } else {
-                    curl_multi_wakeup(multi.pointer)
                 }
             }
         } onCancel: {
@@ -115,12 +132,11 @@ final class CurlDriver: HTTPTransport {
                 }
                 // Running or already finished: the thread ignores ids it does not know.
                 state.cancelled.append(id)
+                wakeThread(state)
                 return nil
             }
             if let queued {
                 queued.continuation.resume(throwing: CancellationError())
-            } else {
-                curl_multi_wakeup(multi.pointer)
             }
         }
     }
@@ -130,21 +146,23 @@ final class CurlDriver: HTTPTransport {
             let queued = state.withLock { state in
                 guard state.phase != .stopped else { return false }
                 state.blockingJobs.append { continuation.resume(returning: job()) }
+                wakeThread(state)
                 return true
             }
-            if queued {
-                curl_multi_wakeup(multi.pointer)
-            } else {
+            if !queued {
                 // After shutdown there is no thread left; the job is short, run it here.
                 continuation.resume(returning: job())
             }
         }
     }
 
+    /// Fails what is queued, stops the thread and waits for it; the thread fails what is running, cleans up the
+    /// multi handle (closing its connections) and the easy handles. Idempotent.
     func shutdown() {
         let (thread, pending): (pthread_t?, [Job]) = state.withLock { state in
             guard state.phase == .running else { return (nil, []) }
             state.phase = .stopping
+            wakeThread(state)
             defer { state.pending = [] }
             return (state.thread, state.pending)
         }
@@ -152,7 +170,6 @@ final class CurlDriver: HTTPTransport {
             job.continuation.resume(throwing: TransportFailure(kind: .shutdown, message: "the client was shut down"))
         }
         guard let thread else { return }
-        curl_multi_wakeup(multi.pointer)
         if pthread_equal(thread, pthread_self()) != 0 {
             pthread_detach(thread)
         } else {

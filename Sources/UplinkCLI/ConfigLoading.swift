@@ -40,7 +40,7 @@ func loadTopology(paths: [String], registry: PluginRegistry = CommandContext.reg
 /// to stderr; `topology` is nil when there are errors. `registry` is what the topology was built with.
 func loadPipeline(paths: [String], registry base: PluginRegistry = CommandContext.registry) -> (topology: Topology?, registry: PluginRegistry) {
     let diagnostics = DiagnosticCollector()
-    let loader = ConfigLoader(environment: processEnvironment())
+    let loader = ConfigLoader(environment: processEnvironment(), defaultBufferEvents: base.defaultBufferEvents)
     let config = loader.load(paths: paths, diagnostics: diagnostics)
     var registry = base
     SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUplinkLinux
 public import UplinkCore
 import UplinkPlugins
 
@@ -17,6 +18,9 @@ import UplinkPlugins
 public enum UplinkCLI {
     /// Parses the process's arguments, runs the command and exits (with 78 for an invalid configuration).
     public static func main(registry: PluginRegistry) async {
+        // One malloc arena for all threads (the cooperative pool, the libcurl thread): with glibc's default of 8
+        // per core, 128 KB batch bodies freed on other threads' arenas stay there, and peak RSS grows with them.
+        uplink_limit_malloc_arenas(1)
         await CommandContext.$registry.withValue(registry) {
             await Uplink.main()
         }

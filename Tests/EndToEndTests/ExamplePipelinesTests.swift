@@ -37,6 +37,28 @@ import Testing
         #expect(!result.stderr.contains("s3cr3tKey0000000"))
     }
 
+    /// The kept-alive connection of the sink's client used to stay open until the client was deinitialised (its
+    /// metrics reporter keeps it alive), and the embedded emulator's graceful shutdown waited ~5 s for it.
+    @Test func embeddedPipelineExitsPromptlyAfterItsLastDelivery() throws {
+        let state = UplinkProcess.temporaryDirectory()
+        let config = Self.repository.appendingPathComponent("pipelines/quickstart-embedded.yaml").path
+        let result = try UplinkProcess.run(
+            ["run", "--log-format", "json", config], input: Data("hello\nworld\n".utf8),
+            environment: ["UPLINK_DATA_DIR": state.path], timeout: 30)
+        let exited = Date()
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stderr.contains("\"emulator.messages\":\"2\""), "stderr: \(result.stderr)")
+        // From the sink's last delivery (the emulator's summary line) to the exit of the process.
+        let received = try #require(
+            result.stderr.split(separator: "\n").first { $0.contains("embedded IoT-Core emulator received") })
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(received.utf8)) as? [String: Any])
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let logged = try #require((object["time"] as? String ?? object["timestamp"] as? String).flatMap(formatter.date(from:)))
+        let shutdown = exited.timeIntervalSince(logged)
+        #expect(shutdown < 2, "the process took \(shutdown) s to exit after its last delivery")
+    }
+
     @Test func authAndPublishCommands() throws {
         let state = UplinkProcess.temporaryDirectory()
         let config = Self.repository.appendingPathComponent("pipelines/quickstart-embedded.yaml").path

@@ -214,6 +214,43 @@ struct IoTCoreCurlTransportTests {
         await #expect(throws: IoTCoreError.self) { try await client.publish(topic: "/p/d/upload", body: [1]) }
     }
 
+    @Test("shutdown closes the kept-alive connection even while the client is still referenced")
+    func shutdownClosesConnections() async throws {
+        let server = try LoopbackServer(handler: Self.service)
+        defer { server.stop() }
+        let client = try Self.client(server)
+        #expect(try await client.publish(topic: "/p/d/upload", body: [1]) == .delivered(messageID: "77"))
+        #expect(server.openConnections == 1)
+        // The sink's metrics reporter keeps its client alive after shutdown; the connection must not wait for
+        // deinit (an in-process server's graceful shutdown waits for it).
+        client.shutdown()
+        for _ in 0..<200 where server.openConnections > 0 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(server.openConnections == 0)
+        withExtendedLifetime(client) {}
+    }
+
+    @Test("wakeups racing with shutdown never reach a freed multi handle")
+    func shutdownRacesWithSubmissions() async throws {
+        let server = try LoopbackServer(handler: Self.service)
+        defer { server.stop() }
+        for _ in 0..<20 {
+            let client = try Self.client(server)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        _ = try? await client.publish(topic: "/p/d/upload", body: [1])
+                        _ = try? await client.publish(topic: "/p/d/upload", body: [2])
+                    }
+                }
+                group.addTask { client.shutdown() }
+                try await group.waitForAll()
+            }
+            await #expect(throws: IoTCoreError.self) { try await client.publish(topic: "/p/d/upload", body: [3]) }
+        }
+    }
+
     @Test("an https:// endpoint never falls back to plain HTTP")
     func tlsRequired() async throws {
         let server = try LoopbackServer(handler: Self.service)

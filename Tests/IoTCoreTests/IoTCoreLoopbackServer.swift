@@ -68,6 +68,8 @@ final class LoopbackServer: Sendable {
     var requests: [Request] { state.withLock { $0.requests } }
     var connections: Int { state.withLock { $0.connections } }
     var maxActive: Int { state.withLock { $0.maxActive } }
+    /// Connections a client still holds open.
+    var openConnections: Int { state.withLock { $0.openFDs.count } }
 
     func stop() {
         let fds = state.withLock { state in

@@ -34,6 +34,31 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
         #expect(built.node("out")?.inputKind == .record)
     }
 
+    @Test func pluginsDeclareTheirInputBufferDefaultAndTheConfigStillWins() throws {
+        let yaml = """
+            sources:
+              probe: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [probe] }
+              batch: { type: batch, inputs: [wrap] }
+            sinks:
+              cloud: { type: iotcore_http, inputs: [batch], endpoint: embedded, product_sn: abcdefgh12345678, device_sn: device001, device_secret: s3cr3tKey0000000 }
+              wide: { type: iotcore_http, inputs: [batch], endpoint: embedded, product_sn: abcdefgh12345678, device_sn: device001, device_secret: s3cr3tKey0000000, buffer: { max_events: 64 } }
+            """
+        let diagnostics = DiagnosticCollector()
+        var config = PipelineConfig(files: ["test.yaml"])
+        ConfigLoader(environment: [:], defaultBufferEvents: Builtins.registry.defaultBufferEvents)
+            .load(bytes: Array(yaml.utf8), file: "test.yaml", into: &config, diagnostics: diagnostics)
+        let topology = try #require(TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics))
+        #expect(errors(diagnostics.diagnostics).isEmpty)
+        // 128 KB batches: the sink's channel holds 16 of them, not 4096 (512 MB).
+        #expect(topology.node("cloud")?.buffer.maxEvents == 16)
+        #expect(topology.node("wide")?.buffer.maxEvents == 64)
+        #expect(topology.node("batch")?.buffer.maxEvents == 1024)
+        #expect(topology.node("wrap")?.buffer.maxEvents == 4096)
+        #expect(Builtins.registry.defaultBufferEvents[.sink]?["iotcore_http"] == 16)
+    }
+
     @Test func unknownTypeSuggestsTheClosest() {
         let (_, diagnostics) = validate("sources:\n  probe: { type: stdn }\nsinks:\n  out: { type: stdout, inputs: [probe] }\n")
         #expect(errors(diagnostics) == ["test.yaml:2:18: error: unknown source type 'stdn'; did you mean 'stdin'?"])

@@ -1,5 +1,6 @@
+import Foundation
 import Testing
-import UplinkCore
+@testable import UplinkCore
 
 @Suite struct JSONWriterTests {
     private func encode(_ bytes: [UInt8]) -> String {
@@ -31,6 +32,67 @@ import UplinkCore
                 Issue.record("not a string")
                 return
             }
+        }
+    }
+
+    /// The byte-at-a-time escaper the eight-bytes-at-a-time one replaced, as the reference.
+    private func referenceEscape(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x22]
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case 0x22: out += [0x5C, 0x22]
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            case 0x09: out += [0x5C, UInt8(ascii: "t")]
+            case 0x08: out += [0x5C, UInt8(ascii: "b")]
+            case 0x0C: out += [0x5C, UInt8(ascii: "f")]
+            case 0..<0x20: out += Array(String(format: "\\u%04x", Int(byte)).utf8)
+            case 0x20..<0x80: out.append(byte)
+            default:
+                let length = bytes.withUnsafeBufferPointer { JSONWriter.validUTF8SequenceLength($0, at: index) }
+                if length > 0 {
+                    out += bytes[index..<(index + length)]
+                    index += length
+                    continue
+                }
+                out += [0xEF, 0xBF, 0xBD]
+            }
+            index += 1
+        }
+        out.append(0x22)
+        return out
+    }
+
+    @Test func wordAtATimeEscapingMatchesTheByteAtATimeReference() {
+        var generator = SystemRandomNumberGenerator()
+        // Mostly plain text with specials at every offset of a word, so each lane and the tail are exercised.
+        let specials: [UInt8] = [0x22, 0x5C, 0x00, 0x0A, 0x1F, 0x7F, 0x80, 0xC3, 0xA9, 0xE2, 0xF0, 0xFF, 0x20, 0x21, 0x5B, 0x5D]
+        for _ in 0..<3000 {
+            let count = Int.random(in: 0..<40, using: &generator)
+            let bytes = (0..<count).map { _ in
+                Int.random(in: 0..<4, using: &generator) == 0
+                    ? specials.randomElement(using: &generator)! : UInt8.random(in: 0x41...0x7A, using: &generator)
+            }
+            var out: [UInt8] = []
+            JSONWriter.appendStringBytes(bytes, to: &out)
+            #expect(out == referenceEscape(bytes), "input \(bytes)")
+        }
+    }
+
+    @Test func integersMatchTheStandardLibrary() {
+        var generator = SystemRandomNumberGenerator()
+        var samples: [Int64] = [0, 1, -1, 9, 10, 99, 100, 101, -100, 999, 1000, Int64.max, Int64.min, Int64.min + 1]
+        for _ in 0..<2000 {
+            let digits = Int.random(in: 1...18, using: &generator)
+            samples.append(Int64.random(in: -(Int64(1) << (digits * 3))...(Int64(1) << (digits * 3)), using: &generator))
+        }
+        for value in samples {
+            var out: [UInt8] = []
+            JSONWriter.appendInteger(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
         }
     }
 

@@ -126,6 +126,41 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         #expect(merged.first?.framing == nil && merged.first?.parts == [], "a merged post is one document")
     }
 
+    /// A post from `thing_model` (with its metadata) that ends up alone is sent as it came, not copied; one that
+    /// gets company is merged as before, with both posts' acknowledgements.
+    @Test func aPostSentAloneIsItsOwnBodyAndAMergedOneIsCopied() {
+        func post(_ id: String, _ entries: String, _ names: [String]) -> Message {
+            let header = #"{"RequestID":"\#(id)","Property":{"#
+            return Message(
+                topic: propertyTopic, body: Array((header + entries + "}}").utf8),
+                metadata: [
+                    "thing_model.request_id": .string(id), "thing_model.properties": .array(names.map { .string($0) }),
+                    "thing_model.entries_start": .int(Int64(header.utf8.count)),
+                ])
+        }
+        var accumulator = Accumulator(limits: limits())
+        var actions: [Accumulator.Action] = []
+        let first = post("1", #""temp":{"Value":20}"#, ["temp"])
+        let second = post("2", #""temp":{"Value":21}"#, ["temp"])
+        let third = post("3", #""hum":{"Value":50}"#, ["hum"])
+        let tokens = AckCounter()
+        accumulator.add(first, from: source(1, tokens.token()), now: .zero, into: &actions)
+        accumulator.add(second, from: source(2, tokens.token()), now: .zero, into: &actions)
+        accumulator.add(third, from: source(3, tokens.token()), now: .zero, into: &actions)
+        accumulator.flushAll(into: &actions)
+        let sent = emitted(actions)
+        #expect(sent.map(\.text) == [
+            #"{"RequestID":"1","Property":{"temp":{"Value":20}}}"#,
+            #"{"RequestID":"2","Property":{"temp":{"Value":21},"hum":{"Value":50}}}"#,
+        ])
+        #expect(sent.map(\.recordCount) == [1, 2])
+        #expect(sent.allSatisfy { $0.metadata.isEmpty && $0.framing == nil && $0.parts.isEmpty })
+        let sameStorage = first.body.withUnsafeBufferPointer { a in sent[0].body.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
+        #expect(sameStorage, "a post sent alone is not copied")
+        let acknowledgements = actions.compactMap { if case .emit(_, let acks) = $0 { return acks.tokens.count } else { return nil } }
+        #expect(acknowledgements == [1, 2])
+    }
+
     @Test func metadataThatDoesNotMatchTheBodyIsNotTrusted() {
         var accumulator = Accumulator(limits: limits())
         var actions: [Accumulator.Action] = []

@@ -230,3 +230,32 @@ import UplinkPlugins
         #expect(errors == ["test.yaml:10:7: error: unknown type 'nubmer' (int, float, bool, string)"])
     }
 }
+
+@Suite struct FieldTypeFloatTests {
+    /// Short decimals are parsed without strtod; the result must be the very double strtod gives.
+    @Test func shortDecimalsParseExactlyAsStrtod() {
+        var generator = SystemRandomNumberGenerator()
+        var samples = ["0", "-0", "+5", "007.50", "26.5", "1.0", "0.1", "0.3", "123456789012345", "1234567890123456",
+                       "9007199254740993", "99999999999999.9", "1e5", ".5", "5.", "-", "+", "1.2.3", "nan", "inf", "0x10",
+                       "12a", "", " 3.25 "]
+        for _ in 0..<5000 {
+            let integer = String(UInt64.random(in: 0...999_999_999, using: &generator))
+            let fraction = String(UInt64.random(in: 0...99_999_999, using: &generator))
+            let sign = ["", "-", "+"].randomElement(using: &generator)!
+            samples.append(sign + String(integer.prefix(Int.random(in: 1...9, using: &generator))) + "."
+                + String(fraction.prefix(Int.random(in: 1...8, using: &generator))))
+        }
+        for text in samples {
+            let expected: Value? = {
+                let trimmed = text.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty, let number = Double(trimmed), number.isFinite else { return nil }
+                return .double(number)
+            }()
+            let converted = FieldType.float.convert(text: Array(text.utf8))
+            #expect(converted == expected, "\(text)")
+            if case .double(let a)? = converted, case .double(let b)? = expected {
+                #expect(a.bitPattern == b.bitPattern, "\(text): sign of zero")
+            }
+        }
+    }
+}

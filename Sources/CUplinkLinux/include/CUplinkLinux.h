@@ -44,6 +44,10 @@ int uplink_posix_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions
 /// pidfd_open(2): a descriptor that becomes readable when the process exits; -1 with errno ENOSYS on old kernels.
 int uplink_pidfd_open(pid_t pid);
 
+/// Caps glibc's malloc arenas at `count` (mallopt M_ARENA_MAX) unless MALLOC_ARENA_MAX is set in the environment.
+/// glibc otherwise gives threads that contend up to 8 arenas per core, each keeping its own freed memory.
+void uplink_limit_malloc_arenas(int count);
+
 // The wait-status macros, which Swift cannot import.
 static inline int uplink_WIFEXITED(int status) { return WIFEXITED(status); }
 static inline int uplink_WEXITSTATUS(int status) { return WEXITSTATUS(status); }

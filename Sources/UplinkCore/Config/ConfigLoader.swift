@@ -4,9 +4,13 @@ import UplinkYAML
 /// shape, component ids, types and inputs. Plugin options are read later, when the topology builds plugins.
 public struct ConfigLoader {
     public var environment: [String: String]
+    /// `buffer.max_events` for components whose configuration sets none, by role and type (plugins declare them
+    /// in ``PluginDescriptor/defaultBufferEvents``; ``PluginRegistry/defaultBufferEvents`` collects them).
+    public var defaultBufferEvents: [ComponentRole: [String: Int]]
 
-    public init(environment: [String: String]) {
+    public init(environment: [String: String], defaultBufferEvents: [ComponentRole: [String: Int]] = [:]) {
         self.environment = environment
+        self.defaultBufferEvents = defaultBufferEvents
     }
 
     static let topLevelKeys = ["data_dir", "shutdown_timeout", "plugins", "sources", "transforms", "sinks"]
@@ -132,6 +136,7 @@ public struct ConfigLoader {
         }
         var inputs: [InputReference] = []
         var buffer = BufferConfig()
+        if let events = defaultBufferEvents[role]?[type] { buffer.maxEvents = events }
         if role == .source {
             if let inputsNode = node["inputs"] {
                 diagnostics.error("source '\(id)' cannot have 'inputs': sources read from the outside world", file: file, at: inputsNode.mark)

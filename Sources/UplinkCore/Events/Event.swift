@@ -35,4 +35,17 @@ public protocol Event: Sendable {
 
     /// Appends a one-line text form (no trailing newline) for line-oriented sinks such as `stdout` and `file`.
     func appendText(to buffer: inout [UInt8])
+
+    /// The summed ``byteCount`` of `events`. A requirement (not only an extension) so that generic code — the
+    /// outboxes and inboxes count every chunk — makes one witness call per chunk and runs a loop specialised
+    /// for the concrete type, instead of copying each event out and calling a witness per event.
+    static func totalByteCount(of events: [Self]) -> Int
+}
+
+extension Event {
+    public static func totalByteCount(of events: [Self]) -> Int {
+        var total = 0
+        for event in events { total &+= event.byteCount }
+        return total
+    }
 }

@@ -14,9 +14,5 @@ public struct EventChunk<E: Event>: Sendable {
     public var count: Int { events.count }
     public var isEmpty: Bool { events.isEmpty }
 
-    public var byteCount: Int {
-        var total = 0
-        for event in events { total &+= event.byteCount }
-        return total
-    }
+    public var byteCount: Int { E.totalByteCount(of: events) }
 }

@@ -102,3 +102,12 @@ extension Message {
         )
     }
 }
+
+extension Message {
+    /// Specialised for this type (see ``Event/totalByteCount(of:)``).
+    public static func totalByteCount(of events: [Message]) -> Int {
+        var total = 0
+        for event in events { total &+= event.body.count }
+        return total
+    }
+}

@@ -34,3 +34,12 @@ public struct RawEvent: Event {
         buffer.append(contentsOf: bytes)
     }
 }
+
+extension RawEvent {
+    /// Specialised for this type (see ``Event/totalByteCount(of:)``).
+    public static func totalByteCount(of events: [RawEvent]) -> Int {
+        var total = 0
+        for event in events { total &+= event.bytes.count }
+        return total
+    }
+}

@@ -28,3 +28,12 @@ public struct Record: Event {
         fields.appendJSON(to: &buffer)
     }
 }
+
+extension Record {
+    /// Specialised for this type (see ``Event/totalByteCount(of:)``).
+    public static func totalByteCount(of events: [Record]) -> Int {
+        var total = 0
+        for event in events { total &+= event.byteCount }
+        return total
+    }
+}

@@ -20,6 +20,10 @@ public struct PluginDescriptor: Sendable {
     public var output: Output
     /// Where the plugin comes from, for `uplink plugins` (`built-in`, a package name, a shared object path).
     public var origin: String
+    /// The `buffer.max_events` of this component's input channel when its configuration sets none (nil: the
+    /// engine's 4096). Channels count events, so a consumer of large events (128 KB batches) declares a
+    /// smaller one: its channel then holds a bounded number of bodies, not 4096 of them.
+    public var defaultBufferEvents: Int?
     public var build: @Sendable (PluginBuildContext) throws -> BuiltStage
 
     public init(
@@ -30,8 +34,10 @@ public struct PluginDescriptor: Sendable {
         accepts: Set<EventKind> = [],
         output: Output,
         origin: String = "built-in",
+        defaultBufferEvents: Int? = nil,
         build: @escaping @Sendable (PluginBuildContext) throws -> BuiltStage
     ) {
+        self.defaultBufferEvents = defaultBufferEvents
         self.type = type
         self.role = role
         self.summary = summary

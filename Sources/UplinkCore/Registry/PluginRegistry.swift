@@ -22,6 +22,18 @@ public struct PluginRegistry: Sendable {
         (plugins[role]?.keys).map { Array($0).sorted() } ?? []
     }
 
+    /// The input-buffer defaults plugins declare (``PluginDescriptor/defaultBufferEvents``), by role and type, for
+    /// ``ConfigLoader/defaultBufferEvents``.
+    public var defaultBufferEvents: [ComponentRole: [String: Int]] {
+        var defaults: [ComponentRole: [String: Int]] = [:]
+        for (role, byType) in plugins {
+            for (type, descriptor) in byType {
+                if let events = descriptor.defaultBufferEvents { defaults[role, default: [:]][type] = events }
+            }
+        }
+        return defaults
+    }
+
     /// Every descriptor, sources first, then transforms, then sinks, each sorted by type.
     public var all: [PluginDescriptor] {
         ComponentRole.allCases.flatMap { role in

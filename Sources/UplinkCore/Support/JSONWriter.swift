@@ -1,7 +1,5 @@
 /// Byte-level JSON output: no Foundation, no intermediate strings, valid for any input.
 public enum JSONWriter {
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     /// Appends `text` as a JSON string literal. Swift strings are valid UTF-8, so only escaping is needed.
     public static func appendString(_ text: String, to buffer: inout [UInt8]) {
         var text = text
@@ -21,18 +19,18 @@ public enum JSONWriter {
     }
 
     private static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
-        var index = 0
+        guard let base = bytes.baseAddress else { return }
         let count = bytes.count
+        var index = 0
         var runStart = 0
         @inline(__always) func flush(_ end: Int) {
-            if end > runStart { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
+            if end > runStart { buffer.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: end - runStart)) }
         }
-        while index < count {
-            let byte = bytes[index]
-            if byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
-                index += 1
-                continue
-            }
+        while true {
+            // Plain ASCII runs are skipped eight bytes at a time and copied with one append.
+            index = nextSpecialByte(base, count: count, from: index)
+            if index == count { break }
+            let byte = base[index]
             if byte < 0x80 {
                 flush(index)
                 buffer.append(UInt8(ascii: "\\"))
@@ -45,9 +43,11 @@ public enum JSONWriter {
                 case 0x08: buffer.append(UInt8(ascii: "b"))
                 case 0x0C: buffer.append(UInt8(ascii: "f"))
                 default:
-                    buffer.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                    buffer.append(hexDigits[Int(byte >> 4)])
-                    buffer.append(hexDigits[Int(byte & 0x0F)])
+                    buffer.append(UInt8(ascii: "u"))
+                    buffer.append(UInt8(ascii: "0"))
+                    buffer.append(UInt8(ascii: "0"))
+                    buffer.append(hexDigit(byte >> 4))
+                    buffer.append(hexDigit(byte & 0x0F))
                 }
                 index += 1
                 runStart = index
@@ -59,11 +59,49 @@ public enum JSONWriter {
                 continue
             }
             flush(index)
-            buffer.append(contentsOf: [0xEF, 0xBF, 0xBD])  // U+FFFD
+            buffer.append(0xEF)  // U+FFFD
+            buffer.append(0xBF)
+            buffer.append(0xBD)
             index += 1
             runStart = index
         }
         flush(count)
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+
+    /// The index of the first byte at or after `index` that is not plain printable ASCII (a control character,
+    /// `"`, `\`, or a byte of a multi-byte sequence), or `count`. Eight bytes per step (SWAR): each test below
+    /// flags the lowest matching byte of a word exactly (borrows only spill into higher bytes), and the lowest
+    /// flagged byte is all that is used.
+    @inline(__always)
+    public static func nextSpecialByte(_ base: UnsafePointer<UInt8>, count: Int, from start: Int) -> Int {
+        var index = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let spaces: UInt64 = 0x2020_2020_2020_2020
+        let quotes: UInt64 = 0x2222_2222_2222_2222
+        let backslashes: UInt64 = 0x5C5C_5C5C_5C5C_5C5C
+        while index &+ 8 <= count {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+            let quote = word ^ quotes
+            let backslash = word ^ backslashes
+            let control = (word &- spaces) & ~word
+            let isQuote = (quote &- ones) & ~quote
+            let isBackslash = (backslash &- ones) & ~backslash
+            let special = (word | control | isQuote | isBackslash) & highs
+            if special != 0 { return index &+ (special.trailingZeroBitCount >> 3) }
+            index &+= 8
+        }
+        while index < count {
+            let byte = base[index]
+            if byte < 0x20 || byte >= 0x80 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return index }
+            index &+= 1
+        }
+        return count
     }
 
     /// The length of the valid UTF-8 sequence starting at `index` (2 to 4), or 0 when it is invalid.
@@ -95,22 +133,51 @@ public enum JSONWriter {
     }
 
     public static func appendInteger(_ value: Int64, to buffer: inout [UInt8]) {
-        if value == 0 {
-            buffer.append(UInt8(ascii: "0"))
-            return
-        }
-        var magnitude = value.magnitude
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, no heap
-        var count = 0
         withUnsafeMutableBytes(of: &digits) { scratch in
-            while magnitude > 0 {
-                scratch[23 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            }
-            if value < 0 { buffer.append(UInt8(ascii: "-")) }
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[(24 - count)...]))
+            let length = writeInteger(value, into: scratch)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[(24 - length)...]))
         }
+    }
+
+    /// "00" "01" … "99": two digits per division.
+    private static let digitPairs: [UInt8] = {
+        var pairs: [UInt8] = []
+        pairs.reserveCapacity(200)
+        for value in 0..<100 {
+            pairs.append(UInt8(ascii: "0") + UInt8(value / 10))
+            pairs.append(UInt8(ascii: "0") + UInt8(value % 10))
+        }
+        return pairs
+    }()
+
+    /// Writes `value` in decimal at the end of `scratch` (at least 20 bytes); returns how many bytes it took.
+    public static func writeInteger(_ value: Int64, into scratch: UnsafeMutableRawBufferPointer) -> Int {
+        var magnitude = value.magnitude
+        var end = scratch.count
+        digitPairs.withUnsafeBufferPointer { pairs in
+            while magnitude >= 100 {
+                let pair = Int(magnitude % 100) &* 2
+                magnitude /= 100
+                end &-= 2
+                scratch[end] = pairs[pair]
+                scratch[end &+ 1] = pairs[pair &+ 1]
+            }
+            if magnitude >= 10 {
+                let pair = Int(magnitude) &* 2
+                end &-= 2
+                scratch[end] = pairs[pair]
+                scratch[end &+ 1] = pairs[pair &+ 1]
+            } else {
+                end &-= 1
+                scratch[end] = UInt8(ascii: "0") &+ UInt8(magnitude)
+            }
+        }
+        if value < 0 {
+            end &-= 1
+            scratch[end] = UInt8(ascii: "-")
+        }
+        return scratch.count &- end
     }
 
     /// JSON has no NaN or infinity: they become null rather than invalid output.
@@ -121,9 +188,11 @@ public enum JSONWriter {
         }
         if value == value.rounded(), abs(value) < 1e15 {
             appendInteger(Int64(value), to: &buffer)
-            buffer.append(contentsOf: ".0".utf8)
+            buffer.append(UInt8(ascii: "."))
+            buffer.append(UInt8(ascii: "0"))
             return
         }
-        buffer.append(contentsOf: value.description.utf8)
+        var text = value.description
+        text.withUTF8 { buffer.append(contentsOf: $0) }
     }
 }

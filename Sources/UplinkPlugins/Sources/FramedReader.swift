@@ -73,7 +73,8 @@ struct FramedReader {
     /// One read: the complete frames it finished (possibly none), and whether the input has ended (then the
     /// unterminated last frame is included). Throws on read errors and on cancellation.
     mutating func next() async throws -> (events: [RawEvent], ended: Bool) {
-        var buffer = [UInt8](repeating: 0, count: readSize)
+        // The read fills the storage: no zero-filling (UInt8 is trivial; every byte kept is one the read wrote).
+        var buffer = [UInt8](unsafeUninitializedCapacity: readSize) { _, initialized in initialized = readSize }
         let count = try await AsyncFileDescriptor.read(fd, into: &buffer)
         let now = currentTimeMillis()
         var events: [RawEvent] = []

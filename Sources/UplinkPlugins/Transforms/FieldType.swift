@@ -23,7 +23,9 @@ public enum FieldType: String, Sendable, CaseIterable {
             return Self.parseInt(Self.trimmed(bytes)).map(Value.int)
         case .float:
             let trimmed = Self.trimmed(bytes)
-            guard !trimmed.isEmpty, let number = Double(String(decoding: trimmed, as: UTF8.self)), number.isFinite else {
+            guard !trimmed.isEmpty else { return nil }
+            if let number = Self.parseShortDecimal(trimmed) { return .double(number) }
+            guard let number = Double(String(decoding: trimmed, as: UTF8.self)), number.isFinite else {
                 return nil
             }
             return .double(number)
@@ -71,6 +73,48 @@ public enum FieldType: String, Sendable, CaseIterable {
         while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
         while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
         return slice
+    }
+
+    /// Exact powers of ten as doubles (10^0 ... 10^15).
+    private static let powersOfTen: [Double] = (0...15).map { exponent in
+        var value = 1.0
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+
+    /// `[+-]digits[.digits]` with at most 15 digits in all, the form sensors print, without a String or strtod:
+    /// the digits as an integer are below 2^53 and so is 10^fraction, both exact, and one IEEE division rounds
+    /// correctly, exactly as strtod does. Nil for every other form (the caller falls back to `Double(_:)`).
+    private static func parseShortDecimal(_ bytes: some Collection<UInt8>) -> Double? {
+        var iterator = bytes.makeIterator()
+        guard var byte = iterator.next() else { return nil }
+        let negative = byte == UInt8(ascii: "-")
+        if negative || byte == UInt8(ascii: "+") {
+            guard let next = iterator.next() else { return nil }
+            byte = next
+        }
+        var mantissa: Int64 = 0
+        var digits = 0
+        var fractionDigits = 0
+        var inFraction = false
+        var digitsBeforePoint = 0
+        while true {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                mantissa = mantissa * 10 + Int64(byte - UInt8(ascii: "0"))
+                digits += 1
+                if digits > 15 { return nil }
+                if inFraction { fractionDigits += 1 } else { digitsBeforePoint += 1 }
+            } else if byte == UInt8(ascii: "."), !inFraction, digitsBeforePoint > 0 {
+                inFraction = true
+            } else {
+                return nil
+            }
+            guard let next = iterator.next() else { break }
+            byte = next
+        }
+        if inFraction && fractionDigits == 0 { return nil }
+        let value = Double(mantissa) / powersOfTen[fractionDigits]
+        return negative ? -value : value
     }
 
     private static func parseInt(_ bytes: some Collection<UInt8>) -> Int64? {

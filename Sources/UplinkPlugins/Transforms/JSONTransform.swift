@@ -106,13 +106,22 @@ public struct JSONTransform: TransformStage {
             context: context, deadLetters: onError == .deadLetter ? deadLetters.file(for: context) : nil)
         defer { rejections.finish() }
         var scratch = try ParseScratch(pattern: pattern)
+        // Exactly the fields a record gets, so the fields' storage is allocated once at its final size.
+        let optionalFields = [timestampField, hostField, sourceField, pathField, sequenceField].count { $0 != nil }
+        let reservedFields: Int
+        switch mode {
+        case .raw: reservedFields = 1 + optionalFields
+        case .csv: reservedFields = columns.count + optionalFields
+        case .kv, .regex: reservedFields = max(4, pattern?.captureNames.count ?? 0) + optionalFields
+        case .json: reservedFields = 0
+        }
         for await chunk in input {
             var records: [Record] = []
             records.reserveCapacity(chunk.count)
             for event in chunk.events {
                 var fields = Fields()
                 // json mode replaces the fields with the parsed object: reserving would allocate for nothing.
-                if mode != .json { fields.reserveCapacity(columns.count + 6) }
+                if reservedFields > 0 { fields.reserveCapacity(reservedFields) }
                 switch parse(event.bytes, into: &fields, scratch: &scratch) {
                 case nil:
                     break

@@ -32,6 +32,10 @@ struct IoTCoreSinkSettings: Sendable {
         OptionSpec("credential_backoff", .duration, default: "5m", "wait after a credential error (171, 100071, 100072)"),
     ]
 
+    /// The default `buffer.max_events` of the sink's input: batches of up to 128 KB each (see
+    /// ``PluginDescriptor/defaultBufferEvents``).
+    static let defaultBufferEvents = 16
+
     static let options: [OptionSpec] = [
         OptionSpec("region", .enumeration(IoTCoreRegion.allCases.map(\.rawValue)), "the IoT-Core region; or give 'endpoint'"),
         OptionSpec("endpoint", .string, "https:// URL of the device HTTP interface, or 'embedded' to start the local emulator in-process"),

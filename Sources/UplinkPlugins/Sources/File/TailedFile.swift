@@ -57,17 +57,19 @@ final class TailedFile {
 
     /// Reads one buffer; nil at end of file. Throws on read errors.
     func read(size: Int) throws -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: size)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileIO.Failure("cannot read", path: path)
+        // Read straight into the array's storage: no zero-filling of 64 KiB per read.
+        var failed = false
+        let buffer = [UInt8](unsafeUninitializedCapacity: size) { storage, initialized in
+            while true {
+                let count = Glibc.read(fd, storage.baseAddress, size)
+                if count < 0 && errno == EINTR { continue }
+                failed = count < 0
+                initialized = max(0, count)
+                return
             }
-            if count == 0 { return nil }
-            buffer.removeLast(size - count)
-            return buffer
         }
+        if failed { throw FileIO.Failure("cannot read", path: path) }
+        return buffer.isEmpty ? nil : buffer
     }
 
     func seek(to offset: Int64) {

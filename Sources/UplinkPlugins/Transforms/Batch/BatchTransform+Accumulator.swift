@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import UplinkCore
 
 /// The batching state of `batch`, without I/O or clocks: payloads go in with the time, and what to send or
@@ -50,8 +53,13 @@ struct BatchAccumulator {
         var acknowledgements = Acknowledgements()
         var lastSourceID = -1
         var deadline: Duration
-        /// Property identifiers already in the message.
-        var identifiers: Set<String> = []
+        /// Property identifiers already in the message (strings; at most the thing model's 100, so a linear
+        /// search: identifiers of consecutive posts share storage and compare in O(1)).
+        var identifiers: [Value] = []
+        /// A property batch holding one post keeps that post's complete body instead of a copy in `body`: sent
+        /// alone (the next post repeats an identifier, as consecutive readings of one sensor do), it goes out as
+        /// it came in. The copy is made only when a second post merges in.
+        var single: [UInt8]?
 
         /// `]` of an array, `}}` closing `Property` and the envelope.
         var closingCount: Int {
@@ -64,10 +72,25 @@ struct BatchAccumulator {
 
         /// The size of the encoded body with one more part of `partCount` bytes.
         func size(adding partCount: Int) -> Int {
-            body.count + (count > 0 ? 1 : 0) + partCount + closingCount
+            let current = single.map { $0.count - closingCount } ?? body.count
+            return current + (count > 0 ? 1 : 0) + partCount + closingCount
+        }
+
+        /// Starts a property batch with its first post, kept whole (see `single`).
+        mutating func begin(with post: [UInt8], from source: Source) {
+            single = post
+            count = 1
+            acknowledgements.merge(source.acknowledgements)
+            lastSourceID = source.id
         }
 
         mutating func append(_ part: some Collection<UInt8>, from source: Source) {
+            if let first = single {
+                // A second post merges in: now the body is needed, without the first post's closing `}}`.
+                single = nil
+                body.reserveCapacity(first.count + 1 + part.count)
+                body.append(contentsOf: first[..<(first.count - closingCount)])
+            }
             if count > 0 { body.append(shape == .ndjson ? 0x0A : UInt8(ascii: ",")) }
             body.append(contentsOf: part)
             if shape != .property { parts.append(body.count) }
@@ -78,13 +101,23 @@ struct BatchAccumulator {
             }
         }
 
-        func finished() -> Message {
+        /// The message, its body moved out (not copied). A body much smaller than the room reserved for it (a
+        /// batch sent by its timeout) is copied to its size, so a message waiting downstream holds what it needs.
+        mutating func finish() -> Message {
+            if let single {
+                self.single = nil
+                return Message(topic: topic, body: single, recordCount: count)
+            }
             var body = self.body
+            self.body = []
             switch shape {
             case .jsonArray: body.append(UInt8(ascii: "]"))
             case .ndjson: break
-            case .property: body.append(contentsOf: "}}".utf8)
+            case .property:
+                body.append(UInt8(ascii: "}"))
+                body.append(UInt8(ascii: "}"))
             }
+            if body.capacity > 4096 && body.count < body.capacity / 2 { body = Array(body) }
             let framing: BatchFraming? = shape == .jsonArray ? .jsonArray : shape == .ndjson ? .ndjson : nil
             return Message(topic: topic, body: body, framing: framing, parts: parts, recordCount: count)
         }
@@ -134,9 +167,16 @@ struct BatchAccumulator {
             flush(at: current, into: &actions)
             index = nil
         }
-        let target = index ?? startBatch(
-            topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson,
-            body: limits.encoding == .jsonArray ? [UInt8(ascii: "[")] : [], now: now)
+        let target: Int
+        if let index {
+            target = index
+        } else {
+            // Batches of records fill up: their body gets its final size at once instead of growing by copies.
+            var body: [UInt8] = []
+            body.reserveCapacity(limits.maxBytes)
+            if limits.encoding == .jsonArray { body.append(UInt8(ascii: "[")) }
+            target = startBatch(topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson, body: body, now: now)
+        }
         open[target].append(part, from: source)
         if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
         return true
@@ -157,36 +197,32 @@ struct BatchAccumulator {
 
     // MARK: Thing-model property posts
 
-    /// A property post: its RequestID, the identifiers of its properties, and its encoded entries
-    /// (`"id":{…},"id2":{…}`), to be copied into a merged post as they are.
+    /// A property post: its RequestID, the identifiers of its properties (strings), its header
+    /// (`{"RequestID":"…","Property":{`) and its encoded entries (`"id":{…},"id2":{…}`), to be copied into a
+    /// merged post as they are.
     private struct PropertyPost {
-        var requestID: String
-        var identifiers: [String]
-        var header: [UInt8]
+        var identifiers: [Value]
+        var header: ArraySlice<UInt8>
         var entries: ArraySlice<UInt8>
+        /// The message's body is exactly `header`, `entries` and `}}` (read from the metadata, not re-encoded).
+        var isOriginal = false
     }
 
-    /// Reads a property post from the metadata `thing_model` attaches (no parsing), or else by parsing the body.
-    /// Nil for anything that is not a property post, which is then sent as it is.
+    /// Reads a property post from the metadata `thing_model` attaches (no parsing, no allocation), or else by
+    /// parsing the body. Nil for anything that is not a property post, which is then sent as it is.
     private static func propertyPost(_ message: Message) -> PropertyPost? {
         let body = message.body
         if case .string(let requestID)? = message.metadata[ThingModelTransform.Metadata.requestID],
             case .array(let names)? = message.metadata[ThingModelTransform.Metadata.properties], !names.isEmpty,
             case .int(let start)? = message.metadata[ThingModelTransform.Metadata.entriesStart],
-            start > 0, start <= body.count - 2, body[(body.count - 2)...].elementsEqual("}}".utf8)
-        {
-            let header = propertyHeader(requestID)
+            start > 0, start <= body.count - 2, body[(body.count - 2)...].elementsEqual("}}".utf8),
             // Only metadata that matches the body is trusted: a mismatch falls back to parsing.
-            if header.count == Int(start), body[..<header.count].elementsEqual(header) {
-                let identifiers = names.compactMap { name -> String? in
-                    if case .string(let text) = name { return text } else { return nil }
-                }
-                if identifiers.count == names.count {
-                    return PropertyPost(
-                        requestID: requestID, identifiers: identifiers, header: header,
-                        entries: body[Int(start)..<(body.count - 2)])
-                }
-            }
+            hasPropertyHeader(body, requestID: requestID, length: Int(start)),
+            names.allSatisfy({ if case .string = $0 { true } else { false } })
+        {
+            return PropertyPost(
+                identifiers: names, header: body[..<Int(start)], entries: body[Int(start)..<(body.count - 2)],
+                isOriginal: true)
         }
         guard case .object(let envelope)? = try? JSONReader.parse(body), envelope.count == 2,
             case .string(let requestID)? = envelope["RequestID"], case .object(let properties)? = envelope["Property"],
@@ -200,8 +236,39 @@ struct BatchAccumulator {
             property.value.appendJSON(to: &entries)
         }
         return PropertyPost(
-            requestID: requestID, identifiers: properties.map(\.name), header: propertyHeader(requestID),
+            identifiers: properties.map { .string($0.name) }, header: propertyHeader(requestID)[...],
             entries: entries[...])
+    }
+
+    private static let headerOpening = Array(#"{"RequestID":"#.utf8)
+    private static let headerClosing = Array(#","Property":{"#.utf8)
+
+    /// Whether `body` begins with exactly the header of `requestID` and that header is `length` bytes long.
+    private static func hasPropertyHeader(_ body: [UInt8], requestID: String, length: Int) -> Bool {
+        let opening = Self.headerOpening
+        let closing = Self.headerClosing
+        var id = requestID
+        return id.withUTF8 { idBytes in
+            // A RequestID that needs escaping is left to the general check.
+            guard let idBase = idBytes.baseAddress, !idBytes.isEmpty,
+                JSONWriter.nextSpecialByte(idBase, count: idBytes.count, from: 0) == idBytes.count
+            else {
+                let header = propertyHeader(requestID)
+                return header.count == length && length <= body.count && body[..<length].elementsEqual(header)
+            }
+            guard length == opening.count + idBytes.count + 2 + closing.count, length <= body.count else { return false }
+            return body.withUnsafeBufferPointer { bytes in
+                let base = bytes.baseAddress!
+                var index = opening.count
+                guard memcmp(base, opening, opening.count) == 0, bytes[index] == UInt8(ascii: "\"") else { return false }
+                index += 1
+                guard memcmp(base + index, idBase, idBytes.count) == 0 else { return false }
+                index += idBytes.count
+                guard bytes[index] == UInt8(ascii: "\"") else { return false }
+                index += 1
+                return memcmp(base + index, closing, closing.count) == 0
+            }
+        }
     }
 
     private mutating func addProperties(
@@ -215,17 +282,31 @@ struct BatchAccumulator {
         }
         var index = open.firstIndex { $0.topic == topic }
         if let current = index {
-            let batch = open[current]
-            let repeats = post.identifiers.contains { batch.identifiers.contains($0) }
-            let tooMany = batch.identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
-            if repeats || tooMany || batch.size(adding: post.entries.count) > limits.maxBytes {
+            let repeats = post.identifiers.contains { open[current].identifiers.contains($0) }
+            let tooMany = open[current].identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
+            if repeats || tooMany || open[current].size(adding: post.entries.count) > limits.maxBytes {
                 flush(at: current, into: &actions)
                 index = nil
             }
         }
-        let target = index ?? startBatch(topic: topic, shape: .property, body: post.header, now: now)
-        open[target].append(post.entries, from: source)
-        open[target].identifiers.formUnion(post.identifiers)
+        let target: Int
+        if let index {
+            target = index
+            open[target].append(post.entries, from: source)
+            open[target].identifiers.append(contentsOf: post.identifiers)
+        } else if post.isOriginal {
+            // The original is exactly this post: keep it whole until another one merges in.
+            target = startBatch(topic: topic, shape: .property, body: [], now: now)
+            open[target].begin(with: original, from: source)
+            open[target].identifiers = post.identifiers
+        } else {
+            var body: [UInt8] = []
+            body.reserveCapacity(alone)
+            body.append(contentsOf: post.header)
+            target = startBatch(topic: topic, shape: .property, body: body, now: now)
+            open[target].append(post.entries, from: source)
+            open[target].identifiers.append(contentsOf: post.identifiers)
+        }
         if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
         return true
     }
@@ -246,8 +327,8 @@ struct BatchAccumulator {
     }
 
     private mutating func flush(at index: Int, into actions: inout [Action]) {
-        let batch = open.remove(at: index)
-        actions.append(.emit(batch.finished(), batch.acknowledgements))
+        var batch = open.remove(at: index)
+        actions.append(.emit(batch.finish(), batch.acknowledgements))
     }
 
     private static func tooLarge(_ size: Int, _ limits: Limits) -> String {

@@ -27,7 +27,10 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 OptionSpec("encoding", .enumeration(BatchFraming.allCases.map(\.rawValue)), default: "json_array", "how records on custom topics are joined: json_array ([a,b]) or ndjson (one per line)"),
                 OptionSpec("topic", .string, "record input: the topic of the batches; default: the sink's default topic"),
             ] + DeadLetterSettings.options,
-            accepts: [.record, .message], output: .kind(.message)
+            accepts: [.record, .message], output: .kind(.message),
+            // What arrives is packed into bodies as fast as it comes: a deep queue in front adds no throughput,
+            // only memory (4096 waiting records ~3 MiB at peak, measured; 1024 is one or two source reads).
+            defaultBufferEvents: 1024
         ) { context in
             let config = context.config
             var limits = BatchAccumulator.Limits(maxBytes: hardMaxBytes, maxEvents: 1000, timeout: .seconds(1), encoding: .jsonArray)
@@ -81,6 +84,7 @@ public struct BatchTransform<Input: Event>: TransformStage {
         let start = clock.now
         var actions: [BatchAccumulator.Action] = []
         var record: [UInt8] = []
+        var encoder = RecordEncoder()
         var chunkID = 0
         while true {
             let poll: Inbox<Input>.Poll
@@ -104,13 +108,16 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 let source = BatchAccumulator.Source(id: chunkID, acknowledgements: chunk.acknowledgements)
                 let now = clock.now - start
                 var accepted = false
-                for event in chunk.events {
-                    if let message = event as? Message {
-                        accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
-                    } else if let fields = (event as? Record)?.fields {
+                // One type check per chunk, not a dynamic cast per event: this generic body is not specialised.
+                if Input.self == Record.self {
+                    for event in unsafeBitCast(chunk.events, to: [Record].self) {
                         record.removeAll(keepingCapacity: true)
-                        fields.appendJSON(to: &record)
+                        encoder.append(event.fields, to: &record)
                         accepted = accumulator.addPart(record, topic: topic, from: source, now: now, into: &actions) || accepted
+                    }
+                } else if Input.self == Message.self {
+                    for message in unsafeBitCast(chunk.events, to: [Message].self) {
+                        accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
                     }
                 }
                 if !accepted {
@@ -154,5 +161,36 @@ public struct BatchTransform<Input: Event>: TransformStage {
 
     private static func holdSameTokens(_ first: Acknowledgements, _ second: Acknowledgements) -> Bool {
         first.tokens.count == second.tokens.count && zip(first.tokens, second.tokens).allSatisfy { $0 === $1 }
+    }
+}
+
+/// Encodes records as JSON objects exactly as ``Fields/appendJSON(to:)`` does, keeping each field name's encoded
+/// form (`"name":`) from one record to the next: records from one source carry the same names in the same order,
+/// so a name is escaped once, not once per record.
+struct RecordEncoder {
+    private var names: [(name: String, encoded: [UInt8])] = []
+
+    mutating func append(_ fields: Fields, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "{"))
+        var index = 0
+        for field in fields.storage {
+            if index > 0 { buffer.append(UInt8(ascii: ",")) }
+            if index < names.count && names[index].name == field.name {
+                buffer.append(contentsOf: names[index].encoded)
+            } else {
+                var encoded: [UInt8] = []
+                JSONWriter.appendString(field.name, to: &encoded)
+                encoded.append(UInt8(ascii: ":"))
+                buffer.append(contentsOf: encoded)
+                if index < names.count {
+                    names[index] = (field.name, encoded)
+                } else if index == names.count && names.count < 64 {
+                    names.append((field.name, encoded))
+                }
+            }
+            field.value.appendJSON(to: &buffer)
+            index += 1
+        }
+        buffer.append(UInt8(ascii: "}"))
     }
 }

@@ -9,11 +9,14 @@ extension ThingModelTransform {
     /// Encodes what follows the RequestID, `"Property":{…}}` or `"Identifier":…}`, into `buffer` (and a property
     /// post's identifiers into `identifiers`); returns why the record cannot be posted instead. The RequestID is
     /// taken only for a record that can be posted, so IDs have no gaps caused by rejects.
-    func encodeTail(_ record: Record, into buffer: inout [UInt8], identifiers: inout [Value]) -> String? {
+    func encodeTail(
+        _ record: Record, into buffer: inout [UInt8], identifiers: inout [Value], names: inout EncodedNames
+    ) -> String? {
         do {
             let time = try sampleTime(of: record)
             switch kind {
-            case .property: try encodeProperties(record, time: time, into: &buffer, identifiers: &identifiers)
+            case .property:
+                try encodeProperties(record, time: time, into: &buffer, identifiers: &identifiers, names: &names)
             case .event: try encodeEvent(record, time: time, into: &buffer)
             }
             return nil
@@ -57,24 +60,70 @@ extension ThingModelTransform {
 
     /// `"Property":{`, where a post's entries start after its RequestID.
     static let propertyOpening = Array(#""Property":{"#.utf8)
+    static let timeKey = Array(#","Time":"#.utf8)
+
+    /// Property names met in earlier records, each checked once and kept encoded as `"name":{"Value":`. Records
+    /// of one source carry the same names in the same order, so a name is looked for at its own position first,
+    /// and found there by an O(1) comparison (the names share storage, or are small strings).
+    struct EncodedNames {
+        private var entries: [(name: String, encoded: [UInt8])] = []
+
+        /// The position of `name`'s entry, checking and encoding it the first time (nil: not an identifier).
+        mutating func position(of name: String, near position: Int, check: Bool) -> Int? {
+            if position < entries.count && entries[position].name == name { return position }
+            if let found = entries.firstIndex(where: { $0.name == name }) { return found }
+            if check && !ThingModelTransform.isIdentifier(name) { return nil }
+            var encoded: [UInt8] = []
+            JSONWriter.appendString(name, to: &encoded)
+            encoded.append(contentsOf: #":{"Value":"#.utf8)
+            // Bounded: a source whose names keep changing must not grow this without limit.
+            if entries.count >= 256 { entries.removeAll(keepingCapacity: true) }
+            entries.append((name, encoded))
+            return entries.count - 1
+        }
+
+        func append(_ position: Int, to buffer: inout [UInt8]) {
+            buffer.append(contentsOf: entries[position].encoded)
+        }
+    }
 
     private func encodeProperties(
-        _ record: Record, time: Int64?, into buffer: inout [UInt8], identifiers: inout [Value]
+        _ record: Record, time: Int64?, into buffer: inout [UInt8], identifiers: inout [Value],
+        names: inout EncodedNames
     ) throws(Rejected) {
         buffer.append(contentsOf: Self.propertyOpening)
+        // The Time of every property is the same: its digits are written once and copied.
+        var timeDigits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var timeLength = 0
+        if let time {
+            withUnsafeMutableBytes(of: &timeDigits) { timeLength = JSONWriter.writeInteger(time, into: $0) }
+        }
         var count = 0
+        // The closures below capture these locals, not `self` (capturing it copies the whole stage per record).
+        let timeField = self.timeField
+        let identifierField = self.identifierField
+        let checkNames = selection.entries == nil
         do {
-            try selection.forEach(in: record.fields, excluding: isMetadata) { name, value in
-                guard try accepts(name, value) else { return }
+            try selection.forEach(in: record.fields, excluding: { $0 == timeField || $0 == identifierField }) {
+                name, value in
+                if case .null = value { return }
+                // Names from the config were checked when it was validated; names from records are checked here.
+                guard let position = names.position(of: name, near: count, check: checkNames) else {
+                    throw Rejected(reason: Self.identifierProblem(name) ?? "'\(name)' is not a thing-model identifier")
+                }
+                if case .string(let text) = value, text.utf8.count > Self.maxStringBytes {
+                    throw Rejected(reason: "'\(name)' is a string of \(text.utf8.count) bytes; the thing model allows \(Self.maxStringBytes)")
+                }
                 if count > 0 { buffer.append(UInt8(ascii: ",")) }
                 count += 1
                 identifiers.append(.string(name))
-                JSONWriter.appendString(name, to: &buffer)
-                buffer.append(contentsOf: #":{"Value":"#.utf8)
+                names.append(position, to: &buffer)
                 value.appendJSON(to: &buffer)
-                if let time {
-                    buffer.append(contentsOf: #","Time":"#.utf8)
-                    JSONWriter.appendInteger(time, to: &buffer)
+                if time != nil {
+                    buffer.append(contentsOf: Self.timeKey)
+                    withUnsafeBytes(of: &timeDigits) { digits in
+                        buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: digits[(24 - timeLength)...]))
+                    }
                 }
                 buffer.append(UInt8(ascii: "}"))
             }
@@ -87,7 +136,8 @@ extension ThingModelTransform {
         if count > Self.maxProperties {
             throw Rejected(reason: "the record has \(count) properties; the thing model allows \(Self.maxProperties)")
         }
-        buffer.append(contentsOf: "}}".utf8)
+        buffer.append(UInt8(ascii: "}"))
+        buffer.append(UInt8(ascii: "}"))
     }
 
     private func encodeEvent(_ record: Record, time: Int64?, into buffer: inout [UInt8]) throws(Rejected) {

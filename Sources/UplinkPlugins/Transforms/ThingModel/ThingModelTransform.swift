@@ -112,15 +112,25 @@ public struct ThingModelTransform: TransformStage {
 
     /// Why `name` is not a thing-model identifier, or nil when it is one.
     static func identifierProblem(_ name: String) -> String? {
-        let bytes = name.utf8
-        let valid =
-            !bytes.isEmpty && bytes.count <= maxIdentifierLength
-            && bytes.enumerated().allSatisfy { index, byte in
-                byte == UInt8(ascii: "_") || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
-                    || (index > 0 && byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-            }
-        if valid { return nil }
+        if isIdentifier(name) { return nil }
         return "'\(name.prefix(64))' is not a thing-model identifier ([A-Za-z_][A-Za-z0-9_]*, at most \(maxIdentifierLength) characters)"
+    }
+
+    static let requestIDKey = Array(#"{"RequestID":"#.utf8)
+
+    /// `[A-Za-z_][A-Za-z0-9_]*`, at most ``maxIdentifierLength`` bytes; checked per property of every record, so
+    /// a plain byte loop.
+    static func isIdentifier(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            guard !bytes.isEmpty, bytes.count <= maxIdentifierLength else { return false }
+            for (index, byte) in bytes.enumerated() {
+                let letter = byte == UInt8(ascii: "_") || ((byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z"))
+                let digit = byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+                guard letter || (digit && index > 0) else { return false }
+            }
+            return true
+        }
     }
 
     public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Message>) async throws {
@@ -131,13 +141,15 @@ public struct ThingModelTransform: TransformStage {
         defer { rejections.finish() }
         var tail: [UInt8] = []
         var identifiers: [Value] = []
+        var names = EncodedNames()
+        var lastIdentifiers: [Value] = []
         for await chunk in input {
             var messages: [Message] = []
             messages.reserveCapacity(chunk.count)
             for record in chunk.events {
                 tail.removeAll(keepingCapacity: true)
                 identifiers.removeAll(keepingCapacity: true)
-                if let reason = encodeTail(record, into: &tail, identifiers: &identifiers) {
+                if let reason = encodeTail(record, into: &tail, identifiers: &identifiers, names: &names) {
                     var payload: [UInt8] = []
                     record.appendText(to: &payload)
                     rejections.reject(payload, topic: topic, reason: reason, deadLetter: onError == .deadLetter)
@@ -151,7 +163,7 @@ public struct ThingModelTransform: TransformStage {
                 let requestID = String(try requestIDs!.next())
                 var body: [UInt8] = []
                 body.reserveCapacity(tail.count + 36)
-                body.append(contentsOf: #"{"RequestID":"#.utf8)
+                body.append(contentsOf: Self.requestIDKey)
                 JSONWriter.appendString(requestID, to: &body)
                 body.append(UInt8(ascii: ","))
                 let entriesStart = body.count + Self.propertyOpening.count
@@ -160,7 +172,9 @@ public struct ThingModelTransform: TransformStage {
                 if kind == .property {
                     metadata.reserveCapacity(3)
                     metadata.append(Metadata.requestID, .string(requestID))
-                    metadata.append(Metadata.properties, .array(identifiers))
+                    // Consecutive records usually post the same properties: they share one array.
+                    if identifiers != lastIdentifiers { lastIdentifiers = identifiers }
+                    metadata.append(Metadata.properties, .array(lastIdentifiers))
                     metadata.append(Metadata.entriesStart, .int(Int64(entriesStart)))
                 }
                 messages.append(Message(topic: topic, body: body, metadata: metadata))
