@@ -2,7 +2,7 @@ import Benchmark
 
 // Each benchmark handles a fixed number of events per iteration and sets `scalingFactor` to that number, so the
 // figures per iteration divide evenly into figures per event:
-// - `.kilo` benchmarks: 1,000 events (lines, strings) per iteration, on one core;
+// - `.kilo` benchmarks: 1,000 events (lines, strings, parts, signatures) per iteration, on one core;
 // - `.mega` benchmarks: 1,000,000 events per iteration through a small pipeline (producer task → channel → stage
 //   → channel → consumer task), as the engine runs a stage (1,000 with UPLINK_BENCH_SMALL=1, see Support.swift).
 // package-benchmark 1.38 prints figures per event by default (marked `*`; counts are rounded to whole numbers,
@@ -12,6 +12,9 @@ let benchmarks: @Sendable () -> Void = {
     channelBenchmarks()
     lineFramerBenchmarks()
     jsonEscapingBenchmarks()
+    envelopeBenchmarks()
+    batchBenchmarks()
+    signerBenchmarks()
 }
 
 /// What every benchmark reports: time, events per second and allocations (counted by the malloc interposer, in
