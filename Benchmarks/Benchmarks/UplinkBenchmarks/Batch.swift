@@ -71,9 +71,12 @@ final class PropertyPosts: @unchecked Sendable {
         output.addProducer()
         try await input.send(EventChunk(Fixtures.sensorRecords))
         input.finishProducer()
+        let state = StateDirectory()
+        state.make()
+        defer { state.remove() }
         let context = ComponentContext(
-            id: "t", type: "bench", role: .transform, logger: Logger(label: "bench"), metrics: metrics,
-            dataDirectory: Fixtures.stateDirectory())
+            id: "model", type: "bench", role: .transform, logger: Logger(label: "bench"), metrics: metrics,
+            dataDirectory: state.path)
         try await model.run(
             context: context, input: Inbox(channel: input, metrics: metrics),
             output: Outbox(channels: [output], metrics: metrics))

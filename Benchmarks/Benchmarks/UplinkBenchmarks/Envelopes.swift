@@ -19,10 +19,11 @@ func envelopeBenchmarks() {
     ]
     for (label, options) in stages {
         let transform = builtTransform("t", in: pipeline(transform: options), as: ThingModelTransform.self)
-        let stateDirectory = Fixtures.stateDirectory()
-        Benchmark("envelope: \(label), run over channels", configuration: pipelineConfiguration()) { benchmark in
-            try await expectOneMessagePerRecord(transform, dataDirectory: stateDirectory)
-        }
+        let state = StateDirectory()
+        Benchmark(
+            "envelope: \(label), run over channels", configuration: pipelineConfiguration(),
+            closure: { benchmark in try await expectOneMessagePerRecord(transform, dataDirectory: state.path) },
+            setup: { state.make() }, teardown: { state.remove() })
     }
 
     let shadow = builtTransform(

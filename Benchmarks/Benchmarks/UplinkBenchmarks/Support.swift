@@ -1,4 +1,5 @@
 import Benchmark
+import Foundation
 import Logging
 import UplinkCore
 import UplinkPlugins
@@ -68,6 +69,20 @@ enum Fixtures {
             fatalError("cannot create a state directory in /tmp")
         }
         return String(cString: made)
+    }
+}
+
+/// A stage's state directory for one benchmark: made by its setup hook, removed with what the stage left in it by
+/// its teardown hook (every benchmark runs in a process of its own that registers them all).
+final class StateDirectory: @unchecked Sendable {
+    // Written by the setup and teardown hooks, around the iterations that read it.
+    private(set) var path = "/nonexistent"
+
+    func make() { path = Fixtures.stateDirectory() }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+        path = "/nonexistent"
     }
 }
 
