@@ -34,6 +34,26 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
         #expect(built.node("out")?.inputKind == .record)
     }
 
+    @Test func aMemoryBufferMayAlsoBeBoundedInBytes() throws {
+        func config(_ buffer: String) -> String {
+            """
+            sources:
+              probe: { type: stdin }
+            sinks:
+              out: { type: stdout, inputs: [probe], buffer: \(buffer) }
+            """
+        }
+        let (topology, diagnostics) = validate(config("{ max_events: 100, max_size: 4MiB }"))
+        #expect(errors(diagnostics).isEmpty)
+        #expect(topology?.node("out")?.buffer.memoryMaxBytes == 4 << 20)
+        #expect(topology?.node("out")?.buffer.maxEvents == 100)
+        #expect(validate(config("{ max_events: 100 }")).0?.node("out")?.buffer.memoryMaxBytes == nil)
+        let tooSmall = errors(validate(config("{ max_size: 1KiB }")).1)
+        #expect(tooSmall.contains { $0.contains("test.yaml:4:") && $0.contains("at least 64KiB") }, "\(tooSmall)")
+        let fsync = errors(validate(config("{ fsync_interval: 1s }")).1)
+        #expect(fsync.contains { $0.contains("'buffer.fsync_interval' applies to type: disk") }, "\(fsync)")
+    }
+
     @Test func pluginsDeclareTheirInputBufferDefaultAndTheConfigStillWins() throws {
         let yaml = """
             sources:

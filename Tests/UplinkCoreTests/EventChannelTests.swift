@@ -34,6 +34,39 @@ private func numbers(_ chunk: EventChunk<RawEvent>) -> [Int] {
         #expect(await channel.next() == nil)
     }
 
+    @Test func aByteBoundFillsTheChannelBeforeItsEventCapacity() async throws {
+        // Events of 100 bytes: the 250-byte bound is reached by the third event, far below 1000 events.
+        func big(_ value: Int) -> EventChunk<RawEvent> {
+            EventChunk([RawEvent(bytes: ArraySlice(Array(repeating: UInt8(value), count: 100)), origin: EventOrigin(sourceID: "t"), offset: 0, timestamp: 0)])
+        }
+        let channel = EventChannel<RawEvent>(capacity: 1000, maxBytes: 250)
+        channel.addProducer()
+        for value in 0..<3 { try await channel.send(big(value)) }
+        #expect(channel.bufferedBytes == 300, "admitted while below the bound, so a large chunk never deadlocks")
+        let sent = Atomic<Bool>(false)
+        let producer = Task {
+            try await channel.send(big(3))
+            sent.store(true, ordering: .sequentiallyConsistent)
+        }
+        for _ in 0..<100 { await Task.yield() }
+        #expect(sent.load(ordering: .sequentiallyConsistent) == false, "full by bytes: the producer waits")
+        _ = await channel.next()
+        _ = await channel.next()
+        try await producer.value
+        #expect(channel.bufferedEvents == 2 && channel.bufferedBytes == 200)
+        channel.finishProducer()
+
+        let dropping = EventChannel<RawEvent>(capacity: 1000, maxBytes: 250, overflowPolicy: .dropOldest)
+        dropping.addProducer()
+        for value in 0..<10 { try await dropping.send(big(value)) }
+        #expect(dropping.bufferedBytes <= 300)
+        #expect(dropping.droppedEvents == 10 - dropping.bufferedEvents)
+        dropping.finishProducer()
+        var kept: [UInt8] = []
+        while let next = await dropping.next() { kept += next.events.map { $0.bytes.first! } }
+        #expect(kept == Array(UInt8(10 - kept.count)..<10), "the newest are kept")
+    }
+
     @Test func severalProducersLoseNothingAndKeepEachOnesOrder() async throws {
         let channel = EventChannel<RawEvent>(capacity: 8)
         let producers = 4

@@ -24,17 +24,26 @@ public struct ChannelClosedError: Error, Sendable, CustomStringConvertible {
 /// The channel finishes when every registered producer has finished and the buffer is drained.
 public final class EventChannel<E: Event>: Sendable {
     public let capacity: Int
+    /// Bytes (of event payload) the buffer holds before it counts as full; `Int.max` when only events count.
+    public let maxBytes: Int
     public let overflowPolicy: OverflowPolicy
 
     private struct WaitingProducer {
         var id: Int
         var chunk: EventChunk<E>
+        var bytes: Int
         var continuation: UnsafeContinuation<Void, any Error>
     }
 
+    private struct Buffered {
+        var chunk: EventChunk<E>
+        var bytes: Int
+    }
+
     private struct State {
-        var buffer = Deque<EventChunk<E>>()
+        var buffer = Deque<Buffered>()
         var bufferedEvents = 0
+        var bufferedBytes = 0
         var openProducers = 0
         var receiverClosed = false
         /// The consumer is being replaced: it reads nil while the buffer waits for its successor.
@@ -49,11 +58,40 @@ public final class EventChannel<E: Event>: Sendable {
 
     private let state = Mutex(State())
 
-    public init(capacity: Int, overflowPolicy: OverflowPolicy = .block) {
-        precondition(capacity > 0, "a channel needs room for at least one event")
+    /// - Parameters:
+    ///   - capacity: events buffered before the channel is full.
+    ///   - maxBytes: payload bytes buffered before the channel is full, whichever comes first; a board bounds
+    ///     its memory with this when events vary in size (a line or a 128 KB batch).
+    public init(capacity: Int, maxBytes: Int = .max, overflowPolicy: OverflowPolicy = .block) {
+        precondition(capacity > 0 && maxBytes > 0, "a channel needs room for at least one event")
         self.capacity = capacity
+        self.maxBytes = maxBytes
         self.overflowPolicy = overflowPolicy
     }
+
+    /// Payload bytes buffered now.
+    public var bufferedBytes: Int { state.withLock { $0.bufferedBytes } }
+
+    /// Below both bounds: a chunk is admitted whatever its size, so one larger than the bounds cannot deadlock.
+    private func hasRoom(_ state: inout State) -> Bool {
+        state.bufferedEvents < capacity && state.bufferedBytes < maxBytes
+    }
+
+    private func push(_ chunk: EventChunk<E>, bytes: Int, into state: inout State) {
+        state.buffer.append(Buffered(chunk: chunk, bytes: bytes))
+        state.bufferedEvents += chunk.count
+        state.bufferedBytes += bytes
+    }
+
+    private func pop(_ state: inout State) -> EventChunk<E>? {
+        guard let first = state.buffer.popFirst() else { return nil }
+        state.bufferedEvents -= first.chunk.count
+        state.bufferedBytes -= first.bytes
+        return first.chunk
+    }
+
+    /// Only counted when a byte bound is set: the sum walks the chunk's events.
+    private func weigh(_ chunk: EventChunk<E>) -> Int { maxBytes == .max ? 0 : chunk.byteCount }
 
     /// Registers a producer; the channel stays open until each registered producer calls ``finishProducer()``.
     public func addProducer() {
@@ -88,6 +126,7 @@ public final class EventChannel<E: Event>: Sendable {
     /// Throws ``ChannelClosedError`` when the consumer is gone and `CancellationError` if cancelled while waiting.
     public func send(_ chunk: EventChunk<E>) async throws {
         if chunk.isEmpty { return }
+        let bytes = weigh(chunk)
         let action: SendAction = state.withLock { state in
             if state.receiverClosed {
                 state.droppedEvents += chunk.count
@@ -97,9 +136,8 @@ public final class EventChannel<E: Event>: Sendable {
                 state.consumer = nil
                 return .resumeConsumer(consumer)
             }
-            if state.bufferedEvents < capacity && state.waiting.isEmpty {
-                state.buffer.append(chunk)
-                state.bufferedEvents += chunk.count
+            if hasRoom(&state) && state.waiting.isEmpty {
+                push(chunk, bytes: bytes, into: &state)
                 return .done
             }
             switch overflowPolicy {
@@ -110,13 +148,11 @@ public final class EventChannel<E: Event>: Sendable {
                 state.overflowDroppedEvents += chunk.count
                 return .done
             case .dropOldest:
-                while state.bufferedEvents >= capacity, let oldest = state.buffer.popFirst() {
-                    state.bufferedEvents -= oldest.count
+                while !hasRoom(&state), let oldest = pop(&state) {
                     state.droppedEvents += oldest.count
                     state.overflowDroppedEvents += oldest.count
                 }
-                state.buffer.append(chunk)
-                state.bufferedEvents += chunk.count
+                push(chunk, bytes: bytes, into: &state)
                 return .done
             }
         }
@@ -124,11 +160,11 @@ public final class EventChannel<E: Event>: Sendable {
         case .done: return
         case .resumeConsumer(let consumer): consumer.resume(returning: chunk)
         case .closed: throw ChannelClosedError()
-        case .suspend: try await suspendProducer(with: chunk)
+        case .suspend: try await suspendProducer(with: chunk, bytes: bytes)
         }
     }
 
-    private func suspendProducer(with chunk: EventChunk<E>) async throws {
+    private func suspendProducer(with chunk: EventChunk<E>, bytes: Int) async throws {
         let id = state.withLock { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -142,12 +178,11 @@ public final class EventChannel<E: Event>: Sendable {
                     }
                     if Task.isCancelled { return .cancelled }
                     // The consumer may have made room between the first attempt and now.
-                    if state.bufferedEvents < capacity && state.waiting.isEmpty {
-                        state.buffer.append(chunk)
-                        state.bufferedEvents += chunk.count
+                    if hasRoom(&state) && state.waiting.isEmpty {
+                        push(chunk, bytes: bytes, into: &state)
                         return .admitted
                     }
-                    state.waiting.append(WaitingProducer(id: id, chunk: chunk, continuation: continuation))
+                    state.waiting.append(WaitingProducer(id: id, chunk: chunk, bytes: bytes, continuation: continuation))
                     return .registered
                 }
                 switch outcome {
@@ -170,10 +205,9 @@ public final class EventChannel<E: Event>: Sendable {
 
     private func wakeConsumerIfWaiting() {
         let handOff: (UnsafeContinuation<EventChunk<E>?, Never>, EventChunk<E>)? = state.withLock { state in
-            guard let consumer = state.consumer, let chunk = state.buffer.popFirst() else { return nil }
+            guard let consumer = state.consumer, !state.buffer.isEmpty else { return nil }
             state.consumer = nil
-            state.bufferedEvents -= chunk.count
-            return (consumer, chunk)
+            return (consumer, pop(&state)!)
         }
         if let (consumer, chunk) = handOff { consumer.resume(returning: chunk) }
     }
@@ -198,6 +232,7 @@ public final class EventChannel<E: Event>: Sendable {
             for waiter in state.waiting { state.droppedEvents += waiter.chunk.count }
             state.buffer.removeAll()
             state.bufferedEvents = 0
+            state.bufferedBytes = 0
             defer { state.waiting.removeAll() }
             return state.waiting
         }
@@ -209,8 +244,7 @@ public final class EventChannel<E: Event>: Sendable {
     public func next() async -> EventChunk<E>? {
         let action: ReceiveAction = state.withLock { state in
             if state.consumerDetached { return .finished }
-            if let chunk = state.buffer.popFirst() {
-                state.bufferedEvents -= chunk.count
+            if let chunk = pop(&state) {
                 return .chunk(chunk, admitWaiting(&state))
             }
             if let waiter = state.waiting.popFirst() {
@@ -231,10 +265,7 @@ public final class EventChannel<E: Event>: Sendable {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<EventChunk<E>?, Never>) in
                     let immediate: EventChunk<E>?? = state.withLock { state in
                         if state.consumerDetached { return .some(nil) }
-                        if let chunk = state.buffer.popFirst() {
-                            state.bufferedEvents -= chunk.count
-                            return .some(chunk)
-                        }
+                        if let chunk = pop(&state) { return .some(chunk) }
                         if state.openProducers <= 0 || state.receiverClosed || Task.isCancelled { return .some(nil) }
                         state.consumer = continuation
                         return .none
@@ -269,9 +300,8 @@ public final class EventChannel<E: Event>: Sendable {
     /// Moves waiting producers' chunks into the buffer while there is room; returns whom to resume.
     private func admitWaiting(_ state: inout State) -> [UnsafeContinuation<Void, any Error>] {
         var admitted: [UnsafeContinuation<Void, any Error>] = []
-        while state.bufferedEvents < capacity, let waiter = state.waiting.popFirst() {
-            state.buffer.append(waiter.chunk)
-            state.bufferedEvents += waiter.chunk.count
+        while hasRoom(&state), let waiter = state.waiting.popFirst() {
+            push(waiter.chunk, bytes: waiter.bytes, into: &state)
             admitted.append(waiter.continuation)
         }
         return admitted

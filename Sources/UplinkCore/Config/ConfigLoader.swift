@@ -177,8 +177,15 @@ public struct ConfigLoader {
                         reader.error("a disk buffer belongs in front of a sink; transforms take type: memory", at: "type")
                     }
                     if buffer.kind == .memory {
-                        for key in ["max_size", "fsync_interval"] where reader.contains(key) {
-                            reader.error("'buffer.\(key)' applies to type: disk; a memory buffer is sized with max_events", at: key)
+                        if reader.contains("fsync_interval") {
+                            reader.error("'buffer.fsync_interval' applies to type: disk", at: "fsync_interval")
+                        }
+                        if reader.contains("max_size") {
+                            buffer.memoryMaxBytes = buffer.maxBytes
+                            buffer.maxBytes = BufferConfig().maxBytes
+                            if buffer.memoryMaxBytes! < 64 << 10 {
+                                reader.error("'buffer.max_size' of a memory buffer must be at least 64KiB", at: "max_size")
+                            }
                         }
                     } else if reader.contains("max_events") {
                         reader.error("'buffer.max_events' applies to type: memory; a disk buffer is sized with max_size", at: "max_events")

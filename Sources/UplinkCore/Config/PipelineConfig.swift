@@ -72,14 +72,17 @@ public struct InputReference: Sendable, Hashable {
 }
 
 /// The input edge of a transform or sink:
-/// `buffer: { type: memory, max_events: 4096, when_full: block }` or
+/// `buffer: { type: memory, max_events: 4096, max_size: 8MiB, when_full: block }` or
 /// `buffer: { type: disk, max_size: 256MiB, when_full: block, fsync_interval: 500ms }` (sinks only).
 public struct BufferConfig: Sendable, Hashable {
     public enum Kind: String, Sendable, CaseIterable { case memory, disk }
 
     public var kind: Kind = .memory
     public var maxEvents: Int = 4096
+    /// Disk: bytes on disk before `when_full` applies.
     public var maxBytes: Int = 256 << 20
+    /// Memory: payload bytes the channel holds before `when_full` applies, besides `maxEvents`; nil for none.
+    public var memoryMaxBytes: Int? = nil
     public var whenFull: OverflowPolicy = .block
     public var fsyncInterval: Duration = .milliseconds(500)
 
@@ -91,7 +94,9 @@ public struct BufferConfig: Sendable, Hashable {
     static let options: [OptionSpec] = [
         OptionSpec("type", .enumeration(Kind.allCases.map(\.rawValue)), default: "memory", "memory, or disk (sinks only): survives restarts and power cuts"),
         OptionSpec("max_events", .int, default: "4096", "memory: events the input channel holds before `when_full` applies"),
-        OptionSpec("max_size", .size, default: "256MiB", "disk: bytes on disk before `when_full` applies"),
+        OptionSpec(
+            "max_size", .size, default: "256MiB",
+            "disk: bytes on disk before `when_full` applies; memory: payload bytes held (no default), whichever of max_events and max_size comes first"),
         OptionSpec(
             "when_full", .enumeration(OverflowPolicy.allCases.map(\.rawValue)), default: "block",
             "block back-pressures the producers; drop_newest or drop_oldest discard, counted"),

@@ -5,9 +5,9 @@ public struct BufferStatus: Sendable, Equatable {
     public var events: Int
     /// The capacity in events (memory buffers).
     public var maxEvents: Int?
-    /// Bytes on disk (disk buffers).
+    /// Bytes on disk (disk buffers), or payload bytes held (memory buffers with `max_size`).
     public var bytes: Int?
-    /// The capacity in bytes (disk buffers).
+    /// The capacity in bytes (disk buffers, and memory buffers with `max_size`).
     public var maxBytes: Int?
     /// Events discarded because the buffer was full (`when_full: drop_newest | drop_oldest`).
     public var droppedFull: Int

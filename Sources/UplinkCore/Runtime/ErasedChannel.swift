@@ -17,9 +17,10 @@ extension EventChannel: ErasedChannel {
     var status: BufferStatus {
         let dropped = droppedEvents
         let overflow = overflowDroppedEvents
+        let bounded = maxBytes != .max
         return BufferStatus(
-            kind: .memory, events: bufferedEvents, maxEvents: capacity, droppedFull: overflow,
-            droppedConsumerGone: dropped - overflow)
+            kind: .memory, events: bufferedEvents, maxEvents: capacity, bytes: bounded ? bufferedBytes : nil,
+            maxBytes: bounded ? maxBytes : nil, droppedFull: overflow, droppedConsumerGone: dropped - overflow)
     }
 }
 

@@ -86,14 +86,15 @@ final class LiveComponent: Sendable {
     }
 
     private static func memoryChannel<T: TransformStage>(inputOf stage: T, _ buffer: BufferConfig) -> any ErasedChannel {
-        EventChannel<T.Input>(capacity: buffer.maxEvents, overflowPolicy: buffer.whenFull)
+        EventChannel<T.Input>(capacity: buffer.maxEvents, maxBytes: buffer.memoryMaxBytes ?? .max, overflowPolicy: buffer.whenFull)
     }
 
     private static func sinkChannel<S: SinkStage>(
         inputOf stage: S, _ buffer: BufferConfig, directory: String, logger: Logger
     ) throws -> any ErasedChannel {
         guard buffer.kind == .disk else {
-            return EventChannel<S.Input>(capacity: buffer.maxEvents, overflowPolicy: buffer.whenFull)
+            return EventChannel<S.Input>(
+                capacity: buffer.maxEvents, maxBytes: buffer.memoryMaxBytes ?? .max, overflowPolicy: buffer.whenFull)
         }
         guard let persistable = S.Input.self as? any PersistableEvent.Type else {
             throw PluginBuildError("events of kind \(S.Input.kind) cannot be buffered on disk")
