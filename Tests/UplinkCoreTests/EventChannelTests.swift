@@ -67,6 +67,25 @@ private func numbers(_ chunk: EventChunk<RawEvent>) -> [Int] {
         #expect(kept == Array(UInt8(10 - kept.count)..<10), "the newest are kept")
     }
 
+    @Test func whatADropPolicyDiscardsIsAFinalAnswerForItsSource() async throws {
+        for policy in [OverflowPolicy.dropNewest, .dropOldest] {
+            let channel = EventChannel<RawEvent>(capacity: 1, overflowPolicy: policy)
+            channel.addProducer()
+            let statuses = Mutex<[DeliveryStatus]>([])
+            for value in 0..<3 {
+                let token = Acknowledgement { status in statuses.withLock { $0.append(status) } }
+                var next = chunk([value])
+                next.acknowledgements = Acknowledgements([token])
+                try await channel.send(next)
+            }
+            // Two of the three were discarded: their sources heard a final answer (not "dropped", which would hold
+            // a file tail's checkpoint back until the next start).
+            #expect(statuses.withLock { $0 } == [.delivered, .delivered], "\(policy)")
+            #expect(channel.droppedEvents == 2)
+            channel.finishProducer()
+        }
+    }
+
     @Test func severalProducersLoseNothingAndKeepEachOnesOrder() async throws {
         let channel = EventChannel<RawEvent>(capacity: 8)
         let producers = 4

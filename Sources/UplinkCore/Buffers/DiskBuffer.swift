@@ -263,7 +263,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                             state.droppedEvents += chunk.count
                             return .dropped
                         }
-                        if state.totalBytes + frames.count > configuration.maxBytes { return .dropped }
+                        if state.totalBytes + frames.count > configuration.maxBytes {
+                            state.droppedEvents += chunk.count
+                            return .dropped
+                        }
                     }
                 }
                 do throws(FileIO.Failure) {
@@ -294,6 +297,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if let syncLater { scheduleSync(after: syncLater) }
                 return
             case .dropped:
+                // The configured answer to a full buffer, counted: final, as in EventChannel.
+                EventChannel<E>.discardedByPolicy([chunk])
                 return
             case .closed:
                 throw ChannelClosedError()

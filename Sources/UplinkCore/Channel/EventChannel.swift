@@ -127,6 +127,9 @@ public final class EventChannel<E: Event>: Sendable {
     public func send(_ chunk: EventChunk<E>) async throws {
         if chunk.isEmpty { return }
         let bytes = weigh(chunk)
+        // Chunks a drop policy discards; their acknowledgements run outside the lock.
+        var discarded: [EventChunk<E>] = []
+        defer { Self.discardedByPolicy(discarded) }
         let action: SendAction = state.withLock { state in
             if state.receiverClosed {
                 state.droppedEvents += chunk.count
@@ -146,11 +149,13 @@ public final class EventChannel<E: Event>: Sendable {
             case .dropNewest:
                 state.droppedEvents += chunk.count
                 state.overflowDroppedEvents += chunk.count
+                discarded.append(chunk)
                 return .done
             case .dropOldest:
                 while !hasRoom(&state), let oldest = pop(&state) {
                     state.droppedEvents += oldest.count
                     state.overflowDroppedEvents += oldest.count
+                    discarded.append(oldest)
                 }
                 push(chunk, bytes: bytes, into: &state)
                 return .done
@@ -162,6 +167,13 @@ public final class EventChannel<E: Event>: Sendable {
         case .closed: throw ChannelClosedError()
         case .suspend: try await suspendProducer(with: chunk, bytes: bytes)
         }
+    }
+
+    /// A drop policy's discard is the final answer the operator configured, counted, like a dead letter: the
+    /// sources hear it as such, so a file tail's checkpoint moves past it instead of stalling for the rest of the
+    /// run and re-reading everything after it at the next start.
+    static func discardedByPolicy(_ chunks: [EventChunk<E>]) {
+        for chunk in chunks { chunk.acknowledgements.resolve(.delivered) }
     }
 
     private func suspendProducer(with chunk: EventChunk<E>, bytes: Int) async throws {
