@@ -297,8 +297,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if let syncLater { scheduleSync(after: syncLater) }
                 return
             case .dropped:
-                // The configured answer to a full buffer, counted: final, as in EventChannel.
-                EventChannel<E>.discardedByPolicy([chunk])
+                chunk.discardedByPolicy()
                 return
             case .closed:
                 throw ChannelClosedError()

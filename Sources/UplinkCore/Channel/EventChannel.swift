@@ -129,7 +129,7 @@ public final class EventChannel<E: Event>: Sendable {
         let bytes = weigh(chunk)
         // Chunks a drop policy discards; their acknowledgements run outside the lock.
         var discarded: [EventChunk<E>] = []
-        defer { Self.discardedByPolicy(discarded) }
+        defer { for chunk in discarded { chunk.discardedByPolicy() } }
         let action: SendAction = state.withLock { state in
             if state.receiverClosed {
                 state.droppedEvents += chunk.count
@@ -167,13 +167,6 @@ public final class EventChannel<E: Event>: Sendable {
         case .closed: throw ChannelClosedError()
         case .suspend: try await suspendProducer(with: chunk, bytes: bytes)
         }
-    }
-
-    /// A drop policy's discard is the final answer the operator configured, counted, like a dead letter: the
-    /// sources hear it as such, so a file tail's checkpoint moves past it instead of stalling for the rest of the
-    /// run and re-reading everything after it at the next start.
-    static func discardedByPolicy(_ chunks: [EventChunk<E>]) {
-        for chunk in chunks { chunk.acknowledgements.resolve(.delivered) }
     }
 
     private func suspendProducer(with chunk: EventChunk<E>, bytes: Int) async throws {

@@ -16,3 +16,12 @@ public struct EventChunk<E: Event>: Sendable {
 
     public var byteCount: Int { E.totalByteCount(of: events) }
 }
+
+extension EventChunk {
+    /// A full edge's `when_full: drop_*` discarded this chunk. That is the final answer the operator configured,
+    /// counted, like a dead letter: its sources hear it as such, so a file tail's checkpoint moves past it
+    /// instead of stalling for the rest of the run and re-reading everything after it at the next start.
+    func discardedByPolicy() {
+        acknowledgements.resolve(.delivered)
+    }
+}

@@ -122,8 +122,6 @@ final class LiveComponent: Sendable {
         let outbox = Outbox(fanout: fanout, metrics: context.metrics)
         return LiveComponent(node: node, metrics: context.metrics, input: nil, output: fanout) { failures, pipelineStop in
             defer { fanout.finish() }
-            // A source started while the pipeline drains has nothing to do.
-            if pipelineStop.isFired { return }
             await supervise(context, pipelineStop: pipelineStop, failures: failures) {
                 try await stage.run(context: context, output: outbox)
             }
