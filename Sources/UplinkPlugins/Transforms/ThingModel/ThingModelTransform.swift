@@ -37,8 +37,12 @@ public struct ThingModelTransform: TransformStage {
     static let maxProperties = 100
     static let maxOutputs = 20
     static let maxStringBytes = 2048
-    /// RequestIDs reserved by the first write of the counter file; later blocks double (see PersistentCounter).
-    static let requestIDBlock: UInt64 = 1000
+    /// RequestIDs reserved by the first write of the counter file; later blocks double up to
+    /// `requestIDMaxBlock` (see PersistentCounter). Each reservation is an fsync on the transform's task, and a
+    /// crash only skips the rest of a block (IDs need to be unique and increasing, not dense), so blocks are
+    /// large: a million records cost 4 reservations rather than 21.
+    static let requestIDBlock: UInt64 = 65_536
+    static let requestIDMaxBlock: UInt64 = 1 << 20
 
     public static let descriptor = PluginDescriptor(
         type: "thing_model", role: .transform,
@@ -158,7 +162,8 @@ public struct ThingModelTransform: TransformStage {
                 // The counter file is opened on the first record, so validating a config touches no disk.
                 if requestIDs == nil {
                     requestIDs = try PersistentCounter(
-                        path: try context.stateDirectory() + "/request-id", blockSize: Self.requestIDBlock)
+                        path: try context.stateDirectory() + "/request-id", blockSize: Self.requestIDBlock,
+                        maxBlockSize: Self.requestIDMaxBlock)
                 }
                 let requestID = String(try requestIDs!.next())
                 var body: [UInt8] = []
