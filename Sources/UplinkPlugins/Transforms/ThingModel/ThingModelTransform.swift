@@ -40,7 +40,7 @@ public struct ThingModelTransform: TransformStage {
     /// RequestIDs reserved by the first write of the counter file; later blocks double up to
     /// `requestIDMaxBlock` (see PersistentCounter). Each reservation is an fsync on the transform's task, and a
     /// crash only skips the rest of a block (IDs need to be unique and increasing, not dense), so blocks are
-    /// large: a million records cost 4 reservations rather than 21.
+    /// large: a million records cost 5 reservations rather than 21.
     static let requestIDBlock: UInt64 = 65_536
     static let requestIDMaxBlock: UInt64 = 1 << 20
 
