@@ -95,10 +95,10 @@ import Testing
             """, name: "fault.yaml")
     }
 
-    static func startAgent(_ config: String, log: URL? = nil) throws -> Process {
+    static func startAgent(_ config: String, log: URL? = nil, arguments: [String] = []) throws -> Process {
         let process = Process()
         process.executableURL = UplinkProcess.executable
-        process.arguments = ["run", config, "--log-level", log == nil ? "warning" : "info"]
+        process.arguments = ["run", config, "--log-level", log == nil ? "warning" : "info"] + arguments
         if let log {
             FileManager.default.createFile(atPath: log.path, contents: nil)
             process.standardError = try FileHandle(forWritingTo: log)

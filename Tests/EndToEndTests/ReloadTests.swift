@@ -16,22 +16,41 @@ import Testing
         """
     }
 
-    @Test func sighupWithAChangedThenABrokenConfigLosesNothing() throws {
-        let directory = UplinkProcess.temporaryDirectory()
-        let log = directory.appendingPathComponent("app.log").path
-        let output = directory.appendingPathComponent("out.log").path
-        let state = directory.appendingPathComponent("state").path
-        let configPath = directory.appendingPathComponent("pipeline.yaml").path
-        try Self.config(log: log, output: output, state: state, transform: false).write(toFile: configPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: log, contents: nil)
+    /// A file tail into a file sink, its configuration, and the agent's log.
+    struct Fixture {
+        let log: String
+        let output: String
+        let state: String
+        let configPath: String
+        let agentLogPath: URL
 
-        let agent = Process()
-        agent.executableURL = UplinkProcess.executable
-        agent.arguments = ["run", configPath]
-        let stderrPath = directory.appendingPathComponent("agent.log")
-        FileManager.default.createFile(atPath: stderrPath.path, contents: nil)
-        agent.standardError = try FileHandle(forWritingTo: stderrPath)
-        try agent.run()
+        init() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            log = directory.appendingPathComponent("app.log").path
+            output = directory.appendingPathComponent("out.log").path
+            state = directory.appendingPathComponent("state").path
+            configPath = directory.appendingPathComponent("pipeline.yaml").path
+            agentLogPath = directory.appendingPathComponent("agent.log")
+            try writeConfig(transform: false)
+        }
+
+        func writeConfig(transform: Bool, disk: Bool = false) throws {
+            try ReloadTests.config(log: log, output: output, state: state, transform: transform, disk: disk)
+                .write(toFile: configPath, atomically: true, encoding: .utf8)
+        }
+
+        func startAgent(_ arguments: [String] = []) throws -> Process {
+            try DeliveryFaultTests.startAgent(configPath, log: agentLogPath, arguments: arguments)
+        }
+
+        var agentLog: String { (try? String(contentsOf: agentLogPath, encoding: .utf8)) ?? "" }
+    }
+
+    @Test func sighupWithAChangedThenABrokenConfigLosesNothing() throws {
+        let fixture = try Fixture()
+        let (log, output, configPath) = (fixture.log, fixture.output, fixture.configPath)
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let agent = try fixture.startAgent()
 
         let writer = FileHandle(forWritingAtPath: log)!
         func write(_ range: Range<Int>) {
@@ -52,7 +71,7 @@ import Testing
         }
         waitFor(500)
         // A changed configuration, applied while lines keep coming.
-        try Self.config(log: log, output: output, state: state, transform: true).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try fixture.writeConfig(transform: true)
         kill(agent.processIdentifier, SIGHUP)
         for batch in 10..<20 {
             write((batch * 100)..<(batch * 100 + 100))
@@ -67,8 +86,7 @@ import Testing
         waitFor(2500)
         // A change to a disk buffer cannot be applied in place: the pipeline drains and restarts, the tail resumes from its
         // checkpoint.
-        try Self.config(log: log, output: output, state: state, transform: true, disk: true).write(
-            toFile: configPath, atomically: true, encoding: .utf8)
+        try fixture.writeConfig(transform: true, disk: true)
         kill(agent.processIdentifier, SIGHUP)
         for batch in 25..<30 {
             write((batch * 100)..<(batch * 100 + 100))
@@ -79,7 +97,7 @@ import Testing
         try UplinkProcess.wait(for: agent, timeout: 30)
         writer.closeFile()
 
-        let agentLog = (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? ""
+        let agentLog = fixture.agentLog
         #expect(agent.terminationStatus == 0, "\(agentLog)")
         #expect(agentLog.contains("configuration reloaded; unchanged components kept running"))
         #expect(agentLog.contains("configuration changed; draining the running pipeline"))
@@ -112,22 +130,11 @@ import Testing
     }
 
     @Test func watchAppliesAnEditedConfigurationInPlace() throws {
-        let directory = UplinkProcess.temporaryDirectory()
-        let log = directory.appendingPathComponent("app.log").path
-        let output = directory.appendingPathComponent("out.log").path
-        let state = directory.appendingPathComponent("state").path
-        let configPath = directory.appendingPathComponent("pipeline.yaml").path
-        try Self.config(log: log, output: output, state: state, transform: false).write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fixture = try Fixture()
+        let (log, output) = (fixture.log, fixture.output)
         try Data("before\n".utf8).write(to: URL(fileURLWithPath: log))
-
-        let agent = Process()
-        agent.executableURL = UplinkProcess.executable
-        agent.arguments = ["run", configPath, "--watch"]
-        let stderrPath = directory.appendingPathComponent("agent.log")
-        FileManager.default.createFile(atPath: stderrPath.path, contents: nil)
-        agent.standardError = try FileHandle(forWritingTo: stderrPath)
-        try agent.run()
-        func agentLog() -> String { (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? "" }
+        let agent = try fixture.startAgent(["--watch"])
+        func agentLog() -> String { fixture.agentLog }
         func waitFor(_ condition: () -> Bool) {
             let deadline = Date().addingTimeInterval(20)
             while !condition(), Date() < deadline { usleep(50_000) }
@@ -135,7 +142,7 @@ import Testing
         func delivered() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
         waitFor { delivered().contains("before") }
         // An editor saves the file: no signal, the watcher notices the new modification time.
-        try Self.config(log: log, output: output, state: state, transform: true).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try fixture.writeConfig(transform: true)
         waitFor { agentLog().contains("configuration reloaded; unchanged components kept running") }
         let writer = FileHandle(forWritingAtPath: log)!
         writer.seekToEndOfFile()
