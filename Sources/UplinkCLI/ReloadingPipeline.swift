@@ -45,6 +45,8 @@ final class ReloadingPipeline: Service, Sendable {
             logger.info(
                 "pipeline started",
                 metadata: ["pipeline.components": "\(topology.nodes.count)", "pipeline.configs": "\(configs.joined(separator: ","))"])
+            // Argument parsing, YAML and building the components are done: their pages go back (see StartupMemory).
+            StartupMemory.releaseAfterStart()
             let next: (Topology, [UInt8])? = try await withThrowingTaskGroup(of: Optional<(Topology, [UInt8])>.self) { group in
                 group.addTask {
                     try await pipeline.run()
@@ -70,6 +72,7 @@ final class ReloadingPipeline: Service, Sendable {
                             switch try await pipeline.reconfigure(to: replacement) {
                             case .applied(let summary):
                                 fingerprint = current
+                                StartupMemory.releaseAfterStart()
                                 logger.notice(
                                     "configuration reloaded; unchanged components kept running",
                                     metadata: [

@@ -44,9 +44,22 @@ int uplink_posix_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions
 /// pidfd_open(2): a descriptor that becomes readable when the process exits; -1 with errno ENOSYS on old kernels.
 int uplink_pidfd_open(pid_t pid);
 
-/// Caps glibc's malloc arenas at `count` (mallopt M_ARENA_MAX) unless MALLOC_ARENA_MAX is set in the environment.
-/// glibc otherwise gives threads that contend up to 8 arenas per core, each keeping its own freed memory.
-void uplink_limit_malloc_arenas(int count);
+/// Tunes glibc's malloc for a long-running agent with little memory, unless the environment already does
+/// (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_):
+/// - one arena (M_ARENA_MAX 1): glibc otherwise gives threads that contend up to 8 arenas per core, each keeping
+///   its own freed memory;
+/// - blocks of `mmap_threshold` bytes or more mapped on their own (M_MMAP_THRESHOLD): a fixed threshold turns
+///   off glibc's sliding one, which after the first freed 128 KB batch body serves every later one from the
+///   heap, where freed bodies stay resident.
+void uplink_tune_malloc(int arenas, int mmap_threshold);
+
+/// Hands back the memory start-up used and the steady state does not: unmaps the pages of every loaded
+/// object's read-only segments (code, constants) from this process, and returns free heap pages to the kernel
+/// (malloc_trim). Code that runs again faults its page back in from the page cache (a minor fault, no I/O
+/// while the page is cached); the page cache itself is untouched, and the kernel can drop pages no process
+/// maps. Writable segments (data, relocated RELRO) and objects with text relocations are left alone, so no
+/// written byte is lost. Returns the number of bytes of address range advised, or -1 on error (errno).
+long uplink_release_startup_pages(void);
 
 // The wait-status macros, which Swift cannot import.
 static inline int uplink_WIFEXITED(int status) { return WIFEXITED(status); }
