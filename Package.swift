@@ -11,8 +11,20 @@ let swiftSettings: [SwiftSetting] = [
 // the dynamic loader reads ~0.2 MB of relocations at start-up instead of ~1 MB, and those pages stay resident
 // for the life of the process (bench/RESULTS.md: idle RSS 28.4 -> 26.8 MB). Only the executable target, so a
 // package that builds its own binary from the libraries is unaffected.
+//
+// Release builds are the binary a board runs, linked for memory (bench/RESULTS.md, "Footprint"):
+// - the Swift runtime and FoundationEssentials statically (-static-stdlib, plus the two static libraries
+//   FoundationEssentials needs that the driver does not add on its own): only the parts used are linked, and
+//   there is no dynamic symbol binding against them;
+// - not position-independent (-no-pie): the executable's ~750 KB of pointers (witness tables, metadata) then
+//   need no relocation at start-up, so their pages stay clean, shared with the page cache, instead of becoming
+//   the process's own memory. The shared libraries, heap, stacks and mmaps are still placed at random.
+// Debug builds (the tests) stay dynamic and position-independent.
 let uplinkLinkerSettings: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux]))
+    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
+    .unsafeFlags(
+        ["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims", "-Xclang-linker", "-no-pie"],
+        .when(platforms: [.linux], configuration: .release)),
 ]
 
 let package = Package(

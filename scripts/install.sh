@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds a release binary (Swift standard library linked statically, stripped, commit stamped) and installs it
+# Builds a release binary (Package.swift links release builds with the Swift runtime static and without PIE;
+# this script strips it and stamps the commit) and installs it
 # with the systemd unit and an example pipeline.
 #
 #   sudo scripts/install.sh                  # into /usr/local, /etc/uplink, /etc/systemd/system
@@ -11,8 +12,8 @@ PREFIX="${PREFIX:-/usr/local}"
 DESTDIR="${DESTDIR:-}"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
-swift build -c release --product uplink --static-swift-stdlib -Xcc "-DUPLINK_COMMIT=\"${commit}\""
-binary="$(swift build -c release --product uplink --static-swift-stdlib --show-bin-path)/uplink"
+swift build -c release --product uplink -Xcc "-DUPLINK_COMMIT=\"${commit}\""
+binary="$(swift build -c release --product uplink --show-bin-path)/uplink"
 
 install -d "${DESTDIR}${PREFIX}/bin" "${DESTDIR}/etc/uplink" "${DESTDIR}/etc/systemd/system" \
     "${DESTDIR}${PREFIX}/share/doc/uplink/pipelines"
