@@ -58,7 +58,7 @@ void uplink_tune_malloc(int arenas, int mmap_threshold);
 /// (malloc_trim). Code that runs again faults its page back in from the page cache (a minor fault, no I/O
 /// while the page is cached); the page cache itself is untouched, and the kernel can drop pages no process
 /// maps. Writable segments (data, relocated RELRO) and objects with text relocations are left alone, so no
-/// written byte is lost. Returns the number of bytes of address range advised, or -1 on error (errno).
+/// written byte is lost. Returns the bytes of address range released (a segment madvise refuses is skipped).
 long uplink_release_startup_pages(void);
 
 // The wait-status macros, which Swift cannot import.

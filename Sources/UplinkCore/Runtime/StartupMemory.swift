@@ -33,11 +33,10 @@ public enum StartupMemory {
     }
 
     /// Unmaps read-only pages of loaded objects and returns free heap pages; the bytes of address range
-    /// released, or nil when turned off or the call failed.
+    /// released, or nil when turned off.
     @discardableResult
     public static func release() -> Int? {
         guard isEnabled else { return nil }
-        let released = uplink_release_startup_pages()
-        return released >= 0 ? released : nil
+        return uplink_release_startup_pages()
     }
 }
