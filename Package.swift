@@ -22,6 +22,8 @@ let swiftSettings: [SwiftSetting] = [
 // Debug builds (the tests) stay dynamic and position-independent.
 let uplinkLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
+    // CUplinkStartup's answer to GnuTLS's constructor has to be in the dynamic symbol table to be found.
+    .unsafeFlags(["-Xlinker", "--export-dynamic-symbol=_gnutls_global_init_skip"], .when(platforms: [.linux])),
     .unsafeFlags(
         ["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims", "-Xclang-linker", "-no-pie"],
         .when(platforms: [.linux], configuration: .release)),
@@ -74,6 +76,9 @@ let package = Package(
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
         .target(name: "CUplinkLinux"),
+        // The `uplink` executable's process start-up (malloc settings and environment in place before the shared
+        // libraries' constructors run); only the executable links it.
+        .target(name: "CUplinkStartup", dependencies: ["CUplinkLinux"]),
         // The C ABI of loadable plugins: a module map over include/uplink_plugin.h (header only).
         .systemLibrary(name: "CUplinkPlugin"),
 
@@ -171,7 +176,7 @@ let package = Package(
         // Three lines: the built-ins handed to the command-line library.
         .executableTarget(
             name: "uplink",
-            dependencies: ["UplinkCLI", "UplinkPlugins"],
+            dependencies: ["UplinkCLI", "UplinkPlugins", "CUplinkStartup"],
             swiftSettings: swiftSettings,
             linkerSettings: uplinkLinkerSettings
         ),

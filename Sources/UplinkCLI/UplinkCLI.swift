@@ -20,9 +20,9 @@ public enum UplinkCLI {
     public static func main(registry: PluginRegistry) async {
         // One malloc arena for all threads (the cooperative pool, the libcurl thread): with glibc's default of 8
         // per core, 128 KB batch bodies freed on other threads' arenas stay there, and peak RSS grows with them.
-        // Batch bodies (128 KiB and up) mapped on their own, so a freed one goes back to the kernel; 64 KiB read
-        // buffers stay on the heap, where reusing them is cheaper than mapping each one.
-        uplink_tune_malloc(1, 128 * 1024)
+        // The `uplink` executable already did this before any library ran (CUplinkStartup); this is for agents
+        // built from this library without it.
+        uplink_tune_malloc(UPLINK_MALLOC_ARENAS, UPLINK_MALLOC_MMAP_THRESHOLD)
         await CommandContext.$registry.withValue(registry) {
             await Uplink.main()
         }

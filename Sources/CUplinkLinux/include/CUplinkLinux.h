@@ -53,6 +53,12 @@ int uplink_pidfd_open(pid_t pid);
 ///   heap, where freed bodies stay resident.
 void uplink_tune_malloc(int arenas, int mmap_threshold);
 
+/// The `uplink` process's settings for uplink_tune_malloc: one arena; batch bodies (128 KiB and up) mapped on
+/// their own, so a freed one goes back to the kernel, while 64 KiB read buffers stay on the heap, where reusing
+/// them is cheaper than mapping each one.
+#define UPLINK_MALLOC_ARENAS 1
+#define UPLINK_MALLOC_MMAP_THRESHOLD (128 * 1024)
+
 /// Hands back the memory start-up used and the steady state does not: unmaps the pages of every loaded
 /// object's read-only segments (code, constants) from this process, and returns free heap pages to the kernel
 /// (malloc_trim). Code that runs again faults its page back in from the page cache (a minor fault, no I/O
