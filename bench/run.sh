@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds a release binary and runs the benchmarks. Extra arguments go to bench.py (--lines, --runs, --scenario).
+# Builds the release binary a board runs (scripts/build-release.sh) and runs the benchmarks on it. Extra
+# arguments go to bench.py (--lines, --runs, --scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product uplink >/dev/null
-exec python3 bench/bench.py "$@"
+binary="$(scripts/build-release.sh)"
+exec python3 bench/bench.py --binary "${binary}" "$@"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Builds a release binary (Package.swift links release builds with the Swift runtime static and without PIE;
-# this script strips it and stamps the commit) and installs it
-# with the systemd unit and an example pipeline.
+# Builds the release binary (scripts/build-release.sh: Swift runtime static, no PIE, laid out for memory,
+# stamped with the commit), strips it and installs it with the systemd unit and an example pipeline.
 #
 #   sudo scripts/install.sh                  # into /usr/local, /etc/uplink, /etc/systemd/system
 #   DESTDIR=/tmp/stage scripts/install.sh    # staged, for packaging (no systemctl calls)
@@ -10,10 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX="${PREFIX:-/usr/local}"
 DESTDIR="${DESTDIR:-}"
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-
-swift build -c release --product uplink -Xcc "-DUPLINK_COMMIT=\"${commit}\""
-binary="$(swift build -c release --product uplink --show-bin-path)/uplink"
+binary="$(scripts/build-release.sh)"
 
 install -d "${DESTDIR}${PREFIX}/bin" "${DESTDIR}/etc/uplink" "${DESTDIR}/etc/systemd/system" \
     "${DESTDIR}${PREFIX}/share/doc/uplink/pipelines"
