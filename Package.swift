@@ -86,9 +86,9 @@ let package = Package(
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
         .target(name: "CUplinkLinux"),
-        // The `uplink` executable's process start-up (malloc settings in place before the shared libraries'
-        // constructors run, GnuTLS's unused initialisation skipped); only the executable links it.
-        .target(name: "CUplinkStartup", dependencies: ["CUplinkLinux"]),
+        // The `uplink` executable's answers to its shared libraries' constructors (GnuTLS's unused initialisation
+        // skipped); only the executable links it.
+        .target(name: "CUplinkStartup"),
         // The C ABI of loadable plugins: a module map over include/uplink_plugin.h (header only).
         .systemLibrary(name: "CUplinkPlugin"),
 

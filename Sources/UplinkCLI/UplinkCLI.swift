@@ -18,10 +18,7 @@ import UplinkPlugins
 public enum UplinkCLI {
     /// Parses the process's arguments, runs the command and exits (with 78 for an invalid configuration).
     public static func main(registry: PluginRegistry) async {
-        // One malloc arena for all threads (the cooperative pool, the libcurl thread): with glibc's default of 8
-        // per core, 128 KB batch bodies freed on other threads' arenas stay there, and peak RSS grows with them.
-        // The `uplink` executable already did this before any library ran (CUplinkStartup); this is for agents
-        // built from this library without it.
+        // A few malloc arenas, not glibc's 8 per core, and batch bodies mapped on their own (see the constants).
         uplink_tune_malloc(UPLINK_MALLOC_ARENAS, UPLINK_MALLOC_MMAP_THRESHOLD)
         await CommandContext.$registry.withValue(registry) {
             await Uplink.main()

@@ -46,17 +46,20 @@ int uplink_pidfd_open(pid_t pid);
 
 /// Tunes glibc's malloc for a long-running agent with little memory, unless the environment already does
 /// (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_):
-/// - one arena (M_ARENA_MAX 1): glibc otherwise gives threads that contend up to 8 arenas per core, each keeping
-///   its own freed memory;
+/// - at most `arenas` arenas (M_ARENA_MAX) instead of glibc's 8 per core, each keeping its own freed memory;
 /// - blocks of `mmap_threshold` bytes or more mapped on their own (M_MMAP_THRESHOLD): a fixed threshold turns
 ///   off glibc's sliding one, which after the first freed 128 KB batch body serves every later one from the
 ///   heap, where freed bodies stay resident.
 void uplink_tune_malloc(int arenas, int mmap_threshold);
 
-/// The `uplink` process's settings for uplink_tune_malloc: one arena; batch bodies (128 KiB and up) mapped on
-/// their own, so a freed one goes back to the kernel, while 64 KiB read buffers stay on the heap, where reusing
-/// them is cheaper than mapping each one.
-#define UPLINK_MALLOC_ARENAS 1
+/// The `uplink` process's settings for uplink_tune_malloc.
+/// - 4 arenas: a pipeline allocates a record on one thread and frees it on another, so threads that share an
+///   arena wait on its lock. With one arena, CSV -> thing_model -> batch ran at 0.6M lines/s with 2.5 CPU s per
+///   million (30,000 context switches); with 4, 1.1M lines/s and 1.4 CPU s, as with glibc's 16 on 2 cores, for
+///   0.05 MiB more idle memory (bench/RESULTS.md).
+/// - Batch bodies (128 KiB and up) mapped on their own, so a freed one goes back to the kernel, while 64 KiB read
+///   buffers stay on the heap, where reusing them is cheaper than mapping each one.
+#define UPLINK_MALLOC_ARENAS 4
 #define UPLINK_MALLOC_MMAP_THRESHOLD (128 * 1024)
 
 /// Hands back the memory start-up used and the steady state does not: unmaps the pages of every loaded
