@@ -21,10 +21,11 @@ let swiftSettings: [SwiftSetting] = [
 //   the process's own memory. The shared libraries, heap, stacks and mmaps are still placed at random;
 // - in the order of packaging/link-order.txt (written by bench/link_order.py from profiles of real pipelines):
 //   the functions the steady state runs together, then those start-up runs, then the variables the runtime
-//   writes. A fault maps 64 KiB of the file around it, so scattered hot code kept ~6 MiB of the executable
-//   resident; packed, it is ~1.5 MiB (peak RSS -5 MiB, idle RssAnon -0.2 MiB). Names that no longer exist are
-//   skipped: an outdated file costs memory, not correctness. scripts/build-release.sh also compiles with
-//   -function-sections, so this package's functions are placed one by one instead of a source file at a time.
+//   writes. A fault maps 64 KiB of the file around it, so the idle agent kept 4.3 MiB of scattered code
+//   resident; ordered, 3.1 MiB, and 2.4 MiB when scripts/build-release.sh adds -function-sections (this
+//   package's functions then move one by one instead of a source file at a time). HTTPS peak RSS -2.5 MiB
+//   (-4.4 MiB), idle RssAnon -0.2 MiB. Names that no longer exist are skipped: an outdated file costs memory,
+//   not correctness.
 // Debug builds (the tests) stay dynamic and position-independent.
 let uplinkLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),

@@ -3,7 +3,7 @@
 # On top of `swift build -c release` (Package.swift: Swift runtime static, no PIE, linked in the order of
 # packaging/link-order.txt):
 # - every function in a section of its own (-function-sections), so the link order places this package's hot
-#   functions one by one, not whole source files: idle RSS -1.4 MiB, peak -1.3 MiB (bench/RESULTS.md). It is a
+#   functions one by one, not whole source files: idle RSS -0.6 MiB, peak -1.9 MiB (bench/RESULTS.md). It is a
 #   command-line flag because flags in Package.swift would keep other packages from depending on Uplink's
 #   libraries;
 # - the commit, for `uplink --version`.
