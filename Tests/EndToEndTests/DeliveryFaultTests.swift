@@ -1,199 +1,201 @@
 import Foundation
 import Testing
 
-/// Fault tests with real processes: the agent is killed with SIGKILL mid-stream and restarted; the cloud
-/// (a separate `uplink emulator` process) refuses connections and answers 130/100077 at random.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct DeliveryFaultTests {
-    /// A separate emulator process, so it outlives the agent it serves.
-    final class EmulatorProcess {
-        let process = Process()
-        let port: Int
-        let caFile: String
-        let acceptedLog: String
+extension EndToEnd {
+    /// Fault tests with real processes: the agent is killed with SIGKILL mid-stream and restarted; the cloud
+    /// (a separate `uplink emulator` process) refuses connections and answers 130/100077 at random.
+    @Suite(.serialized, .timeLimit(.minutes(3))) struct DeliveryFaultTests {
+        /// A separate emulator process, so it outlives the agent it serves.
+        final class EmulatorProcess {
+            let process = Process()
+            let port: Int
+            let caFile: String
+            let acceptedLog: String
 
-        init(directory: URL, extra: [String] = []) throws {
-            caFile = directory.appendingPathComponent("ca.pem").path
-            acceptedLog = directory.appendingPathComponent("accepted.jsonl").path
-            let devices = ExamplePipelinesTests.repository.appendingPathComponent("examples/emulator-devices.yaml").path
-            process.executableURL = UplinkProcess.executable
-            process.arguments = ["emulator", "--devices", devices, "--port", "0", "--ca-out", caFile, "--accepted-log", acceptedLog, "--log-level", "error"] + extra
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            var line = Data()
-            let deadline = Date().addingTimeInterval(30)
-            while !line.contains(0x0A), Date() < deadline {
-                let byte = output.fileHandleForReading.readData(ofLength: 1)
-                if byte.isEmpty { break }
-                line.append(byte)
+            init(directory: URL, extra: [String] = []) throws {
+                caFile = directory.appendingPathComponent("ca.pem").path
+                acceptedLog = directory.appendingPathComponent("accepted.jsonl").path
+                let devices = ExamplePipelinesTests.repository.appendingPathComponent("examples/emulator-devices.yaml").path
+                process.executableURL = UplinkProcess.executable
+                process.arguments = ["emulator", "--devices", devices, "--port", "0", "--ca-out", caFile, "--accepted-log", acceptedLog, "--log-level", "error"] + extra
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                var line = Data()
+                let deadline = Date().addingTimeInterval(30)
+                while !line.contains(0x0A), Date() < deadline {
+                    let byte = output.fileHandleForReading.readData(ofLength: 1)
+                    if byte.isEmpty { break }
+                    line.append(byte)
+                }
+                let text = String(decoding: line, as: UTF8.self)
+                guard let address = text.range(of: "127.0.0.1:"), let port = Int(text[address.upperBound...].prefix(while: \.isNumber)) else {
+                    throw UplinkProcess.TimeoutError()
+                }
+                self.port = port
             }
-            let text = String(decoding: line, as: UTF8.self)
-            guard let address = text.range(of: "127.0.0.1:"), let port = Int(text[address.upperBound...].prefix(while: \.isNumber)) else {
-                throw UplinkProcess.TimeoutError()
+
+            func stop() {
+                process.terminate()
+                try? UplinkProcess.wait(for: process, timeout: 10)
             }
-            self.port = port
-        }
 
-        func stop() {
-            process.terminate()
-            try? UplinkProcess.wait(for: process, timeout: 10)
-        }
+            func faults(_ json: String) throws {
+                let curl = Process()
+                curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+                curl.arguments = ["-s", "--cacert", caFile, "--data-binary", json, "https://127.0.0.1:\(port)/_emulator/faults"]
+                curl.standardOutput = FileHandle.nullDevice
+                try curl.run()
+                curl.waitUntilExit()
+            }
 
-        func faults(_ json: String) throws {
-            let curl = Process()
-            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            curl.arguments = ["-s", "--cacert", caFile, "--data-binary", json, "https://127.0.0.1:\(port)/_emulator/faults"]
-            curl.standardOutput = FileHandle.nullDevice
-            try curl.run()
-            curl.waitUntilExit()
-        }
-
-        /// Every `message` of every accepted NDJSON body, in arrival order.
-        func receivedLines() -> [String] {
-            guard let text = try? String(contentsOfFile: acceptedLog, encoding: .utf8) else { return [] }
-            var lines: [String] = []
-            for entry in text.split(separator: "\n") {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any],
-                    let body = Data(base64Encoded: object["body_base64"] as? String ?? "")
-                else { continue }
-                for record in body.split(separator: 0x0A) {
-                    if let fields = try? JSONSerialization.jsonObject(with: Data(record)) as? [String: Any], let message = fields["message"] as? String {
-                        lines.append(message)
+            /// Every `message` of every accepted NDJSON body, in arrival order.
+            func receivedLines() -> [String] {
+                guard let text = try? String(contentsOfFile: acceptedLog, encoding: .utf8) else { return [] }
+                var lines: [String] = []
+                for entry in text.split(separator: "\n") {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: Any],
+                        let body = Data(base64Encoded: object["body_base64"] as? String ?? "")
+                    else { continue }
+                    for record in body.split(separator: 0x0A) {
+                        if let fields = try? JSONSerialization.jsonObject(with: Data(record)) as? [String: Any], let message = fields["message"] as? String {
+                            lines.append(message)
+                        }
                     }
                 }
-            }
-            return lines
-        }
-    }
-
-    static func config(
-        directory: URL, log: String, emulator: EmulatorProcess, buffer: String = "", shutdownTimeout: String = "20s",
-        global: String = ""
-    ) throws -> String {
-        try UplinkProcess.writeConfig(
-            """
-            data_dir: \(directory.appendingPathComponent("state").path)
-            shutdown_timeout: \(shutdownTimeout)
-            \(global)
-            sources:
-              app: { type: file, include: ["\(log)"], read_from: beginning, checkpoint_interval: 200ms }
-            transforms:
-              wrap: { type: json, inputs: [app] }
-              batches: { type: batch, inputs: [wrap], encoding: ndjson, max_events: 500, timeout: 200ms }
-            sinks:
-              cloud:
-                type: iotcore_http
-                inputs: [batches]
-                endpoint: https://127.0.0.1:\(emulator.port)
-                ca_file: \(emulator.caFile)
-                product_sn: abcdefgh12345678
-                device_sn: device001
-                device_secret: s3cr3tKey0000000
-                retry: { initial_backoff: 20ms, max_backoff: 500ms }
-            \(buffer)
-            """, name: "fault.yaml")
-    }
-
-    static func startAgent(_ config: String, log: URL? = nil, arguments: [String] = []) throws -> Process {
-        let process = Process()
-        process.executableURL = UplinkProcess.executable
-        process.arguments = ["run", config, "--log-level", log == nil ? "warning" : "info"] + arguments
-        if let log {
-            FileManager.default.createFile(atPath: log.path, contents: nil)
-            process.standardError = try FileHandle(forWritingTo: log)
-        } else {
-            process.standardError = FileHandle.nullDevice
-        }
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
-
-    static func waitFor(_ deadline: TimeInterval, _ condition: () -> Bool) {
-        let end = Date().addingTimeInterval(deadline)
-        while Date() < end && !condition() { usleep(100_000) }
-    }
-
-    /// The text of line `number` as ``writeLines(_:_:)`` writes it.
-    static func line(_ number: Int) -> String { "line \(number) " + String(repeating: "x", count: 80) }
-
-    static func writeLines(_ path: String, _ range: Range<Int>) throws {
-        let text = range.map(line).joined(separator: "\n") + "\n"
-        let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
-            return FileHandle(forWritingAtPath: path)!
-        }()
-        handle.seekToEndOfFile()
-        handle.write(Data(text.utf8))
-        handle.closeFile()
-    }
-
-    @Test func killNineMidTailThenRestartLosesNothing() throws {
-        let directory = UplinkProcess.temporaryDirectory()
-        let emulator = try EmulatorProcess(directory: directory)
-        defer { emulator.stop() }
-        let log = directory.appendingPathComponent("app.log").path
-        let total = 100_000
-        try Self.writeLines(log, 0..<5_000)
-        let config = try Self.config(directory: directory, log: log, emulator: emulator)
-        // The application keeps logging, 5,000 lines every 100 ms, while the agent is killed and restarted.
-        let writer = Thread {
-            for start in stride(from: 5_000, to: total, by: 5_000) {
-                usleep(100_000)
-                try? Self.writeLines(log, start..<(start + 5_000))
+                return lines
             }
         }
 
-        let first = try Self.startAgent(config)
-        writer.start()
-        Self.waitFor(60) { emulator.receivedLines().count >= 20_000 }
-        kill(first.processIdentifier, SIGKILL)
-        first.waitUntilExit()
-        let beforeRestart = emulator.receivedLines().count
-        // Where the restart will resume: lines are 100 bytes, so the checkpointed offset counts whole lines.
-        let checkpoints = directory.appendingPathComponent("state/app/checkpoints.json")
-        let checkpoint = try JSONSerialization.jsonObject(with: Data(contentsOf: checkpoints)) as? [String: Any]
-        let offset = ((checkpoint?["files"] as? [[String: Any]])?.first?["offset"] as? Int) ?? 0
-        let checkpointedLines = offset / 100
-        #expect(checkpointedLines > 0, "a checkpoint must have been written before the kill")
-        #expect(checkpointedLines <= beforeRestart, "the checkpoint must never pass what the cloud accepted")
-        #expect(beforeRestart > 0 && beforeRestart < total, "the kill should land mid-stream (received \(beforeRestart))")
+        static func config(
+            directory: URL, log: String, emulator: EmulatorProcess, buffer: String = "", shutdownTimeout: String = "20s",
+            global: String = ""
+        ) throws -> String {
+            try UplinkProcess.writeConfig(
+                """
+                data_dir: \(directory.appendingPathComponent("state").path)
+                shutdown_timeout: \(shutdownTimeout)
+                \(global)
+                sources:
+                  app: { type: file, include: ["\(log)"], read_from: beginning, checkpoint_interval: 200ms }
+                transforms:
+                  wrap: { type: json, inputs: [app] }
+                  batches: { type: batch, inputs: [wrap], encoding: ndjson, max_events: 500, timeout: 200ms }
+                sinks:
+                  cloud:
+                    type: iotcore_http
+                    inputs: [batches]
+                    endpoint: https://127.0.0.1:\(emulator.port)
+                    ca_file: \(emulator.caFile)
+                    product_sn: abcdefgh12345678
+                    device_sn: device001
+                    device_secret: s3cr3tKey0000000
+                    retry: { initial_backoff: 20ms, max_backoff: 500ms }
+                \(buffer)
+                """, name: "fault.yaml")
+        }
 
-        let second = try Self.startAgent(config)
-        Self.waitFor(90) { Set(emulator.receivedLines()).count >= total }
-        kill(second.processIdentifier, SIGTERM)
-        try UplinkProcess.wait(for: second, timeout: 30)
-        #expect(second.terminationStatus == 0)
+        static func startAgent(_ config: String, log: URL? = nil, arguments: [String] = []) throws -> Process {
+            let process = Process()
+            process.executableURL = UplinkProcess.executable
+            process.arguments = ["run", config, "--log-level", log == nil ? "warning" : "info"] + arguments
+            if let log {
+                FileManager.default.createFile(atPath: log.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: log)
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
 
-        let received = emulator.receivedLines()
-        let distinct = Set(received)
-        let lost = (0..<total).filter { !distinct.contains("line \($0) " + String(repeating: "x", count: 80)) }.count
-        print("kill -9 fault test: sent \(total), received \(received.count) (\(beforeRestart) before the kill, \(checkpointedLines) checkpointed), distinct \(distinct.count), duplicates \(received.count - distinct.count), lost \(lost)")
-        #expect(lost == 0)
-        // At least once: only what arrived after the last checkpoint is sent again (plus requests the
-        // emulator was still answering when the agent died: at most the 4 in flight of 500 lines).
-        #expect(received.count - distinct.count <= beforeRestart - checkpointedLines + 2_000)
-    }
+        static func waitFor(_ deadline: TimeInterval, _ condition: () -> Bool) {
+            let end = Date().addingTimeInterval(deadline)
+            while Date() < end && !condition() { usleep(100_000) }
+        }
 
-    @Test func refusedConnectionsAndRandomRetCodesLoseNothing() throws {
-        let directory = UplinkProcess.temporaryDirectory()
-        let emulator = try EmulatorProcess(directory: directory, extra: ["--ratio-130", "0.2", "--ratio-100077", "0.1"])
-        defer { emulator.stop() }
-        let log = directory.appendingPathComponent("app.log").path
-        try Self.writeLines(log, 0..<5_000)
-        let config = try Self.config(directory: directory, log: log, emulator: emulator)
-        try emulator.faults(#"{"refuse_connections_seconds":2}"#)
-        let agent = try Self.startAgent(config)
-        // More lines while the cloud is refusing connections.
-        try Self.writeLines(log, 5_000..<10_000)
-        Self.waitFor(90) { Set(emulator.receivedLines()).count >= 10_000 }
-        kill(agent.processIdentifier, SIGTERM)
-        try UplinkProcess.wait(for: agent, timeout: 30)
-        let received = emulator.receivedLines()
-        let distinct = Set(received)
-        print("refuse + 130/100077 fault test: sent 10000, received \(received.count), distinct \(distinct.count), duplicates \(received.count - distinct.count), lost \(10_000 - distinct.count)")
-        #expect(distinct.count == 10_000)
-        #expect(agent.terminationStatus == 0)
+        /// The text of line `number` as ``writeLines(_:_:)`` writes it.
+        static func line(_ number: Int) -> String { "line \(number) " + String(repeating: "x", count: 80) }
+
+        static func writeLines(_ path: String, _ range: Range<Int>) throws {
+            let text = range.map(line).joined(separator: "\n") + "\n"
+            let handle = FileHandle(forWritingAtPath: path) ?? {
+                FileManager.default.createFile(atPath: path, contents: nil)
+                return FileHandle(forWritingAtPath: path)!
+            }()
+            handle.seekToEndOfFile()
+            handle.write(Data(text.utf8))
+            handle.closeFile()
+        }
+
+        @Test func killNineMidTailThenRestartLosesNothing() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let emulator = try EmulatorProcess(directory: directory)
+            defer { emulator.stop() }
+            let log = directory.appendingPathComponent("app.log").path
+            let total = 100_000
+            try Self.writeLines(log, 0..<5_000)
+            let config = try Self.config(directory: directory, log: log, emulator: emulator)
+            // The application keeps logging, 5,000 lines every 100 ms, while the agent is killed and restarted.
+            let writer = Thread {
+                for start in stride(from: 5_000, to: total, by: 5_000) {
+                    usleep(100_000)
+                    try? Self.writeLines(log, start..<(start + 5_000))
+                }
+            }
+
+            let first = try Self.startAgent(config)
+            writer.start()
+            Self.waitFor(60) { emulator.receivedLines().count >= 20_000 }
+            kill(first.processIdentifier, SIGKILL)
+            first.waitUntilExit()
+            let beforeRestart = emulator.receivedLines().count
+            // Where the restart will resume: lines are 100 bytes, so the checkpointed offset counts whole lines.
+            let checkpoints = directory.appendingPathComponent("state/app/checkpoints.json")
+            let checkpoint = try JSONSerialization.jsonObject(with: Data(contentsOf: checkpoints)) as? [String: Any]
+            let offset = ((checkpoint?["files"] as? [[String: Any]])?.first?["offset"] as? Int) ?? 0
+            let checkpointedLines = offset / 100
+            #expect(checkpointedLines > 0, "a checkpoint must have been written before the kill")
+            #expect(checkpointedLines <= beforeRestart, "the checkpoint must never pass what the cloud accepted")
+            #expect(beforeRestart > 0 && beforeRestart < total, "the kill should land mid-stream (received \(beforeRestart))")
+
+            let second = try Self.startAgent(config)
+            Self.waitFor(90) { Set(emulator.receivedLines()).count >= total }
+            kill(second.processIdentifier, SIGTERM)
+            try UplinkProcess.wait(for: second, timeout: 30)
+            #expect(second.terminationStatus == 0)
+
+            let received = emulator.receivedLines()
+            let distinct = Set(received)
+            let lost = (0..<total).filter { !distinct.contains("line \($0) " + String(repeating: "x", count: 80)) }.count
+            print("kill -9 fault test: sent \(total), received \(received.count) (\(beforeRestart) before the kill, \(checkpointedLines) checkpointed), distinct \(distinct.count), duplicates \(received.count - distinct.count), lost \(lost)")
+            #expect(lost == 0)
+            // At least once: only what arrived after the last checkpoint is sent again (plus requests the
+            // emulator was still answering when the agent died: at most the 4 in flight of 500 lines).
+            #expect(received.count - distinct.count <= beforeRestart - checkpointedLines + 2_000)
+        }
+
+        @Test func refusedConnectionsAndRandomRetCodesLoseNothing() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let emulator = try EmulatorProcess(directory: directory, extra: ["--ratio-130", "0.2", "--ratio-100077", "0.1"])
+            defer { emulator.stop() }
+            let log = directory.appendingPathComponent("app.log").path
+            try Self.writeLines(log, 0..<5_000)
+            let config = try Self.config(directory: directory, log: log, emulator: emulator)
+            try emulator.faults(#"{"refuse_connections_seconds":2}"#)
+            let agent = try Self.startAgent(config)
+            // More lines while the cloud is refusing connections.
+            try Self.writeLines(log, 5_000..<10_000)
+            Self.waitFor(90) { Set(emulator.receivedLines()).count >= 10_000 }
+            kill(agent.processIdentifier, SIGTERM)
+            try UplinkProcess.wait(for: agent, timeout: 30)
+            let received = emulator.receivedLines()
+            let distinct = Set(received)
+            print("refuse + 130/100077 fault test: sent 10000, received \(received.count), distinct \(distinct.count), duplicates \(received.count - distinct.count), lost \(10_000 - distinct.count)")
+            #expect(distinct.count == 10_000)
+            #expect(agent.terminationStatus == 0)
+        }
     }
 }

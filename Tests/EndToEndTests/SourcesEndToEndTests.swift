@@ -84,119 +84,121 @@ final class RunningAgent {
     }
 }
 
-@Suite(.serialized, .timeLimit(.minutes(2))) struct SourcesEndToEndTests {
-    /// Every `line-N` for N below `count` exactly once.
-    func expectEachOnce(_ output: String, count: Int) {
-        var seen = [Int](repeating: 0, count: count)
-        var unexpected: [Substring] = []
-        for line in output.split(separator: "\n") {
-            guard line.hasPrefix("line-"), let end = line.firstIndex(of: " "),
-                let number = Int(line[line.index(line.startIndex, offsetBy: 5)..<end]), number < count
-            else {
-                unexpected.append(line)
-                continue
+extension EndToEnd {
+    @Suite(.serialized, .timeLimit(.minutes(2))) struct SourcesEndToEndTests {
+        /// Every `line-N` for N below `count` exactly once.
+        func expectEachOnce(_ output: String, count: Int) {
+            var seen = [Int](repeating: 0, count: count)
+            var unexpected: [Substring] = []
+            for line in output.split(separator: "\n") {
+                guard line.hasPrefix("line-"), let end = line.firstIndex(of: " "),
+                    let number = Int(line[line.index(line.startIndex, offsetBy: 5)..<end]), number < count
+                else {
+                    unexpected.append(line)
+                    continue
+                }
+                seen[number] += 1
             }
-            seen[number] += 1
+            let missing = seen.indices.filter { seen[$0] == 0 }
+            let twice = seen.indices.filter { seen[$0] > 1 }
+            #expect(unexpected.isEmpty, "unexpected lines: \(unexpected.prefix(5))")
+            #expect(missing.isEmpty, "\(missing.count) lines missing, first \(missing.prefix(10))")
+            #expect(twice.isEmpty, "\(twice.count) lines delivered twice, first \(twice.prefix(10))")
         }
-        let missing = seen.indices.filter { seen[$0] == 0 }
-        let twice = seen.indices.filter { seen[$0] > 1 }
-        #expect(unexpected.isEmpty, "unexpected lines: \(unexpected.prefix(5))")
-        #expect(missing.isEmpty, "\(missing.count) lines missing, first \(missing.prefix(10))")
-        #expect(twice.isEmpty, "\(twice.count) lines delivered twice, first \(twice.prefix(10))")
-    }
 
-    @Test func tailThroughRotationsAndRestartsDeliversEveryLineExactlyOnce() throws {
-        let directory = UplinkProcess.temporaryDirectory()
-        let logs = directory.appendingPathComponent("logs").path
-        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        let output = directory.appendingPathComponent("out.log").path
-        let config = try UplinkProcess.writeConfig(
-            """
-            data_dir: \(directory.path)/state
-            shutdown_timeout: 20s
-            sources:
-              app:
-                type: file
-                include: ['\(logs)/*.log']
-                rotate_wait: 500ms
-                scan_interval: 200ms
-            sinks:
-              archive: { type: file, inputs: [app], path: '\(output)' }
-            """)
-        let log = RotatingLog(path: logs + "/app.log")
-        log.write(500)
+        @Test func tailThroughRotationsAndRestartsDeliversEveryLineExactlyOnce() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let logs = directory.appendingPathComponent("logs").path
+            try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+            let output = directory.appendingPathComponent("out.log").path
+            let config = try UplinkProcess.writeConfig(
+                """
+                data_dir: \(directory.path)/state
+                shutdown_timeout: 20s
+                sources:
+                  app:
+                    type: file
+                    include: ['\(logs)/*.log']
+                    rotate_wait: 500ms
+                    scan_interval: 200ms
+                sinks:
+                  archive: { type: file, inputs: [app], path: '\(output)' }
+                """)
+            let log = RotatingLog(path: logs + "/app.log")
+            log.write(500)
 
-        // Run 1: rotation by rename while running; stopped while lines are still being written.
-        var agent = try RunningAgent(config: config, directory: directory)
-        #expect(agent.waitForLog("tailing file"))
-        log.write(700)
-        log.rotateByRename()
-        log.write(700)
-        #expect(try agent.stop() == 0, "\(agent.log)")
+            // Run 1: rotation by rename while running; stopped while lines are still being written.
+            var agent = try RunningAgent(config: config, directory: directory)
+            #expect(agent.waitForLog("tailing file"))
+            log.write(700)
+            log.rotateByRename()
+            log.write(700)
+            #expect(try agent.stop() == 0, "\(agent.log)")
 
-        // Stopped: more lines, then a rename rotation the agent does not see happen.
-        log.write(400)
-        log.rotateByRename()
-        log.write(400)
+            // Stopped: more lines, then a rename rotation the agent does not see happen.
+            log.write(400)
+            log.rotateByRename()
+            log.write(400)
 
-        // Run 2: finds the rotated file by its inode and finishes it; copytruncate while running.
-        agent = try RunningAgent(config: config, directory: directory)
-        #expect(agent.waitForLog("reading the rest of a file rotated while stopped"))
-        log.write(600)
-        try log.rotateByCopyTruncate()
-        log.write(600)
-        #expect(try agent.stop() == 0, "\(agent.log)")
+            // Run 2: finds the rotated file by its inode and finishes it; copytruncate while running.
+            agent = try RunningAgent(config: config, directory: directory)
+            #expect(agent.waitForLog("reading the rest of a file rotated while stopped"))
+            log.write(600)
+            try log.rotateByCopyTruncate()
+            log.write(600)
+            #expect(try agent.stop() == 0, "\(agent.log)")
 
-        // Stopped: copytruncate the agent does not see.
-        log.write(300)
-        try log.rotateByCopyTruncate()
-        log.write(300)
+            // Stopped: copytruncate the agent does not see.
+            log.write(300)
+            try log.rotateByCopyTruncate()
+            log.write(300)
 
-        // Run 3: finds the copy by its first bytes and finishes it; everything arrives exactly once.
-        agent = try RunningAgent(config: config, directory: directory)
-        #expect(agent.waitForLog("reading the rest of a file rotated while stopped"))
-        log.write(500)
-        let total = log.written
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let lines = (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n").count ?? 0
-            if lines >= total { break }
-            usleep(20_000)
+            // Run 3: finds the copy by its first bytes and finishes it; everything arrives exactly once.
+            agent = try RunningAgent(config: config, directory: directory)
+            #expect(agent.waitForLog("reading the rest of a file rotated while stopped"))
+            log.write(500)
+            let total = log.written
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                let lines = (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n").count ?? 0
+                if lines >= total { break }
+                usleep(20_000)
+            }
+            usleep(300_000)  // anything extra (a duplicate) would arrive now
+            #expect(try agent.stop() == 0, "\(agent.log)")
+            expectEachOnce(try String(contentsOfFile: output, encoding: .utf8), count: total)
         }
-        usleep(300_000)  // anything extra (a duplicate) would arrive now
-        #expect(try agent.stop() == 0, "\(agent.log)")
-        expectEachOnce(try String(contentsOfFile: output, encoding: .utf8), count: total)
-    }
 
-    @Test func stdinAtEndOfFileDeliversEverythingAndExitsZero() throws {
-        let output = UplinkProcess.temporaryDirectory().appendingPathComponent("out.log").path
-        let config = try UplinkProcess.writeConfig(
-            """
-            sources:
-              in: { type: stdin, max_line_bytes: 16, long_lines: split }
-            sinks:
-              out: { type: file, inputs: [in], path: '\(output)' }
-            """)
-        var input = Data()
-        for index in 0..<30_000 { input.append(contentsOf: Array("\(index) 0123456789abcdef\n".utf8)) }
-        input.append(contentsOf: Array("tail without newline".utf8))
-        let result = try UplinkProcess.run(["run", config], input: input)
-        #expect(result.status == 0, "\(result.stderr)")
-        let lines = try String(contentsOfFile: output, encoding: .utf8).split(
-            separator: "\n", omittingEmptySubsequences: false)
-        // Each line is split into pieces of at most 16 bytes; joined back they are the input.
-        #expect(lines.allSatisfy { $0.utf8.count <= 16 })
-        #expect(
-            lines.dropLast().joined() == (0..<30_000).map { "\($0) 0123456789abcdef" }.joined() + "tail without newline"
-        )
-    }
+        @Test func stdinAtEndOfFileDeliversEverythingAndExitsZero() throws {
+            let output = UplinkProcess.temporaryDirectory().appendingPathComponent("out.log").path
+            let config = try UplinkProcess.writeConfig(
+                """
+                sources:
+                  in: { type: stdin, max_line_bytes: 16, long_lines: split }
+                sinks:
+                  out: { type: file, inputs: [in], path: '\(output)' }
+                """)
+            var input = Data()
+            for index in 0..<30_000 { input.append(contentsOf: Array("\(index) 0123456789abcdef\n".utf8)) }
+            input.append(contentsOf: Array("tail without newline".utf8))
+            let result = try UplinkProcess.run(["run", config], input: input)
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = try String(contentsOfFile: output, encoding: .utf8).split(
+                separator: "\n", omittingEmptySubsequences: false)
+            // Each line is split into pieces of at most 16 bytes; joined back they are the input.
+            #expect(lines.allSatisfy { $0.utf8.count <= 16 })
+            #expect(
+                lines.dropLast().joined() == (0..<30_000).map { "\($0) 0123456789abcdef" }.joined() + "tail without newline"
+            )
+        }
 
-    @Test func examplePipelinesValidate() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("pipelines")
-        for name in ["file-tail-to-file.yaml", "serial-to-stdout.yaml", "exec-to-stdout.yaml"] {
-            let result = try UplinkProcess.run(["validate", root.appendingPathComponent(name).path])
-            #expect(result.status == 0, "\(name): \(result.stderr)")
+        @Test func examplePipelinesValidate() throws {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("pipelines")
+            for name in ["file-tail-to-file.yaml", "serial-to-stdout.yaml", "exec-to-stdout.yaml"] {
+                let result = try UplinkProcess.run(["validate", root.appendingPathComponent(name).path])
+                #expect(result.status == 0, "\(name): \(result.stderr)")
+            }
         }
     }
 }
