@@ -41,6 +41,15 @@ extension EndToEnd {
                 try? UplinkProcess.wait(for: process, timeout: 10)
             }
 
+            /// The `iotcore_http` options that send to this emulator as the test device: YAML lines for a sink
+            /// whose options are indented by `indent` spaces (the first line takes the interpolation's place).
+            func sinkOptions(indent: Int) -> String {
+                [
+                    "endpoint: https://127.0.0.1:\(port)", "ca_file: \(caFile)", "product_sn: abcdefgh12345678",
+                    "device_sn: device001", "device_secret: s3cr3tKey0000000",
+                ].joined(separator: "\n" + String(repeating: " ", count: indent))
+            }
+
             func faults(_ json: String) throws {
                 let curl = Process()
                 curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -86,11 +95,7 @@ extension EndToEnd {
                   cloud:
                     type: iotcore_http
                     inputs: [batches]
-                    endpoint: https://127.0.0.1:\(emulator.port)
-                    ca_file: \(emulator.caFile)
-                    product_sn: abcdefgh12345678
-                    device_sn: device001
-                    device_secret: s3cr3tKey0000000
+                    \(emulator.sinkOptions(indent: 4))
                     retry: { initial_backoff: 20ms, max_backoff: 500ms }
                 \(buffer)
                 """, name: "fault.yaml")

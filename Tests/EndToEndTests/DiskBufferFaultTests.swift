@@ -36,15 +36,31 @@ extension EndToEnd {
 
         static let diskBuffer = "    buffer: { type: disk, max_size: 1MiB, when_full: %@, fsync_interval: 50ms }"
 
-        @Test func aFullBufferThatBlocksStopsTheTailAndLosesNothing() throws {
+        /// An emulator that refuses connections for its first 6 s, a log of ``lines`` lines, and a pipeline that
+        /// tails it into the sink through a 1 MiB disk buffer whose `when_full` is `whenFull`: the buffer fills
+        /// while the cloud is down. The caller stops the emulator.
+        static func cloudDown(whenFull: String, global: String = "") throws -> (
+            directory: URL, emulator: Faults.EmulatorProcess, log: String, config: String
+        ) {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try Faults.EmulatorProcess(directory: directory)
-            defer { emulator.stop() }
             let log = directory.appendingPathComponent("app.log").path
-            try Faults.writeLines(log, 0..<Self.lines)
-            let config = try Faults.config(
-                directory: directory, log: log, emulator: emulator, buffer: String(format: Self.diskBuffer, "block"))
-            try emulator.faults(#"{"refuse_connections_seconds":6}"#)
+            do {
+                try Faults.writeLines(log, 0..<Self.lines)
+                let config = try Faults.config(
+                    directory: directory, log: log, emulator: emulator, buffer: String(format: Self.diskBuffer, whenFull),
+                    global: global)
+                try emulator.faults(#"{"refuse_connections_seconds":6}"#)
+                return (directory, emulator, log, config)
+            } catch {
+                emulator.stop()
+                throw error
+            }
+        }
+
+        @Test func aFullBufferThatBlocksStopsTheTailAndLosesNothing() throws {
+            let (directory, emulator, log, config) = try Self.cloudDown(whenFull: "block")
+            defer { emulator.stop() }
             let agent = try Faults.startAgent(config)
             // The cloud is down: the buffer fills up and the tail stops reading where it is.
             Thread.sleep(forTimeInterval: 3)
@@ -67,15 +83,9 @@ extension EndToEnd {
         }
 
         @Test func aFullBufferThatDropsTheOldestKeepsReadingAndCountsEveryDrop() throws {
-            let directory = UplinkProcess.temporaryDirectory()
-            let emulator = try Faults.EmulatorProcess(directory: directory)
+            let (directory, emulator, _, config) = try Self.cloudDown(
+                whenFull: "drop_oldest", global: "summary_interval: 1s")
             defer { emulator.stop() }
-            let log = directory.appendingPathComponent("app.log").path
-            try Faults.writeLines(log, 0..<Self.lines)
-            let config = try Faults.config(
-                directory: directory, log: log, emulator: emulator,
-                buffer: String(format: Self.diskBuffer, "drop_oldest"), global: "summary_interval: 1s")
-            try emulator.faults(#"{"refuse_connections_seconds":6}"#)
             let agentLog = directory.appendingPathComponent("agent.log")
             let agent = try Faults.startAgent(config, log: agentLog)
             Faults.waitFor(90) { emulator.receivedLines().contains(Faults.line(Self.lines - 1)) }

@@ -119,11 +119,7 @@ extension EndToEnd {
                       cloud:
                         type: iotcore_http
                         inputs: [wrap]
-                        endpoint: https://127.0.0.1:\(emulator.port)
-                        ca_file: \(emulator.caFile)
-                        product_sn: abcdefgh12345678
-                        device_sn: device001
-                        device_secret: s3cr3tKey0000000
+                        \(emulator.sinkOptions(indent: 4))
                         retry: { initial_backoff: 50ms, max_backoff: 300ms }
                     """)
             let agent = try await Agent.start(config: config)

@@ -118,11 +118,7 @@ extension EndToEnd {
                   cloud:
                     type: iotcore_http
                     inputs: [batches]
-                    endpoint: https://127.0.0.1:\(emulator.port)
-                    ca_file: \(emulator.caFile)
-                    product_sn: abcdefgh12345678
-                    device_sn: device001
-                    device_secret: s3cr3tKey0000000
+                    \(emulator.sinkOptions(indent: 4))
                     retry: { initial_backoff: 20ms, max_backoff: 200ms }
                     buffer: { type: disk, max_size: 16MiB, fsync_interval: 50ms }
                 """, name: "serial-disk.yaml")
