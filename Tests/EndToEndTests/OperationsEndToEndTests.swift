@@ -228,29 +228,36 @@ extension EndToEnd {
             #expect(written.split(separator: "\n").count == sent)
         }
 
-        @Test func topDrawsTheComponentsAndTheirRatesUnderAPseudoTerminal() async throws {
-            let directory = UplinkProcess.temporaryDirectory()
-            let agent = try await Agent.start(config: try Self.localConfig(directory))
-            defer { agent.stop() }
-
+        /// Starts `uplink top --api api` on a new 140x30 pseudo-terminal; returns it with the terminal's master
+        /// side, non-blocking, for the test to read what top draws and to type into.
+        static func startTop(api: String) throws -> (process: Process, master: Int32) {
             var master: Int32 = 0
             var slave: Int32 = 0
             var size = winsize(ws_row: 30, ws_col: 140, ws_xpixel: 0, ws_ypixel: 0)
             guard openpty(&master, &slave, nil, nil, &size) == 0 else { throw POSIXError(.EIO) }
             let top = Process()
             top.executableURL = UplinkProcess.executable
-            top.arguments = ["top", "--api", agent.address]
+            top.arguments = ["top", "--api", api]
             let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
             top.standardInput = terminal
             top.standardOutput = terminal
             top.standardError = terminal
             try top.run()
             try terminal.close()
+            _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+            return (top, master)
+        }
+
+        @Test func topDrawsTheComponentsAndTheirRatesUnderAPseudoTerminal() async throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let agent = try await Agent.start(config: try Self.localConfig(directory))
+            defer { agent.stop() }
+
+            let (top, firstMaster) = try Self.startTop(api: agent.address)
+            var master = firstMaster
 
             // Read what top draws while events flow, for a few refreshes.
             var screen = Data()
-            let flags = fcntl(master, F_GETFL)
-            _ = fcntl(master, F_SETFL, flags | O_NONBLOCK)
             let deadline = Date().addingTimeInterval(4)
             var sent = 0
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -285,18 +292,9 @@ extension EndToEnd {
             close(master)
 
             // Ctrl-C (SIGINT) quits cleanly too, restoring the terminal.
-            guard openpty(&master, &slave, nil, nil, &size) == 0 else { throw POSIXError(.EIO) }
-            let second = Process()
-            second.executableURL = UplinkProcess.executable
-            second.arguments = ["top", "--api", agent.address]
-            let secondTerminal = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
-            second.standardInput = secondTerminal
-            second.standardOutput = secondTerminal
-            second.standardError = secondTerminal
-            try second.run()
-            try secondTerminal.close()
+            let second: Process
+            (second, master) = try Self.startTop(api: agent.address)
             var drawn = Data()
-            _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
             #expect(try await Self.waitUntil(10) {
                 let count = read(master, &buffer, buffer.count)
                 if count > 0 { drawn.append(contentsOf: buffer[0..<count]) }
