@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 flags=(-c release --product uplink -Xcc "-DUPLINK_COMMIT=\"${commit}\"" -Xswiftc -Xfrontend -Xswiftc -function-sections)
+binary="$(swift build "${flags[@]}" "$@" --show-bin-path)/uplink"
 # Always relinked: the link order file is an input SwiftPM does not track.
-rm -f "$(swift build "${flags[@]}" "$@" --show-bin-path)/uplink"
+rm -f "${binary}"
 swift build "${flags[@]}" "$@" >&2
-echo "$(swift build "${flags[@]}" "$@" --show-bin-path)/uplink"
+echo "${binary}"
