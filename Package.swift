@@ -98,10 +98,15 @@ let package = Package(
             dependencies: ["CYAML"],
             swiftSettings: swiftSettings
         ),
+        // The file-system seam and the one atomic write, shared by the engine, the IoT-Core SDK and the emulator.
+        .target(name: "UplinkFileSystem", swiftSettings: swiftSettings),
+        // A file system that records what a power cut would keep, for crash-state tests.
+        .target(name: "UplinkFileSystemTesting", dependencies: ["UplinkFileSystem"], swiftSettings: swiftSettings),
         .target(
             name: "UplinkCore",
             dependencies: [
                 "UplinkYAML",
+                "UplinkFileSystem",
                 "CUplinkLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -112,6 +117,7 @@ let package = Package(
         .target(
             name: "IoTCore",
             dependencies: [
+                "UplinkFileSystem",
                 "CCurl",
                 "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
@@ -121,6 +127,7 @@ let package = Package(
         .target(
             name: "IoTCoreEmulator",
             dependencies: [
+                "UplinkFileSystem",
                 "CCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -202,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UplinkCoreTests",
-            dependencies: ["UplinkCore", "UplinkPlugins"],
+            dependencies: ["UplinkCore", "UplinkPlugins", "UplinkFileSystem", "UplinkFileSystemTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

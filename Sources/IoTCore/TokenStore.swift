@@ -1,21 +1,26 @@
 import FoundationEssentials
 import Glibc
+import UplinkFileSystem
 
 /// The token cache: one small JSON file per device, so a restart does not authenticate for nothing.
 ///
-/// The file is `<directory>/iotcore-token-<ProductSN>-<DeviceSN>.json`, mode 0600, replaced atomically (write a
-/// temporary file, fsync, rename, fsync the directory) so a power cut leaves the old or the new file, never
-/// half of one. A cached token is only used against the endpoint it was issued for.
+/// The file is `<directory>/iotcore-token-<ProductSN>-<DeviceSN>.json`, mode 0600, replaced with the one atomic
+/// write (``AtomicFile``: a temporary file opened with `O_NOFOLLOW`, fsync, rename, directory fsync, each
+/// checked) so a power cut leaves the old or the new file, never half of one. A cached token is only used
+/// against the endpoint it was issued for.
 struct TokenStore: Sendable {
     /// The cache file.
     let path: String
     /// The directory holding it.
     let directory: String
+    /// Where the bytes go (the real disk, or a simulated one in crash-state tests).
+    let fileSystem: any FileSystem
 
     static let maxFileSize = 65_536
 
-    init(directory: String, credentials: DeviceCredentials) {
+    init(directory: String, credentials: DeviceCredentials, fileSystem: any FileSystem = PosixFileSystem()) {
         self.directory = directory
+        self.fileSystem = fileSystem
         let product = Self.fileComponent(credentials.productSN)
         let device = Self.fileComponent(credentials.deviceSN)
         let name = "iotcore-token-\(product)-\(device).json"
@@ -81,34 +86,11 @@ struct TokenStore: Sendable {
         } catch {
             throw IoTCoreError(code: .tokenStore, message: "the token does not encode")
         }
-        try makeDirectory()
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw Self.posixError("cannot create", temporary) }
-        var failure: IoTCoreError?
-        // The umask cannot widen 0600, but an old temporary file could have another mode.
-        if fchmod(fd, 0o600) != 0 {
-            failure = Self.posixError("cannot chmod", temporary)
-        } else if !Self.writeAll(fd, bytes) {
-            failure = Self.posixError("cannot write", temporary)
-        } else if fsync(fd) != 0 {
-            failure = Self.posixError("cannot fsync", temporary)
-        }
-        close(fd)
-        if let failure {
-            unlink(temporary)
-            throw failure
-        }
-        guard rename(temporary, path) == 0 else {
-            let error = Self.posixError("cannot rename", temporary)
-            unlink(temporary)
-            throw error
-        }
-        // The rename is durable only once the directory is synced.
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
+        do {
+            try fileSystem.makeDirectories(directory, mode: 0o700)
+            try AtomicFile.write(path, bytes, mode: 0o600, fileSystem: fileSystem)
+        } catch {
+            throw Self.failure(error)
         }
     }
 
@@ -121,58 +103,22 @@ struct TokenStore: Sendable {
 
     /// Deletes the cache file, when the server refused the cached token for good.
     func remove() {
-        unlink(path)
+        _ = fileSystem.unlink(path)
     }
 
     private func readFile() -> Result<[UInt8], IoTCoreError> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else {
-            if errno == ENOENT {
-                return .failure(IoTCoreError(code: .tokenStore, message: "no token cache file"))
-            }
-            return .failure(Self.posixError("cannot open", path))
-        }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: Self.maxFileSize + 1)
-        var count = 0
-        while count < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return .failure(Self.posixError("cannot read", path)) }
-            if n == 0 { break }
-            count += n
-        }
-        guard count <= Self.maxFileSize else {
+        do {
+            return .success(try AtomicFile.read(path, limit: Self.maxFileSize, fileSystem: fileSystem))
+        } catch where error.code == ENOENT {
+            return .failure(IoTCoreError(code: .tokenStore, message: "no token cache file"))
+        } catch where error.code == EFBIG {
             return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file is too large"))
-        }
-        return .success(Array(buffer.prefix(count)))
-    }
-
-    private func makeDirectory() throws(IoTCoreError) {
-        var prefix = directory.hasPrefix("/") ? "/" : ""
-        for component in directory.split(separator: "/") {
-            prefix += component
-            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
-                throw Self.posixError("cannot create the directory", prefix)
-            }
-            prefix += "/"
+        } catch {
+            return .failure(Self.failure(error))
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            offset += n
-        }
-        return true
-    }
-
-    private static func posixError(_ what: String, _ path: String) -> IoTCoreError {
-        let code = errno
-        let reason = String(cString: strerror(code))
-        return IoTCoreError(code: .tokenStore, message: "\(what) \(path): \(reason)")
+    private static func failure(_ error: FileSystemFailure) -> IoTCoreError {
+        IoTCoreError(code: .tokenStore, message: error.description)
     }
 }

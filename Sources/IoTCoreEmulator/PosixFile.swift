@@ -5,29 +5,17 @@
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import UplinkFileSystem
 
 /// Blocking POSIX file operations. Callers run them on a thread pool, never on the cooperative pool.
 enum PosixFile {
-    /// Writes `bytes` to `path` atomically (a temporary file renamed over it) with `mode`, so a reader never
-    /// sees a half-written CA certificate.
+    /// Writes `bytes` to `path` with the one atomic write (``AtomicFile``: temporary file, fsync, rename,
+    /// directory fsync, each checked) and `mode`, so a reader never sees a half-written CA certificate.
     static func writeAtomically(path: String, bytes: [UInt8], mode: mode_t) throws(EmulatorError) {
-        let temporary = "\(path).tmp-\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard descriptor >= 0 else { throw failure("cannot create", path: temporary) }
-        do throws(EmulatorError) {
-            try writeAll(descriptor: descriptor, bytes: bytes, path: temporary)
-            // The umask may have narrowed the mode given to open(2); the file must be readable by all.
-            guard fchmod(descriptor, mode) == 0 else { throw failure("cannot set the mode of", path: temporary) }
+        do {
+            try AtomicFile.write(path, bytes, mode: mode)
         } catch {
-            close(descriptor)
-            unlink(temporary)
-            throw error
-        }
-        close(descriptor)
-        guard rename(temporary, path) == 0 else {
-            let error = failure("cannot rename a temporary file to", path: path)
-            unlink(temporary)
-            throw error
+            throw EmulatorError(.fileIO, error.description)
         }
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+public import UplinkFileSystem
 
 /// Small POSIX file helpers, so the engine needs no Foundation.
 public enum FileIO {
@@ -17,7 +18,11 @@ public enum FileIO {
             self.code = code
         }
 
-        public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+        public init(_ failure: FileSystemFailure) {
+            self.init(failure.operation, path: failure.path, code: failure.code)
+        }
+
+        public var description: String { "\(operation) \(path): \(String(cString: strerror(code))) (errno \(code))" }
     }
 
     /// Reads a whole file, refusing files larger than `limit`.
@@ -58,54 +63,33 @@ public enum FileIO {
         return nil
     }
 
-    /// Replaces a file atomically: write a temporary file, fsync it, rename it over the target, fsync the
-    /// directory. A crash leaves either the old or the new content, never a torn file.
-    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(Failure) {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw Failure("cannot create", path: temporary) }
-        let failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
-        if let failure {
-            close(fd)
-            unlink(temporary)
-            throw Failure("cannot write", path: temporary, code: failure)
-        }
-        fchmod(fd, mode)
-        if fsync(fd) != 0 {
-            let code = errno
-            close(fd)
-            unlink(temporary)
-            throw Failure("cannot fsync", path: temporary, code: code)
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let code = errno
-            unlink(temporary)
-            throw Failure("cannot rename to", path: path, code: code)
-        }
-        let directory = parentDirectory(of: path)
-        let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            fsync(directoryFD)
-            close(directoryFD)
+    /// Replaces a file atomically with ``AtomicFile/write(_:_:mode:fileSystem:)``, the one atomic write: a temporary
+    /// file (`O_NOFOLLOW`), fsync, rename, directory fsync, every result checked. A crash leaves the old or the new
+    /// content, never a torn file; a failure throws and leaves the old content.
+    public static func writeFileAtomically(
+        _ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, fileSystem: some FileSystem = PosixFileSystem()
+    ) throws(Failure) {
+        do {
+            try AtomicFile.write(path, bytes, mode: mode, fileSystem: fileSystem)
+        } catch {
+            throw Failure(error)
         }
     }
 
-    /// Creates a directory and its parents with the given mode (existing ones are left as they are).
-    public static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(Failure) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST {
-                throw Failure("cannot create directory", path: current)
-            }
+    /// Creates a directory and its parents with the given mode (existing ones are left as they are); each one
+    /// created is synced into its parent.
+    public static func makeDirectories(
+        _ path: String, mode: mode_t = 0o700, fileSystem: some FileSystem = PosixFileSystem()
+    ) throws(Failure) {
+        do {
+            try fileSystem.makeDirectories(path, mode: mode)
+        } catch {
+            throw Failure(error)
         }
     }
 
     public static func parentDirectory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        if slash == path.startIndex { return "/" }
-        return String(path[..<slash])
+        UplinkFileSystem.parentDirectory(of: path)
     }
 
     public static func fileExists(_ path: String) -> Bool {
