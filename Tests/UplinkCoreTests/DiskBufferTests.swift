@@ -3,6 +3,8 @@ import Logging
 import Synchronization
 import Testing
 import UplinkCore
+import UplinkFileSystem
+import UplinkFileSystemTesting
 
 private func temporaryDirectory() -> String {
     let path = NSTemporaryDirectory() + "uplink-disk-buffer-\(UUID().uuidString)"
@@ -268,5 +270,96 @@ private func segments(_ directory: String) -> [String] {
             }
         }
         #expect(Message(topic: nil, body: [1]).splitInHalves() == nil)
+    }
+}
+
+/// The disk buffer when fsync fails, on a simulated disk that fails on demand and knows what a power cut keeps.
+@Suite(.timeLimit(.minutes(1))) struct DiskBufferSyncFailureTests {
+    static let directory = "/device/state/cloud/buffer"
+
+    static func open(_ fileSystem: SimulatedFileSystem) throws -> DiskBuffer<Message> {
+        try DiskBuffer<Message>(
+            configuration: .init(
+                directory: directory, maxBytes: 1 << 20, fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem),
+            logger: Logger(label: "disk-buffer-test"))
+    }
+
+    /// Every record a buffer recovered from `state` delivers.
+    static func recovered(from state: SimulatedFileSystem.Snapshot) async throws -> [Int] {
+        let buffer = try open(SimulatedFileSystem(booting: state))
+        var seen: [Int] = []
+        while let chunk = await buffer.next() {
+            seen += chunk.events.map(number)
+            chunk.acknowledgements.resolve(.delivered)
+        }
+        return seen
+    }
+
+    @Test func aFailedFsyncAcknowledgesNothingUntilItsRecordsAreRewrittenDurably() async throws {
+        let fileSystem = SimulatedFileSystem()
+        let buffer = try Self.open(fileSystem)
+        let metrics = ComponentMetrics()
+        buffer.reportFailures(to: metrics)
+        // The segment's fsync fails, and so does the first rewrite's.
+        fileSystem.failSyncs(times: 2) { $0.hasSuffix(".dat") }
+        let upstream = Atomic<Int>(0)
+        // Inline: an acknowledgement reports when its last holder lets go.
+        try await buffer.send(
+            EventChunk(
+                messages(0..<10),
+                acknowledgements: Acknowledgements([
+                    Acknowledgement { status in if status == .delivered { upstream.add(10, ordering: .relaxed) } }
+                ])))
+
+        #expect(upstream.load(ordering: .relaxed) == 0, "nothing a failed fsync covered is acknowledged")
+        #expect(metrics.errors.load(ordering: .relaxed) == 2, "each failure counts as an error")
+        #expect(metrics.report().failure?.reason.contains("cannot fsync buffer segment") == true)
+        #expect(metrics.report().samples.contains { $0.name == "uplink_buffer_sync_failures_total" })
+        // A power cut now keeps nothing of them: the failed fsync made nothing durable.
+        for state in fileSystem.crashStates(tornWrites: false).prefix(1) {
+            #expect(try await Self.recovered(from: state).isEmpty)
+        }
+
+        // The next sync rewrites them into a fresh segment; only then are they acknowledged, and durable.
+        buffer.flush()
+        #expect(upstream.load(ordering: .relaxed) == 10)
+        #expect(metrics.report().failure == nil)
+        for state in fileSystem.crashStates() {
+            #expect(Set(try await Self.recovered(from: state)).isSuperset(of: 0..<10))
+        }
+        // The reader sees each record once.
+        var seen: [Int] = []
+        while let chunk = await buffer.next() { seen += chunk.events.map(number) }
+        #expect(seen == Array(0..<10))
+    }
+
+    @Test func writersWaitWhileRecordsAwaitTheirRewrite() async throws {
+        let fileSystem = SimulatedFileSystem()
+        let buffer = try Self.open(fileSystem)
+        fileSystem.failSyncs(times: 2) { $0.hasSuffix(".dat") }
+        try await buffer.send(EventChunk(messages(0..<10)))
+        // The next chunk must not go before the ten that are not durable yet: the rewrite comes first (it now
+        // succeeds), then the chunk lands after them.
+        try await buffer.send(EventChunk(messages(10..<20)))
+        var seen: [Int] = []
+        while let chunk = await buffer.next() { seen += chunk.events.map(number) }
+        #expect(seen == Array(0..<20))
+        #expect(fileSystem.syncCounts.failed == 2)
+    }
+
+    @Test func aNewSegmentsNameIsDurableBeforeItsRecordsAreAcknowledged() async throws {
+        let fileSystem = SimulatedFileSystem()
+        let buffer = try Self.open(fileSystem)
+        let upstream = Atomic<Int>(0)
+        try await buffer.send(
+            EventChunk(
+                messages(0..<5),
+                acknowledgements: Acknowledgements([
+                    Acknowledgement { status in if status == .delivered { upstream.add(5, ordering: .relaxed) } }
+                ])))
+        #expect(upstream.load(ordering: .relaxed) == 5)
+        // Only what is durable for sure, with no unsynced operation replayed: the records are there.
+        let durable = fileSystem.crashStates(tornWrites: false)[0]
+        #expect(try await Self.recovered(from: durable) == Array(0..<5))
     }
 }

@@ -4,12 +4,20 @@ import Glibc
 import DequeModule
 import Logging
 import Synchronization
+public import UplinkFileSystem
 
 /// A durable edge in front of a sink: events are appended to checksummed segment files in the state
 /// directory, read back in order, and deleted once the sink has acknowledged them.
 ///
-/// - Upstream acknowledgements are resolved when the data is on disk (after the fsync that covers it), so a
-///   source may checkpoint: from then on the buffer owns the data, across crashes and restarts.
+/// - Upstream acknowledgements are resolved when the data is on disk (after the fsync that covers it, and the
+///   directory fsync that made its segment's name durable), so a source may checkpoint: from then on the buffer
+///   owns the data, across crashes and restarts.
+/// - A failed fsync acknowledges nothing. The data it covered may never reach the disk (Linux drops the dirty
+///   pages after a failed writeback), so the buffer reads it back while the process still sees it and rewrites it
+///   into a fresh segment; until that succeeds, writers wait (back-pressure) and nothing more is acknowledged.
+///   Each failure is logged with the file and errno, counted in the sink's `errors_total`, and reported to
+///   `/health`. If the data cannot even be read back, the buffer refuses further writes (the producer fails and
+///   the pipeline stops) rather than acknowledge what is not on disk.
 /// - Records are framed `[length u32][crc32 u32][payload]`. After a power cut a torn or corrupted record is
 ///   skipped and counted; everything intact is delivered. A restart never appends to an old segment.
 /// - The read position that the sink has acknowledged is kept in `ledger` (atomically replaced), so a restart
@@ -26,12 +34,19 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         public var fsyncInterval: Duration
         /// Events handed to the consumer per chunk.
         public var chunkEvents: Int
+        /// Where the segments live: the real disk, or a simulated one in crash-state tests.
+        public var fileSystem: any FileSystem
+        /// How long a writer waits before trying a failing disk again (a write, or the rewrite after a failed fsync).
+        public var retryDelay: Duration
 
         public init(
             directory: String, maxBytes: Int = 256 << 20, whenFull: OverflowPolicy = .block,
-            fsyncInterval: Duration = .milliseconds(500), chunkEvents: Int = 1000
+            fsyncInterval: Duration = .milliseconds(500), chunkEvents: Int = 1000,
+            fileSystem: any FileSystem = PosixFileSystem(), retryDelay: Duration = .seconds(1)
         ) {
             self.directory = directory
+            self.fileSystem = fileSystem
+            self.retryDelay = retryDelay
             self.maxBytes = maxBytes
             self.whenFull = whenFull
             self.fsyncInterval = fsyncInterval
@@ -94,13 +109,27 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var droppedEvents = 0
         var damagedRecords = 0
         var writeError: FileIO.Failure?
+        /// How much of the write segment an fsync has covered.
+        var syncedBytes = 0
+        var syncedEvents = 0
+        /// Records whose fsync failed, read back, waiting to be rewritten into a fresh segment.
+        var rewrite: (frames: [UInt8], events: Int)?
+        /// Set while data is not durable because an fsync (or what follows it) failed.
+        var syncFailure: (since: ContinuousClock.Instant, error: FileIO.Failure)?
+        var syncFailures = 0
+        /// The buffer cannot vouch for what it holds (unsynced data could not be read back): it takes no more.
+        var broken: FileIO.Failure?
+        var deferredSync: Task<Void, Never>?
     }
 
     private enum SendStep {
-        case written([Acknowledgements], UnsafeContinuation<Void, Never>?, Duration?)
+        case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
         case wait([Acknowledgements])
         case dropped, closed
         case failed(FileIO.Failure)
+        case broken(FileIO.Failure)
+        /// Records set aside by a failed fsync are durable again; the chunk is tried again after them.
+        case rewritten([Acknowledgements])
     }
 
     private enum ReceiveStep {
@@ -111,14 +140,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     public let configuration: Configuration
     let logger: Logger
+    private let fileSystem: any FileSystem
     private let state = Mutex(State())
+    /// The sink's metrics, where failed syncs are counted (set by the runtime; a reload attaches the successor's).
+    private let metrics = Mutex<ComponentMetrics?>(nil)
 
     /// Opens (or creates) the buffer in `configuration.directory`, recovering what an earlier run left.
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        try FileIO.makeDirectories(configuration.directory, mode: 0o700)
-        let recovered = try Self.recover(configuration.directory, logger: logger)
+        self.fileSystem = configuration.fileSystem
+        try FileIO.makeDirectories(configuration.directory, mode: 0o700, fileSystem: fileSystem)
+        let recovered = try Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
         state.withLock { state in
             state.segments = Deque(recovered.segments)
             state.totalBytes = recovered.segments.reduce(0) { $0 + $1.bytes }
@@ -139,8 +172,30 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     deinit {
         state.withLock { state in
-            if state.writeFD >= 0 { fsync(state.writeFD); close(state.writeFD) }
-            if state.readFD >= 0 { close(state.readFD) }
+            state.deferredSync?.cancel()
+            // Whatever is still held was never acknowledged, so this sync's result changes no promise.
+            if state.writeFD >= 0 { _ = fileSystem.fdatasync(state.writeFD); fileSystem.close(state.writeFD) }
+            if state.readFD >= 0 { fileSystem.close(state.readFD) }
+        }
+    }
+
+    /// Counts failed syncs in `metrics` (`errors_total`) and reports the buffer as failing to `/health` while its
+    /// data is not durable.
+    public func reportFailures(to metrics: ComponentMetrics) {
+        self.metrics.withLock { $0 = metrics }
+        metrics.addReporter { [weak self] in
+            guard let self else { return ComponentReport() }
+            let (failure, count) = self.state.withLock { ($0.syncFailure, $0.syncFailures) }
+            return ComponentReport(
+                samples: [
+                    MetricSample(
+                        name: "uplink_buffer_sync_failures_total",
+                        help: "Failed fsyncs (or rewrites after one) of the disk buffer: nothing they covered was acknowledged.",
+                        value: .counter(Double(count)))
+                ],
+                failure: failure.map {
+                    ComponentReport.Failure(since: $0.since, reason: "the disk buffer cannot make data durable: \($0.error)")
+                })
         }
     }
 
@@ -212,15 +267,14 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     /// How many records a segment holds before `offset` (a record boundary), by walking the frame headers.
     private func recordsBefore(_ offset: Int, in segment: Int) -> Int {
-        let fd = open(segmentPath(segment), O_RDONLY | O_CLOEXEC)
+        let fd = fileSystem.open(segmentPath(segment), flags: O_RDONLY | O_CLOEXEC, mode: 0)
         guard fd >= 0 else { return 0 }
-        defer { close(fd) }
+        defer { fileSystem.close(fd) }
         var header = [UInt8](repeating: 0, count: Self.frameHeaderBytes)
         var position = Self.headerBytes
         var count = 0
         while position < offset {
-            guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, Self.frameHeaderBytes, off_t(position)) })
-                == Self.frameHeaderBytes
+            guard header.withUnsafeMutableBytes({ fileSystem.preadFully(fd, into: $0, at: position) }) == Self.frameHeaderBytes
             else { break }
             position += Self.frameHeaderBytes + Int(readUInt32(header, 0))
             count += 1
@@ -248,7 +302,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         while true {
             let step: SendStep = state.withLock { state in
                 if state.receiverClosed { return .closed }
+                if let broken = state.broken { return .broken(broken) }
                 if let error = state.writeError { return .failed(error) }
+                if state.rewrite != nil {
+                    // Records whose fsync failed come first: nothing newer is written before they are durable.
+                    let released = sync(&state)
+                    if let broken = state.broken { return .broken(broken) }
+                    if state.rewrite != nil, let failure = state.syncFailure {
+                        state.writeError = failure.error
+                        return .failed(failure.error)
+                    }
+                    return .rewritten(released)
+                }
                 if state.totalBytes + frames.count > configuration.maxBytes && state.totalBytes > 0 {
                     switch configuration.whenFull {
                     case .block:
@@ -272,30 +337,34 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 do throws(FileIO.Failure) {
                     try append(frames, events: chunk.count, to: &state)
                 } catch {
+                    if let broken = state.broken { return .broken(broken) }
                     state.writeError = error
                     return .failed(error)
                 }
                 state.heldAcknowledgements.append(chunk.acknowledgements)
                 var released: [Acknowledgements] = []
-                var syncLater: Duration? = nil
                 let sinceSync = ContinuousClock.now - state.lastSync
                 if sinceSync >= configuration.fsyncInterval {
                     released = sync(&state)
                 } else if !state.syncScheduled {
                     // Nothing may come after this write: sync it when the interval is up anyway.
                     state.syncScheduled = true
-                    syncLater = configuration.fsyncInterval - sinceSync
+                    scheduleSync(after: configuration.fsyncInterval - sinceSync, &state)
                 }
                 defer { state.consumer = nil }
-                return .written(released, state.consumer, syncLater)
+                return .written(released, state.consumer)
             }
             switch step {
-            case .written(let released, let consumer, let syncLater):
+            case .written(let released, let consumer):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
                 release(released)
                 consumer?.resume()
-                if let syncLater { scheduleSync(after: syncLater) }
                 return
+            case .broken(let error):
+                throw error
+            case .rewritten(let released):
+                release(released)
+                continue
             case .dropped:
                 chunk.discardedByPolicy()
                 return
@@ -307,7 +376,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     logger.error("cannot write to the disk buffer; holding data and retrying", metadata: ["error": "\(error)"])
                     loggedWriteError = true
                 }
-                try await Task.sleep(for: .seconds(1))
+                try await Task.sleep(for: configuration.retryDelay)
                 state.withLock { $0.writeError = nil }
             case .wait(let released):
                 release(released)
@@ -332,32 +401,34 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private func segmentPath(_ id: Int) -> String {
+        Self.segmentPath(id, in: configuration.directory)
+    }
+
+    static func segmentPath(_ id: Int, in directory: String) -> String {
         let digits = String(id)
-        return configuration.directory + "/segment-" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + ".dat"
+        return directory + "/segment-" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + ".dat"
     }
 
     private func append(_ frames: [UInt8], events: Int, to state: inout State) throws(FileIO.Failure) {
         if state.writeFD < 0 || (state.segments.last!.bytes + frames.count > configuration.segmentBytes && state.segments.last!.bytes > Self.headerBytes) {
             if state.writeFD >= 0 {
-                fsync(state.writeFD)
-                close(state.writeFD)
+                // The segment is sealed durable before the next one starts; its acknowledgements go out with the
+                // next sync.
+                try makeDurable(&state)
+                if state.writeFD >= 0 { fileSystem.close(state.writeFD) }
+                state.writeFD = -1
             }
             let id = (state.segments.last?.id ?? state.read.segment) + 1
-            let path = segmentPath(id)
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw FileIO.Failure("cannot create buffer segment", path: path) }
-            let header = Self.magic
-            if let code = header.withUnsafeBytes({ FileIO.writeAll(fd, $0) }) {
-                close(fd)
-                throw FileIO.Failure("cannot write buffer segment", path: path, code: code)
-            }
-            state.writeFD = fd
+            state.writeFD = try createSegment(id, holding: [], &state)
             state.segments.append(Segment(id: id, bytes: Self.headerBytes, events: 0))
             state.totalBytes += Self.headerBytes
+            state.syncedBytes = Self.headerBytes
+            state.syncedEvents = 0
         }
-        if let code = frames.withUnsafeBytes({ FileIO.writeAll(state.writeFD, $0) }) {
+        let code = frames.withUnsafeBytes { fileSystem.writeAll(state.writeFD, $0) }
+        if code != 0 {
             // Cut a partial write back off, so a torn frame never hides the records written after it.
-            _ = ftruncate(state.writeFD, off_t(state.segments.last!.bytes))
+            _ = fileSystem.truncate(state.writeFD, to: state.segments.last!.bytes)
             throw FileIO.Failure("cannot write buffer segment", path: segmentPath(state.segments.last!.id), code: code)
         }
         state.segments[state.segments.count - 1].bytes += frames.count
@@ -366,27 +437,153 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.unreadEvents += events
     }
 
+    /// Creates segment `id` with the header and `frames`, and makes its name durable (directory fsync); with
+    /// `frames`, also its content. Returns the open descriptor; on failure the file is removed.
+    private func createSegment(_ id: Int, holding frames: [UInt8], _ state: inout State) throws(FileIO.Failure) -> Int32 {
+        let path = segmentPath(id)
+        let fd = fileSystem.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, mode: 0o600)
+        guard fd >= 0 else { throw FileIO.Failure("cannot create buffer segment", path: path, code: -fd) }
+        var failure: FileIO.Failure?
+        var code = (Self.magic + frames).withUnsafeBytes { fileSystem.writeAll(fd, $0) }
+        if code != 0 {
+            failure = FileIO.Failure("cannot write buffer segment", path: path, code: code)
+        } else if !frames.isEmpty, case let synced = fileSystem.fdatasync(fd), synced != 0 {
+            failure = FileIO.Failure("cannot fsync buffer segment", path: path, code: synced)
+        } else {
+            code = fileSystem.syncDirectory(configuration.directory)
+            if code != 0 { failure = FileIO.Failure("cannot fsync directory", path: configuration.directory, code: code) }
+        }
+        if let failure {
+            fileSystem.close(fd)
+            _ = fileSystem.unlink(path)
+            throw failure
+        }
+        return fd
+    }
+
     /// Syncs what was written since the last sync once `delay` has passed, so the sources get their
     /// acknowledgements within the fsync interval even when no later write or read would trigger it (the last
-    /// writes before the sink stalls). The task holds the buffer weakly: a closed buffer needs no sync.
-    private func scheduleSync(after delay: Duration) {
-        Task { [weak self] in
-            try? await Task.sleep(for: delay)
+    /// writes before the sink stalls). The task holds the buffer weakly and is cancelled with it.
+    private func scheduleSync(after delay: Duration, _ state: inout State) {
+        state.deferredSync = Task { [weak self] in
+            do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let released = self.state.withLock { state -> [Acknowledgements] in
+            let (released, consumer) = self.state.withLock { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
                 state.syncScheduled = false
-                return state.heldAcknowledgements.isEmpty ? [] : self.sync(&state)
+                state.deferredSync = nil
+                guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
+                let released = self.sync(&state)
+                defer { state.consumer = nil }
+                // A rewrite may have made records readable again.
+                return (released, state.unreadEvents > 0 ? state.consumer : nil)
             }
             self.release(released)
+            consumer?.resume()
         }
     }
 
-    /// fsyncs the open segment and returns the upstream acknowledgements it made durable.
+    /// Makes everything written durable and returns the upstream acknowledgements that became so. When it
+    /// cannot, nothing is returned: the acknowledgements stay held, the failure is logged and counted.
     private func sync(_ state: inout State) -> [Acknowledgements] {
-        if state.writeFD >= 0 { fsync(state.writeFD) }
+        do throws(FileIO.Failure) {
+            try makeDurable(&state)
+        } catch {
+            return []
+        }
         state.lastSync = .now
+        if let failure = state.syncFailure, state.broken == nil {
+            state.syncFailure = nil
+            logger.notice(
+                "disk buffer durable again", metadata: ["buffer.path": "\(configuration.directory)", "error": "\(failure.error)"])
+        }
         defer { state.heldAcknowledgements.removeAll() }
         return state.heldAcknowledgements
+    }
+
+    /// fdatasyncs the write segment (checked), then rewrites what a failed sync left into a fresh segment.
+    private func makeDurable(_ state: inout State) throws(FileIO.Failure) {
+        if let broken = state.broken { throw broken }
+        if state.writeFD >= 0, let last = state.segments.last, last.bytes > state.syncedBytes {
+            let code = fileSystem.fdatasync(state.writeFD)
+            if code == 0 {
+                state.syncedBytes = last.bytes
+                state.syncedEvents = last.events
+            } else {
+                let failure = FileIO.Failure("cannot fsync buffer segment", path: segmentPath(last.id), code: code)
+                noteSyncFailure(failure, &state)
+                setAsideUnsynced(&state)
+                if let broken = state.broken { throw broken }
+            }
+        }
+        guard let rewrite = state.rewrite else { return }
+        let id = (state.segments.last?.id ?? state.read.segment) + 1
+        do throws(FileIO.Failure) {
+            let fd = try createSegment(id, holding: rewrite.frames, &state)
+            fileSystem.close(fd)
+        } catch {
+            noteSyncFailure(error, &state)
+            throw error
+        }
+        let bytes = Self.headerBytes + rewrite.frames.count
+        state.segments.append(Segment(id: id, bytes: bytes, events: rewrite.events))
+        state.totalBytes += bytes
+        state.unreadEvents += rewrite.events
+        state.rewrite = nil
+        logger.notice(
+            "disk buffer records rewritten into a fresh segment after a failed fsync",
+            metadata: ["file.path": "\(segmentPath(id))", "buffer.events": "\(rewrite.events)"])
+    }
+
+    /// After a failed fsync of the write segment: reads back what the fsync should have covered (the process
+    /// still sees it) for ``makeDurable(_:)`` to rewrite, and ends the segment at what is durable. Records the
+    /// consumer already read from the cut part are read again from the rewrite (at least once).
+    private func setAsideUnsynced(_ state: inout State) {
+        let index = state.segments.count - 1
+        let segment = state.segments[index]
+        let count = segment.bytes - state.syncedBytes
+        var frames = [UInt8](repeating: 0, count: count)
+        let read = frames.withUnsafeMutableBytes { fileSystem.preadFully(state.writeFD, into: $0, at: state.syncedBytes) }
+        fileSystem.close(state.writeFD)
+        state.writeFD = -1
+        guard read == count else {
+            let failure = FileIO.Failure(
+                "cannot read back unsynced records of", path: segmentPath(segment.id), code: read < 0 ? Int32(-read) : EIO)
+            state.broken = failure
+            noteSyncFailure(failure, &state)
+            logger.error(
+                "disk buffer cannot read back records whose fsync failed; it refuses further data",
+                metadata: ["file.path": "\(failure.path)", "error.errno": "\(failure.code)", "error": "\(failure)"])
+            return
+        }
+        let events = segment.events - state.syncedEvents
+        state.unreadEvents -= segment.events - segment.consumed
+        state.segments[index].bytes = state.syncedBytes
+        state.segments[index].events = state.syncedEvents
+        state.segments[index].consumed = min(segment.consumed, state.syncedEvents)
+        state.unreadEvents += state.syncedEvents - state.segments[index].consumed
+        state.totalBytes -= count
+        if var pending = state.rewrite {
+            pending.frames += frames
+            pending.events += events
+            state.rewrite = pending
+        } else {
+            state.rewrite = (frames, events)
+        }
+    }
+
+    /// Counts a failed sync and marks the buffer failing for `/health`; the first failure of a spell is logged
+    /// with the file and errno (the retries, every second, are only counted).
+    private func noteSyncFailure(_ failure: FileIO.Failure, _ state: inout State) {
+        state.syncFailures += 1
+        metrics.withLock { $0 }?.error()
+        guard state.syncFailure == nil else { return }
+        state.syncFailure = (.now, failure)
+        logger.error(
+            "disk buffer data is not durable; nothing it holds is acknowledged until it is",
+            metadata: [
+                "file.path": "\(failure.path)", "error.errno": "\(failure.code)", "error": "\(failure)",
+                "buffer.sync_failures": "\(state.syncFailures)",
+            ])
     }
 
     /// Resolves outside the lock: a source's callback must never run while we hold it.
@@ -405,7 +602,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.totalBytes -= candidate.bytes
         state.unreadEvents -= candidate.events - candidate.consumed
         state.droppedEvents += candidate.events - candidate.consumed
-        unlink(segmentPath(candidate.id))
+        _ = fileSystem.unlink(segmentPath(candidate.id))
         return true
     }
 
@@ -464,8 +661,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 continue
             }
             if state.readFDSegment != segment.id {
-                if state.readFD >= 0 { close(state.readFD) }
-                state.readFD = open(segmentPath(segment.id), O_RDONLY | O_CLOEXEC)
+                if state.readFD >= 0 { fileSystem.close(state.readFD) }
+                state.readFD = fileSystem.open(segmentPath(segment.id), flags: O_RDONLY | O_CLOEXEC, mode: 0)
                 state.readFDSegment = segment.id
                 if state.readFD < 0 {
                     logger.error("cannot open buffer segment; skipping it", metadata: ["buffer.segment": "\(segmentPath(segment.id))"])
@@ -476,7 +673,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             }
             let wanted = min(segment.bytes - state.read.offset, 1 << 20)
             var buffer = [UInt8](repeating: 0, count: wanted)
-            let count = buffer.withUnsafeMutableBytes { pread(state.readFD, $0.baseAddress, wanted, off_t(state.read.offset)) }
+            let count = buffer.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
             guard count > 0 else {
                 state.read.offset = segment.bytes
                 continue
@@ -502,7 +699,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     if index == 0 {
                         // One record larger than the read window: read exactly it.
                         buffer = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
-                        let full = buffer.withUnsafeMutableBytes { pread(state.readFD, $0.baseAddress, $0.count, off_t(state.read.offset)) }
+                        let full = buffer.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
                         if full != buffer.count { state.read.offset = segment.bytes; progressed = true; break }
                         decodeRecord(buffer[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
                         state.segments[segmentIndex].consumed += 1
@@ -570,9 +767,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             {
                 state.segments.removeFirst()
                 state.totalBytes -= first.bytes
-                unlink(segmentPath(first.id))
+                _ = fileSystem.unlink(segmentPath(first.id))
                 if state.readFDSegment == first.id {
-                    close(state.readFD)
+                    fileSystem.close(state.readFD)
                     state.readFD = -1
                     state.readFDSegment = -1
                 }
@@ -591,7 +788,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         guard state.ledgerDirty, force || ContinuousClock.now - state.lastLedgerWrite >= .seconds(1) else { return }
         let text = "{\"segment\":\(state.acknowledged.segment),\"offset\":\(state.acknowledged.offset)}\n"
         do {
-            try FileIO.writeFileAtomically(configuration.directory + "/ledger.json", Array(text.utf8), mode: 0o600)
+            try FileIO.writeFileAtomically(
+                configuration.directory + "/ledger.json", Array(text.utf8), mode: 0o600, fileSystem: fileSystem)
             state.ledgerDirty = false
             state.lastLedgerWrite = .now
         } catch {
@@ -609,28 +807,22 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Finds the segments and the acknowledged position an earlier run left, counting (not loading) records.
-    static func recover(_ directory: String, logger: Logger) throws -> Recovered {
+    static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) throws -> Recovered {
         var ids: [Int] = []
-        if let handle = opendir(directory) {
-            defer { closedir(handle) }
-            while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if name.hasPrefix("segment-") && name.hasSuffix(".dat"), let id = Int(name.dropFirst(8).dropLast(4)) {
-                    ids.append(id)
-                }
+        if case .success(let names) = fileSystem.list(directory) {
+            for name in names where name.hasPrefix("segment-") && name.hasSuffix(".dat") {
+                if let id = Int(name.dropFirst(8).dropLast(4)) { ids.append(id) }
             }
         }
         ids.sort()
         var start = Position(segment: ids.first ?? 0, offset: headerBytes)
-        if let ledger = try? FileIO.readFile(directory + "/ledger.json", limit: 4096),
+        if let ledger = try? fileSystem.readFile(directory + "/ledger.json", limit: 4096),
             case .object(let fields) = try? JSONReader.parse(ledger),
             case .int(let segment) = fields["segment"], case .int(let offset) = fields["offset"]
         {
             start = Position(segment: Int(segment), offset: max(headerBytes, Int(offset)))
             for id in ids where id < start.segment {
-                unlink(directory + "/segment-" + String(repeating: "0", count: max(0, 10 - String(id).count)) + String(id) + ".dat")
+                _ = fileSystem.unlink(segmentPath(id, in: directory))
             }
             ids.removeAll { $0 < start.segment }
             if let first = ids.first, first > start.segment { start = Position(segment: first, offset: headerBytes) }
@@ -639,19 +831,16 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var unread = 0
         var damaged = 0
         for id in ids {
-            let path = directory + "/segment-" + String(repeating: "0", count: max(0, 10 - String(id).count)) + String(id) + ".dat"
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let fd = fileSystem.open(segmentPath(id, in: directory), flags: O_RDONLY | O_CLOEXEC, mode: 0)
             guard fd >= 0 else { continue }
-            defer { close(fd) }
-            var status = stat()
-            fstat(fd, &status)
-            let size = Int(status.st_size)
+            defer { fileSystem.close(fd) }
+            let size = max(0, fileSystem.size(fd))
             var offset = id == start.segment ? start.offset : headerBytes
             var events = 0
             var header = [UInt8](repeating: 0, count: frameHeaderBytes)
             var payload: [UInt8] = []
             while offset + frameHeaderBytes <= size {
-                guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, frameHeaderBytes, off_t(offset)) }) == frameHeaderBytes else { break }
+                guard header.withUnsafeMutableBytes({ fileSystem.preadFully(fd, into: $0, at: offset) }) == frameHeaderBytes else { break }
                 let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
                 let checksum = UInt32(header[4]) | UInt32(header[5]) << 8 | UInt32(header[6]) << 16 | UInt32(header[7]) << 24
                 guard length <= maxRecordBytes, offset + frameHeaderBytes + length <= size else {
@@ -659,7 +848,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     break
                 }
                 payload = [UInt8](repeating: 0, count: length)
-                let read = payload.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset + frameHeaderBytes)) }
+                let read = payload.withUnsafeMutableBytes { fileSystem.preadFully(fd, into: $0, at: offset + frameHeaderBytes) }
                 if read != length || CRC32.checksum(payload) != checksum { damaged += 1 }
                 events += 1
                 offset += frameHeaderBytes + length

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import Synchronization
+public import UplinkFileSystem
 
 /// Where data goes that can never be delivered, with the reason: one JSON line per payload,
 ///
@@ -18,14 +19,20 @@ import Synchronization
 /// since payloads may be sensitive, and its parent directories are created (0700). It is capped: a write
 /// that would take it past `maxBytes` first rotates it to `path.1` (and `path.1` to `path.2`, …, keeping
 /// `keep` rotated files), so a device with a small flash never fills up with rejects. A single line larger than
-/// `maxBytes` is still written, alone in a fresh file: losing it would be worse. Every write is fsynced before it
-/// returns, since callers acknowledge the data as soon as it is dead-lettered.
+/// `maxBytes` is still written, alone in a fresh file: losing it would be worse.
+///
+/// Callers acknowledge the data as soon as it is dead-lettered, so ``write(component:topic:reason:retCode:payload:)``
+/// returns only once the line is durable: the write, the fsync, and (after the file was opened, created or
+/// rotated) the directory fsync all succeeded. Any failure throws, naming the file and the errno, and the
+/// descriptor is closed: after a failed fsync Linux may have dropped the line, so nothing is acknowledged and the
+/// next write starts from a fresh descriptor.
 ///
 /// Safe to share between tasks: writes are serialised by a lock (dead letters are rare, so one lock is cheap).
 public final class DeadLetterFile: Sendable {
     public let path: String
     public let maxBytes: Int
     public let keep: Int
+    private let fileSystem: any FileSystem
 
     private struct State {
         var fd: Int32 = -1
@@ -38,17 +45,19 @@ public final class DeadLetterFile: Sendable {
     ///   - path: the file; rotated files are `path.1` … `path.<keep>`.
     ///   - maxBytes: rotate before a write would make the file larger than this.
     ///   - keep: how many rotated files to keep (0: the file is truncated when full).
-    public init(path: String, maxBytes: Int = 10 << 20, keep: Int = 3) {
+    ///   - fileSystem: where the file lives (the real disk unless a test simulates one).
+    public init(path: String, maxBytes: Int = 10 << 20, keep: Int = 3, fileSystem: any FileSystem = PosixFileSystem()) {
         self.path = path
+        self.fileSystem = fileSystem
         self.maxBytes = max(1, maxBytes)
         self.keep = max(0, keep)
     }
 
     deinit {
-        state.withLock { Self.closeFile(&$0) }
+        state.withLock { closeFile(&$0) }
     }
 
-    /// Appends one dead letter.
+    /// Appends one dead letter and makes it durable.
     ///
     /// - Parameters:
     ///   - component: the id of the component giving up on the data.
@@ -80,66 +89,79 @@ public final class DeadLetterFile: Sendable {
                 try rotate(&state)
             }
             if state.fd < 0 { try openFile(&state) }
-            let failure = line.withUnsafeBytes { FileIO.writeAll(state.fd, $0) }
-            if let failure {
+            let durableSize = state.size
+            let failure = line.withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
+            if failure != 0 {
                 // The file may now end in a partial line; start the next one on a fresh line so it stays parseable.
-                _ = [UInt8(0x0A)].withUnsafeBytes { FileIO.writeAll(state.fd, $0) }
-                state.size = Self.currentSize(state.fd)
+                _ = [UInt8(0x0A)].withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
+                state.size = currentSize(state.fd)
                 throw FileIO.Failure("cannot write to", path: path, code: failure)
             }
             state.size += line.count
             // A dead letter is the data's last copy once the caller acknowledges it: make it durable first.
-            fsync(state.fd)
+            let synced = fileSystem.fsync(state.fd)
+            if synced != 0 {
+                // The line may never reach the disk, and what follows must not land after a hole: cut it off.
+                _ = fileSystem.truncate(state.fd, to: durableSize)
+                closeFile(&state)
+                throw FileIO.Failure("cannot fsync", path: path, code: synced)
+            }
         }
     }
 
-    /// Fsyncs and closes the file; a later write opens it again.
+    /// Closes the file; a later write opens it again.
     public func close() {
-        state.withLock { Self.closeFile(&$0) }
+        state.withLock { closeFile(&$0) }
     }
 
     private func openFile(_ state: inout State) throws(FileIO.Failure) {
-        try FileIO.makeDirectories(FileIO.parentDirectory(of: path), mode: 0o700)
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FileIO.Failure("cannot open", path: path) }
+        let directory = FileIO.parentDirectory(of: path)
+        try FileIO.makeDirectories(directory, mode: 0o700, fileSystem: fileSystem)
+        let fd = fileSystem.open(path, flags: O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode: 0o600)
+        guard fd >= 0 else { throw FileIO.Failure("cannot open", path: path, code: -fd) }
         // An existing file keeps its mode on open: force 0600, payloads may hold what the device measured.
-        fchmod(fd, 0o600)
+        _ = fileSystem.setMode(fd, 0o600)
+        // The file may have just been created (or the old one rotated away): its name must be durable before a
+        // line in it is acknowledged. Opening is rare (first write, rotation), so this costs one sync per file.
+        let synced = fileSystem.syncDirectory(directory)
+        guard synced == 0 else {
+            fileSystem.close(fd)
+            throw FileIO.Failure("cannot fsync directory", path: directory, code: synced)
+        }
         state.fd = fd
-        state.size = Self.currentSize(fd)
+        state.size = currentSize(fd)
         // A file already over the cap (a smaller max_bytes than last run) rotates before it grows.
         if state.size >= maxBytes { try rotate(&state) }
     }
 
     private func rotate(_ state: inout State) throws(FileIO.Failure) {
-        Self.closeFile(&state)
+        closeFile(&state)
         if keep == 0 {
-            if unlink(path) != 0 && errno != ENOENT { throw FileIO.Failure("cannot remove", path: path) }
+            let code = fileSystem.unlink(path)
+            if code != 0 && code != ENOENT { throw FileIO.Failure("cannot remove", path: path, code: code) }
         } else {
             // Oldest first, so nothing is overwritten before it moved: path.(keep-1) -> path.keep, …, path -> path.1.
             for index in stride(from: keep - 1, through: 1, by: -1) {
                 let from = "\(path).\(index)"
-                if rename(from, "\(path).\(index + 1)") != 0 && errno != ENOENT {
-                    throw FileIO.Failure("cannot rotate", path: from)
-                }
+                let code = fileSystem.rename(from, to: "\(path).\(index + 1)")
+                if code != 0 && code != ENOENT { throw FileIO.Failure("cannot rotate", path: from, code: code) }
             }
-            if rename(path, path + ".1") != 0 && errno != ENOENT { throw FileIO.Failure("cannot rotate", path: path) }
+            let code = fileSystem.rename(path, to: path + ".1")
+            if code != 0 && code != ENOENT { throw FileIO.Failure("cannot rotate", path: path, code: code) }
         }
+        // openFile syncs the directory, which makes these renames durable before the new file is written.
         try openFile(&state)
     }
 
-    private static func closeFile(_ state: inout State) {
+    /// Every line was fsynced when written, so closing needs no sync of its own.
+    private func closeFile(_ state: inout State) {
         guard state.fd >= 0 else { return }
-        fsync(state.fd)
-        closeDescriptor(state.fd)
+        fileSystem.close(state.fd)
         state.fd = -1
         state.size = 0
     }
 
-    private static func currentSize(_ fd: Int32) -> Int {
-        var info = stat()
-        return fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+    private func currentSize(_ fd: Int32) -> Int {
+        max(0, fileSystem.size(fd))
     }
 }
-
-// The class has its own `close()`, which hides the C function inside it.
-private func closeDescriptor(_ fd: Int32) { _ = close(fd) }

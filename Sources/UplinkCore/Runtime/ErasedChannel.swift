@@ -11,6 +11,12 @@ protocol ErasedChannel: AnyObject, Sendable {
     func detachConsumer()
     func attachConsumer()
     var isConsumerDetached: Bool { get }
+    /// Counts the edge's own failures (a disk buffer's failed syncs) in its consumer's metrics.
+    func reportFailures(to metrics: ComponentMetrics)
+}
+
+extension ErasedChannel {
+    func reportFailures(to metrics: ComponentMetrics) {}
 }
 
 extension EventChannel: ErasedChannel {

@@ -152,6 +152,7 @@ final class LiveComponent: Sendable {
     ) -> LiveComponent {
         let channel = typed(input, as: S.Input.self)
         let inbox = Inbox(channel: channel, metrics: context.metrics)
+        input.reportFailures(to: context.metrics)
         return LiveComponent(node: node, metrics: context.metrics, input: input, output: nil) { failures, pipelineStop in
             defer { if !channel.isConsumerDetached { channel.closeReceiver() } }
             await supervise(context, pipelineStop: pipelineStop, failures: failures) {
