@@ -102,6 +102,9 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
         var inode: Int
         var path: String
         var append: Bool
+        /// The access mode, enforced as the kernel does: reading a write-only descriptor is EBADF.
+        var readable: Bool
+        var writable: Bool
         var position = 0
     }
 
@@ -233,7 +236,10 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
             }
             let fd = state.nextDescriptor
             state.nextDescriptor += 1
-            state.descriptors[fd] = Descriptor(inode: inode!, path: path, append: flags & O_APPEND != 0)
+            let access = flags & O_ACCMODE
+            state.descriptors[fd] = Descriptor(
+                inode: inode!, path: path, append: flags & O_APPEND != 0, readable: access != O_WRONLY,
+                writable: access != O_RDONLY)
             return (fd, mutated)
         }
         if mutated { changed() }
@@ -246,7 +252,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     public func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
         let written = state.withLock { state -> Int in
-            guard var descriptor = state.descriptors[fd] else { return -Int(EBADF) }
+            guard var descriptor = state.descriptors[fd], descriptor.writable else { return -Int(EBADF) }
             let offset = descriptor.append ? (state.volatile.files[descriptor.inode]?.count ?? 0) : descriptor.position
             record(.write(inode: descriptor.inode, offset: offset, bytes: Array(bytes)), in: &state)
             descriptor.position = offset + bytes.count
@@ -259,7 +265,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     public func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
         let written = state.withLock { state -> Int in
-            guard let descriptor = state.descriptors[fd] else { return -Int(EBADF) }
+            guard let descriptor = state.descriptors[fd], descriptor.writable else { return -Int(EBADF) }
             record(.write(inode: descriptor.inode, offset: offset, bytes: Array(bytes)), in: &state)
             return bytes.count
         }
@@ -269,7 +275,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     public func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         state.withLock { state -> Int in
-            guard var descriptor = state.descriptors[fd] else { return -Int(EBADF) }
+            guard var descriptor = state.descriptors[fd], descriptor.readable else { return -Int(EBADF) }
             let count = copy(state.volatile.files[descriptor.inode] ?? [], from: descriptor.position, into: buffer)
             descriptor.position += count
             state.descriptors[fd] = descriptor
@@ -279,7 +285,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     public func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         state.withLock { state -> Int in
-            guard let descriptor = state.descriptors[fd] else { return -Int(EBADF) }
+            guard let descriptor = state.descriptors[fd], descriptor.readable else { return -Int(EBADF) }
             return copy(state.volatile.files[descriptor.inode] ?? [], from: offset, into: buffer)
         }
     }
@@ -306,7 +312,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     public func truncate(_ fd: Int32, to length: Int) -> Int32 {
         let code = state.withLock { state -> Int32 in
-            guard let descriptor = state.descriptors[fd] else { return EBADF }
+            guard let descriptor = state.descriptors[fd], descriptor.writable else { return EINVAL }
             record(.truncate(inode: descriptor.inode, length: length), in: &state)
             return 0
         }

@@ -190,5 +190,193 @@ extension EndToEnd {
             #expect(recoveryLog.contains("disk buffer recovered") && recoveryLog.contains("buffer.damaged_records=2"), "\(recoveryLog)")
             #expect(second.terminationStatus == 0)
         }
+
+        // MARK: Failed fsyncs (an LD_PRELOAD shim makes fsync and fdatasync fail with EIO on chosen files)
+
+        /// Compiles the shim: `fsync`/`fdatasync` of a descriptor whose path contains `$UPLINK_FAIL_FSYNC` fail with
+        /// EIO (and are counted in `$UPLINK_FAIL_FSYNC_COUNT_FILE` when set); everything else goes to libc.
+        static func failingFsyncShim(in directory: URL) throws -> String {
+            let source = directory.appendingPathComponent("fail_fsync.c")
+            let library = directory.appendingPathComponent("libfail_fsync.so")
+            try """
+            #define _GNU_SOURCE
+            #include <dlfcn.h>
+            #include <errno.h>
+            #include <stdio.h>
+            #include <stdlib.h>
+            #include <string.h>
+            #include <unistd.h>
+
+            static int should_fail(int fd) {
+                const char *pattern = getenv("UPLINK_FAIL_FSYNC");
+                if (pattern == NULL || *pattern == 0) return 0;
+                char link[64], target[4096];
+                snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+                ssize_t length = readlink(link, target, sizeof target - 1);
+                if (length < 0) return 0;
+                target[length] = 0;
+                return strstr(target, pattern) != NULL;
+            }
+
+            int fsync(int fd) {
+                if (should_fail(fd)) { errno = EIO; return -1; }
+                int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+                return real(fd);
+            }
+
+            int fdatasync(int fd) {
+                if (should_fail(fd)) { errno = EIO; return -1; }
+                int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+                return real(fd);
+            }
+            """.write(to: source, atomically: true, encoding: .utf8)
+            let gcc = Process()
+            gcc.executableURL = URL(fileURLWithPath: "/usr/bin/gcc")
+            gcc.arguments = ["-shared", "-fPIC", "-O1", "-o", library.path, source.path, "-ldl"]
+            try gcc.run()
+            try UplinkProcess.wait(for: gcc, timeout: 60)
+            try #require(gcc.terminationStatus == 0, "gcc builds the fsync shim")
+            return library.path
+        }
+
+        /// `uplink run` at info level into `log`, with extra environment variables.
+        static func startAgent(_ config: String, log: URL, environment: [String: String]) throws -> Process {
+            let process = Process()
+            process.executableURL = UplinkProcess.executable
+            process.arguments = ["run", config, "--log-level", "info"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: log)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+
+        static func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+
+        /// GET `path` from the agent's API (its port is in the log), nil when it does not answer.
+        static func get(_ path: String, agentLog: URL) -> String? {
+            let log = text(agentLog)
+            guard let range = log.range(of: "api.port="), let port = Int(log[range.upperBound...].prefix(while: \.isNumber)) else {
+                return nil
+            }
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = ["-s", "--max-time", "5", "http://127.0.0.1:\(port)\(path)"]
+            let output = Pipe()
+            curl.standardOutput = output
+            guard (try? curl.run()) != nil else { return nil }
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            curl.waitUntilExit()
+            return curl.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        }
+
+        static func metric(_ text: String, _ name: String, component: String) -> Double? {
+            for line in text.split(separator: "\n") where line.hasPrefix(name + "{") && line.contains("component_id=\"\(component)\"") {
+                return line.split(separator: " ").last.flatMap { Double($0) }
+            }
+            return nil
+        }
+
+        @Test func failedFsyncsOfTheBufferSegmentsAcknowledgeNothingAndSayWhy() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let shim = try Self.failingFsyncShim(in: directory)
+            let emulator = try Faults.EmulatorProcess(directory: directory)
+            defer { emulator.stop() }
+            let log = directory.appendingPathComponent("app.log").path
+            let total = 3_000
+            try Faults.writeLines(log, 0..<total)
+            let config = try Faults.config(
+                directory: directory, log: log, emulator: emulator,
+                buffer: "    buffer: { type: disk, max_size: 4MiB, fsync_interval: 50ms }",
+                shutdownTimeout: "2s", global: #"api: { address: "127.0.0.1:0" }"#)
+            let agentLog = directory.appendingPathComponent("agent.log")
+            let agent = try Self.startAgent(
+                config, log: agentLog, environment: ["LD_PRELOAD": shim, "UPLINK_FAIL_FSYNC": "/cloud/buffer/segment-"])
+            // Readiness: the buffer has failed to sync, said so, and kept failing for a few retries (seconds in
+            // which a checkpoint would have moved if anything had been acknowledged).
+            var failures = 0.0
+            var errors = 0.0
+            Faults.waitFor(60) {
+                guard let metrics = Self.get("/metrics", agentLog: agentLog) else { return false }
+                failures = Self.metric(metrics, "uplink_buffer_sync_failures_total", component: "cloud") ?? 0
+                errors = Self.metric(metrics, "uplink_component_errors_total", component: "cloud") ?? 0
+                return failures >= 3
+            }
+            let health = Self.get("/health", agentLog: agentLog) ?? ""
+            let checkpoint = Self.checkpointedOffset(directory)
+            kill(agent.processIdentifier, SIGTERM)
+            try UplinkProcess.wait(for: agent, timeout: 30)
+            let lines = Self.text(agentLog).split(separator: "\n")
+            let errorLine = lines.first { $0.contains("disk buffer data is not durable") }.map(String.init) ?? ""
+            print(
+                "fsync EIO on the buffer segments: sync failures \(failures), errors_total \(errors), tail checkpoint \(checkpoint) of \(Self.fileSize(log)) bytes, log: \(errorLine)"
+            )
+            #expect(failures >= 3)
+            #expect(errors >= failures, "every failed sync counts as an error of the sink")
+            #expect(checkpoint == 0, "nothing the failed fsyncs covered is acknowledged, so the tail does not checkpoint it")
+            #expect(errorLine.contains("/cloud/buffer/segment-") && errorLine.contains("error.errno=5"), "\(errorLine)")
+            #expect(health.contains("the disk buffer cannot make data durable"), "\(health)")
+
+            // Without the fault, a restart delivers everything: what was not acknowledged is read again.
+            let second = try Self.startAgent(config, log: directory.appendingPathComponent("agent2.log"), environment: [:])
+            Faults.waitFor(60) { Set(emulator.receivedLines()).count >= total }
+            kill(second.processIdentifier, SIGTERM)
+            try UplinkProcess.wait(for: second, timeout: 30)
+            #expect(Set(emulator.receivedLines()).count == total)
+        }
+
+        @Test func aDeadLetterWhoseFsyncFailsIsNotAcknowledged() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let shim = try Self.failingFsyncShim(in: directory)
+            let emulator = try Faults.EmulatorProcess(directory: directory)
+            defer { emulator.stop() }
+            let log = directory.appendingPathComponent("app.log").path
+            let total = 1_000
+            try Faults.writeLines(log, 0..<total)
+            // device002 may only publish to its upload topic: every message is refused for good (ACL) and
+            // dead-lettered.
+            let config = try UplinkProcess.writeConfig(
+                """
+                data_dir: \(directory.appendingPathComponent("state").path)
+                shutdown_timeout: 2s
+                sources:
+                  app: { type: file, include: ["\(log)"], read_from: beginning, checkpoint_interval: 200ms }
+                transforms:
+                  wrap: { type: json, inputs: [app] }
+                  batches: { type: batch, inputs: [wrap], encoding: ndjson, max_events: 100, timeout: 200ms }
+                sinks:
+                  cloud:
+                    type: iotcore_http
+                    inputs: [batches]
+                    endpoint: https://127.0.0.1:\(emulator.port)
+                    ca_file: \(emulator.caFile)
+                    product_sn: abcdefgh12345678
+                    device_sn: device002
+                    device_secret: another-secret-02
+                    topic: /abcdefgh12345678/device002/forbidden
+                """, name: "dead-letters.yaml")
+            let deadLetters = directory.appendingPathComponent("state/cloud/dead-letters.jsonl").path
+            let agentLog = directory.appendingPathComponent("agent.log")
+            let agent = try Self.startAgent(
+                config, log: agentLog, environment: ["LD_PRELOAD": shim, "UPLINK_FAIL_FSYNC": "dead-letters.jsonl"])
+            // The sink cannot make a dead letter durable: it stops (the pipeline with it) instead of acknowledging.
+            try UplinkProcess.wait(for: agent, timeout: 60)
+            let checkpoint = Self.checkpointedOffset(directory)
+            let failure = Self.text(agentLog).split(separator: "\n").first { $0.contains("cannot fsync") }.map(String.init) ?? ""
+            print("fsync EIO on dead-letters.jsonl: exit \(agent.terminationStatus), tail checkpoint \(checkpoint), log: \(failure)")
+            #expect(agent.terminationStatus == 1)
+            #expect(checkpoint == 0, "no record whose dead letter failed to sync is acknowledged")
+            #expect(failure.contains(deadLetters) && failure.contains("errno 5"), "\(failure)")
+
+            // Without the fault every line is dead-lettered and acknowledged.
+            let second = try Self.startAgent(config, log: directory.appendingPathComponent("agent2.log"), environment: [:])
+            Faults.waitFor(60) { Self.checkpointedOffset(directory) == Self.fileSize(log) }
+            kill(second.processIdentifier, SIGTERM)
+            try UplinkProcess.wait(for: second, timeout: 30)
+            let lettered = Self.text(URL(fileURLWithPath: deadLetters)).split(separator: "\n").count
+            #expect(Self.checkpointedOffset(directory) == Self.fileSize(log))
+            #expect(lettered >= total / 100, "every batch of 100 lines is dead-lettered")
+        }
     }
 }

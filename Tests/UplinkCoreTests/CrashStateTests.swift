@@ -130,7 +130,6 @@ private final class BufferModel: Sendable {
         }
         var next = 0
         var inFlight: [(chunk: EventChunk<Message>, numbers: [Int])] = []
-        var brokenBuffer = false
         for _ in 0..<Int.random(in: 8...40, using: &random) {
             switch Int.random(in: 0..<100, using: &random) {
             case 0..<45:
@@ -152,8 +151,9 @@ private final class BufferModel: Sendable {
                 do {
                     try await buffer.send(EventChunk(messages, acknowledgements: acknowledgements))
                 } catch {
-                    // Only a buffer that cannot read back unsynced data refuses writes; the simulation keeps it.
-                    brokenBuffer = true
+                    // Only a buffer that cannot read back unsynced data refuses writes, and the simulated disk
+                    // always can: a refusal here is a bug.
+                    throw CrashStateFailure(description: "seed \(seed): the buffer refused data: \(error)")
                 }
             case 45..<70:
                 // No producer is registered, so `next()` answers nil instead of waiting when nothing is readable.
@@ -168,7 +168,6 @@ private final class BufferModel: Sendable {
             default:
                 buffer.flush()
             }
-            if brokenBuffer { break }
         }
         fileSystem.observeEachStep(nil)
         let final = model.state.withLock { $0.upstreamAcknowledged.subtracting($0.deliveredBySink) }

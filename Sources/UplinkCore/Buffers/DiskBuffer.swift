@@ -441,7 +441,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// `frames`, also its content. Returns the open descriptor; on failure the file is removed.
     private func createSegment(_ id: Int, holding frames: [UInt8], _ state: inout State) throws(FileIO.Failure) -> Int32 {
         let path = segmentPath(id)
-        let fd = fileSystem.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, mode: 0o600)
+        // Read-write: after a failed fsync the unsynced records are read back through this descriptor.
+        let fd = fileSystem.open(path, flags: O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, mode: 0o600)
         guard fd >= 0 else { throw FileIO.Failure("cannot create buffer segment", path: path, code: -fd) }
         var failure: FileIO.Failure?
         var code = (Self.magic + frames).withUnsafeBytes { fileSystem.writeAll(fd, $0) }
