@@ -123,6 +123,8 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
         var nextInode = 1
         var knownDirectories: Set<String> = []
         var faults: [SyncFault] = []
+        /// Changes whenever the durable view or the pending queue changes other than by an append.
+        var generation = 0
         var syncs = 0
         var failedSyncs = 0
     }
@@ -170,19 +172,23 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
 
     /// Every state the disk may be in after a power cut now (see the type's description).
     public func crashStates(tornWrites: Bool = true) -> [Snapshot] {
-        crashStates(tornWrites: tornWrites) { Array(0..<$0) }
+        crashStates(tornWrites: tornWrites) { _, count in Array(0..<count) }
     }
 
-    /// Some of the states the disk may be in after a power cut now: `pick` gets how many there are and returns
-    /// the indexes wanted (in the order of ``crashStates(tornWrites:)``); only those are built, in one pass.
-    public func crashStates(tornWrites: Bool = true, pick: (Int) -> [Int]) -> [Snapshot] {
-        let (durable, pending) = state.withLock { ($0.durable, $0.pending) }
+    /// Some of the states the disk may be in after a power cut now: `pick` gets a generation and how many states
+    /// there are, and returns the indexes wanted (in the order of ``crashStates(tornWrites:)``); only those are
+    /// built, in one pass, and returned in increasing index order.
+    ///
+    /// A state is identified by its generation and index: between two syncs the pending queue only grows, so
+    /// the same pair is the same state, and a test can skip what it already checked without comparing disks.
+    public func crashStates(tornWrites: Bool = true, pick: (_ generation: Int, _ count: Int) -> [Int]) -> [Snapshot] {
+        let (durable, pending, generation) = state.withLock { ($0.durable, $0.pending, $0.generation) }
         var count = 1
         for operation in pending {
             if tornWrites, case .write(_, _, let bytes) = operation, bytes.count > 1 { count += 1 }
             count += 1
         }
-        let wanted = Set(pick(count))
+        let wanted = Set(pick(generation, count))
         var states: [Snapshot] = []
         var index = 0
         var current = durable
@@ -296,6 +302,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
             if let code = fault(descriptor.path, &state) {
                 // Linux after a failed writeback: the pages are clean again, their data never reaches the disk.
                 state.pending.removeAll { $0.inode == descriptor.inode }
+                state.generation += 1
                 return code
             }
             state.syncs += 1
@@ -304,6 +311,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
                 if operation.inode == descriptor.inode { state.durable.apply(operation) } else { kept.append(operation) }
             }
             state.pending = kept
+            state.generation += 1
             return 0
         }
     }
@@ -360,6 +368,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
             state.knownDirectories.insert(path)
             state.volatile.directories[path] = state.volatile.directories[path] ?? [:]
             state.durable.directories[path] = state.durable.directories[path] ?? [:]
+            state.generation += 1
             return 0
         }
     }
@@ -374,6 +383,7 @@ public final class SimulatedFileSystem: FileSystem, Sendable {
                 if operation.touches(directory: path) { state.durable.apply(operation) } else { kept.append(operation) }
             }
             state.pending = kept
+            state.generation += 1
             return 0
         }
     }

@@ -51,13 +51,18 @@ struct CrashStateFailure: Error, CustomStringConvertible {
 
 /// What the upstream and the sink were told while a sequence ran, shared with the acknowledgement callbacks.
 private final class BufferModel: Sendable {
+    struct Pair: Hashable, Sendable {
+        var generation: Int
+        var index: Int
+    }
+
     struct State {
         var upstreamAcknowledged = Set<Int>()
         var deliveredBySink = Set<Int>()
-        /// Crash states taken at every step, with the records that each must still deliver. The same state
-        /// reached at several steps (what is durable does not change between syncs) is checked once, against
-        /// everything any of those steps required.
-        var captured: [SimulatedFileSystem.Snapshot: Set<Int>] = [:]
+        /// Crash states taken at every step, by (generation, index), with the records that each must still
+        /// deliver. The same state reached at several steps (what is durable does not change between syncs) is
+        /// checked once, against everything any of those steps required.
+        var captured: [Pair: (state: SimulatedFileSystem.Snapshot?, required: Set<Int>)] = [:]
     }
 
     let state = Mutex(State())
@@ -84,10 +89,10 @@ private final class BufferModel: Sendable {
     }
 
     static func configuration(_ fileSystem: some FileSystem, interval: Duration, chunkEvents: Int) -> DiskBuffer<Message>.Configuration {
-        // 512 KiB: 64 KiB segments, so a sequence rolls over several.
+        // 4 KiB segments, so a sequence rolls over several.
         DiskBuffer<Message>.Configuration(
             directory: directory, maxBytes: 512 << 10, whenFull: .dropNewest, fsyncInterval: interval,
-            chunkEvents: chunkEvents, fileSystem: fileSystem, retryDelay: .milliseconds(1))
+            chunkEvents: chunkEvents, fileSystem: fileSystem, retryDelay: .milliseconds(1), segmentBytes: 4096)
     }
 
     static let logger: Logger = {
@@ -122,22 +127,38 @@ private final class BufferModel: Sendable {
             configuration: configuration(fileSystem, interval: interval, chunkEvents: chunkEvents), logger: logger)
         let sampler = Shared(SeededGenerator(seed: seed ^ 0xC0FF_EE00))
         fileSystem.observeEachStep {
-            let picked = fileSystem.crashStates { count in sampler.withLock { sample(count, limit: 5, using: &$0) } }
+            let required = model.state.withLock { $0.upstreamAcknowledged.subtracting($0.deliveredBySink) }
+            var fresh: [BufferModel.Pair] = []
+            let snapshots = fileSystem.crashStates { generation, count in
+                let picked = sampler.withLock { sample(count, limit: 5, using: &$0) }
+                return model.state.withLock { state in
+                    for index in Set(picked) {
+                        let pair = BufferModel.Pair(generation: generation, index: index)
+                        if state.captured[pair] != nil {
+                            state.captured[pair]!.required.formUnion(required)
+                        } else {
+                            state.captured[pair] = (nil, required)
+                            fresh.append(pair)
+                        }
+                    }
+                    fresh.sort { $0.index < $1.index }
+                    return fresh.map(\.index)
+                }
+            }
             model.state.withLock { state in
-                let required = state.upstreamAcknowledged.subtracting(state.deliveredBySink)
-                for snapshot in picked { state.captured[snapshot, default: []].formUnion(required) }
+                for (pair, snapshot) in zip(fresh, snapshots) { state.captured[pair]!.state = snapshot }
             }
         }
         var next = 0
         var inFlight: [(chunk: EventChunk<Message>, numbers: [Int])] = []
-        for _ in 0..<Int.random(in: 8...40, using: &random) {
+        for _ in 0..<Int.random(in: 6...30, using: &random) {
             switch Int.random(in: 0..<100, using: &random) {
             case 0..<45:
                 let count = Int.random(in: 1...4, using: &random)
                 let numbers = Array(next..<(next + count))
                 next += count
                 let messages = numbers.map { number in
-                    let body = Self.body(number, size: Int.random(in: 0...6000, using: &random))
+                    let body = Self.body(number, size: Int.random(in: 0...700, using: &random))
                     sent[number] = body
                     return Message(topic: "/t", body: body)
                 }
@@ -171,12 +192,12 @@ private final class BufferModel: Sendable {
         }
         fileSystem.observeEachStep(nil)
         let final = model.state.withLock { $0.upstreamAcknowledged.subtracting($0.deliveredBySink) }
-        var captured = model.state.withLock { $0.captured }
-        for snapshot in fileSystem.crashStates() { captured[snapshot, default: []].formUnion(final) }
+        var captured = model.state.withLock { $0.captured.values.compactMap { entry in entry.state.map { ($0, entry.required) } } }
+        for snapshot in fileSystem.crashStates() { captured.append((snapshot, final)) }
         inFlight.removeAll()
         withExtendedLifetime(buffer) {}
 
-        for (index, (snapshot, required)) in captured.sorted(by: { $0.value.count < $1.value.count }).enumerated() {
+        for (index, (snapshot, required)) in captured.enumerated() {
             try await checkRecovery(snapshot, required: required, sent: sent, globalOrder: !faults, interval: interval) {
                 "seed \(seed), crash state \(index) of \(captured.count): \($0)"
             }
@@ -244,13 +265,13 @@ private final class BufferModel: Sendable {
     }
 
     @Test func everyRecordAcknowledgedUpstreamSurvivesEveryCrashState() async {
-        await Self.explore("disk buffer", sequences: 100, seed: 0x5EED_0001) { seed in
+        await Self.explore("disk buffer", sequences: 1000, seed: 0x5EED_0001) { seed in
             try await Self.runBufferSequence(seed: seed, faults: false)
         }
     }
 
     @Test func failedFsyncsLoseNothingAcknowledgedInAnyCrashState() async {
-        await Self.explore("disk buffer with failing fsyncs", sequences: 80, seed: 0x5EED_0002) { seed in
+        await Self.explore("disk buffer with failing fsyncs", sequences: 500, seed: 0x5EED_0002) { seed in
             try await Self.runBufferSequence(seed: seed, faults: true)
         }
     }

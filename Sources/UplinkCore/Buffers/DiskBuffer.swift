@@ -38,22 +38,25 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         public var fileSystem: any FileSystem
         /// How long a writer waits before trying a failing disk again (a write, or the rewrite after a failed fsync).
         public var retryDelay: Duration
+        /// The size at which a segment is sealed and the next one started: by default an eighth of `maxBytes`,
+        /// within 64 KiB ... 32 MiB (small ones in tests make many segments out of little data).
+        public var segmentBytes: Int
 
         public init(
             directory: String, maxBytes: Int = 256 << 20, whenFull: OverflowPolicy = .block,
             fsyncInterval: Duration = .milliseconds(500), chunkEvents: Int = 1000,
-            fileSystem: any FileSystem = PosixFileSystem(), retryDelay: Duration = .seconds(1)
+            fileSystem: any FileSystem = PosixFileSystem(), retryDelay: Duration = .seconds(1), segmentBytes: Int? = nil
         ) {
             self.directory = directory
             self.fileSystem = fileSystem
             self.retryDelay = retryDelay
+            self.segmentBytes = segmentBytes ?? min(32 << 20, max(64 << 10, maxBytes / 8))
             self.maxBytes = maxBytes
             self.whenFull = whenFull
             self.fsyncInterval = fsyncInterval
             self.chunkEvents = chunkEvents
         }
 
-        var segmentBytes: Int { min(32 << 20, max(64 << 10, maxBytes / 8)) }
     }
 
     static var headerBytes: Int { 8 }
