@@ -477,9 +477,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 state.deferredSync = nil
                 guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
                 let released = self.sync(&state)
-                defer { state.consumer = nil }
-                // A rewrite may have made records readable again.
-                return (released, state.unreadEvents > 0 ? state.consumer : nil)
+                // A rewrite may have made records readable again: wake the consumer then (and only then, or its
+                // continuation would be lost).
+                guard state.unreadEvents > 0, let consumer = state.consumer else { return (released, nil) }
+                state.consumer = nil
+                return (released, consumer)
             }
             self.release(released)
             consumer?.resume()
