@@ -265,13 +265,13 @@ private final class BufferModel: Sendable {
     }
 
     @Test func everyRecordAcknowledgedUpstreamSurvivesEveryCrashState() async {
-        await Self.explore("disk buffer", sequences: 1000, seed: 0x5EED_0001) { seed in
+        await Self.explore("disk buffer", sequences: 700, seed: 0x5EED_0001) { seed in
             try await Self.runBufferSequence(seed: seed, faults: false)
         }
     }
 
     @Test func failedFsyncsLoseNothingAcknowledgedInAnyCrashState() async {
-        await Self.explore("disk buffer with failing fsyncs", sequences: 500, seed: 0x5EED_0002) { seed in
+        await Self.explore("disk buffer with failing fsyncs", sequences: 400, seed: 0x5EED_0002) { seed in
             try await Self.runBufferSequence(seed: seed, faults: true)
         }
     }
