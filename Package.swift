@@ -145,6 +145,7 @@ let package = Package(
             name: "UplinkPlugins",
             dependencies: [
                 "UplinkCore",
+                "UplinkFileSystem",
                 "CUplinkLinux",
                 "CUplinkPlugin",
                 "IoTCore",

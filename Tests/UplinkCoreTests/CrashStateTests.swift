@@ -45,6 +45,34 @@ final class Shared<Value: Sendable>: Sendable {
     var value: Value { withLock { $0 } }
 }
 
+/// A thread of its own that runs the exploration's tasks (a task executor preference): it is seconds of CPU
+/// work, which on one of the cooperative pool's threads (two on a 2-core machine) starved the timed waits of
+/// suites running beside it.
+final class ExplorationThread: TaskExecutor, @unchecked Sendable {
+    // @unchecked: `semaphore` lives as long as the object, which the thread keeps alive; jobs are under a lock.
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    init() {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+        let thread = Thread { [self] in
+            while true {
+                sem_wait(semaphore)
+                guard let job = jobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        sem_post(semaphore)
+    }
+}
+
 struct CrashStateFailure: Error, CustomStringConvertible {
     var description: String
 }
@@ -246,6 +274,8 @@ private final class BufferModel: Sendable {
         }
     }
 
+    static let thread = ExplorationThread()
+
     static func explore(
         _ name: String, sequences: Int, seed fallback: UInt64, run: (UInt64) async throws -> Int
     ) async {
@@ -255,7 +285,7 @@ private final class BufferModel: Sendable {
         for index in 0..<sequenceCount(sequences) {
             let seed = base &+ UInt64(index)
             do {
-                checked += try await run(seed)
+                checked += try await withTaskExecutorPreference(Self.thread) { try await run(seed) }
             } catch {
                 Issue.record("\(error)\nreplay: UPLINK_CRASH_SEED=\(seed) swift test --filter CrashStateTests")
                 return
