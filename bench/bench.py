@@ -179,7 +179,7 @@ def main():
     # tail -> json -> batch (ndjson, 128 KB) -> iotcore_http over HTTPS to a loopback receiver: the agent's own
     # emulator in a separate process (its CPU is reported, to show it is not the bottleneck).
     receiver = None
-    if args.scenario is None or "tail-batch-https" in args.scenario:
+    if args.scenario is None or any(name.startswith("tail-batch-https") for name in args.scenario):
         receiver = start_receiver(args.binary, work)
         scenarios["tail-batch-https"] = {
             "argv": [args.binary, "run", "--log-level", "error",
@@ -192,6 +192,20 @@ def main():
                                   " device_secret: s3cr3tKey0000000 }\n" % (work, data, receiver["port"], receiver["ca"]))],
             "stdin": None, "lines": args.lines,
             "setup": lambda: shutil.rmtree(os.path.join(work, "state-https"), ignore_errors=True),
+        }
+        # The same with a disk buffer in front of the sink (fsync_interval 500 ms, every fsync checked), so the
+        # buffer's cost reads side by side with the memory path of the same run.
+        scenarios["tail-batch-https-disk"] = {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "tail-batch-https-disk",
+                                  "data_dir: %s/state-https-disk\nsources:\n  in: { type: file, include: ['%s'], exit_on_eof: true }\n"
+                                  "transforms:\n  wrap: { type: json, inputs: [in] }\n"
+                                  "  batch: { type: batch, inputs: [wrap], encoding: ndjson }\n"
+                                  "sinks:\n  cloud: { type: iotcore_http, inputs: [batch], endpoint: 'https://127.0.0.1:%d',"
+                                  " ca_file: '%s', product_sn: abcdefgh12345678, device_sn: device001,"
+                                  " device_secret: s3cr3tKey0000000, buffer: { type: disk } }\n" % (work, data, receiver["port"], receiver["ca"]))],
+            "stdin": None, "lines": args.lines,
+            "setup": lambda: shutil.rmtree(os.path.join(work, "state-https-disk"), ignore_errors=True),
         }
     # "idle" is measured separately below, after the timed scenarios.
     chosen = [name for name in (args.scenario or list(scenarios)) if name != "idle"]
