@@ -10,7 +10,7 @@ import Logging
 /// Properties: no crash, no memory bomb (libFuzzer's -rss_limit_mb); recovery counts no more events than the
 /// segment can frame; the reader delivers at most what recovery counted, and for well-formed frames exactly the
 /// intact ones, in order, equal to decoding them directly; after every delivered chunk is acknowledged and the
-/// buffer closed, a restart finds nothing left to deliver (no duplicates).
+/// buffer closed, a restart delivers nothing again (no duplicates).
 enum DiskBufferFuzz {
     static let logger = Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() }
     static let magic: [UInt8] = Array("UPLB".utf8) + [1, 0, 0, 0]
@@ -81,7 +81,14 @@ enum DiskBufferFuzz {
 
         do {
             let restarted = try DiskBuffer<E>(configuration: configuration, logger: logger)
-            require(restarted.bufferedEvents == 0, "a restart finds \(restarted.bufferedEvents) acknowledged events again")
+            // Delivered again, not merely counted: records skipped as damaged after the last chunk are counted
+            // as buffered by the next recovery (the acknowledged position stops before them), never delivered.
+            let again = blocking { () -> Int in
+                var count = 0
+                while let chunk = await restarted.next() { count += chunk.count }
+                return count
+            }
+            require(again == 0, "a restart delivers \(again) acknowledged events again")
         } catch {
             require(false, "recovery after a clean close failed: \(error)")
         }

@@ -35,9 +35,14 @@ enum JSONFuzz {
             require(false, "a string literal of arbitrary bytes does not read back: \(quote(literal))")
             return
         }
+        // Valid UTF-8 comes back exactly. Invalid bytes become U+FFFD: the writer replaces each byte of an invalid
+        // sequence, Swift's decoding each maximal invalid subpart, so only the runs of replacements are compared.
         require(
-            text == String(decoding: data, as: UTF8.self),
+            collapsed(text) == collapsed(String(decoding: data, as: UTF8.self)),
             "a string literal read back as other text: \(quote(Array(data))) -> \(quote(literal))")
+        if String(validating: data, as: UTF8.self) != nil {
+            require(text.utf8.elementsEqual(data), "valid UTF-8 changed in a string literal: \(quote(Array(data)))")
+        }
     }
 
     /// Value equality with doubles compared by bit pattern (so 0.0 and -0.0 differ).
@@ -54,6 +59,15 @@ enum JSONFuzz {
                 && zip(x, y).allSatisfy { $0.name == $1.name && same($0.value, $1.value) }
         default: return false
         }
+    }
+
+    /// The text with each run of U+FFFD as one.
+    static func collapsed(_ text: String) -> [Unicode.Scalar] {
+        var scalars: [Unicode.Scalar] = []
+        for scalar in text.unicodeScalars where !(scalar == "\u{FFFD}" && scalars.last == "\u{FFFD}") {
+            scalars.append(scalar)
+        }
+        return scalars
     }
 
     static func quote(_ bytes: [UInt8]) -> String {

@@ -1,3 +1,4 @@
+import FoundationEssentials
 @testable import IoTCore
 
 /// IoT-Core's answers to /auth and /topic as the client reads them, and what the RetCode policy makes of
@@ -26,6 +27,11 @@ enum ServerAnswerFuzz {
             }
             if let token = answer.usableToken {
                 require(token.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }, "a usable token that is not visible ASCII")
+                // The client reads the token's JWT claims for its expiry, then schedules the renewal from it.
+                let received = Date(timeIntervalSince1970: 1_750_000_000)
+                let info = TokenInfo(token: token, receivedAt: received)
+                require(info.expiresAt.timeIntervalSince1970.isFinite, "a token's expiry is not finite")
+                TokenCacheFuzz.use(info, at: received)
             }
             require(ServerAnswer.parse(body) == answer, "the same body parsed twice differs")
         }

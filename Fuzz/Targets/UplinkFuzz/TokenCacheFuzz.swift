@@ -19,6 +19,7 @@ enum TokenCacheFuzz {
         Scratch.writeFile(store.path, data)
         guard case .success(let token) = store.load(endpoint: endpoint) else { return }
         require(ServerAnswer(token: token.value.exposedValue).usableToken != nil, "a loaded token is not usable")
+        use(token.info, at: Date(timeIntervalSince1970: 1_750_000_000))
         do {
             try store.save(token, endpoint: endpoint)
         } catch {
@@ -38,6 +39,13 @@ enum TokenCacheFuzz {
         case (let a?, let b?): require(close(a, b), "the issue time changed through the cache")
         default: require(false, "the issue time appeared or vanished through the cache")
         }
+    }
+
+    /// What the client does with a token's times: is it usable, when to renew it, how long it lives.
+    static func use(_ info: TokenInfo, at now: Date) {
+        _ = info.isUsable(at: now)
+        _ = info.needsRenewal(at: now, renewBefore: .seconds(300))
+        require(info.lifetime >= .zero, "a negative token lifetime")
     }
 
     static func close(_ a: Date, _ b: Date) -> Bool {
