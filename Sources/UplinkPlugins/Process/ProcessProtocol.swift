@@ -69,7 +69,7 @@ enum PluginMessage {
             var failure: String?
             if case .string(let status)? = fields["status"], status != "delivered" && status != "ok" {
                 guard status == "failed" else {
-                    throw ProcessProtocolViolation("an ack's status is delivered or failed, not '\(status)'")
+                    throw ProcessProtocolViolation("an ack's status is delivered or failed, not \(quote(status))")
                 }
                 if case .string(let reason)? = fields["error"] { failure = reason } else { failure = "failed" }
             }
@@ -88,7 +88,7 @@ enum PluginMessage {
         case "done":
             return .done
         default:
-            throw ProcessProtocolViolation("unknown message type '\(type)'")
+            throw ProcessProtocolViolation("unknown message type \(quote(type))")
         }
     }
 
@@ -108,7 +108,7 @@ enum PluginMessage {
         var output: EventKind?
         if let declared = text(fields["output"]) {
             guard let kind = EventKind(rawValue: declared) else {
-                throw ProcessProtocolViolation("hello's \"output\" is raw, record or message, not '\(declared)'")
+                throw ProcessProtocolViolation("hello's \"output\" is raw, record or message, not \(quote(declared))")
             }
             output = kind
         }
@@ -172,6 +172,9 @@ enum PluginMessage {
         let prefix = String(decoding: line.prefix(120), as: UTF8.self)
         return "'" + prefix + (line.count > 120 ? "…'" : "'")
     }
+
+    /// A value from a line (a type, a status), quoted as short as the line itself.
+    static func quote(_ text: String) -> String { quote(ArraySlice(text.utf8)) }
 }
 
 /// Builds the host's messages, one line each (with the newline).
