@@ -104,7 +104,7 @@ import UplinkPlugins
             #"{"n":1,"t":20.5}"#,
             #"{"n":2,"t":"warm"}"#,
             #"{"message":"3","error":"expected 2 columns, got 1"}"#,
-            #"{"message":"\"4,20","error":"unterminated quoted cell in column 1"}"#,
+            #"{"message":"\"4,20","error":"unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)"}"#,
         ])
         #expect(result.metrics.errors == 3)
         #expect(result.metrics.droppedEvents == 0)
@@ -122,11 +122,101 @@ import UplinkPlugins
         #expect(result.metrics.droppedByReason[.deadLetter] == 3)
         let letters = try jsonLines(directory + "/wrap/dead-letters.jsonl")
         #expect(letters.map { $0["reason"] as? String } == [
-            "field 't': 'warm' is not a float", "expected 2 columns, got 1", "unterminated quoted cell in column 1",
+            "field 't': 'warm' is not a float", "expected 2 columns, got 1",
+            "unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)",
         ])
         #expect(letters.allSatisfy { $0["component"] as? String == "wrap" && $0["topic"] is NSNull && $0["retcode"] is NSNull })
         let payloads = letters.compactMap { ($0["payload_base64"] as? String).flatMap { Data(base64Encoded: $0) } }
         #expect(payloads.map { String(decoding: $0, as: UTF8.self) } == Array(badLines[1...]))
+    }
+
+    /// RFC 4180 records, one per line as the sources frame them: what is on one line is read as the RFC says; a
+    /// quoted newline (RFC 4180 allows it) splits a record over two lines, and both halves are refused with a
+    /// reason rather than read as wrong records.
+    @Test(arguments: [
+        (#"a,b,c"#, #"{"x":"a","y":"b","z":"c"}"#),
+        (#""a","b","c""#, #"{"x":"a","y":"b","z":"c"}"#),
+        (#""a,1","b""2",c"#, #"{"x":"a,1","y":"b\"2","z":"c"}"#),
+        (#",,"#, #"{"x":"","y":"","z":""}"#),
+        (#""","""","x""#, #"{"x":"","y":"\"","z":"x"}"#),
+        (#" a , b ,c"#, #"{"x":" a ","y":" b ","z":"c"}"#),
+        (#""line1"#, "unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)"),
+        (#"line2",2,3"#, "a quote inside the unquoted cell in column 1 (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"),
+        (#"a"b,c,d"#, "a quote inside the unquoted cell in column 1 (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"),
+        (#""a"b,c,d"#, "unexpected character after the quoted cell in column 1"),
+    ])
+    func csvFollowsRFC4180WithinALine(_ line: String, _ expected: String) async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(json: "mode: csv, columns: [x, y, z], on_error: keep_raw"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents([line]))
+        let json = try #require(result.events.first?.json)
+        if expected.hasPrefix("{") {
+            #expect(json == expected)
+            #expect(result.metrics.errors == 0)
+        } else {
+            #expect(result.events.first?.fields["error"] == .string(expected), "\(json)")
+            #expect(result.metrics.errors == 1)
+        }
+    }
+
+    @Test func aQuotedNewlineNeverYieldsAWrongRecord() async throws {
+        // "line1\nline2",2,3 framed as two lines, as a source delivers it.
+        let transform = try builtTransform("t", in: pipeline(json: "mode: csv, columns: [a, b, c]"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents(["\"line1", "line2\",2,3", "4,5,6"]))
+        #expect(result.events.map(\.json) == [#"{"a":"4","b":"5","c":"6"}"#])
+        #expect(result.metrics.errors == 2)
+    }
+
+    @Test func numbersAJSONRecordCannotHoldFollowOnError() async throws {
+        let lines = [
+            #"{"id":1,"big":123456789012345678901234567890}"#, #"{"id":2,"huge":1e400}"#, #"{"id":3,"ok":-0.0}"#,
+        ]
+        let dropped = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json"), as: JSONTransform.self), rawEvents(lines))
+        #expect(dropped.events.map(\.json) == [#"{"id":3,"ok":-0.0}"#])
+        #expect(dropped.metrics.errors == 2)
+        let kept = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents(lines))
+        // The exact digits, as text: never a rounded double.
+        #expect(kept.events.map(\.json) == [
+            #"{"id":1,"big":"123456789012345678901234567890"}"#, #"{"id":2,"huge":"1e400"}"#, #"{"id":3,"ok":-0.0}"#,
+        ])
+        #expect(kept.metrics.errors == 2)
+    }
+
+    @Test func invalidUTF8InAJSONStringIsCountedAndFollowsOnError() async throws {
+        let line = Array(#"{"a":"x"#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        let dropped = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json"), as: JSONTransform.self), rawEvents(bytes: [line]))
+        #expect(dropped.events.isEmpty)
+        #expect(dropped.metrics.errors == 1)
+        let kept = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents(bytes: [line]))
+        #expect(kept.events.map(\.json) == ["{\"a\":\"x\u{FFFD}\"}"])
+        #expect(kept.metrics.errors == 1)
+    }
+
+    @Test func maxFieldsBoundsJSONAndKVLines() async throws {
+        let wide = "{" + (0..<6).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        let json = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, max_fields: 5, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents([wide, #"{"a":1}"#]))
+        #expect(json.events.map { $0.fields["error"] } == [.string("the line has 6 fields, more than max_fields (5)"), nil])
+        #expect(json.metrics.errors == 1)
+        let kv = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: kv, max_fields: 2"), as: JSONTransform.self),
+            rawEvents(["a=1 b=2 a=3", "a=1 b=2 c=3"]))
+        #expect(kv.events.map(\.json) == [#"{"a":"3","b":"2"}"#])
+        #expect(kv.metrics.errors == 1)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aLineWithNinetyThousandKeysIsLinear() async throws {
+        let pairs = (0..<90_000).map { "k\($0)=\($0)" }.joined(separator: " ")
+        let transform = try builtTransform("t", in: pipeline(json: "mode: kv, max_fields: 100000"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents([pairs]))
+        #expect(result.events.first?.fields.count == 90_000)
     }
 
     @Test func deadLetterPathOverridesTheDefault() async throws {

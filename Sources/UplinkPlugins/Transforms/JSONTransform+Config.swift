@@ -13,6 +13,7 @@ extension JSONTransform {
         pathField = config.string("path_field")
         sequenceField = config.string("sequence_field")
         onError = config.enumeration("on_error", default: .drop)
+        maxFields = config.int("max_fields", default: maxFields, range: 1...1_000_000)
         deadLetters = DeadLetterSettings.read(
             from: config, used: onError == .deadLetter, hint: "on_error is not dead_letter")
 
@@ -20,6 +21,9 @@ extension JSONTransform {
             ("columns", .csv), ("delimiter", .csv), ("pair_delimiter", .kv), ("kv_delimiter", .kv),
             ("pattern", .regex),
         ]
+        if config.contains("max_fields") && mode != .json && mode != .kv {
+            config.error("'max_fields' is only used with mode: json or kv (mode is \(mode.rawValue))", at: "max_fields")
+        }
         for (option, owner) in modeOptions where owner != mode && config.contains(option) {
             config.error("'\(option)' is only used with mode: \(owner.rawValue) (mode is \(mode.rawValue))", at: option)
         }

@@ -6,6 +6,10 @@ extension JSONTransform {
     ///
     /// RFC 4180 quoting: a cell may be quoted (`"a,b"`), a quote inside a quoted cell is doubled (`""`). Unquoted
     /// cells are slices of the line, so splitting allocates only for a quoted cell with a doubled quote.
+    ///
+    /// A record is one line: a quoted cell that does not close on its line (RFC 4180 allows a newline inside
+    /// quotes) is refused, and so is a quote inside an unquoted cell, which is where the rest of such a record
+    /// lands. Both reasons say so, so neither half becomes a silently wrong record.
     static func splitCSV(
         _ line: ArraySlice<UInt8>, delimiter: UInt8, into cells: inout [ArraySlice<UInt8>]
     ) -> String? {
@@ -33,7 +37,9 @@ extension JSONTransform {
                     unescaped?.append(line[index])
                     index += 1
                 }
-                guard closed else { return "unterminated quoted cell in column \(cells.count + 1)" }
+                guard closed else {
+                    return "unterminated quoted cell in column \(cells.count + 1) (a quoted cell must close on its line: newlines inside quotes are not supported)"
+                }
                 cells.append(unescaped.map { $0[...] } ?? line[start..<index])
                 index += 1
                 if index == end { return nil }
@@ -43,7 +49,12 @@ extension JSONTransform {
                 index += 1
             } else {
                 let start = index
-                while index < end && line[index] != delimiter { index += 1 }
+                while index < end && line[index] != delimiter {
+                    if line[index] == quote {
+                        return "a quote inside the unquoted cell in column \(cells.count + 1) (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"
+                    }
+                    index += 1
+                }
                 cells.append(line[start..<index])
                 if index == end { return nil }
                 index += 1
@@ -55,9 +66,10 @@ extension JSONTransform {
     ///
     /// Pairs are separated by `pairDelimiter` (a space means any run of spaces and tabs); spaces around keys and
     /// values are ignored. A value may be double-quoted (`msg="disk full"`, with `\"` and `\\` escapes). A key
-    /// that appears twice keeps its last value.
+    /// that appears twice keeps its last value. More than `maxFields` distinct keys is a problem.
     static func splitPairs(
-        _ line: ArraySlice<UInt8>, pairDelimiter: UInt8, kvDelimiter: UInt8, into fields: inout Fields
+        _ line: ArraySlice<UInt8>, pairDelimiter: UInt8, kvDelimiter: UInt8, maxFields: Int = .max,
+        into fields: inout Fields
     ) -> String? {
         let quote = UInt8(ascii: "\"")
         let backslash = UInt8(ascii: "\\")
@@ -84,6 +96,9 @@ extension JSONTransform {
             }
             guard keyEnd > keyStart else { return "a pair has an empty key" }
             let key = String(decoding: line[keyStart..<keyEnd], as: UTF8.self)
+            if fields.count >= maxFields && fields[key] == nil {
+                return "the line has more than max_fields (\(maxFields)) pairs"
+            }
             index += 1
             if !whitespaceSeparated {
                 while index < end && isSpace(line[index]) { index += 1 }

@@ -14,6 +14,12 @@ import UplinkCore
 /// - `kv`: `key=value` pairs separated by spaces (`pair_delimiter`, `kv_delimiter`), values optionally quoted;
 /// - `regex`: the named captures of `pattern`.
 ///
+/// json mode reads RFC 8259 exactly (see ``JSONReader``). What valid JSON a record cannot hold exactly (an
+/// integer beyond 64 bits, a number beyond a double, invalid UTF-8 in a string) is a value that does not convert:
+/// `keep_raw` keeps the number's text as a string (invalid UTF-8 becomes U+FFFD), the other policies reject the
+/// line; either way it is counted. In csv mode a quoted cell ends on its line: a quoted newline is refused with
+/// its reason, never read as two wrong records. `max_fields` (1000) bounds a json or kv line's fields.
+///
 /// `types` converts fields to `int`, `float`, `bool` or `string`. Optional fields add the read time (Unix ms),
 /// host, source id, path or device, and a sequence number. A line that does not parse, or a value that does not
 /// convert, is handled by `on_error` (`drop`, `keep_raw`, `dead_letter`), always counted, never a crash. Records
@@ -67,6 +73,7 @@ public struct JSONTransform: TransformStage {
             OptionSpec("pair_delimiter", .string, default: "' '", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
             OptionSpec("kv_delimiter", .string, default: "=", "kv: the one-character separator between a key and its value"),
             OptionSpec("pattern", .string, "regex: a regular expression whose named captures (?<name>…) become fields"),
+            OptionSpec("max_fields", .int, default: "1000", "json, kv: a line with more fields than this is handled by on_error (bounds the work and memory one line can cost)"),
             OptionSpec("types", .stringMap, "convert fields: `field: int | float | bool | string`; a value that does not convert is handled by on_error"),
             OptionSpec("timestamp_field", .string, "add the read time (Unix ms) under this name"),
             OptionSpec("host_field", .string, "add the host name under this name"),
@@ -89,6 +96,8 @@ public struct JSONTransform: TransformStage {
     /// regex mode: the pattern and the names of its captures (each run compiles its own matcher).
     public var pattern: LinePattern?
     public var types: [TypedField] = []
+    /// json and kv modes: the most fields a line may have (at the top level).
+    public var maxFields = 1000
     public var timestampField: String?
     public var hostField: String?
     public var sourceField: String?
@@ -184,14 +193,21 @@ public struct JSONTransform: TransformStage {
             fields.append(messageField, .string(String(decoding: line, as: UTF8.self)))
             return nil
         case .json:
+            var repairs: [JSONReader.Repair] = []
             do {
-                let value = try JSONReader.parse(line)
+                let value = try JSONReader.parse(line, repairs: &repairs)
                 guard case .object(let object) = value else {
                     return .unparsable("a line must be a JSON object, not \(value.typeName)")
                 }
                 fields = object
             } catch {
                 return .unparsable(String(describing: error))
+            }
+            if fields.count > maxFields {
+                return .unparsable("the line has \(fields.count) fields, more than max_fields (\(maxFields))")
+            }
+            if let first = repairs.first {
+                conversionProblem = "the JSON value \(first)" + (repairs.count > 1 ? " (and \(repairs.count - 1) more)" : "")
             }
         case .csv:
             if let problem = Self.splitCSV(line, delimiter: delimiter, into: &scratch.cells) {
@@ -210,7 +226,9 @@ public struct JSONTransform: TransformStage {
                 }
             }
         case .kv:
-            if let problem = Self.splitPairs(line, pairDelimiter: pairDelimiter, kvDelimiter: kvDelimiter, into: &fields) {
+            if let problem = Self.splitPairs(
+                line, pairDelimiter: pairDelimiter, kvDelimiter: kvDelimiter, maxFields: maxFields, into: &fields)
+            {
                 return .unparsable(problem)
             }
         case .regex:
