@@ -79,6 +79,53 @@ import UplinkPlugins
         #expect(found == [#"{"level":"WARN","temp":81.5}"#, #"{"level":"INFO","temp":20.0,"note":"fine"}"#])
     }
 
+    /// 22 a's and a b: Swift's Regex took 434 s of CPU on this line. The step budget gives it up at once.
+    @Test(.timeLimit(.minutes(1))) func aPatternThatBacktracksExponentiallyGivesUpAndFollowsOnError() async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(json: #"mode: regex, pattern: '^(?<x>(a+)+)$', on_error: keep_raw"#), as: JSONTransform.self)
+        let line = String(repeating: "a", count: 22) + "b"
+        let result = try await run(transform, rawEvents([line, "aaaa", String(repeating: "a", count: 5000) + "b"]))
+        let reason = "the pattern needed more than max_match_steps (100000) steps on this line: it backtracks too much (nested quantifiers such as (a+)+?)"
+        #expect(result.events.map { $0.fields["error"] } == [.string(reason), nil, .string(reason)])
+        #expect(result.events[1].json == #"{"x":"aaaa"}"#)
+        #expect(result.metrics.errors == 2)
+    }
+
+    @Test func maxMatchStepsIsTheBudget() async throws {
+        // Matching "key=value" takes a few steps: a budget of 1 refuses it, the default does not.
+        let tight = try await run(
+            try builtTransform("t", in: pipeline(json: #"mode: regex, pattern: '(?<k>\w+)=(?<v>\w+)', max_match_steps: 1"#), as: JSONTransform.self),
+            rawEvents(["   key=value"]))
+        #expect(tight.events.isEmpty)
+        #expect(tight.metrics.errors == 1)
+        let ample = try await run(
+            try builtTransform("t", in: pipeline(json: #"mode: regex, pattern: '(?<k>\w+)=(?<v>\w+)'"#), as: JSONTransform.self),
+            rawEvents(["   key=value"]))
+        #expect(ample.events.map(\.json) == [#"{"k":"key","v":"value"}"#])
+    }
+
+    @Test(arguments: [
+        ("(a+)+", true), ("^(?<x>(a+)+)$", true), ("(a*)*b", true), (#"(?:\w+\s?)+$"#, true), ("(a{2,})+", true),
+        ("((ab)+c)*", true), ("([a-z]+)*", true),
+        ("(a+)", false), ("(a+)?", false), ("(a+){3}", false), (#"(?<t>[0-9.]+) (?<u>\w+)"#, false), ("[(a+)]+", false),
+        (#"\(a+\)+"#, false), ("(ab)+", false), ("(a|b)+", false),
+    ])
+    func nestedQuantifiersAreRecognised(_ pattern: String, _ nested: Bool) throws {
+        #expect(try LinePattern("(?<n>\(pattern))").hasNestedQuantifier == nested, "\(pattern)")
+    }
+
+    @Test func validateWarnsAboutNestedQuantifiers() {
+        let diagnostics = DiagnosticCollector()
+        var config = PipelineConfig(files: ["test.yaml"])
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(pipeline(json: #"mode: regex, pattern: '^(?<x>(a+)+)$'"#).utf8), file: "test.yaml", into: &config,
+            diagnostics: diagnostics)
+        _ = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics)
+        #expect(!diagnostics.hasErrors)
+        let warnings = diagnostics.diagnostics.filter { $0.severity == .warning }.map(\.description)
+        #expect(warnings.contains { $0.hasPrefix("test.yaml:4:") && $0.contains("repeats a group that itself repeats, like (a+)+") }, "\(warnings)")
+    }
+
     // MARK: Error policies
 
     private let badLines = [

@@ -138,84 +138,61 @@ extension JSONTransform {
     }
 }
 
-/// The `pattern` of regex mode: its text and the names of its named captures, checked when the config is read.
+/// The `pattern` of regex mode: its text, the names of its named captures, and the step budget of one line's
+/// match, checked when the config is read.
 ///
-/// Swift's `Regex` is not `Sendable`, so the stage keeps the text and each run compiles its own ``Matcher``.
+/// The engine is PCRE2 through ``BoundedRegex`` (Perl syntax), whose compiled form is not `Sendable`: the stage
+/// keeps the text and each run compiles its own ``Matcher``.
 public struct LinePattern: Sendable, Equatable {
     public let source: String
     /// The named captures, in the order they are written: the fields a match produces.
     public let captureNames: [String]
+    /// The most steps a match may take on one line (`max_match_steps`).
+    public let maxSteps: UInt32
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public init(_ source: String) throws(Invalid) {
+    public init(_ source: String, maxSteps: UInt32 = 100_000) throws(Invalid) {
+        let regex: BoundedRegex
         do {
-            _ = try Regex(source)
+            regex = try BoundedRegex(source, maxSteps: maxSteps)
         } catch {
             throw Invalid(description: "'pattern' is not a valid regular expression: \(error)")
         }
         self.source = source
-        captureNames = Self.captureNames(in: source)
+        self.maxSteps = maxSteps
+        captureNames = regex.names.map(\.name)
         if captureNames.isEmpty {
             throw Invalid(description: "'pattern' has no named capture such as (?<temperature>[0-9.]+): nothing would become a field")
         }
     }
 
+    /// Whether the pattern repeats a group that repeats without bound, like `(a+)+` (see
+    /// ``BoundedRegex/hasNestedQuantifier(_:)``).
+    public var hasNestedQuantifier: Bool { BoundedRegex.hasNestedQuantifier(source) }
+
     /// A compiled pattern, for one task.
     public struct Matcher {
-        let regex: Regex<AnyRegexOutput>
-        let names: [String]
+        let regex: BoundedRegex
 
         /// Adds the captures of the first match in `line` to `fields` (a capture that took no part in the match is
-        /// left out); false when the line does not match.
-        func match(_ line: ArraySlice<UInt8>, into fields: inout Fields) -> Bool {
-            let text = String(decoding: line, as: UTF8.self)
-            guard let found = try? regex.firstMatch(in: text) else { return false }
-            for name in names {
-                if let captured = found.output[name]?.substring {
-                    fields.append(name, .string(String(captured)))
+        /// left out); says whether the line matched, did not, or was too costly to decide.
+        func match(_ line: ArraySlice<UInt8>, into fields: inout Fields) -> BoundedRegex.Outcome {
+            let outcome = regex.firstMatch(in: line)
+            guard outcome == .matched else { return outcome }
+            let base = line.startIndex
+            for (name, group) in regex.names {
+                if let range = regex.captured(group) {
+                    fields.append(name, .string(String(decoding: line[(base + range.lowerBound)..<(base + range.upperBound)], as: UTF8.self)))
                 }
             }
-            return true
+            return .matched
         }
     }
 
     public func matcher() throws -> Matcher {
-        Matcher(regex: try Regex(source), names: captureNames)
-    }
-
-    /// `(?<name>` and `(?P<name>`, skipping escaped parentheses and lookbehinds `(?<=` `(?<!`.
-    static func captureNames(in source: String) -> [String] {
-        let bytes = Array(source.utf8)
-        var names: [String] = []
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "\\") {
-                index += 2
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "("), index + 3 < bytes.count, bytes[index + 1] == UInt8(ascii: "?") else {
-                index += 1
-                continue
-            }
-            var start = index + 2
-            if bytes[start] == UInt8(ascii: "P") { start += 1 }
-            guard start < bytes.count, bytes[start] == UInt8(ascii: "<") else {
-                index += 1
-                continue
-            }
-            start += 1
-            var end = start
-            while end < bytes.count && (bytes[end] == UInt8(ascii: "_") || (bytes[end] | 0x20 >= UInt8(ascii: "a") && bytes[end] | 0x20 <= UInt8(ascii: "z")) || (bytes[end] >= UInt8(ascii: "0") && bytes[end] <= UInt8(ascii: "9"))) {
-                end += 1
-            }
-            if end > start, end < bytes.count, bytes[end] == UInt8(ascii: ">") {
-                names.append(String(decoding: bytes[start..<end], as: UTF8.self))
-            }
-            index = end
-        }
-        return names
+        Matcher(regex: try BoundedRegex(source, maxSteps: maxSteps))
     }
 }

@@ -12,7 +12,7 @@ import UplinkCore
 /// - `csv`: the line's cells are the named `columns`, each `name` or `name:type` (`_` skips a cell), split at
 ///   `delimiter` with RFC 4180 quoting;
 /// - `kv`: `key=value` pairs separated by spaces (`pair_delimiter`, `kv_delimiter`), values optionally quoted;
-/// - `regex`: the named captures of `pattern`.
+/// - `regex`: the named captures of `pattern` (PCRE2), each line's match bounded by `max_match_steps`.
 ///
 /// json mode reads RFC 8259 exactly (see ``JSONReader``). What valid JSON a record cannot hold exactly (an
 /// integer beyond 64 bits, a number beyond a double, invalid UTF-8 in a string) is a value that does not convert:
@@ -72,7 +72,8 @@ public struct JSONTransform: TransformStage {
             OptionSpec("delimiter", .string, default: ",", "csv: the one-character cell separator (\"\\t\" for TSV)"),
             OptionSpec("pair_delimiter", .string, default: "' '", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
             OptionSpec("kv_delimiter", .string, default: "=", "kv: the one-character separator between a key and its value"),
-            OptionSpec("pattern", .string, "regex: a regular expression whose named captures (?<name>…) become fields"),
+            OptionSpec("pattern", .string, "regex: a regular expression (PCRE2, Perl syntax) whose named captures (?<name>…) become fields"),
+            OptionSpec("max_match_steps", .int, default: "100000", "regex: the most backtracking steps the pattern may take on one line; a line that needs more is handled by on_error (bounds the CPU a line can cost)"),
             OptionSpec("max_fields", .int, default: "1000", "json, kv: a line with more fields than this is handled by on_error (bounds the work and memory one line can cost)"),
             OptionSpec("types", .stringMap, "convert fields: `field: int | float | bool | string`; a value that does not convert is handled by on_error"),
             OptionSpec("timestamp_field", .string, "add the read time (Unix ms) under this name"),
@@ -232,8 +233,14 @@ public struct JSONTransform: TransformStage {
                 return .unparsable(problem)
             }
         case .regex:
-            guard let matcher = scratch.matcher, matcher.match(line, into: &fields) else {
-                return .unparsable("the line does not match the pattern")
+            guard let matcher = scratch.matcher else { return .unparsable("the line does not match the pattern") }
+            switch matcher.match(line, into: &fields) {
+            case .matched: break
+            case .noMatch: return .unparsable("the line does not match the pattern")
+            case .overBudget:
+                fields = Fields()
+                return .unparsable(
+                    "the pattern needed more than max_match_steps (\(matcher.regex.maxSteps)) steps on this line: it backtracks too much (nested quantifiers such as (a+)+?)")
             }
         }
         for typed in types {
