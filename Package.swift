@@ -84,6 +84,13 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // PCRE2 for the regexes users write (json's regex mode, multiline start_pattern): unlike Swift's Regex, a
+        // match can be bounded (pcre2_set_match_limit), so one line cannot stall a pipeline.
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
 
         // Linux interfaces Glibc does not export to Swift (epoll, inotify, ptys, termios).
         .target(name: "CUplinkLinux"),
@@ -148,6 +155,7 @@ let package = Package(
                 "UplinkFileSystem",
                 "CUplinkLinux",
                 "CUplinkPlugin",
+                "CPCRE2",
                 "IoTCore",
                 "IoTCoreEmulator",
                 .product(name: "Logging", package: "swift-log"),

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -d /opt/swift/usr/bin ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
 # The main package links libcurl, libcrypto and libyaml: on a fresh Debian machine, install them first.
-if ! pkg-config --exists libcurl libcrypto yaml-0.1 2>/dev/null; then
+if ! pkg-config --exists libcurl libcrypto yaml-0.1 libpcre2-8 2>/dev/null; then
     bash scripts/setup-debian.sh
 fi
 cd Benchmarks

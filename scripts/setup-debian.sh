@@ -5,5 +5,5 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev \
+    pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev libpcre2-dev \
     curl ca-certificates socat python3 gcc make >/dev/null

@@ -102,6 +102,19 @@ import Testing
         #expect(Value.double(26.5).jsonText == "26.5")
         #expect(Value.double(26).jsonText == "26.0")
         #expect(Value.double(.nan).jsonText == "null")
+        #expect(Value.double(-0.0).jsonText == "-0.0")
+        #expect(Value.double(0.0).jsonText == "0.0")
+    }
+
+    @Test(arguments: [
+        #"{"a":-0.0}"#, #"{"a":1.5e300,"b":-2.5e-300,"c":5e-324}"#, #"{"a":9223372036854775807,"b":-9223372036854775808}"#,
+        #"{"a":"\u0000\u001f\"\\/é🚀"}"#, #"{"a":[[],{},[null,true,false]],"b":0.1}"#,
+    ])
+    func writerRoundTrip(_ text: String) throws {
+        let value = try JSONReader.parse(Array(text.utf8))
+        let written = value.jsonText
+        #expect(try JSONReader.parse(Array(written.utf8)) == value)
+        #expect(try JSONReader.parse(Array(written.utf8)).jsonText == written)
     }
 
     @Test func recordKeepsFieldOrder() {
@@ -116,7 +129,11 @@ import Testing
         #expect(value.jsonText == #"{"a":[1,2.5,"xé\n"],"b":{"c":null,"d":false}}"#)
     }
 
-    @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "tru", "1 2", "\"unterminated", "{\"a\":01x}"])
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\" 1}", "tru", "1 2", "\"unterminated", "{\"a\":01x}",
+        // RFC 8259's number grammar.
+        "012", "-01", "1.", ".5", "+1", "2.e3", "-", "1e", "1e+", "0x10", "1.0.0", "-.5", "01.5", "Infinity", "NaN",
+    ])
     func rejectsInvalidJSON(_ text: String) {
         #expect(throws: JSONReader.Failure.self) { try JSONReader.parse(Array(text.utf8)) }
     }
@@ -125,8 +142,94 @@ import Testing
         #expect(try JSONReader.parse(Array(#""\ud83d\ude80""#.utf8)) == .string("🚀"))
     }
 
+    @Test func loneSurrogatesBecomeReplacementCharactersAndLoseNothingAfterThem() throws {
+        #expect(try JSONReader.parse(Array(#""\ud800\u0041""#.utf8)) == .string("\u{FFFD}A"))
+        #expect(try JSONReader.parse(Array(#""\ud800\ud800\udc00""#.utf8)) == .string("\u{FFFD}\u{10000}"))
+        #expect(try JSONReader.parse(Array(#""\ud800x""#.utf8)) == .string("\u{FFFD}x"))
+        #expect(try JSONReader.parse(Array(#""\udc00\ud83d\ude80""#.utf8)) == .string("\u{FFFD}🚀"))
+        #expect(try JSONReader.parse(Array(#""a\ud800""#.utf8)) == .string("a\u{FFFD}"))
+    }
+
+    @Test func numbersKeepTheirValueOrSayWhy() throws {
+        #expect(try JSONReader.parse(Array("-0.0".utf8)) == .double(-0.0))
+        guard case .double(let zero) = try JSONReader.parse(Array("-0".utf8)) else {
+            Issue.record("-0 is not a double")
+            return
+        }
+        #expect(zero == 0 && zero.sign == .minus)
+        #expect(try JSONReader.parse(Array("9223372036854775807".utf8)) == .int(.max))
+        #expect(try JSONReader.parse(Array("-9223372036854775808".utf8)) == .int(.min))
+        #expect(try JSONReader.parse(Array("1E2".utf8)) == .double(100))
+        #expect(try JSONReader.parse(Array("0e+1".utf8)) == .double(0))
+        // Beyond Int64 or a double: refused by parse(_:), kept exactly as text by parse(_:repairs:).
+        for text in ["9223372036854775808", "-9223372036854775809", "123456789012345678901234567890", "1e400", "-1e400", "1e-400"] {
+            #expect(throws: JSONReader.Failure.self) { try JSONReader.parse(Array(text.utf8)) }
+            var repairs: [JSONReader.Repair] = []
+            #expect(try JSONReader.parse(Array("[\(text)]".utf8), repairs: &repairs) == .array([.string(text)]))
+            #expect(repairs.map(\.kind) == [.numberOutOfRange])
+            #expect(repairs.first?.offset == 1)
+        }
+    }
+
+    @Test func invalidUTF8IsRepairedAndSaid() throws {
+        let bytes: [UInt8] = Array(#"{"a":"x"#.utf8) + [0xFF] + Array(#"y","b":"\n"#.utf8) + [0xC3] + Array(#""}"#.utf8)
+        #expect(throws: JSONReader.Failure.self) { try JSONReader.parse(bytes) }
+        var repairs: [JSONReader.Repair] = []
+        let value = try JSONReader.parse(bytes, repairs: &repairs)
+        #expect(value == .object(["a": .string("x\u{FFFD}y"), "b": .string("\n\u{FFFD}")]))
+        #expect(repairs.map(\.kind) == [.invalidUTF8, .invalidUTF8])
+    }
+
+    @Test func duplicateKeysKeepTheLastValue() throws {
+        #expect(try JSONReader.parse(Array(#"{"a":1,"b":2,"a":3}"#.utf8)).jsonText == #"{"a":3,"b":2}"#)
+    }
+
     @Test func deepNestingIsRefusedNotACrash() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONReader.Failure.self) { try JSONReader.parse(Array(deep.utf8)) }
+    }
+}
+
+@Suite struct FieldsTests {
+    /// Large enough to use the index, with every operation checked against a plain array of pairs.
+    @Test func largeRecordsBehaveLikeSmallOnes() {
+        var fields = Fields()
+        var model: [(String, Value)] = []
+        for round in 0..<3 {
+            for number in 0..<40 {
+                let name = "k\(number % 30)"
+                let value = Value.int(Int64(round * 100 + number))
+                fields[name] = value
+                if let at = model.firstIndex(where: { $0.0 == name }) { model[at].1 = value } else { model.append((name, value)) }
+            }
+            fields["k\(round * 7)"] = nil
+            model.removeAll { $0.0 == "k\(round * 7)" }
+            fields.append("extra\(round)", .bool(true))
+            model.append(("extra\(round)", .bool(true)))
+        }
+        #expect(fields.map(\.name) == model.map(\.0))
+        #expect(fields.map(\.value) == model.map(\.1))
+        for (name, value) in model { #expect(fields[name] == value) }
+        #expect(fields["absent"] == nil)
+        let rebuilt = Fields(model.map { Fields.Field(name: $0.0, value: $0.1) })
+        #expect(rebuilt == fields)
+        #expect(rebuilt.hashValue == fields.hashValue)
+    }
+
+    /// 90,000 keys: quadratic lookups took 18.7 s of CPU for this line (release build; many minutes in debug);
+    /// linear takes a fraction of a second.
+    @Test(.timeLimit(.minutes(1))) func buildingAHugeRecordIsLinear() throws {
+        var line = Array("{".utf8)
+        for number in 0..<90_000 {
+            if number > 0 { line.append(UInt8(ascii: ",")) }
+            line += Array("\"key\(number)\":\(number)".utf8)
+        }
+        line.append(UInt8(ascii: "}"))
+        guard case .object(let fields) = try JSONReader.parse(line) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(fields.count == 90_000)
+        #expect(fields["key89999"] == .int(89_999))
     }
 }

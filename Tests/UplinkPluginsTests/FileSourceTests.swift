@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import UplinkCore
 
@@ -249,6 +250,21 @@ import UplinkCore
         await harness.stop()
         #expect(harness.lines == ["2024-01-01 boom\n  at a()\n  at b()", "2024-01-01 fine"])
         #expect(harness.events.map(\.offset) == [0, 34])
+    }
+
+    /// A start_pattern that backtracks exponentially: the line is given up within its step budget, joins the
+    /// event being gathered (nothing is lost) and is counted; Swift's Regex spent minutes on it.
+    @Test(.timeLimit(.minutes(1))) func multilineStartPatternCannotStallTheSource() async throws {
+        let directory = sourceTemporaryDirectory("multiline-budget")
+        let path = directory + "/app.log"
+        append("aaaa start\n" + String(repeating: "a", count: 22) + "b\naaa next\n", to: path)
+        let harness = SourceHarness()
+        harness.start(
+            try fileSource("include: [\(directory)/*.log], multiline: { start_pattern: '^(a+)+(\\s|$)', timeout: 200ms }"))
+        #expect(await harness.waitFor(count: 2))
+        await harness.stop()
+        #expect(harness.lines == ["aaaa start\n" + String(repeating: "a", count: 22) + "b", "aaa next"])
+        #expect(harness.metrics.errors.load(ordering: .relaxed) == 1)
     }
 
     @Test func pollingFindsChangesWithoutInotify() async throws {

@@ -79,6 +79,53 @@ import UplinkPlugins
         #expect(found == [#"{"level":"WARN","temp":81.5}"#, #"{"level":"INFO","temp":20.0,"note":"fine"}"#])
     }
 
+    /// 22 a's and a b: Swift's Regex took 434 s of CPU on this line. The step budget gives it up at once.
+    @Test(.timeLimit(.minutes(1))) func aPatternThatBacktracksExponentiallyGivesUpAndFollowsOnError() async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(json: #"mode: regex, pattern: '^(?<x>(a+)+)$', on_error: keep_raw"#), as: JSONTransform.self)
+        let line = String(repeating: "a", count: 22) + "b"
+        let result = try await run(transform, rawEvents([line, "aaaa", String(repeating: "a", count: 5000) + "b"]))
+        let reason = "the pattern needed more than max_match_steps (100000) steps on this line: it backtracks too much (nested quantifiers such as (a+)+?)"
+        #expect(result.events.map { $0.fields["error"] } == [.string(reason), nil, .string(reason)])
+        #expect(result.events[1].json == #"{"x":"aaaa"}"#)
+        #expect(result.metrics.errors == 2)
+    }
+
+    @Test func maxMatchStepsIsTheBudget() async throws {
+        // Matching "key=value" takes a few steps: a budget of 1 refuses it, the default does not.
+        let tight = try await run(
+            try builtTransform("t", in: pipeline(json: #"mode: regex, pattern: '(?<k>\w+)=(?<v>\w+)', max_match_steps: 1"#), as: JSONTransform.self),
+            rawEvents(["   key=value"]))
+        #expect(tight.events.isEmpty)
+        #expect(tight.metrics.errors == 1)
+        let ample = try await run(
+            try builtTransform("t", in: pipeline(json: #"mode: regex, pattern: '(?<k>\w+)=(?<v>\w+)'"#), as: JSONTransform.self),
+            rawEvents(["   key=value"]))
+        #expect(ample.events.map(\.json) == [#"{"k":"key","v":"value"}"#])
+    }
+
+    @Test(arguments: [
+        ("(a+)+", true), ("^(?<x>(a+)+)$", true), ("(a*)*b", true), (#"(?:\w+\s?)+$"#, true), ("(a{2,})+", true),
+        ("((ab)+c)*", true), ("([a-z]+)*", true),
+        ("(a+)", false), ("(a+)?", false), ("(a+){3}", false), (#"(?<t>[0-9.]+) (?<u>\w+)"#, false), ("[(a+)]+", false),
+        (#"\(a+\)+"#, false), ("(ab)+", false), ("(a|b)+", false),
+    ])
+    func nestedQuantifiersAreRecognised(_ pattern: String, _ nested: Bool) throws {
+        #expect(try LinePattern("(?<n>\(pattern))").hasNestedQuantifier == nested, "\(pattern)")
+    }
+
+    @Test func validateWarnsAboutNestedQuantifiers() {
+        let diagnostics = DiagnosticCollector()
+        var config = PipelineConfig(files: ["test.yaml"])
+        ConfigLoader(environment: [:]).load(
+            bytes: Array(pipeline(json: #"mode: regex, pattern: '^(?<x>(a+)+)$'"#).utf8), file: "test.yaml", into: &config,
+            diagnostics: diagnostics)
+        _ = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics)
+        #expect(!diagnostics.hasErrors)
+        let warnings = diagnostics.diagnostics.filter { $0.severity == .warning }.map(\.description)
+        #expect(warnings.contains { $0.hasPrefix("test.yaml:4:") && $0.contains("repeats a group that itself repeats, like (a+)+") }, "\(warnings)")
+    }
+
     // MARK: Error policies
 
     private let badLines = [
@@ -104,7 +151,7 @@ import UplinkPlugins
             #"{"n":1,"t":20.5}"#,
             #"{"n":2,"t":"warm"}"#,
             #"{"message":"3","error":"expected 2 columns, got 1"}"#,
-            #"{"message":"\"4,20","error":"unterminated quoted cell in column 1"}"#,
+            #"{"message":"\"4,20","error":"unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)"}"#,
         ])
         #expect(result.metrics.errors == 3)
         #expect(result.metrics.droppedEvents == 0)
@@ -122,11 +169,101 @@ import UplinkPlugins
         #expect(result.metrics.droppedByReason[.deadLetter] == 3)
         let letters = try jsonLines(directory + "/wrap/dead-letters.jsonl")
         #expect(letters.map { $0["reason"] as? String } == [
-            "field 't': 'warm' is not a float", "expected 2 columns, got 1", "unterminated quoted cell in column 1",
+            "field 't': 'warm' is not a float", "expected 2 columns, got 1",
+            "unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)",
         ])
         #expect(letters.allSatisfy { $0["component"] as? String == "wrap" && $0["topic"] is NSNull && $0["retcode"] is NSNull })
         let payloads = letters.compactMap { ($0["payload_base64"] as? String).flatMap { Data(base64Encoded: $0) } }
         #expect(payloads.map { String(decoding: $0, as: UTF8.self) } == Array(badLines[1...]))
+    }
+
+    /// RFC 4180 records, one per line as the sources frame them: what is on one line is read as the RFC says; a
+    /// quoted newline (RFC 4180 allows it) splits a record over two lines, and both halves are refused with a
+    /// reason rather than read as wrong records.
+    @Test(arguments: [
+        (#"a,b,c"#, #"{"x":"a","y":"b","z":"c"}"#),
+        (#""a","b","c""#, #"{"x":"a","y":"b","z":"c"}"#),
+        (#""a,1","b""2",c"#, #"{"x":"a,1","y":"b\"2","z":"c"}"#),
+        (#",,"#, #"{"x":"","y":"","z":""}"#),
+        (#""","""","x""#, #"{"x":"","y":"\"","z":"x"}"#),
+        (#" a , b ,c"#, #"{"x":" a ","y":" b ","z":"c"}"#),
+        (#""line1"#, "unterminated quoted cell in column 1 (a quoted cell must close on its line: newlines inside quotes are not supported)"),
+        (#"line2",2,3"#, "a quote inside the unquoted cell in column 1 (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"),
+        (#"a"b,c,d"#, "a quote inside the unquoted cell in column 1 (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"),
+        (#""a"b,c,d"#, "unexpected character after the quoted cell in column 1"),
+    ])
+    func csvFollowsRFC4180WithinALine(_ line: String, _ expected: String) async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(json: "mode: csv, columns: [x, y, z], on_error: keep_raw"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents([line]))
+        let json = try #require(result.events.first?.json)
+        if expected.hasPrefix("{") {
+            #expect(json == expected)
+            #expect(result.metrics.errors == 0)
+        } else {
+            #expect(result.events.first?.fields["error"] == .string(expected), "\(json)")
+            #expect(result.metrics.errors == 1)
+        }
+    }
+
+    @Test func aQuotedNewlineNeverYieldsAWrongRecord() async throws {
+        // "line1\nline2",2,3 framed as two lines, as a source delivers it.
+        let transform = try builtTransform("t", in: pipeline(json: "mode: csv, columns: [a, b, c]"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents(["\"line1", "line2\",2,3", "4,5,6"]))
+        #expect(result.events.map(\.json) == [#"{"a":"4","b":"5","c":"6"}"#])
+        #expect(result.metrics.errors == 2)
+    }
+
+    @Test func numbersAJSONRecordCannotHoldFollowOnError() async throws {
+        let lines = [
+            #"{"id":1,"big":123456789012345678901234567890}"#, #"{"id":2,"huge":1e400}"#, #"{"id":3,"ok":-0.0}"#,
+        ]
+        let dropped = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json"), as: JSONTransform.self), rawEvents(lines))
+        #expect(dropped.events.map(\.json) == [#"{"id":3,"ok":-0.0}"#])
+        #expect(dropped.metrics.errors == 2)
+        let kept = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents(lines))
+        // The exact digits, as text: never a rounded double.
+        #expect(kept.events.map(\.json) == [
+            #"{"id":1,"big":"123456789012345678901234567890"}"#, #"{"id":2,"huge":"1e400"}"#, #"{"id":3,"ok":-0.0}"#,
+        ])
+        #expect(kept.metrics.errors == 2)
+    }
+
+    @Test func invalidUTF8InAJSONStringIsCountedAndFollowsOnError() async throws {
+        let line = Array(#"{"a":"x"#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        let dropped = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json"), as: JSONTransform.self), rawEvents(bytes: [line]))
+        #expect(dropped.events.isEmpty)
+        #expect(dropped.metrics.errors == 1)
+        let kept = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents(bytes: [line]))
+        #expect(kept.events.map(\.json) == ["{\"a\":\"x\u{FFFD}\"}"])
+        #expect(kept.metrics.errors == 1)
+    }
+
+    @Test func maxFieldsBoundsJSONAndKVLines() async throws {
+        let wide = "{" + (0..<6).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        let json = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: json, max_fields: 5, on_error: keep_raw"), as: JSONTransform.self),
+            rawEvents([wide, #"{"a":1}"#]))
+        #expect(json.events.map { $0.fields["error"] } == [.string("the line has 6 fields, more than max_fields (5)"), nil])
+        #expect(json.metrics.errors == 1)
+        let kv = try await run(
+            try builtTransform("t", in: pipeline(json: "mode: kv, max_fields: 2"), as: JSONTransform.self),
+            rawEvents(["a=1 b=2 a=3", "a=1 b=2 c=3"]))
+        #expect(kv.events.map(\.json) == [#"{"a":"3","b":"2"}"#])
+        #expect(kv.metrics.errors == 1)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aLineWithNinetyThousandKeysIsLinear() async throws {
+        let pairs = (0..<90_000).map { "k\($0)=\($0)" }.joined(separator: " ")
+        let transform = try builtTransform("t", in: pipeline(json: "mode: kv, max_fields: 100000"), as: JSONTransform.self)
+        let result = try await run(transform, rawEvents([pairs]))
+        #expect(result.events.first?.fields.count == 90_000)
     }
 
     @Test func deadLetterPathOverridesTheDefault() async throws {

@@ -63,6 +63,88 @@ import UplinkYAML
         }
     }
 
+    /// The classic "billion laughs": 9 levels of 10 aliases each, 501 bytes that expand to 10^8 nodes.
+    static let billionLaughs: String = {
+        var lines = [#"a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
+        for level in 1...8 {
+            let previous = "*a\(level - 1)"
+            let items = Array(repeating: previous, count: 10).joined(separator: ",")
+            lines.append("a\(level): &a\(level) [\(items)]")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
+    @Test(.timeLimit(.minutes(1))) func aliasBombsAreRefusedWhereTheyCrossTheLimit() {
+        #expect(Self.billionLaughs.utf8.count < 520)
+        do {
+            _ = try YAMLParser.parse(Array(Self.billionLaughs.utf8), file: "bomb.yaml")
+            Issue.record("the bomb parsed")
+        } catch {
+            #expect(error.file == "bomb.yaml")
+            // a4 (10^5 nodes once expanded) is the first past the limit of 100,000 nodes, at its 8th alias.
+            #expect(error.mark.line == 5)
+            #expect(error.message.contains("more than 100000 nodes once its aliases are expanded"), "\(error)")
+        }
+    }
+
+    @Test func aliasesWithinTheLimitsAreExpanded() throws {
+        // a0 to a3: about 12,000 nodes, within the limits.
+        let text = Self.billionLaughs.split(separator: "\n").prefix(4).joined(separator: "\n")
+        let root = try YAMLParser.parse(text)
+        #expect(root["a3"]?.sequence?.count == 10)
+        #expect(root["a3"]?.sequence?.first?.sequence?.first?.sequence?.first?.sequence?.first?.scalar == "lol")
+    }
+
+    @Test func longScalarsRepeatedByAliasesAreBoundedByBytes() {
+        // Few nodes, many bytes: a 1 MiB scalar used 20 times is past 16 MiB.
+        let big = String(repeating: "x", count: 1 << 20)
+        let text = "a: &a \(big)\nb: [" + Array(repeating: "*a", count: 20).joined(separator: ", ") + "]\n"
+        #expect(throws: YAMLError.self) { try YAMLParser.parse(text) }
+        do {
+            _ = try YAMLParser.parse(text)
+        } catch {
+            #expect(error.message.contains("MiB of text once its aliases are expanded"))
+        }
+    }
+
+    @Test func duplicateKeysAreErrorsWithBothPlaces() {
+        do {
+            _ = try YAMLParser.parse(Array("a: 1\nb:\n  c: 2\n  c: 3\n".utf8), file: "dup.yaml")
+            Issue.record("a duplicate key parsed")
+        } catch {
+            #expect(error.description == "dup.yaml:4:3: key 'c' is written twice in this mapping (first at line 3, column 3); YAML keys are unique")
+        }
+        var problems: [YAMLError] = []
+        let root = try? YAMLParser.parse(Array("a: 1\na: 2\nb: {x: 1, x: 2}\n".utf8), file: "d.yaml", problems: &problems)
+        #expect(problems.map(\.mark) == [YAMLMark(line: 2, column: 1), YAMLMark(line: 3, column: 11)])
+        // The first one is kept.
+        #expect(root?["a"]?.scalar == "1")
+    }
+
+    @Test func mergedKeysAreOverriddenWithoutError() throws {
+        let root = try YAMLParser.parse(
+            """
+            base: &base {a: 1, b: 2}
+            more: &more {b: 3, c: 4}
+            x:
+              <<: [*base, *more]
+              a: 10
+            """)
+        let x = try #require(root["x"]?.mapping)
+        // Explicit keys win; of two merged mappings the first wins (b: 2).
+        #expect(x.map { "\($0.key.scalar!)=\($0.value.scalar!)" }.sorted() == ["a=10", "b=2", "c=4"])
+    }
+
+    @Test func tabsAsIndentationAreExplained() {
+        do {
+            _ = try YAMLParser.parse(Array("sources:\n\tprobe: {type: stdin}\n".utf8), file: "tab.yaml")
+            Issue.record("a tab parsed")
+        } catch {
+            #expect(error.mark == YAMLMark(line: 2, column: 1))
+            #expect(error.message.contains("tabs are not allowed for indentation in YAML; use spaces"), "\(error)")
+        }
+    }
+
     @Test func unknownAliasIsAnError() {
         #expect(throws: YAMLError.self) { try YAMLParser.parse("a: *nowhere") }
     }

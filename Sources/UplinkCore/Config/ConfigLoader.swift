@@ -34,12 +34,15 @@ public struct ConfigLoader {
     /// Loads one document from memory (also used by tests and `uplink test`).
     public func load(bytes: [UInt8], file: String, into config: inout PipelineConfig, diagnostics: DiagnosticCollector) {
         var root: YAMLNode
+        var problems: [YAMLError] = []
         do {
-            root = try YAMLParser.parse(bytes, file: file)
+            root = try YAMLParser.parse(bytes, file: file, problems: &problems)
         } catch {
             diagnostics.error(error.message, file: file, at: error.mark)
             return
         }
+        // Duplicate keys: all of them reported, and the rest of the file still checked.
+        for problem in problems { diagnostics.error(problem.message, file: file, at: problem.mark) }
         var interpolationErrors: [YAMLError] = []
         Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
         for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }

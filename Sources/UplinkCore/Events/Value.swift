@@ -49,8 +49,12 @@ public enum Value: Sendable, Hashable {
     }
 }
 
-/// Ordered named values. Order is kept because users read payloads and the cloud shows them as sent;
-/// lookups are linear because records have a handful of fields.
+/// Ordered named values. Order is kept because users read payloads and the cloud shows them as sent.
+///
+/// Lookups are linear while a record has a handful of fields (the common case, and the fastest); past
+/// ``indexThreshold`` fields a name → position index is kept as well, so building or reading a record of any
+/// size costs time linear in its fields, never quadratic. Of two fields with one name (``append(_:_:)`` does
+/// not check), reads and writes see the first.
 public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public struct Field: Sendable, Hashable {
         public var name: String
@@ -63,13 +67,22 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
     }
 
     public private(set) var storage: [Field]
+    /// Each name's first position in `storage`, kept once `storage` has more than ``indexThreshold`` fields.
+    private var index: [String: Int]?
+
+    /// Below this many fields a linear scan beats hashing the name.
+    static let indexThreshold = 16
 
     public init() { storage = [] }
 
-    public init(_ fields: [Field]) { storage = fields }
+    public init(_ fields: [Field]) {
+        storage = fields
+        buildIndexIfLarge()
+    }
 
     public init(dictionaryLiteral elements: (String, Value)...) {
         storage = elements.map { Field(name: $0.0, value: $0.1) }
+        buildIndexIfLarge()
     }
 
     public var count: Int { storage.count }
@@ -77,23 +90,57 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
 
     public func makeIterator() -> IndexingIterator<[Field]> { storage.makeIterator() }
 
+    /// The position of the first field called `name`.
+    private func position(of name: String) -> Int? {
+        if let index { return index[name] }
+        return storage.firstIndex(where: { $0.name == name })
+    }
+
+    private mutating func buildIndexIfLarge() {
+        guard storage.count > Self.indexThreshold else { return }
+        var built: [String: Int] = [:]
+        built.reserveCapacity(storage.count)
+        for (position, field) in storage.enumerated() where built[field.name] == nil { built[field.name] = position }
+        index = built
+    }
+
+    private mutating func appendIndexed(_ field: Field) {
+        storage.append(field)
+        if index != nil {
+            if index![field.name] == nil { index![field.name] = storage.count - 1 }
+        } else if storage.count == Self.indexThreshold + 1 {
+            buildIndexIfLarge()
+        }
+    }
+
     /// Reads a field; setting replaces it in place or appends it; setting nil removes it.
     public subscript(name: String) -> Value? {
-        get { storage.first(where: { $0.name == name })?.value }
+        get { position(of: name).map { storage[$0].value } }
         set {
-            if let index = storage.firstIndex(where: { $0.name == name }) {
-                if let newValue { storage[index].value = newValue } else { storage.remove(at: index) }
+            if let position = position(of: name) {
+                if let newValue {
+                    storage[position].value = newValue  // names do not change: the index stays valid
+                } else {
+                    storage.remove(at: position)
+                    index = nil  // positions shifted
+                    buildIndexIfLarge()
+                }
             } else if let newValue {
-                storage.append(Field(name: name, value: newValue))
+                appendIndexed(Field(name: name, value: newValue))
             }
         }
     }
 
     public mutating func append(_ name: String, _ value: Value) {
-        storage.append(Field(name: name, value: value))
+        appendIndexed(Field(name: name, value: value))
     }
 
     public mutating func reserveCapacity(_ count: Int) { storage.reserveCapacity(count) }
+
+    /// Equal when the fields are, in order; the index is a cache.
+    public static func == (lhs: Fields, rhs: Fields) -> Bool { lhs.storage == rhs.storage }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage) }
 
     public func appendJSON(to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "{"))

@@ -1,7 +1,16 @@
 /// A small strict JSON parser into ``Value``, working on bytes without Foundation.
 ///
-/// Depth and size are bounded by the caller's input; nesting is capped so hostile input cannot overflow
-/// the stack.
+/// RFC 8259 exactly: the number grammar (`012`, `-01`, `1.`, `.5`, `+1`, `2.e3` are refused), UTF-8 text, any
+/// escape. What the grammar allows but a ``Value`` cannot hold without loss is a *repair*:
+/// - an integer outside Int64's range, or a number outside Double's (`1e400`, and `1e-400`, which would become
+///   0), is kept as a string of its exact text;
+/// - an invalid UTF-8 sequence inside a string becomes U+FFFD.
+/// ``parse(_:)`` refuses a document that needs a repair; ``parse(_:repairs:)`` returns the repaired value and says
+/// what it changed, so a caller can apply its error policy. A lone surrogate escape (`"\ud800"`) is valid JSON
+/// and becomes U+FFFD, the escape after it read on its own (`"\ud800\u0041"` is U+FFFD then `A`). `-0` and
+/// `-0.0` keep their sign (as the double -0.0). A key written twice keeps its last value.
+///
+/// Nesting is capped so hostile input cannot overflow the stack; work is linear in the input.
 public struct JSONReader {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var offset: Int
@@ -14,29 +23,58 @@ public struct JSONReader {
         }
     }
 
+    /// A change ``parse(_:repairs:)`` made so that valid JSON fits a ``Value``.
+    public struct Repair: Sendable, Equatable, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable {
+            /// A number kept as a string of its text: an integer beyond 64 bits or a number beyond a double.
+            case numberOutOfRange
+            /// Invalid UTF-8 in a string, replaced by U+FFFD.
+            case invalidUTF8
+        }
+
+        public var kind: Kind
+        public var offset: Int
+        public var message: String
+        public var description: String { "at byte \(offset): \(message)" }
+    }
+
     static let maxDepth = 128
 
-    /// Parses one JSON document; trailing whitespace is allowed, anything else after it is not.
+    /// Parses one JSON document; trailing whitespace is allowed, anything else after it is not. A document
+    /// that would need a ``Repair`` is refused with its reason.
     public static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> Value {
+        var repairs: [Repair] = []
+        let value = try parse(bytes, repairs: &repairs)
+        if let first = repairs.first { throw Failure(offset: first.offset, message: first.message) }
+        return value
+    }
+
+    /// Parses one JSON document, repairing what valid JSON a ``Value`` cannot hold exactly and appending each
+    /// repair to `repairs`.
+    public static func parse(_ bytes: some Collection<UInt8>, repairs: inout [Repair]) throws(Failure) -> Value {
         let attempt: Result<Value, Failure>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(Failure) -> Value in try parseBuffer(buffer) }
+            Result { () throws(Failure) -> Value in try parseBuffer(buffer, repairs: &repairs) }
         }
         if let attempt { return try attempt.get() }
         let copy = Array(bytes)
-        return try copy.withUnsafeBufferPointer { (buffer) throws(Failure) -> Value in try parseBuffer(buffer) }
+        return try copy.withUnsafeBufferPointer { (buffer) throws(Failure) -> Value in
+            try parseBuffer(buffer, repairs: &repairs)
+        }
     }
 
-    private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>) throws(Failure) -> Value {
+    private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>, repairs: inout [Repair]) throws(Failure) -> Value {
         var reader = Cursor(bytes: buffer)
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
         guard reader.index == buffer.count else { throw reader.failure("unexpected data after the value") }
+        repairs += reader.repairs
         return value
     }
 
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        var repairs: [Repair] = []
 
         func failure(_ message: String) -> Failure { Failure(offset: index, message: message) }
 
@@ -146,14 +184,23 @@ public struct JSONReader {
             return result
         }
 
+        /// Text from UTF-8 bytes; an invalid sequence becomes U+FFFD and is recorded (at `offset`, the string's).
+        mutating func text(_ utf8: UnsafeBufferPointer<UInt8>, offset: Int) -> String {
+            if let valid = String(validating: utf8, as: UTF8.self) { return valid }
+            repairs.append(
+                Repair(kind: .invalidUTF8, offset: offset, message: "the string holds invalid UTF-8 (replaced by U+FFFD)"))
+            return String(decoding: utf8, as: UTF8.self)
+        }
+
         mutating func string() throws(Failure) -> String {
+            let quote = index
             index += 1
             let start = index
             // Fast path: no escapes.
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    let text = text(UnsafeBufferPointer(rebasing: bytes[start..<index]), offset: quote)
                     index += 1
                     return text
                 }
@@ -167,7 +214,7 @@ public struct JSONReader {
                 index += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    return String(decoding: scratch, as: UTF8.self)
+                    return scratch.withUnsafeBufferPointer { text($0, offset: quote) }
                 case UInt8(ascii: "\\"):
                     guard index < bytes.count else { throw failure("unexpected end") }
                     let escape = bytes[index]
@@ -183,16 +230,27 @@ public struct JSONReader {
                     case UInt8(ascii: "t"): scratch.append(0x09)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
-                        if code >= 0xD800 && code < 0xDC00, index + 6 <= bytes.count,
-                            bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                        {
-                            index += 2
-                            let low = try hex4()
-                            if low >= 0xDC00 && low < 0xE000 {
-                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        switch code {
+                        case 0xD800..<0xDC00:
+                            // A high surrogate pairs with a low one right after it; otherwise it stands alone and
+                            // whatever follows is read on its own.
+                            let next = index
+                            if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                                index += 2
+                                let low = try hex4()
+                                if low >= 0xDC00 && low < 0xE000 {
+                                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                                } else {
+                                    code = 0xFFFD
+                                    index = next
+                                }
                             } else {
                                 code = 0xFFFD
                             }
+                        case 0xDC00..<0xE000:
+                            code = 0xFFFD
+                        default:
+                            break
                         }
                         let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                         scratch.append(contentsOf: String(Character(scalar)).utf8)
@@ -206,29 +264,73 @@ public struct JSONReader {
             throw failure("unterminated string")
         }
 
+        @inline(__always) func isDigit(_ at: Int) -> Bool {
+            at < bytes.count && bytes[at] >= UInt8(ascii: "0") && bytes[at] <= UInt8(ascii: "9")
+        }
+
+        /// RFC 8259: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
         mutating func number() throws(Failure) -> Value {
             let start = index
-            var isInteger = true
-            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-            let digitsStart = index
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+            let negative = bytes[index] == UInt8(ascii: "-")
+            if negative { index += 1 }
+            guard isDigit(index) else {
+                throw failure(negative ? "a '-' must be followed by digits" : "unexpected character")
+            }
+            var magnitude: UInt64 = 0
+            var overflow = false
+            var nonzero = false
+            if bytes[index] == UInt8(ascii: "0") {
+                index += 1
+                if isDigit(index) { throw failure("a number cannot start with 0 followed by digits") }
+            } else {
+                while isDigit(index) {
+                    let digit = UInt64(bytes[index] &- UInt8(ascii: "0"))
+                    let (shifted, overflowA) = magnitude.multipliedReportingOverflow(by: 10)
+                    let (sum, overflowB) = shifted.addingReportingOverflow(digit)
+                    overflow = overflow || overflowA || overflowB
+                    magnitude = sum
+                    nonzero = true
                     index += 1
-                } else if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
-                    || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
-                {
-                    isInteger = false
-                    index += 1
-                } else {
-                    break
                 }
             }
-            guard index > digitsStart else { throw failure("unexpected character") }
+            var isInteger = true
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                guard isDigit(index) else { throw failure("a decimal point must be followed by digits") }
+                while isDigit(index) {
+                    if bytes[index] != UInt8(ascii: "0") { nonzero = true }
+                    index += 1
+                }
+                isInteger = false
+            }
+            if index < bytes.count, bytes[index] | 0x20 == UInt8(ascii: "e") {
+                index += 1
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                guard isDigit(index) else { throw failure("an exponent must have digits") }
+                while isDigit(index) { index += 1 }
+                isInteger = false
+            }
+            if isInteger && !overflow {
+                if !negative, magnitude <= UInt64(Int64.max) { return .int(Int64(magnitude)) }
+                if negative, magnitude == 0 { return .double(-0.0) }
+                if negative, magnitude <= UInt64(Int64.max) + 1 { return .int(Int64(truncatingIfNeeded: 0 &- magnitude)) }
+            }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            if isInteger, let integer = Int64(text) { return .int(integer) }
-            guard let double = Double(text), double.isFinite else { throw failure("bad number") }
+            if isInteger {
+                return outOfRange(text, at: start, "the integer \(text.prefix(40)) is outside the 64-bit range and would lose digits as a float")
+            }
+            guard let double = Double(text), double.isFinite else {
+                return outOfRange(text, at: start, "the number \(text.prefix(40)) is too large for a double")
+            }
+            if double == 0 && nonzero {
+                return outOfRange(text, at: start, "the number \(text.prefix(40)) is too small for a double (it would become 0)")
+            }
             return .double(double)
+        }
+
+        mutating func outOfRange(_ text: String, at offset: Int, _ message: String) -> Value {
+            repairs.append(Repair(kind: .numberOutOfRange, offset: offset, message: message + " (kept as text)"))
+            return .string(text)
         }
     }
 }

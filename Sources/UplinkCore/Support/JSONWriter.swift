@@ -187,6 +187,8 @@ public enum JSONWriter {
             return
         }
         if value == value.rounded(), abs(value) < 1e15 {
+            // -0.0 keeps its sign: Int64(-0.0) is 0.
+            if value.sign == .minus && value == 0 { buffer.append(UInt8(ascii: "-")) }
             appendInteger(Int64(value), to: &buffer)
             buffer.append(UInt8(ascii: "."))
             buffer.append(UInt8(ascii: "0"))

@@ -13,13 +13,17 @@ extension JSONTransform {
         pathField = config.string("path_field")
         sequenceField = config.string("sequence_field")
         onError = config.enumeration("on_error", default: .drop)
+        maxFields = config.int("max_fields", default: maxFields, range: 1...1_000_000)
         deadLetters = DeadLetterSettings.read(
             from: config, used: onError == .deadLetter, hint: "on_error is not dead_letter")
 
         let modeOptions: [(String, Mode)] = [
             ("columns", .csv), ("delimiter", .csv), ("pair_delimiter", .kv), ("kv_delimiter", .kv),
-            ("pattern", .regex),
+            ("pattern", .regex), ("max_match_steps", .regex),
         ]
+        if config.contains("max_fields") && mode != .json && mode != .kv {
+            config.error("'max_fields' is only used with mode: json or kv (mode is \(mode.rawValue))", at: "max_fields")
+        }
         for (option, owner) in modeOptions where owner != mode && config.contains(option) {
             config.error("'\(option)' is only used with mode: \(owner.rawValue) (mode is \(mode.rawValue))", at: option)
         }
@@ -38,9 +42,15 @@ extension JSONTransform {
                 config.error("'pair_delimiter' and 'kv_delimiter' must differ", at: "kv_delimiter")
             }
         case .regex:
+            let maxSteps = config.int("max_match_steps", default: 100_000, range: 1...100_000_000)
             if let source = config.string("pattern") {
                 do {
-                    pattern = try LinePattern(source)
+                    pattern = try LinePattern(source, maxSteps: UInt32(maxSteps))
+                    if pattern!.hasNestedQuantifier {
+                        config.warning(
+                            "'pattern' repeats a group that itself repeats, like (a+)+: on a line that almost matches it backtracks exponentially; such a line is given up after max_match_steps (\(maxSteps)) and handled by on_error. Rewrite it without the nesting (e.g. (a+)+ as a+)",
+                            at: "pattern")
+                    }
                 } catch {
                     config.error(error.description, at: "pattern")
                 }

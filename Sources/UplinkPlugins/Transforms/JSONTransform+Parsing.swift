@@ -6,6 +6,10 @@ extension JSONTransform {
     ///
     /// RFC 4180 quoting: a cell may be quoted (`"a,b"`), a quote inside a quoted cell is doubled (`""`). Unquoted
     /// cells are slices of the line, so splitting allocates only for a quoted cell with a doubled quote.
+    ///
+    /// A record is one line: a quoted cell that does not close on its line (RFC 4180 allows a newline inside
+    /// quotes) is refused, and so is a quote inside an unquoted cell, which is where the rest of such a record
+    /// lands. Both reasons say so, so neither half becomes a silently wrong record.
     static func splitCSV(
         _ line: ArraySlice<UInt8>, delimiter: UInt8, into cells: inout [ArraySlice<UInt8>]
     ) -> String? {
@@ -33,7 +37,9 @@ extension JSONTransform {
                     unescaped?.append(line[index])
                     index += 1
                 }
-                guard closed else { return "unterminated quoted cell in column \(cells.count + 1)" }
+                guard closed else {
+                    return "unterminated quoted cell in column \(cells.count + 1) (a quoted cell must close on its line: newlines inside quotes are not supported)"
+                }
                 cells.append(unescaped.map { $0[...] } ?? line[start..<index])
                 index += 1
                 if index == end { return nil }
@@ -43,7 +49,12 @@ extension JSONTransform {
                 index += 1
             } else {
                 let start = index
-                while index < end && line[index] != delimiter { index += 1 }
+                while index < end && line[index] != delimiter {
+                    if line[index] == quote {
+                        return "a quote inside the unquoted cell in column \(cells.count + 1) (quote the whole cell and double the quote; a line that continues a quoted newline is not supported)"
+                    }
+                    index += 1
+                }
                 cells.append(line[start..<index])
                 if index == end { return nil }
                 index += 1
@@ -55,9 +66,10 @@ extension JSONTransform {
     ///
     /// Pairs are separated by `pairDelimiter` (a space means any run of spaces and tabs); spaces around keys and
     /// values are ignored. A value may be double-quoted (`msg="disk full"`, with `\"` and `\\` escapes). A key
-    /// that appears twice keeps its last value.
+    /// that appears twice keeps its last value. More than `maxFields` distinct keys is a problem.
     static func splitPairs(
-        _ line: ArraySlice<UInt8>, pairDelimiter: UInt8, kvDelimiter: UInt8, into fields: inout Fields
+        _ line: ArraySlice<UInt8>, pairDelimiter: UInt8, kvDelimiter: UInt8, maxFields: Int = .max,
+        into fields: inout Fields
     ) -> String? {
         let quote = UInt8(ascii: "\"")
         let backslash = UInt8(ascii: "\\")
@@ -84,6 +96,9 @@ extension JSONTransform {
             }
             guard keyEnd > keyStart else { return "a pair has an empty key" }
             let key = String(decoding: line[keyStart..<keyEnd], as: UTF8.self)
+            if fields.count >= maxFields && fields[key] == nil {
+                return "the line has more than max_fields (\(maxFields)) pairs"
+            }
             index += 1
             if !whitespaceSeparated {
                 while index < end && isSpace(line[index]) { index += 1 }
@@ -123,84 +138,61 @@ extension JSONTransform {
     }
 }
 
-/// The `pattern` of regex mode: its text and the names of its named captures, checked when the config is read.
+/// The `pattern` of regex mode: its text, the names of its named captures, and the step budget of one line's
+/// match, checked when the config is read.
 ///
-/// Swift's `Regex` is not `Sendable`, so the stage keeps the text and each run compiles its own ``Matcher``.
+/// The engine is PCRE2 through ``BoundedRegex`` (Perl syntax), whose compiled form is not `Sendable`: the stage
+/// keeps the text and each run compiles its own ``Matcher``.
 public struct LinePattern: Sendable, Equatable {
     public let source: String
     /// The named captures, in the order they are written: the fields a match produces.
     public let captureNames: [String]
+    /// The most steps a match may take on one line (`max_match_steps`).
+    public let maxSteps: UInt32
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public init(_ source: String) throws(Invalid) {
+    public init(_ source: String, maxSteps: UInt32 = 100_000) throws(Invalid) {
+        let regex: BoundedRegex
         do {
-            _ = try Regex(source)
+            regex = try BoundedRegex(source, maxSteps: maxSteps)
         } catch {
             throw Invalid(description: "'pattern' is not a valid regular expression: \(error)")
         }
         self.source = source
-        captureNames = Self.captureNames(in: source)
+        self.maxSteps = maxSteps
+        captureNames = regex.names.map(\.name)
         if captureNames.isEmpty {
             throw Invalid(description: "'pattern' has no named capture such as (?<temperature>[0-9.]+): nothing would become a field")
         }
     }
 
+    /// Whether the pattern repeats a group that repeats without bound, like `(a+)+` (see
+    /// ``BoundedRegex/hasNestedQuantifier(_:)``).
+    public var hasNestedQuantifier: Bool { BoundedRegex.hasNestedQuantifier(source) }
+
     /// A compiled pattern, for one task.
     public struct Matcher {
-        let regex: Regex<AnyRegexOutput>
-        let names: [String]
+        let regex: BoundedRegex
 
         /// Adds the captures of the first match in `line` to `fields` (a capture that took no part in the match is
-        /// left out); false when the line does not match.
-        func match(_ line: ArraySlice<UInt8>, into fields: inout Fields) -> Bool {
-            let text = String(decoding: line, as: UTF8.self)
-            guard let found = try? regex.firstMatch(in: text) else { return false }
-            for name in names {
-                if let captured = found.output[name]?.substring {
-                    fields.append(name, .string(String(captured)))
+        /// left out); says whether the line matched, did not, or was too costly to decide.
+        func match(_ line: ArraySlice<UInt8>, into fields: inout Fields) -> BoundedRegex.Outcome {
+            let outcome = regex.firstMatch(in: line)
+            guard outcome == .matched else { return outcome }
+            let base = line.startIndex
+            for (name, group) in regex.names {
+                if let range = regex.captured(group) {
+                    fields.append(name, .string(String(decoding: line[(base + range.lowerBound)..<(base + range.upperBound)], as: UTF8.self)))
                 }
             }
-            return true
+            return .matched
         }
     }
 
     public func matcher() throws -> Matcher {
-        Matcher(regex: try Regex(source), names: captureNames)
-    }
-
-    /// `(?<name>` and `(?P<name>`, skipping escaped parentheses and lookbehinds `(?<=` `(?<!`.
-    static func captureNames(in source: String) -> [String] {
-        let bytes = Array(source.utf8)
-        var names: [String] = []
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "\\") {
-                index += 2
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "("), index + 3 < bytes.count, bytes[index + 1] == UInt8(ascii: "?") else {
-                index += 1
-                continue
-            }
-            var start = index + 2
-            if bytes[start] == UInt8(ascii: "P") { start += 1 }
-            guard start < bytes.count, bytes[start] == UInt8(ascii: "<") else {
-                index += 1
-                continue
-            }
-            start += 1
-            var end = start
-            while end < bytes.count && (bytes[end] == UInt8(ascii: "_") || (bytes[end] | 0x20 >= UInt8(ascii: "a") && bytes[end] | 0x20 <= UInt8(ascii: "z")) || (bytes[end] >= UInt8(ascii: "0") && bytes[end] <= UInt8(ascii: "9"))) {
-                end += 1
-            }
-            if end > start, end < bytes.count, bytes[end] == UInt8(ascii: ">") {
-                names.append(String(decoding: bytes[start..<end], as: UTF8.self))
-            }
-            index = end
-        }
-        return names
+        Matcher(regex: try BoundedRegex(source, maxSteps: maxSteps))
     }
 }

@@ -12,7 +12,13 @@ import UplinkCore
 /// - `csv`: the line's cells are the named `columns`, each `name` or `name:type` (`_` skips a cell), split at
 ///   `delimiter` with RFC 4180 quoting;
 /// - `kv`: `key=value` pairs separated by spaces (`pair_delimiter`, `kv_delimiter`), values optionally quoted;
-/// - `regex`: the named captures of `pattern`.
+/// - `regex`: the named captures of `pattern` (PCRE2), each line's match bounded by `max_match_steps`.
+///
+/// json mode reads RFC 8259 exactly (see ``JSONReader``). What valid JSON a record cannot hold exactly (an
+/// integer beyond 64 bits, a number beyond a double, invalid UTF-8 in a string) is a value that does not convert:
+/// `keep_raw` keeps the number's text as a string (invalid UTF-8 becomes U+FFFD), the other policies reject the
+/// line; either way it is counted. In csv mode a quoted cell ends on its line: a quoted newline is refused with
+/// its reason, never read as two wrong records. `max_fields` (1000) bounds a json or kv line's fields.
 ///
 /// `types` converts fields to `int`, `float`, `bool` or `string`. Optional fields add the read time (Unix ms),
 /// host, source id, path or device, and a sequence number. A line that does not parse, or a value that does not
@@ -66,7 +72,9 @@ public struct JSONTransform: TransformStage {
             OptionSpec("delimiter", .string, default: ",", "csv: the one-character cell separator (\"\\t\" for TSV)"),
             OptionSpec("pair_delimiter", .string, default: "' '", "kv: the one-character separator between pairs (a space: any run of spaces and tabs)"),
             OptionSpec("kv_delimiter", .string, default: "=", "kv: the one-character separator between a key and its value"),
-            OptionSpec("pattern", .string, "regex: a regular expression whose named captures (?<name>…) become fields"),
+            OptionSpec("pattern", .string, "regex: a regular expression (PCRE2, Perl syntax) whose named captures (?<name>…) become fields"),
+            OptionSpec("max_match_steps", .int, default: "100000", "regex: the most backtracking steps the pattern may take on one line; a line that needs more is handled by on_error (bounds the CPU a line can cost)"),
+            OptionSpec("max_fields", .int, default: "1000", "json, kv: a line with more fields than this is handled by on_error (bounds the work and memory one line can cost)"),
             OptionSpec("types", .stringMap, "convert fields: `field: int | float | bool | string`; a value that does not convert is handled by on_error"),
             OptionSpec("timestamp_field", .string, "add the read time (Unix ms) under this name"),
             OptionSpec("host_field", .string, "add the host name under this name"),
@@ -89,6 +97,8 @@ public struct JSONTransform: TransformStage {
     /// regex mode: the pattern and the names of its captures (each run compiles its own matcher).
     public var pattern: LinePattern?
     public var types: [TypedField] = []
+    /// json and kv modes: the most fields a line may have (at the top level).
+    public var maxFields = 1000
     public var timestampField: String?
     public var hostField: String?
     public var sourceField: String?
@@ -184,14 +194,21 @@ public struct JSONTransform: TransformStage {
             fields.append(messageField, .string(String(decoding: line, as: UTF8.self)))
             return nil
         case .json:
+            var repairs: [JSONReader.Repair] = []
             do {
-                let value = try JSONReader.parse(line)
+                let value = try JSONReader.parse(line, repairs: &repairs)
                 guard case .object(let object) = value else {
                     return .unparsable("a line must be a JSON object, not \(value.typeName)")
                 }
                 fields = object
             } catch {
                 return .unparsable(String(describing: error))
+            }
+            if fields.count > maxFields {
+                return .unparsable("the line has \(fields.count) fields, more than max_fields (\(maxFields))")
+            }
+            if let first = repairs.first {
+                conversionProblem = "the JSON value \(first)" + (repairs.count > 1 ? " (and \(repairs.count - 1) more)" : "")
             }
         case .csv:
             if let problem = Self.splitCSV(line, delimiter: delimiter, into: &scratch.cells) {
@@ -210,12 +227,20 @@ public struct JSONTransform: TransformStage {
                 }
             }
         case .kv:
-            if let problem = Self.splitPairs(line, pairDelimiter: pairDelimiter, kvDelimiter: kvDelimiter, into: &fields) {
+            if let problem = Self.splitPairs(
+                line, pairDelimiter: pairDelimiter, kvDelimiter: kvDelimiter, maxFields: maxFields, into: &fields)
+            {
                 return .unparsable(problem)
             }
         case .regex:
-            guard let matcher = scratch.matcher, matcher.match(line, into: &fields) else {
-                return .unparsable("the line does not match the pattern")
+            guard let matcher = scratch.matcher else { return .unparsable("the line does not match the pattern") }
+            switch matcher.match(line, into: &fields) {
+            case .matched: break
+            case .noMatch: return .unparsable("the line does not match the pattern")
+            case .overBudget:
+                fields = Fields()
+                return .unparsable(
+                    "the pattern needed more than max_match_steps (\(matcher.regex.maxSteps)) steps on this line: it backtracks too much (nested quantifiers such as (a+)+?)")
             }
         }
         for typed in types {

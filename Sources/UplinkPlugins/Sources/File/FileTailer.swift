@@ -18,8 +18,8 @@ final class FileTailer {
     let book: CheckpointBook
     let watcher: FileWatcher
     let logger: Logger
-    /// Compiled here, in the task that uses it (a `Regex` is not `Sendable`).
-    let startPattern: Regex<AnyRegexOutput>?
+    /// Compiled here, in the task that uses it (a compiled pattern is not `Sendable`).
+    let startPattern: BoundedRegex?
     /// Files being read, by checkpoint record id (ids grow, so iteration order is discovery order).
     var files: [Int: TailedFile] = [:]
     var needRescan = false
@@ -45,7 +45,7 @@ final class FileTailer {
         self.logger = context.logger
         self.watcher = try FileWatcher(mode: settings.watch)
         if let pattern = settings.multiline?.startPattern {
-            startPattern = try Regex(pattern)
+            startPattern = try BoundedRegex(pattern)
         } else {
             startPattern = nil
         }
@@ -199,8 +199,10 @@ final class FileTailer {
         guard var aggregator = file.multiline, let startPattern else { return lines }
         var events: [RawEvent] = []
         for line in lines {
-            let text = String(decoding: line.bytes, as: UTF8.self)
-            let isStart = (try? startPattern.firstMatch(in: text)) != nil
+            let outcome = startPattern.firstMatch(in: line.bytes)
+            // A line too costly to decide joins the event being gathered: nothing is lost, and it is counted.
+            if outcome == .overBudget { context.metrics.error() }
+            let isStart = outcome == .matched
             aggregator.add(line, isStart: isStart, into: &events)
         }
         file.multiline = aggregator

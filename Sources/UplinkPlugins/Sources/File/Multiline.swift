@@ -8,7 +8,7 @@ struct MultilineOptions: Sendable {
     var maxLines: Int
 
     static let specs: [OptionSpec] = [
-        OptionSpec("start_pattern", .string, required: true, "regular expression matching the first line of an event"),
+        OptionSpec("start_pattern", .string, required: true, "regular expression (PCRE2) matching the first line of an event; a line it needs more than 100,000 steps to decide is a continuation line, counted as an error"),
         OptionSpec("timeout", .duration, default: "1s", "an event with no new line for this long is sent as it is"),
         OptionSpec("max_lines", .int, default: "500", "an event is sent when it reaches this many lines"),
     ]
@@ -18,7 +18,12 @@ struct MultilineOptions: Sendable {
         defer { nested.finish() }
         guard let pattern = nested.string("start_pattern") else { return nil }
         do {
-            _ = try Regex(pattern)
+            _ = try BoundedRegex(pattern)
+            if BoundedRegex.hasNestedQuantifier(pattern) {
+                nested.warning(
+                    "'multiline.start_pattern' repeats a group that itself repeats, like (a+)+: on a line that almost matches it backtracks exponentially; such a line is given up after \(BoundedRegex.defaultMaxSteps) steps and taken as a continuation line (counted as an error)",
+                    at: "start_pattern")
+            }
         } catch {
             nested.error(
                 "option 'multiline.start_pattern' is not a valid regular expression: \(error)", at: "start_pattern")

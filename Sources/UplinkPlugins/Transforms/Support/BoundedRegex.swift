@@ -1,0 +1,187 @@
+internal import CPCRE2
+
+/// A regular expression whose every match is bounded: PCRE2 (Perl syntax, named captures `(?<name>…)` and
+/// `(?P<name>…)`) with a match limit, so a pattern that backtracks exponentially on some line, such as
+/// `^(?<x>(a+)+)$` on `aaaaaaaaaaaaaaaaaaaaaab`, gives up after ``maxSteps`` steps instead of stalling the
+/// pipeline for minutes (Swift's `Regex` cannot be bounded or interrupted).
+///
+/// A step is one of PCRE2's backtracking points (its "match limit", counted per start position in the line);
+/// ordinary patterns on ordinary lines take tens to hundreds. Lines are UTF-8 bytes; invalid UTF-8 in a line
+/// never matches a character but is not an error.
+///
+/// Not `Sendable` (it owns PCRE2's per-match scratch): each task compiles its own from the pattern's text.
+final class BoundedRegex {
+    /// The default step budget of one match.
+    static let defaultMaxSteps: UInt32 = 100_000
+
+    struct Invalid: Error, CustomStringConvertible {
+        /// PCRE2's reason and where in the pattern (1-based character).
+        var description: String
+    }
+
+    enum Outcome: Equatable {
+        case matched
+        case noMatch
+        /// The line needed more than `maxSteps` steps (or nested too deep): neither a match nor a mismatch.
+        case overBudget
+    }
+
+    let source: String
+    let maxSteps: UInt32
+    /// The named captures in the order they are written, with their group numbers.
+    let names: [(name: String, group: Int)]
+    private let code: OpaquePointer
+    private let context: OpaquePointer
+    private let matchData: OpaquePointer
+
+    init(_ source: String, maxSteps: UInt32 = BoundedRegex.defaultMaxSteps) throws(Invalid) {
+        self.source = source
+        self.maxSteps = max(1, maxSteps)
+        var errorCode: Int32 = 0
+        var errorOffset = 0
+        let compiled = Array(source.utf8).withUnsafeBufferPointer { pattern in
+            pcre2_compile_8(
+                pattern.baseAddress, pattern.count, UInt32(PCRE2_UTF | PCRE2_MATCH_INVALID_UTF), &errorCode,
+                &errorOffset, nil)
+        }
+        guard let compiled else {
+            throw Invalid(description: "\(Self.message(errorCode)) at character \(errorOffset + 1)")
+        }
+        // JIT when the platform has it: several times faster, and the match limit still applies.
+        _ = pcre2_jit_compile_8(compiled, UInt32(PCRE2_JIT_COMPLETE))
+        guard let context = pcre2_match_context_create_8(nil),
+            let matchData = pcre2_match_data_create_from_pattern_8(compiled, nil)
+        else {
+            pcre2_code_free_8(compiled)
+            throw Invalid(description: "out of memory compiling the pattern")
+        }
+        pcre2_set_match_limit_8(context, self.maxSteps)
+        // Nested groups backtrack through memory too: bound it (bytes) as well as the steps.
+        pcre2_set_heap_limit_8(context, 8 << 10)  // KiB
+        code = compiled
+        self.context = context
+        self.matchData = matchData
+        names = Self.names(of: compiled)
+    }
+
+    deinit {
+        pcre2_match_data_free_8(matchData)
+        pcre2_match_context_free_8(context)
+        pcre2_code_free_8(code)
+    }
+
+    /// Looks for the first match in `line`; afterwards ``captured(_:)`` reads its groups.
+    func firstMatch(in line: UnsafeBufferPointer<UInt8>) -> Outcome {
+        // An empty line still needs a valid pointer.
+        let empty: UInt8 = 0
+        let result = withUnsafePointer(to: empty) { fallback in
+            pcre2_match_8(code, line.baseAddress ?? fallback, line.count, 0, 0, matchData, context)
+        }
+        if result >= 0 { return .matched }
+        switch result {
+        case PCRE2_ERROR_NOMATCH, PCRE2_ERROR_PARTIAL: return .noMatch
+        default: return .overBudget  // the match, depth or heap limit: the line was too costly to decide
+        }
+    }
+
+    func firstMatch(in line: ArraySlice<UInt8>) -> Outcome {
+        line.withUnsafeBufferPointer { firstMatch(in: $0) }
+    }
+
+    /// The byte range of `group` in the last matched line, or nil when it took no part in the match.
+    func captured(_ group: Int) -> Range<Int>? {
+        guard group < Int(pcre2_get_ovector_count_8(matchData)) else { return nil }
+        let vector = pcre2_get_ovector_pointer_8(matchData)!
+        let start = vector[2 * group]
+        let end = vector[2 * group + 1]
+        // PCRE2_UNSET is ~0.
+        guard start != ~0, end != ~0, start <= end else { return nil }
+        return start..<end
+    }
+
+    private static func message(_ code: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let length = pcre2_get_error_message_8(code, &buffer, buffer.count)
+        return length > 0 ? String(decoding: buffer.prefix(Int(length)), as: UTF8.self) : "error \(code)"
+    }
+
+    /// PCRE2's name table (sorted by name), put back in the order the groups are written.
+    private static func names(of code: OpaquePointer) -> [(name: String, group: Int)] {
+        var count: UInt32 = 0
+        var entrySize: UInt32 = 0
+        var table: UnsafePointer<UInt8>?
+        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMECOUNT), &count)
+        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMEENTRYSIZE), &entrySize)
+        pcre2_pattern_info_8(code, UInt32(PCRE2_INFO_NAMETABLE), &table)
+        guard count > 0, let table else { return [] }
+        var names: [(name: String, group: Int)] = []
+        for index in 0..<Int(count) {
+            let entry = table + index * Int(entrySize)
+            let group = Int(entry[0]) << 8 | Int(entry[1])
+            let name = String(cString: entry + 2)
+            names.append((name, group))
+        }
+        return names.sorted { $0.group < $1.group }
+    }
+
+    /// Whether the pattern repeats a group that itself repeats without bound, like `(a+)+`, `(a*)*` or
+    /// `(?:\w+\s?)+$`: the shape that backtracks exponentially on a line that almost matches. A heuristic over
+    /// the text, for a warning at validation; the step budget is what actually bounds the work.
+    static func hasNestedQuantifier(_ source: String) -> Bool {
+        let bytes = Array(source.utf8)
+        // For each open group: whether an unbounded quantifier appeared inside it.
+        var groups: [Bool] = []
+        var index = 0
+        var inClass = false
+        func unboundedQuantifier(at position: Int) -> Bool {
+            guard position < bytes.count else { return false }
+            switch bytes[position] {
+            case UInt8(ascii: "+"), UInt8(ascii: "*"): return true
+            case UInt8(ascii: "{"):
+                // {n,} is unbounded; {n} and {n,m} are not.
+                var cursor = position + 1
+                while cursor < bytes.count, bytes[cursor] >= 0x30, bytes[cursor] <= 0x39 { cursor += 1 }
+                return cursor + 1 < bytes.count && bytes[cursor] == UInt8(ascii: ",") && bytes[cursor + 1] == UInt8(ascii: "}")
+            default: return false
+            }
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\\") {
+                index += 2
+                if unboundedQuantifier(at: index), !groups.isEmpty { groups[groups.count - 1] = true }
+                continue
+            }
+            if inClass {
+                if byte == UInt8(ascii: "]") {
+                    inClass = false
+                    if unboundedQuantifier(at: index + 1), !groups.isEmpty { groups[groups.count - 1] = true }
+                }
+                index += 1
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "["):
+                inClass = true
+                // A ']' right after '[' or '[^' is a literal.
+                if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "^") { index += 1 }
+                if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "]") { index += 1 }
+            case UInt8(ascii: "("):
+                groups.append(false)
+            case UInt8(ascii: ")"):
+                let innerRepeats = groups.popLast() ?? false
+                if innerRepeats && unboundedQuantifier(at: index + 1) { return true }
+                // The group as a whole is one item of the group around it.
+                if (innerRepeats || unboundedQuantifier(at: index + 1)), !groups.isEmpty { groups[groups.count - 1] = true }
+            default:
+                if byte != UInt8(ascii: "+") && byte != UInt8(ascii: "*") && unboundedQuantifier(at: index + 1),
+                    !groups.isEmpty
+                {
+                    groups[groups.count - 1] = true
+                }
+            }
+            index += 1
+        }
+        return false
+    }
+}
