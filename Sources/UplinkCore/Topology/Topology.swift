@@ -115,7 +115,9 @@ public struct TopologyBuilder {
         let order = topologicalOrder(config.components, byID: byID, diagnostics: diagnostics)
 
         // Build in order, inferring each component's input kind from its inputs' outputs.
-        let shared = SharedSettings()
+        // What each sink shared, and the merged view each transform read (see ``SharedSettings``).
+        var sharedBySink: [String: SharedSettings] = [:]
+        var sharedViews: [String: SharedSettings] = [:]
         var built: [String: Topology.Node] = [:]
         var nodes: [Topology.Node] = []
         // Sinks first publish shared settings (credentials) that transforms may use: build sinks' options early.
@@ -169,6 +171,18 @@ public struct TopologyBuilder {
             let reader = ConfigReader(
                 node: component.node, file: component.file, options: descriptor.options, diagnostics: diagnostics,
                 engineKeys: component.role == .source ? ["type"] : ["type", "inputs", "buffer"])
+            let shared: SharedSettings
+            if component.role == .sink {
+                shared = SharedSettings()
+                sharedBySink[component.id] = shared
+            } else {
+                let sinks = downstreamSinks(of: component.id, in: config.components)
+                shared = SharedSettings.merged(
+                    sinks.compactMap { sink in
+                        sharedBySink[sink.id].map { (id: sink.id, file: sink.file, mark: sink.mark, settings: $0) }
+                    })
+            }
+            sharedViews[component.id] = shared
             let context = PluginBuildContext(
                 id: component.id, config: reader, inputKind: inputKind ?? descriptor.accepts.sorted(by: { $0.rawValue < $1.rawValue }).first,
                 dataDirectory: config.global.dataDirectory, shared: shared)
@@ -192,10 +206,10 @@ public struct TopologyBuilder {
                 inputKind: stage.inputKind, outputKind: stage.outputKind)
             built[component.id] = node
         }
-        // Transforms may have read what sinks shared (credentials), so a change there is a change of theirs.
-        let sharedValues = shared.canonical
+        // Transforms may have read what their sinks shared (credentials), so a change there is a change of theirs.
         for (id, var node) in built {
             let options = Fingerprint.canonical(byID[id]!.node, skippingKeys: ["inputs"])
+            let sharedValues = sharedViews[id]?.canonical ?? ""
             node.fingerprint = node.role == .sink ? options : options + "\u{1}" + sharedValues
             built[id] = node
         }
@@ -222,6 +236,19 @@ public struct TopologyBuilder {
             nodes: nodes, global: config.global,
             warnings: diagnostics.diagnostics.filter { $0.severity == .warning },
             globalFingerprint: globalFingerprint.joined(separator: "\u{1}"))
+    }
+
+    /// The sinks `id`'s events reach, through any number of transforms, in configuration order.
+    private func downstreamSinks(of id: String, in components: [ComponentConfig]) -> [ComponentConfig] {
+        var reached: Set<String> = [id]
+        var frontier = [id]
+        // Bounded: each component enters the frontier once, so a cycle (reported elsewhere) ends too.
+        while let current = frontier.popLast() {
+            for consumer in components where consumer.inputs.contains(where: { $0.id == current }) {
+                if reached.insert(consumer.id).inserted { frontier.append(consumer.id) }
+            }
+        }
+        return components.filter { $0.role == .sink && reached.contains($0.id) }
     }
 
     /// A component's output kind known from its descriptor alone (used before it is built).
