@@ -85,13 +85,21 @@ struct Plugins: AsyncParsableCommand {
             }
         }
         if text.isEmpty {
-            printError("no plugin named '\(type ?? "")'")
+            let names = Set(registry.all.map(\.type)).sorted()
+            var message = "no plugin named '\(type ?? "")'"
+            if let type, let hint = ValueParsing.suggestion(for: type, among: names) {
+                message += "; did you mean '\(hint)'?"
+            } else {
+                message += " (plugins: \(names.joined(separator: ", ")))"
+            }
+            printError(message)
             throw ExitCode(1)
         }
         printOut(text)
         if failed { throw ExitCode(1) }
     }
 
+    /// One entry per option; a nested mapping's options follow it, named with its prefix (`retry.max_backoff`).
     static func describe(_ options: [OptionSpec], prefix: String) -> String {
         var text = ""
         for option in options {
@@ -100,6 +108,9 @@ struct Plugins: AsyncParsableCommand {
             if let value = option.defaultValue { line += ", default \(value)" }
             if option.secret { line += ", secret (or \(option.name)_file)" }
             text += line + "\n        \(option.description)\n"
+            if case .mapping(let nested) = option.type {
+                text += describe(nested, prefix: prefix + option.name + ".")
+            }
         }
         return text
     }

@@ -47,7 +47,12 @@ public struct TopologyBuilder {
     public func build(_ config: PipelineConfig, diagnostics: DiagnosticCollector) -> Topology? {
         let byID = Dictionary(config.components.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
-        if config.components.isEmpty {
+        // A file that could not be read or parsed holds unknown components: checks on the whole pipeline would
+        // only add follow-on errors to the one that matters (a bogus "no components" after a syntax error).
+        let complete = config.unreadableFiles.isEmpty
+        if !complete {
+            // Nothing more to say about the pipeline's shape.
+        } else if config.components.isEmpty {
             diagnostics.error(
                 "the configuration has no components: add sources and sinks", file: config.files.first ?? "<config>",
                 at: YAMLMark(line: 1, column: 1))
@@ -87,6 +92,8 @@ public struct TopologyBuilder {
                     diagnostics.error("input '\(input.id)' is listed twice", file: component.file, at: input.mark)
                 }
                 guard let upstream = byID[input.id] else {
+                    // It may be one of the unparsed file's components.
+                    guard complete else { continue }
                     var message = "input '\(input.id)' of \(component.role.rawValue) '\(component.id)' does not exist"
                     let candidates = config.components.filter { $0.role != .sink }.map(\.id)
                     if let hint = ValueParsing.suggestion(for: input.id, among: candidates) { message += "; did you mean '\(hint)'?" }
@@ -103,7 +110,7 @@ public struct TopologyBuilder {
         }
 
         // Unused sources and transforms.
-        for component in config.components where component.role != .sink {
+        for component in config.components where component.role != .sink && complete {
             if !config.components.contains(where: { $0.inputs.contains(where: { $0.id == component.id }) }) {
                 diagnostics.warning(
                     "\(component.role.rawValue) '\(component.id)' is not an input of any component: its events go nowhere",
@@ -288,14 +295,54 @@ public struct TopologyBuilder {
                 if remainingInputs[consumer.id] == 0 { ready.append(consumer) }
             }
         }
-        let cyclic = components.filter { !placed.contains($0.id) }
-        if !cyclic.isEmpty {
-            let path = describeCycle(cyclic, byID: byID)
-            for component in cyclic {
+        // Left over: the components on a cycle, and those downstream of one (never ready, but not part of it).
+        let leftover = components.filter { !placed.contains($0.id) }
+        for cycle in cycles(among: leftover, byID: byID) {
+            let path = describeCycle(cycle, byID: byID)
+            for component in cycle {
                 diagnostics.error("'\(component.id)' is part of a cycle: \(path)", file: component.file, at: component.mark)
             }
         }
         return order
+    }
+
+    /// The cycles among `components`: their strongly connected components of more than one member (Tarjan),
+    /// in configuration order. A component that only reads from a cycle is in none of them.
+    private func cycles(among components: [ComponentConfig], byID: [String: ComponentConfig]) -> [[ComponentConfig]] {
+        let members = Set(components.map(\.id))
+        var index: [String: Int] = [:]
+        var lowLink: [String: Int] = [:]
+        var stack: [String] = []
+        var onStack = Set<String>()
+        var found: [[String]] = []
+        var counter = 0
+        func connect(_ id: String) {
+            index[id] = counter
+            lowLink[id] = counter
+            counter += 1
+            stack.append(id)
+            onStack.insert(id)
+            // Edges from a component to its inputs: a cycle is the same either way round.
+            for input in byID[id]?.inputs ?? [] where members.contains(input.id) && input.id != id {
+                if index[input.id] == nil {
+                    connect(input.id)
+                    lowLink[id] = min(lowLink[id]!, lowLink[input.id]!)
+                } else if onStack.contains(input.id) {
+                    lowLink[id] = min(lowLink[id]!, index[input.id]!)
+                }
+            }
+            guard lowLink[id] == index[id] else { return }
+            var component: [String] = []
+            while let top = stack.popLast() {
+                onStack.remove(top)
+                component.append(top)
+                if top == id { break }
+            }
+            if component.count > 1 { found.append(component) }
+        }
+        // Recursion depth is bounded by the number of components of one configuration.
+        for component in components where index[component.id] == nil { connect(component.id) }
+        return found.map { cycle in components.filter { cycle.contains($0.id) } }
     }
 
     private func describeCycle(_ cyclic: [ComponentConfig], byID: [String: ComponentConfig]) -> String {
