@@ -50,6 +50,14 @@ struct Plugins: AsyncParsableCommand {
             }
             text += "\n"
         }
+        // What every transform and sink takes besides its own options: after the whole list, or after the
+        // one transform or sink asked for.
+        let listed = registry.all.filter { type == nil || $0.type == type }
+        if listed.contains(where: { $0.role != .source }) {
+            text += "EVERY TRANSFORM AND SINK ALSO TAKES\n"
+            text += Self.describe(ComponentConfig.engineOptions, prefix: "")
+            text += "\n"
+        }
         var failed = false
         if let topology {
             let processes = topology.nodes.compactMap { node -> (Topology.Node, any ProcessPluginStage)? in

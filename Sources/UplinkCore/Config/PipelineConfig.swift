@@ -106,3 +106,13 @@ public struct BufferConfig: Sendable, Hashable {
         OptionSpec("fsync_interval", .duration, default: "500ms", "disk: how often writes are made durable (and acknowledged upstream)"),
     ]
 }
+
+extension ComponentConfig {
+    /// The options the engine reads for every transform and sink besides its plugin's own, for `uplink plugins`.
+    public static var engineOptions: [OptionSpec] {
+        [
+            OptionSpec("inputs", .stringList, required: true, "the ids of the components it reads from"),
+            OptionSpec("buffer", .mapping(BufferConfig.options), "its input channel (a disk buffer only in front of a sink)"),
+        ]
+    }
+}
