@@ -3,10 +3,6 @@ import NIOHTTP1
 import NIOPosix
 import UplinkCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A small HTTP/1.1 client for the API listener, used by `uplink top` and `uplink tap` (plain HTTP on the
 /// loopback; SwiftNIO, already in the binary for the server).
 public struct APIClient: Sendable {
@@ -57,7 +53,7 @@ public struct APIClient: Sendable {
                 }
         } catch {
             throw APIClientError(
-                "cannot reach the Uplink API at \(host):\(port) (is `api:` set in the configuration and the pipeline running?): \(Self.reason(error))"
+                "cannot reach the Uplink API at \(host):\(port) (is `api:` set in the configuration and the pipeline running?): \(SocketFailure.describe(error))"
             )
         }
         try await channel.executeThenClose { inbound, outbound in
@@ -77,25 +73,6 @@ public struct APIClient: Sendable {
                 }
             }
         }
-    }
-}
-
-extension APIClient {
-    /// Why a connection failed, for people: NIO's errors describe themselves as Swift values
-    /// (`SingleConnectionFailure(target: …)`), so the errno or the cause is taken out of them.
-    static func reason(_ error: any Error) -> String {
-        if let connection = error as? NIOConnectionError {
-            if let failure = connection.connectionErrors.first { return reason(failure.error) }
-            if let dns = connection.dnsAError ?? connection.dnsAAAAError { return "cannot resolve the host: \(reason(dns))" }
-            return "no address to connect to"
-        }
-        if let io = error as? IOError {
-            return "\(String(cString: strerror(io.errnoCode))) (errno \(io.errnoCode))"
-        }
-        if let channel = error as? ChannelError, case .connectTimeout(let limit) = channel {
-            return "no answer within \(limit.nanoseconds / 1_000_000) ms"
-        }
-        return "\(error)"
     }
 }
 

@@ -133,6 +133,20 @@ extension EndToEnd {
             #expect(Self.leaks(output).isEmpty, "Swift type names in: \(Self.leaks(output))")
         }
 
+        /// A port in use went out as NIO's `bind(descriptor:ptr:bytes:): Address already in use (errno: 98)`.
+        @Test func aPortInUseIsForPeople() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
+            defer { emulator.stop() }
+            let devices = ExamplePipelinesTests.repository.appendingPathComponent("examples/emulator-devices.yaml").path
+            let result = try UplinkProcess.run(["emulator", "--devices", devices, "--port", "\(emulator.port)"], timeout: 30)
+            let output = result.stdoutText + result.stderr
+            #expect(result.status == 1)
+            #expect(output.contains("cannot listen on 127.0.0.1:\(emulator.port): Address already in use (errno 98)"), "\(output)")
+            #expect(!output.contains("bind("), "\(output)")
+            #expect(Self.leaks(output).isEmpty, "Swift type names in: \(Self.leaks(output))")
+        }
+
         /// The pattern finds what it is for, so the tests above can fail.
         @Test func thePatternFindsTypeNames() {
             #expect(!Self.leaks("authentication failed: IoTCoreError(credentials): RetCode 171").isEmpty)
