@@ -68,6 +68,21 @@ extension EndToEnd {
                     sinks:
                       out: { type: stdout, inputs: [s] }
                     """, expected: "did you mean 'baud'?"),
+            Case(
+                name: "a misspelt transform in a test", arguments: ["test", "CONFIG"],
+                config: """
+                    sources:
+                      in: { type: stdin }
+                    transforms:
+                      wrap: { type: json, inputs: [in] }
+                    sinks:
+                      out: { type: stdout, inputs: [wrap] }
+                    tests:
+                      - name: x
+                        input: { lines: [a] }
+                        through: [wrapp]
+                        expect: { count: 1 }
+                    """, expected: "no component 'wrapp'; did you mean 'wrap'?"),
             Case(name: "a configuration that does not exist", arguments: ["validate", "/nonexistent/uplink.yaml"], expected: "No such file or directory"),
             Case(
                 name: "a plugin that does not exist", arguments: ["validate", "CONFIG"],
