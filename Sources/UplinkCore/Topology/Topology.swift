@@ -50,13 +50,11 @@ public struct TopologyBuilder {
         // A file that could not be read or parsed holds unknown components: checks on the whole pipeline would
         // only add follow-on errors to the one that matters (a bogus "no components" after a syntax error).
         let complete = config.unreadableFiles.isEmpty
-        if !complete {
-            // Nothing more to say about the pipeline's shape.
-        } else if config.components.isEmpty {
+        if complete && config.components.isEmpty {
             diagnostics.error(
                 "the configuration has no components: add sources and sinks", file: config.files.first ?? "<config>",
                 at: YAMLMark(line: 1, column: 1))
-        } else {
+        } else if complete {
             if !config.components.contains(where: { $0.role == .source }) {
                 diagnostics.error("the configuration has no sources", file: config.components[0].file, at: config.components[0].mark)
             }
