@@ -8,7 +8,8 @@ extension EndToEnd {
     @Suite(.serialized, .timeLimit(.minutes(2))) struct ErrorMessagesTests {
         struct Case: CustomTestStringConvertible, Sendable {
             var name: String
-            /// Arguments after `uplink`; `CONFIG` is replaced by the path of `config`.
+            /// Arguments after `uplink`; `CONFIG` is replaced by the path of `config` (whose `data_dir: STATE`
+            /// becomes a fresh directory).
             var arguments: [String]
             var config: String = ""
             var input = ""
@@ -83,6 +84,28 @@ extension EndToEnd {
                         through: [wrapp]
                         expect: { count: 1 }
                     """, expected: "no component 'wrapp'; did you mean 'wrap'?"),
+            Case(
+                name: "a command, a device and an output that do not exist", arguments: ["run", "CONFIG"],
+                config: """
+                    data_dir: STATE
+                    sources:
+                      e: { type: exec, command: [/nonexistent/command], interval: 1h }
+                      s: { type: serial, device: /nonexistent/tty }
+                    transforms:
+                      j: { type: json, inputs: [e, s] }
+                    sinks:
+                      o: { type: file, inputs: [j], path: /nonexistent/directory/out.jsonl }
+                    """, expected: "cannot open /nonexistent/directory/out.jsonl: No such file or directory"),
+            Case(
+                name: "regular expressions that do not compile", arguments: ["validate", "CONFIG"],
+                config: """
+                    sources:
+                      f: { type: file, include: [/nonexistent/*.log], multiline: { start_pattern: "(" } }
+                    transforms:
+                      j: { type: json, inputs: [f], mode: regex, pattern: "(?<a>" }
+                    sinks:
+                      o: { type: stdout, inputs: [j] }
+                    """, expected: "is not a valid regular expression"),
             Case(name: "a configuration that does not exist", arguments: ["validate", "/nonexistent/uplink.yaml"], expected: "No such file or directory"),
             Case(
                 name: "a plugin that does not exist", arguments: ["validate", "CONFIG"],
@@ -113,7 +136,8 @@ extension EndToEnd {
         @Test(arguments: cases) func anErrorIsForPeople(_ test: Case) throws {
             var arguments = test.arguments
             if !test.config.isEmpty {
-                let path = try UplinkProcess.writeConfig(test.config)
+                let state = UplinkProcess.temporaryDirectory().appendingPathComponent("state").path
+                let path = try UplinkProcess.writeConfig(test.config.replacingOccurrences(of: "data_dir: STATE", with: "data_dir: \(state)"))
                 arguments = arguments.map { $0 == "CONFIG" ? path : $0 }
             }
             let result = try UplinkProcess.run(arguments, input: Data(test.input.utf8), timeout: 30)
