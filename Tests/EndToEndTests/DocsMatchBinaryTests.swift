@@ -29,9 +29,10 @@ extension EndToEnd {
             #expect(listed.subtracting(files).isEmpty, "in the README's table but not in pipelines/: \(listed.subtracting(files).sorted())")
         }
 
-        @Test(arguments: try! pipelineFiles()) func everyPipelineCarriesTestsThatPass(_ file: String) throws {
+        @Test(arguments: try! pipelineFiles()) func everyPipelineCarriesTestsThatPass(_ file: String) async throws {
             let path = Self.repository.appendingPathComponent("pipelines/\(file)").path
-            let result = try UplinkProcess.run(["test", path], environment: ["UPLINK_DATA_DIR": UplinkProcess.temporaryDirectory().path])
+            let result = try await UplinkProcess.runAsync(
+                ["test", path], input: Data(), environment: ["UPLINK_DATA_DIR": UplinkProcess.temporaryDirectory().path])
             let output = result.stdoutText
             #expect(result.status == 0, "\(output)\(result.stderr)")
             let summary = output.split(separator: "\n").last.map(String.init) ?? ""
@@ -40,12 +41,12 @@ extension EndToEnd {
         }
 
         /// README, `--help` and the binary accept the same `--log-level`s.
-        @Test func logLevelsAgree() throws {
+        @Test func logLevelsAgree() async throws {
             let readmeLine = try #require(Self.readme.split(separator: "\n").first { $0.contains("`--log-level ") })
             let written = try #require(readmeLine.split(separator: "`").first { $0.hasPrefix("--log-level ") })
             let readmeLevels = written.dropFirst("--log-level ".count).split(separator: "|").map(String.init)
 
-            let help = try UplinkProcess.run(["run", "--help"]).stdoutText.replacingOccurrences(of: "\n", with: " ")
+            let help = try await UplinkProcess.runAsync(["run", "--help"], input: Data()).stdoutText.replacingOccurrences(of: "\n", with: " ")
             let helpText = try #require(help.range(of: "--log-level <log-level>", options: .backwards).map { String(help[$0.upperBound...]) })
             // "trace, debug, info, notice, warning, error or critical. (default: info)"
             let sentence = helpText.prefix(while: { $0 != "." }).split(whereSeparator: { " ,".contains($0) }).filter { $0 != "or" }
@@ -53,25 +54,25 @@ extension EndToEnd {
 
             let missing = UplinkProcess.temporaryDirectory().appendingPathComponent("missing.yaml").path
             for level in readmeLevels {
-                let result = try UplinkProcess.run(["run", "--log-level", level, missing])
+                let result = try await UplinkProcess.runAsync(["run", "--log-level", level, missing], input: Data())
                 #expect(result.status == 78, "--log-level \(level) refused: \(result.stderr)")
             }
-            #expect(try UplinkProcess.run(["run", "--log-level", "loud", missing]).status == 64)
+            #expect(try await UplinkProcess.runAsync(["run", "--log-level", "loud", missing], input: Data()).status == 64)
         }
 
-        @Test func pluginsListsNestedOptions() throws {
-            let sink = try UplinkProcess.run(["plugins", "iotcore_http"]).stdoutText
+        @Test func pluginsListsNestedOptions() async throws {
+            let sink = try await UplinkProcess.runAsync(["plugins", "iotcore_http"], input: Data()).stdoutText
             #expect(sink.contains("    - retry.max_backoff: duration"), "\(sink)")
             #expect(sink.contains("    - buffer.max_events: integer"), "\(sink)")
             #expect(sink.contains("    - buffer.when_full: "), "\(sink)")
-            let file = try UplinkProcess.run(["plugins", "file"]).stdoutText
+            let file = try await UplinkProcess.runAsync(["plugins", "file"], input: Data()).stdoutText
             #expect(file.contains("    - multiline.start_pattern: string"), "\(file)")
-            let source = try UplinkProcess.run(["plugins", "stdin"]).stdoutText
+            let source = try await UplinkProcess.runAsync(["plugins", "stdin"], input: Data()).stdoutText
             #expect(!source.contains("EVERY TRANSFORM AND SINK"), "a source has no inputs: \(source)")
         }
 
         /// "each run's lines tagged with its exit status": in the record, with `attributes_field`.
-        @Test func execRunsCarryTheirExitStatus() throws {
+        @Test func execRunsCarryTheirExitStatus() async throws {
             let directory = UplinkProcess.temporaryDirectory()
             let output = directory.appendingPathComponent("out.jsonl")
             let config = try UplinkProcess.writeConfig(
@@ -94,9 +95,9 @@ extension EndToEnd {
                 let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
                 return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             }
-            DeliveryFaultTests.waitFor(30) { records().count >= 2 }
+            _ = try await UplinkProcess.waitUntil(30) { records().count >= 2 }
             kill(agent.processIdentifier, SIGTERM)
-            try UplinkProcess.wait(for: agent, timeout: 30)
+            try await UplinkProcess.waitAsync(for: agent, timeout: 30)
             let found = records()
             #expect(found.map { $0["message"] as? String } == ["one", "two"])
             for record in found {
@@ -107,11 +108,11 @@ extension EndToEnd {
         }
 
         /// The quick start says where to look: the emulator's line, just before `pipeline stopped`.
-        @Test func theQuickStartShowsWhatTheCloudReceivedWhereTheReadmeSays() throws {
+        @Test func theQuickStartShowsWhatTheCloudReceivedWhereTheReadmeSays() async throws {
             #expect(Self.readme.contains("the log line `embedded IoT-Core emulator received`, just\nbefore `pipeline stopped`"))
             let state = UplinkProcess.temporaryDirectory()
             let config = Self.repository.appendingPathComponent("pipelines/quickstart-embedded.yaml").path
-            let result = try UplinkProcess.run(
+            let result = try await UplinkProcess.runAsync(
                 ["run", config], input: Data("hello\nworld\n".utf8), environment: ["UPLINK_DATA_DIR": state.path])
             #expect(result.status == 0, "\(result.stderr)")
             let lines = result.stderr.split(separator: "\n")

@@ -133,14 +133,14 @@ extension EndToEnd {
                     """, input: #"{"a":1}"# + "\n", expected: "Not a directory"),
         ]
 
-        @Test(arguments: cases) func anErrorIsForPeople(_ test: Case) throws {
+        @Test(arguments: cases) func anErrorIsForPeople(_ test: Case) async throws {
             var arguments = test.arguments
             if !test.config.isEmpty {
                 let state = UplinkProcess.temporaryDirectory().appendingPathComponent("state").path
                 let path = try UplinkProcess.writeConfig(test.config.replacingOccurrences(of: "data_dir: STATE", with: "data_dir: \(state)"))
                 arguments = arguments.map { $0 == "CONFIG" ? path : $0 }
             }
-            let result = try UplinkProcess.run(arguments, input: Data(test.input.utf8), timeout: 30)
+            let result = try await UplinkProcess.runAsync(arguments, input: Data(test.input.utf8), timeout: 30)
             let output = result.stdoutText + result.stderr
             #expect(result.status != 0, "\(output)")
             #expect(output.contains(test.expected), "\(output)")
@@ -148,7 +148,7 @@ extension EndToEnd {
         }
 
         /// Refused credentials went out as `IoTCoreError(credentials): …`.
-        @Test func refusedCredentialsAreForPeople() throws {
+        @Test func refusedCredentialsAreForPeople() async throws {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
             defer { emulator.stop() }
@@ -165,7 +165,7 @@ extension EndToEnd {
                     inputs: [wrap]
                     \(emulator.sinkOptions(indent: 4).replacingOccurrences(of: "device_secret: s3cr3tKey0000000", with: "device_secret: not-the-secret"))
                 """)
-            let result = try UplinkProcess.run(["auth", config], timeout: 30)
+            let result = try await UplinkProcess.runAsync(["auth", config], input: Data(), timeout: 30)
             let output = result.stdoutText + result.stderr
             #expect(result.status != 0)
             #expect(output.contains("refused the device's credentials"), "\(output)")
@@ -173,12 +173,12 @@ extension EndToEnd {
         }
 
         /// A port in use went out as NIO's `bind(descriptor:ptr:bytes:): Address already in use (errno: 98)`.
-        @Test func aPortInUseIsForPeople() throws {
+        @Test func aPortInUseIsForPeople() async throws {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
             defer { emulator.stop() }
             let devices = ExamplePipelinesTests.repository.appendingPathComponent("examples/emulator-devices.yaml").path
-            let result = try UplinkProcess.run(["emulator", "--devices", devices, "--port", "\(emulator.port)"], timeout: 30)
+            let result = try await UplinkProcess.runAsync(["emulator", "--devices", devices, "--port", "\(emulator.port)"], input: Data(), timeout: 30)
             let output = result.stdoutText + result.stderr
             #expect(result.status == 1)
             #expect(output.contains("cannot listen on 127.0.0.1:\(emulator.port): Address already in use (errno 98)"), "\(output)")

@@ -8,7 +8,7 @@ extension EndToEnd {
     @Suite(.serialized, .timeLimit(.minutes(2))) struct GatewayEndToEndTests {
         typealias EmulatorProcess = DeliveryFaultTests.EmulatorProcess
 
-        @Test func eachDevicePublishesToItsOwnTopics() throws {
+        @Test func eachDevicePublishesToItsOwnTopics() async throws {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try EmulatorProcess(directory: directory)
             defer { emulator.stop() }
@@ -52,12 +52,12 @@ extension EndToEnd {
             }
             let boilerTopic = "/$system/abcdefgh12345678/device001/tmodel/property/post"
             let pumpTopic = "/$system/abcdefgh12345678/pump003/tmodel/property/post"
-            DeliveryFaultTests.waitFor(60) {
+            _ = try await UplinkProcess.waitUntil(60) {
                 let seen = accepted()
                 return (seen[boilerTopic]?.count ?? 0) >= readings && (seen[pumpTopic]?.count ?? 0) >= readings
             }
             kill(agent.processIdentifier, SIGTERM)
-            try UplinkProcess.wait(for: agent, timeout: 30)
+            try await UplinkProcess.waitAsync(for: agent, timeout: 30)
             let log = (try? String(contentsOf: stderr, encoding: .utf8)) ?? ""
             #expect(agent.terminationStatus == 0, "agent log: \(log)")
 

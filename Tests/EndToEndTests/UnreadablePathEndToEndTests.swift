@@ -66,7 +66,7 @@ extension EndToEnd {
             }
             try #require(port > 0, "the agent did not start: \(log())")
 
-            func get(_ path: String) throws -> (status: Int, body: String) {
+            func get(_ path: String) async throws -> (status: Int, body: String) {
                 let body = try UplinkProcess.temporaryFile("body")
                 let curl = Process()
                 curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -74,7 +74,7 @@ extension EndToEnd {
                 let status = Pipe()
                 curl.standardOutput = status
                 try curl.run()
-                try UplinkProcess.wait(for: curl, timeout: 20)
+                try await UplinkProcess.waitAsync(for: curl, timeout: 20)
                 return (
                     Int(String(decoding: status.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0,
                     (try? String(contentsOf: body, encoding: .utf8)) ?? ""
@@ -83,7 +83,7 @@ extension EndToEnd {
             var health = (status: 0, body: "")
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
-                health = try get("/health")
+                health = try await get("/health")
                 if health.status == 503 { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -92,7 +92,7 @@ extension EndToEnd {
             #expect(health.body.contains("cannot read \(logs.path): Permission denied (errno 13)"), "\(health.body)")
 
             // Many scans later (100 ms apart, over a second): one warning, one error.
-            let metrics = try get("/metrics").body
+            let metrics = try await get("/metrics").body
             let errors = metrics.split(separator: "\n").first { $0.hasPrefix("uplink_component_errors_total{") && $0.contains(#"component_id="app""#) }
             #expect(errors?.hasSuffix(" 1") == true, "\(String(describing: errors))")
             let warnings = log().split(separator: "\n").filter { $0.contains("cannot read a path the source is configured to read") }
