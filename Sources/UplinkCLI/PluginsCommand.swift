@@ -115,6 +115,9 @@ struct Plugins: AsyncParsableCommand {
             if option.required { line += ", required" }
             if let value = option.defaultValue { line += ", default \(value)" }
             if option.secret { line += ", secret (or \(option.name)_file)" }
+            if !option.deprecatedNames.isEmpty {
+                line += ", formerly \(option.deprecatedNames.joined(separator: ", ")) (still read, with a warning)"
+            }
             text += line + "\n        \(option.description)\n"
             if case .mapping(let nested) = option.type {
                 text += describe(nested, prefix: prefix + option.name + ".")

@@ -67,6 +67,8 @@ extension EndToEnd {
             #expect(sink.contains("    - buffer.when_full: "), "\(sink)")
             let file = try await UplinkProcess.runAsync(["plugins", "file"], input: Data()).stdoutText
             #expect(file.contains("    - multiline.start_pattern: string"), "\(file)")
+            let batch = try await UplinkProcess.runAsync(["plugins", "batch"], input: Data()).stdoutText
+            #expect(batch.contains("    - dead_letter_max_size: size, default 10MiB, formerly dead_letter_max_bytes"), "\(batch)")
             let source = try await UplinkProcess.runAsync(["plugins", "stdin"], input: Data()).stdoutText
             #expect(!source.contains("EVERY TRANSFORM AND SINK"), "a source has no inputs: \(source)")
         }
