@@ -63,6 +63,19 @@ import UplinkPlugins
         #expect(found.allSatisfy { $0.contains("environment variable") }, "\(found)")
     }
 
+    @Test func aMissingVariableInInputsIsReportedOnce() {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in] }
+            sinks:
+              out: { type: stdout, inputs: ["${UPSTREAM}"] }
+            """
+        let found = errors(validate(yaml).1)
+        #expect(found == ["test.yaml:6:33: error: environment variable UPSTREAM is not set (use ${UPSTREAM:-default} for a default)"])
+    }
+
     @Test func componentsDownstreamOfACycleAreNotPartOfIt() {
         let yaml = """
             sources:

@@ -45,8 +45,8 @@ public struct ConfigLoader {
         var interpolationErrors: [YAMLError] = []
         Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
         for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }
-        let blanked = Set(interpolationErrors.map(\.mark))
-        if !blanked.isEmpty { Self.blank(blanked, in: &root) }
+        var blanked = Set(interpolationErrors.map(\.mark))
+        if !blanked.isEmpty { Self.blank(&blanked, in: &root) }
 
         guard let pairs = root.mapping else {
             diagnostics.error("the configuration must be a mapping with sources, transforms and sinks, not \(root.kindDescription)", file: file, at: root.mark)
@@ -98,7 +98,8 @@ public struct ConfigLoader {
     /// the list holding it, becomes null): their error is already reported, and a plugin reading
     /// `${DEVICE_SN}` literally would add errors about a value nobody wrote (an unknown placeholder in a topic
     /// built from it). A null value still counts as written for required options, so no "missing" follows.
-    static func blank(_ marks: Set<YAMLMark>, in node: inout YAMLNode) {
+    /// A list made null adds its own mark to `marks`, so the loader knows its `inputs:` were written.
+    static func blank(_ marks: inout Set<YAMLMark>, in node: inout YAMLNode) {
         switch node.kind {
         case .scalar:
             if marks.contains(node.mark) {
@@ -111,12 +112,13 @@ public struct ConfigLoader {
             if items.contains(where: { $0.scalar != nil && marks.contains($0.mark) }) {
                 node.kind = .scalar("", .plain)
                 node.tag = nil
+                marks.insert(node.mark)
                 return
             }
-            for index in items.indices { blank(marks, in: &items[index]) }
+            for index in items.indices { blank(&marks, in: &items[index]) }
             node.kind = .sequence(items)
         case .mapping(var pairs):
-            for index in pairs.indices { blank(marks, in: &pairs[index].value) }
+            for index in pairs.indices { blank(&marks, in: &pairs[index].value) }
             node.kind = .mapping(pairs)
         }
     }
@@ -192,7 +194,9 @@ public struct ConfigLoader {
                     diagnostics.error("'inputs' must be a list of component ids", file: file, at: inputsNode.mark)
                 }
             }
-            if node["inputs"] == nil || node["inputs"]!.isNull {
+            if let inputsNode = node["inputs"], blanked.contains(inputsNode.mark) {
+                // `inputs: [${UPSTREAM}]` with UPSTREAM unset is already reported.
+            } else if node["inputs"] == nil || node["inputs"]!.isNull {
                 diagnostics.error("\(role.rawValue) '\(id)' needs 'inputs': the ids of the components it reads from", file: file, at: pair.key.mark)
             } else if inputs.isEmpty && node["inputs"]?.sequence != nil {
                 diagnostics.error("\(role.rawValue) '\(id)' has an empty 'inputs' list", file: file, at: pair.key.mark)
