@@ -12,16 +12,27 @@ let exitConfigError: Int32 = 78
 
 /// Options every command that reads configs shares.
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .long, help: ArgumentHelp(LoggingOptions.levelsHelp))
     var logLevel: String = "info"
 
     @Option(name: .long, help: "text or json.")
     var logFormat: String = "text"
 
+    /// Every `--log-level` the binary accepts, for its help, its refusal and the README (a test compares them).
+    static let levels = Logger.Level.allCases.map(\.rawValue)
+    /// `trace, debug, info, notice, warning, error or critical.`
+    static var levelsHelp: String { levels.dropLast().joined(separator: ", ") + " or " + levels.last! + "." }
+
+    /// The level `text` names, or an error listing them all (with the closest one).
+    static func level(_ text: String) throws -> Logger.Level {
+        if let level = Logger.Level(rawValue: text) { return level }
+        var message = "--log-level must be one of \(levels.joined(separator: ", ")), got '\(text)'"
+        if let hint = ValueParsing.suggestion(for: text, among: levels) { message += "; did you mean '\(hint)'?" }
+        throw ValidationError(message)
+    }
+
     func bootstrap() throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
+        let level = try Self.level(logLevel)
         guard let format = UplinkLogHandler.Format(rawValue: logFormat) else {
             throw ValidationError("--log-format must be text or json")
         }

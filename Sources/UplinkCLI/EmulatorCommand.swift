@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 import UplinkCore
+import UplinkOperations
 import UplinkYAML
 
 struct Emulator: AsyncParsableCommand {
@@ -69,7 +70,14 @@ struct Emulator: AsyncParsableCommand {
                 services: [.init(service: emulator)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let bound = try await emulator.waitUntilReady()
+            let bound: Int
+            do {
+                bound = try await emulator.waitUntilReady()
+            } catch let error as EmulatorError where error.code == .notListening {
+                // `bind(descriptor:ptr:bytes:): Address already in use (errno: 98)` is NIO's; say it for people.
+                printError("emulator: cannot listen on \(host):\(port): \(SocketFailure.describe(error.underlying ?? error))")
+                throw ExitCode(1)
+            }
             let scheme = noTLS ? "http" : "https"
             printOut("IoT-Core emulator listening on \(scheme)://\(host):\(bound)\(caOut.map { " (CA certificate: \($0))" } ?? "")\n")
             try await tasks.waitForAll()

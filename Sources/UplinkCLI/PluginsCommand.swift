@@ -50,6 +50,14 @@ struct Plugins: AsyncParsableCommand {
             }
             text += "\n"
         }
+        // What every transform and sink takes besides its own options: after the whole list, or after the
+        // one transform or sink asked for.
+        let listed = registry.all.filter { type == nil || $0.type == type }
+        if listed.contains(where: { $0.role != .source }) {
+            text += "EVERY TRANSFORM AND SINK ALSO TAKES\n"
+            text += Self.describe(ComponentConfig.engineOptions, prefix: "")
+            text += "\n"
+        }
         var failed = false
         if let topology {
             let processes = topology.nodes.compactMap { node -> (Topology.Node, any ProcessPluginStage)? in
@@ -85,13 +93,21 @@ struct Plugins: AsyncParsableCommand {
             }
         }
         if text.isEmpty {
-            printError("no plugin named '\(type ?? "")'")
+            let names = Set(registry.all.map(\.type)).sorted()
+            var message = "no plugin named '\(type ?? "")'"
+            if let type, let hint = ValueParsing.suggestion(for: type, among: names) {
+                message += "; did you mean '\(hint)'?"
+            } else {
+                message += " (plugins: \(names.joined(separator: ", ")))"
+            }
+            printError(message)
             throw ExitCode(1)
         }
         printOut(text)
         if failed { throw ExitCode(1) }
     }
 
+    /// One entry per option; a nested mapping's options follow it, named with its prefix (`retry.max_backoff`).
     static func describe(_ options: [OptionSpec], prefix: String) -> String {
         var text = ""
         for option in options {
@@ -99,7 +115,13 @@ struct Plugins: AsyncParsableCommand {
             if option.required { line += ", required" }
             if let value = option.defaultValue { line += ", default \(value)" }
             if option.secret { line += ", secret (or \(option.name)_file)" }
+            if !option.deprecatedNames.isEmpty {
+                line += ", formerly \(option.deprecatedNames.joined(separator: ", ")) (still read, with a warning)"
+            }
             text += line + "\n        \(option.description)\n"
+            if case .mapping(let nested) = option.type {
+                text += describe(nested, prefix: prefix + option.name + ".")
+            }
         }
         return text
     }

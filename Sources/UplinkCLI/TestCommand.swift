@@ -21,13 +21,11 @@ struct Test: AsyncParsableCommand {
     @Option(help: "Run only the tests whose name contains this text.")
     var filter: String?
 
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (transforms' own logs).")
+    @Option(name: .long, help: ArgumentHelp(String(LoggingOptions.levelsHelp.dropLast()) + " (transforms' own logs)."))
     var logLevel: String = "error"
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
+        let level = try LoggingOptions.level(logLevel)
         UplinkLogHandler.bootstrap(level: level, format: .text)
         guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
         // The tests are read from the same files; loading already reported any error in them.

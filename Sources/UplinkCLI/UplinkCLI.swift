@@ -20,6 +20,9 @@ public enum UplinkCLI {
     public static func main(registry: PluginRegistry) async {
         // A few malloc arenas, not glibc's 8 per core, and batch bodies mapped on their own (see the constants).
         uplink_tune_malloc(UPLINK_MALLOC_ARENAS, UPLINK_MALLOC_MMAP_THRESHOLD)
+        if let hint = CommandHint.unknownCommand(in: Array(CommandLine.arguments.dropFirst()), root: CommandHint.Node(Uplink.self)) {
+            Uplink.exit(withError: ValidationError(hint))
+        }
         await CommandContext.$registry.withValue(registry) {
             await Uplink.main()
         }

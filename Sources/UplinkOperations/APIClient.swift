@@ -53,7 +53,7 @@ public struct APIClient: Sendable {
                 }
         } catch {
             throw APIClientError(
-                "cannot reach the Uplink API at \(host):\(port) (is `api:` set in the configuration and the pipeline running?): \(error)"
+                "cannot reach the Uplink API at \(host):\(port) (is `api:` set in the configuration and the pipeline running?): \(SocketFailure.describe(error))"
             )
         }
         try await channel.executeThenClose { inbound, outbound in

@@ -548,7 +548,8 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         ("max_events: 0", "'max_events' must be between 1 and 100000"),
         ("timeout: 0", "'timeout' must be between 1ms and 1h"),
         ("encoding: csv", "must be one of json_array, ndjson"),
-        ("dead_letter_max_bytes: 10", "'dead_letter_max_bytes' must be at least 1KiB"),
+        ("dead_letter_max_size: 10", "'dead_letter_max_size' must be at least 1KiB"),
+        ("dead_letter_max_bytes: 10", "'dead_letter_max_size' must be at least 1KiB"),
     ])
     func misconfigurationIsReported(_ options: String, _ expected: String) {
         let (_, errors) = buildPipeline(pipeline(batch: options))

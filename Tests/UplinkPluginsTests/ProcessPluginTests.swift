@@ -561,7 +561,8 @@ import UplinkPlugins
             errors.contains(
                 "p.yaml:2:32: error: option 'command' must name a program, for example [python3, plugin.py]"))
         #expect(
-            errors.contains("p.yaml:2:49: error: option 'output_kind' must be one of raw, record, message, got 'rec'"))
+            errors.contains(
+                "p.yaml:2:49: error: option 'output_kind' must be one of raw, record, message, got 'rec'; did you mean 'record'?"))
         #expect(errors.contains("p.yaml:5:63: error: option 'input_kind' is raw, but the inputs produce record events"))
         #expect(errors.contains("p.yaml:5:83: error: option 'max_in_flight' must be between 1 and 65536, got 0"))
         #expect(errors.contains("p.yaml:7:61: error: option 'config' must be a mapping, not a list"))

@@ -61,6 +61,25 @@ import UplinkPlugins
         #expect(transform.topic == "/$system/P1/D1/shadow/upstream")
     }
 
+    /// Two devices on one board: each shadow goes to the device of the sink it feeds, not to the last one built.
+    @Test func eachShadowTakesTheDeviceOfTheSinkItFeeds() throws {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in], mode: json }
+              fan: { type: shadow, inputs: [wrap] }
+              pump: { type: shadow, inputs: [wrap] }
+            sinks:
+              fan_device: { type: fake_iotcore, inputs: [fan], product_sn: P1, device_sn: fan }
+              pump_device: { type: fake_iotcore, inputs: [pump], product_sn: P1, device_sn: pump }
+            """
+        let fan = try builtTransform("fan", in: yaml, as: ShadowTransform.self, registry: registryWithDeviceSink)
+        let pump = try builtTransform("pump", in: yaml, as: ShadowTransform.self, registry: registryWithDeviceSink)
+        #expect(fan.topic == "/$system/P1/fan/shadow/upstream")
+        #expect(pump.topic == "/$system/P1/pump/shadow/upstream")
+    }
+
     @Test(arguments: [
         ("product_sn: p, device_sn: d, version: -2", "must be between -1 and"),
         ("product_sn: p, device_sn: d, reported: []", "'reported' is empty: leave it out to take every field"),

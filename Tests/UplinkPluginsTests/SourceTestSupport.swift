@@ -60,10 +60,12 @@ final class SourceHarness: Sendable {
     private let consumerFinished = Mutex(false)
     let dataDirectory: String
     let id: String
+    let logger: Logger
 
-    init(dataDirectory: String = sourceTemporaryDirectory("state"), id: String = "s") {
+    init(dataDirectory: String = sourceTemporaryDirectory("state"), id: String = "s", logger: Logger = SourceHarness.logger) {
         self.dataDirectory = dataDirectory
         self.id = id
+        self.logger = logger
     }
 
     static var logger: Logger {
@@ -76,7 +78,7 @@ final class SourceHarness: Sendable {
     func start<S: SourceStage>(_ source: S, acknowledge: Bool = true) where S.Output == RawEvent {
         channel.addProducer()
         let context = ComponentContext(
-            id: id, type: "test", role: .source, logger: Self.logger, metrics: metrics, dataDirectory: dataDirectory)
+            id: id, type: "test", role: .source, logger: logger, metrics: metrics, dataDirectory: dataDirectory)
         let outbox = Outbox(channels: [channel], metrics: metrics)
         let channel = self.channel
         sourceTask.withLock {

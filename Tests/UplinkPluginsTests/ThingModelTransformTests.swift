@@ -167,6 +167,49 @@ import UplinkPlugins
         #expect(transform.topic == "/$system/fromSink/own-device/tmodel/property/post")
     }
 
+    /// A gateway: one board, two devices, each with its own sink. Each transform speaks for the device it feeds
+    /// (through a batch too); before, both took the identity of whichever sink was built last.
+    @Test func eachTransformTakesTheIdentityOfTheSinkItFeeds() throws {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in], mode: json }
+              first: { type: thing_model, inputs: [wrap] }
+              second: { type: thing_model, inputs: [wrap] }
+              second_batches: { type: batch, inputs: [second] }
+            sinks:
+              device1: { type: fake_iotcore, inputs: [first], product_sn: p1, device_sn: device001 }
+              device2: { type: fake_iotcore, inputs: [second_batches], product_sn: p1, device_sn: device002 }
+            """
+        let first = try builtTransform("first", in: yaml, as: ThingModelTransform.self, registry: registryWithDeviceSink)
+        let second = try builtTransform("second", in: yaml, as: ThingModelTransform.self, registry: registryWithDeviceSink)
+        #expect(first.topic == "/$system/p1/device001/tmodel/property/post")
+        #expect(second.topic == "/$system/p1/device002/tmodel/property/post")
+    }
+
+    @Test func sinksThatDisagreeAreAnErrorNamingBoth() {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in], mode: json }
+              t: { type: thing_model, inputs: [wrap] }
+            sinks:
+              device1: { type: fake_iotcore, inputs: [t], product_sn: p1, device_sn: device001 }
+              device2: { type: fake_iotcore, inputs: [t], product_sn: p1, device_sn: device002 }
+            """
+        let (_, errors) = buildPipeline(yaml, registry: registryWithDeviceSink)
+        #expect(errors == [
+            "test.yaml:5:6: error: 'device_sn' is not set and the iotcore sinks this transform feeds disagree on it: 'device1' (test.yaml:7:3) has 'device001' and 'device2' (test.yaml:8:3) has 'device002'; set 'device_sn' on this transform, or give each sink a transform of its own"
+        ])
+        // Its own device_sn settles it: the sinks agree on the product.
+        let (topology, _) = buildPipeline(
+            yaml.replacingOccurrences(of: "inputs: [wrap] }", with: "inputs: [wrap], device_sn: device001 }"),
+            registry: registryWithDeviceSink)
+        #expect(topology != nil)
+    }
+
     @Test func missingProductOrDeviceSaysBothWaysToFixIt() {
         let (_, errors) = buildPipeline(pipeline(thingModel: "device_sn: d1"))
         #expect(errors == [

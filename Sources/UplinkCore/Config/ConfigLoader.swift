@@ -24,6 +24,7 @@ public struct ConfigLoader {
                 bytes = try FileIO.readFile(path, limit: 16 << 20)
             } catch {
                 diagnostics.error("cannot read the configuration: \(error)", file: path, at: YAMLMark(line: 0, column: 0))
+                config.unreadableFiles.append(path)
                 continue
             }
             load(bytes: bytes, file: path, into: &config, diagnostics: diagnostics)
@@ -39,6 +40,7 @@ public struct ConfigLoader {
             root = try YAMLParser.parse(bytes, file: file, problems: &problems)
         } catch {
             diagnostics.error(error.message, file: file, at: error.mark)
+            config.unreadableFiles.append(file)
             return
         }
         // Duplicate keys: all of them reported, and the rest of the file still checked.
@@ -46,6 +48,8 @@ public struct ConfigLoader {
         var interpolationErrors: [YAMLError] = []
         Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
         for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }
+        var blanked = Set(interpolationErrors.map(\.mark))
+        if !blanked.isEmpty { Self.blank(&blanked, in: &root) }
 
         guard let pairs = root.mapping else {
             diagnostics.error("the configuration must be a mapping with sources, transforms and sinks, not \(root.kindDescription)", file: file, at: root.mark)
@@ -80,7 +84,7 @@ public struct ConfigLoader {
                 continue
             }
             for component in components {
-                if let parsed = loadComponent(component, role: role, file: file, diagnostics: diagnostics) {
+                if let parsed = loadComponent(component, role: role, file: file, blanked: blanked, diagnostics: diagnostics) {
                     if let existing = config.components.first(where: { $0.id == parsed.id }) {
                         diagnostics.error(
                             "component id '\(parsed.id)' is already used at \(existing.file):\(existing.mark.line):\(existing.mark.column)",
@@ -90,6 +94,35 @@ public struct ConfigLoader {
                     config.components.append(parsed)
                 }
             }
+        }
+    }
+
+    /// Makes the values whose `${VAR}` could not be expanded absent, as if they were not written (a value, or
+    /// the list holding it, becomes null): their error is already reported, and a plugin reading
+    /// `${DEVICE_SN}` literally would add errors about a value nobody wrote (an unknown placeholder in a topic
+    /// built from it). A null value still counts as written for required options, so no "missing" follows.
+    /// A list made null adds its own mark to `marks`, so the loader knows its `inputs:` were written.
+    static func blank(_ marks: inout Set<YAMLMark>, in node: inout YAMLNode) {
+        switch node.kind {
+        case .scalar:
+            if marks.contains(node.mark) {
+                node.kind = .scalar("", .plain)
+                node.tag = nil
+            }
+        case .sequence(var items):
+            // A list missing an item is not the list that was written (`include: ["${APP_LOG}"]` would then
+            // be empty): the whole list is absent.
+            if items.contains(where: { $0.scalar != nil && marks.contains($0.mark) }) {
+                node.kind = .scalar("", .plain)
+                node.tag = nil
+                marks.insert(node.mark)
+                return
+            }
+            for index in items.indices { blank(&marks, in: &items[index]) }
+            node.kind = .sequence(items)
+        case .mapping(var pairs):
+            for index in pairs.indices { blank(&marks, in: &pairs[index].value) }
+            node.kind = .mapping(pairs)
         }
     }
 
@@ -119,7 +152,9 @@ public struct ConfigLoader {
         return references
     }
 
-    private func loadComponent(_ pair: YAMLPair, role: ComponentRole, file: String, diagnostics: DiagnosticCollector) -> ComponentConfig? {
+    private func loadComponent(
+        _ pair: YAMLPair, role: ComponentRole, file: String, blanked: Set<YAMLMark>, diagnostics: DiagnosticCollector
+    ) -> ComponentConfig? {
         guard let id = pair.key.scalar, !id.isEmpty else {
             diagnostics.error("a component id must be a non-empty string", file: file, at: pair.key.mark)
             return nil
@@ -134,6 +169,8 @@ public struct ConfigLoader {
             return nil
         }
         guard let typeNode = node["type"], let type = typeNode.scalar, !typeNode.isNull else {
+            // `type: ${KIND}` with KIND unset is already reported.
+            if let typeNode = node["type"], blanked.contains(typeNode.mark) { return nil }
             diagnostics.error("component '\(id)' has no 'type'", file: file, at: pair.key.mark)
             return nil
         }
@@ -160,7 +197,9 @@ public struct ConfigLoader {
                     diagnostics.error("'inputs' must be a list of component ids", file: file, at: inputsNode.mark)
                 }
             }
-            if node["inputs"] == nil || node["inputs"]!.isNull {
+            if let inputsNode = node["inputs"], blanked.contains(inputsNode.mark) {
+                // `inputs: [${UPSTREAM}]` with UPSTREAM unset is already reported.
+            } else if node["inputs"] == nil || node["inputs"]!.isNull {
                 diagnostics.error("\(role.rawValue) '\(id)' needs 'inputs': the ids of the components it reads from", file: file, at: pair.key.mark)
             } else if inputs.isEmpty && node["inputs"]?.sequence != nil {
                 diagnostics.error("\(role.rawValue) '\(id)' has an empty 'inputs' list", file: file, at: pair.key.mark)

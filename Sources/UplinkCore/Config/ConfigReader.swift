@@ -49,6 +49,10 @@ public struct ConfigReader {
         guard let pairs = node.mapping else { return }
         var known = Set(options.map(\.name)).union(engineKeys)
         for option in options where option.secret { known.insert(option.name + "_file") }
+        var renamed: [String: String] = [:]
+        for option in options {
+            for old in option.deprecatedNames { renamed[old] = option.name }
+        }
         var seen = Set<String>()
         for pair in pairs {
             guard let key = pair.key.scalar else {
@@ -58,7 +62,17 @@ public struct ConfigReader {
             if !seen.insert(key).inserted {
                 diagnostics.error("option '\(prefix)\(key)' is set twice", file: file, at: pair.key.mark)
             }
-            if !known.contains(key) {
+            if let current = renamed[key] {
+                if pairs.contains(where: { $0.key.scalar == current }) {
+                    diagnostics.error(
+                        "option '\(prefix)\(key)' is the former name of '\(prefix)\(current)', which is set too: keep '\(prefix)\(current)'",
+                        file: file, at: pair.key.mark)
+                } else {
+                    diagnostics.warning(
+                        "option '\(prefix)\(key)' is deprecated: it is now called '\(prefix)\(current)'", file: file,
+                        at: pair.key.mark)
+                }
+            } else if !known.contains(key) {
                 var message = "unknown option '\(prefix)\(key)'"
                 if let hint = ValueParsing.suggestion(for: key, among: known) {
                     message += "; did you mean '\(prefix)\(hint)'?"
@@ -81,8 +95,12 @@ public struct ConfigReader {
 
     // MARK: Raw access
 
+    /// The option's entry, under its name or else under a former one (``OptionSpec/deprecatedNames``).
     func pair(named name: String) -> YAMLPair? {
-        node.mapping?.last(where: { $0.key.scalar == name })
+        guard let pairs = node.mapping else { return nil }
+        if let pair = pairs.last(where: { $0.key.scalar == name }) { return pair }
+        guard let former = options.first(where: { $0.name == name })?.deprecatedNames, !former.isEmpty else { return nil }
+        return pairs.last(where: { $0.key.scalar.map(former.contains) ?? false })
     }
 
     /// The raw node of an option, nil when absent or null.

@@ -43,6 +43,8 @@ public struct OptionSpec: Sendable {
     /// A secret may also be given as `NAME_file: /path`, read at load time and never printed.
     public var secret: Bool
     public var description: String
+    /// Names the option had before: still read, with a warning that says which name to use.
+    public var deprecatedNames: [String]
 
     public init(
         _ name: String,
@@ -50,8 +52,10 @@ public struct OptionSpec: Sendable {
         default defaultValue: String? = nil,
         required: Bool = false,
         secret: Bool = false,
+        deprecatedNames: [String] = [],
         _ description: String
     ) {
+        self.deprecatedNames = deprecatedNames
         self.name = name
         self.type = type
         self.defaultValue = defaultValue

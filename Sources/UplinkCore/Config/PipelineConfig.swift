@@ -9,6 +9,9 @@ public struct PipelineConfig: Sendable {
     public var plugins: [PluginReference] = []
     /// The `tests:` lists of the files, for `uplink test`.
     public var tests: [ConfigTestsNode] = []
+    /// The files that could not be read or parsed. Their components are unknown, so the checks on the whole
+    /// pipeline (no components, no sinks, an input that does not exist) would only add follow-on errors.
+    public var unreadableFiles: [String] = []
 
     public init(files: [String] = [], components: [ComponentConfig] = [], global: GlobalConfig = GlobalConfig()) {
         self.files = files
@@ -102,4 +105,14 @@ public struct BufferConfig: Sendable, Hashable {
             "block back-pressures the producers; drop_newest or drop_oldest discard, counted"),
         OptionSpec("fsync_interval", .duration, default: "500ms", "disk: how often writes are made durable (and acknowledged upstream)"),
     ]
+}
+
+extension ComponentConfig {
+    /// The options the engine reads for every transform and sink besides its plugin's own, for `uplink plugins`.
+    public static var engineOptions: [OptionSpec] {
+        [
+            OptionSpec("inputs", .stringList, required: true, "the ids of the components it reads from"),
+            OptionSpec("buffer", .mapping(BufferConfig.options), "its input channel (a disk buffer only in front of a sink)"),
+        ]
+    }
 }

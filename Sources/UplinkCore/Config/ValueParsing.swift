@@ -45,14 +45,22 @@ public enum ValueParsing {
             let limit = max(1, min(3, candidate.count / 3))
             if distance <= limit, best == nil || distance < best!.1 { best = (candidate, distance) }
         }
-        return best?.0
+        if let best { return best.0 }
+        // An abbreviation (`warn` for `warning`) when it names one candidate only.
+        let lowered = word.lowercased()
+        guard lowered.count >= 3 else { return nil }
+        let prefixed = candidates.filter { $0.lowercased().hasPrefix(lowered) }
+        return prefixed.count == 1 ? prefixed[0] : nil
     }
 
+    /// Edits between two words, a swap of two neighbours counting as one (optimal string alignment), so
+    /// `buad`, `valdiate` and `sreial` are one edit from what was meant.
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a.utf8)
         let b = Array(b.utf8)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
+        var beforePrevious = Array(repeating: 0, count: b.count + 1)
         var previous = Array(0...b.count)
         var current = Array(repeating: 0, count: b.count + 1)
         for i in 1...a.count {
@@ -60,8 +68,11 @@ public enum ValueParsing {
             for j in 1...b.count {
                 let cost = a[i - 1] == b[j - 1] ? 0 : 1
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    current[j] = min(current[j], beforePrevious[j - 2] + 1)
+                }
             }
-            swap(&previous, &current)
+            (beforePrevious, previous, current) = (previous, current, beforePrevious)
         }
         return previous[b.count]
     }

@@ -70,22 +70,3 @@ public struct PluginBuildError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
-
-/// Values some components publish for others at build time: the IoT-Core sink shares its ProductSN and
-/// DeviceSN so thing-model and shadow transforms do not repeat them.
-public final class SharedSettings: @unchecked Sendable {
-    // Written only while the topology is built (single-threaded), read-only afterwards.
-    private var values: [String: String] = [:]
-
-    public init() {}
-
-    public subscript(key: String) -> String? {
-        get { values[key] }
-        set { values[key] = newValue }
-    }
-
-    /// Every value, sorted by key, for fingerprints.
-    var canonical: String {
-        values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1}")
-    }
-}

@@ -47,11 +47,14 @@ public struct TopologyBuilder {
     public func build(_ config: PipelineConfig, diagnostics: DiagnosticCollector) -> Topology? {
         let byID = Dictionary(config.components.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
-        if config.components.isEmpty {
+        // A file that could not be read or parsed holds unknown components: checks on the whole pipeline would
+        // only add follow-on errors to the one that matters (a bogus "no components" after a syntax error).
+        let complete = config.unreadableFiles.isEmpty
+        if complete && config.components.isEmpty {
             diagnostics.error(
                 "the configuration has no components: add sources and sinks", file: config.files.first ?? "<config>",
                 at: YAMLMark(line: 1, column: 1))
-        } else {
+        } else if complete {
             if !config.components.contains(where: { $0.role == .source }) {
                 diagnostics.error("the configuration has no sources", file: config.components[0].file, at: config.components[0].mark)
             }
@@ -87,6 +90,8 @@ public struct TopologyBuilder {
                     diagnostics.error("input '\(input.id)' is listed twice", file: component.file, at: input.mark)
                 }
                 guard let upstream = byID[input.id] else {
+                    // It may be one of the unparsed file's components.
+                    guard complete else { continue }
                     var message = "input '\(input.id)' of \(component.role.rawValue) '\(component.id)' does not exist"
                     let candidates = config.components.filter { $0.role != .sink }.map(\.id)
                     if let hint = ValueParsing.suggestion(for: input.id, among: candidates) { message += "; did you mean '\(hint)'?" }
@@ -103,7 +108,7 @@ public struct TopologyBuilder {
         }
 
         // Unused sources and transforms.
-        for component in config.components where component.role != .sink {
+        for component in config.components where component.role != .sink && complete {
             if !config.components.contains(where: { $0.inputs.contains(where: { $0.id == component.id }) }) {
                 diagnostics.warning(
                     "\(component.role.rawValue) '\(component.id)' is not an input of any component: its events go nowhere",
@@ -115,7 +120,9 @@ public struct TopologyBuilder {
         let order = topologicalOrder(config.components, byID: byID, diagnostics: diagnostics)
 
         // Build in order, inferring each component's input kind from its inputs' outputs.
-        let shared = SharedSettings()
+        // What each sink shared, and the merged view each transform read (see ``SharedSettings``).
+        var sharedBySink: [String: SharedSettings] = [:]
+        var sharedViews: [String: SharedSettings] = [:]
         var built: [String: Topology.Node] = [:]
         var nodes: [Topology.Node] = []
         // Sinks first publish shared settings (credentials) that transforms may use: build sinks' options early.
@@ -169,6 +176,18 @@ public struct TopologyBuilder {
             let reader = ConfigReader(
                 node: component.node, file: component.file, options: descriptor.options, diagnostics: diagnostics,
                 engineKeys: component.role == .source ? ["type"] : ["type", "inputs", "buffer"])
+            let shared: SharedSettings
+            if component.role == .sink {
+                shared = SharedSettings()
+                sharedBySink[component.id] = shared
+            } else {
+                let sinks = downstreamSinks(of: component.id, in: config.components)
+                shared = SharedSettings.merged(
+                    sinks.compactMap { sink in
+                        sharedBySink[sink.id].map { (id: sink.id, file: sink.file, mark: sink.mark, settings: $0) }
+                    })
+            }
+            sharedViews[component.id] = shared
             let context = PluginBuildContext(
                 id: component.id, config: reader, inputKind: inputKind ?? descriptor.accepts.sorted(by: { $0.rawValue < $1.rawValue }).first,
                 dataDirectory: config.global.dataDirectory, shared: shared)
@@ -192,10 +211,10 @@ public struct TopologyBuilder {
                 inputKind: stage.inputKind, outputKind: stage.outputKind)
             built[component.id] = node
         }
-        // Transforms may have read what sinks shared (credentials), so a change there is a change of theirs.
-        let sharedValues = shared.canonical
+        // Transforms may have read what their sinks shared (credentials), so a change there is a change of theirs.
         for (id, var node) in built {
             let options = Fingerprint.canonical(byID[id]!.node, skippingKeys: ["inputs"])
+            let sharedValues = sharedViews[id]?.canonical ?? ""
             node.fingerprint = node.role == .sink ? options : options + "\u{1}" + sharedValues
             built[id] = node
         }
@@ -222,6 +241,19 @@ public struct TopologyBuilder {
             nodes: nodes, global: config.global,
             warnings: diagnostics.diagnostics.filter { $0.severity == .warning },
             globalFingerprint: globalFingerprint.joined(separator: "\u{1}"))
+    }
+
+    /// The sinks `id`'s events reach, through any number of transforms, in configuration order.
+    private func downstreamSinks(of id: String, in components: [ComponentConfig]) -> [ComponentConfig] {
+        var reached: Set<String> = [id]
+        var frontier = [id]
+        // Bounded: each component enters the frontier once, so a cycle (reported elsewhere) ends too.
+        while let current = frontier.popLast() {
+            for consumer in components where consumer.inputs.contains(where: { $0.id == current }) {
+                if reached.insert(consumer.id).inserted { frontier.append(consumer.id) }
+            }
+        }
+        return components.filter { $0.role == .sink && reached.contains($0.id) }
     }
 
     /// A component's output kind known from its descriptor alone (used before it is built).
@@ -261,14 +293,54 @@ public struct TopologyBuilder {
                 if remainingInputs[consumer.id] == 0 { ready.append(consumer) }
             }
         }
-        let cyclic = components.filter { !placed.contains($0.id) }
-        if !cyclic.isEmpty {
-            let path = describeCycle(cyclic, byID: byID)
-            for component in cyclic {
+        // Left over: the components on a cycle, and those downstream of one (never ready, but not part of it).
+        let leftover = components.filter { !placed.contains($0.id) }
+        for cycle in cycles(among: leftover, byID: byID) {
+            let path = describeCycle(cycle, byID: byID)
+            for component in cycle {
                 diagnostics.error("'\(component.id)' is part of a cycle: \(path)", file: component.file, at: component.mark)
             }
         }
         return order
+    }
+
+    /// The cycles among `components`: their strongly connected components of more than one member (Tarjan),
+    /// in configuration order. A component that only reads from a cycle is in none of them.
+    private func cycles(among components: [ComponentConfig], byID: [String: ComponentConfig]) -> [[ComponentConfig]] {
+        let members = Set(components.map(\.id))
+        var index: [String: Int] = [:]
+        var lowLink: [String: Int] = [:]
+        var stack: [String] = []
+        var onStack = Set<String>()
+        var found: [[String]] = []
+        var counter = 0
+        func connect(_ id: String) {
+            index[id] = counter
+            lowLink[id] = counter
+            counter += 1
+            stack.append(id)
+            onStack.insert(id)
+            // Edges from a component to its inputs: a cycle is the same either way round.
+            for input in byID[id]?.inputs ?? [] where members.contains(input.id) && input.id != id {
+                if index[input.id] == nil {
+                    connect(input.id)
+                    lowLink[id] = min(lowLink[id]!, lowLink[input.id]!)
+                } else if onStack.contains(input.id) {
+                    lowLink[id] = min(lowLink[id]!, index[input.id]!)
+                }
+            }
+            guard lowLink[id] == index[id] else { return }
+            var component: [String] = []
+            while let top = stack.popLast() {
+                onStack.remove(top)
+                component.append(top)
+                if top == id { break }
+            }
+            if component.count > 1 { found.append(component) }
+        }
+        // Recursion depth is bounded by the number of components of one configuration.
+        for component in components where index[component.id] == nil { connect(component.id) }
+        return found.map { cycle in components.filter { cycle.contains($0.id) } }
     }
 
     private func describeCycle(_ cyclic: [ComponentConfig], byID: [String: ComponentConfig]) -> String {

@@ -66,8 +66,9 @@ public struct ConfigTestRunner: Sendable {
         for id in test.through {
             guard let node = topology.node(id) else {
                 let transforms = topology.nodes.filter { $0.role == .transform }.map(\.id)
+                let hint = ValueParsing.suggestion(for: id, among: transforms).map { "did you mean '\($0)'? " } ?? ""
                 problems.append(
-                    "\(location): test '\(test.name)': no component '\(id)' (transforms: \(transforms.joined(separator: ", ")))")
+                    "\(location): test '\(test.name)': no component '\(id)'; \(hint)(transforms: \(transforms.joined(separator: ", ")))")
                 return problems
             }
             guard node.role == .transform else {

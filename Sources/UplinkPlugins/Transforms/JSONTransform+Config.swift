@@ -1,6 +1,21 @@
 import UplinkCore
 
 extension JSONTransform {
+    /// An origin's attributes as an object, sorted by name; whole numbers (`exit_code`, `pid`) as numbers.
+    static func attributes(_ attributes: [String: String]) -> Value {
+        var object = Fields()
+        for (name, text) in attributes.sorted(by: { $0.key < $1.key }) {
+            if let number = Int64(text) {
+                object.append(name, .int(number))
+            } else if text == "true" || text == "false" {
+                object.append(name, .bool(text == "true"))
+            } else {
+                object.append(name, .string(text))
+            }
+        }
+        return .object(object)
+    }
+
     /// Reads and checks the options. Every problem is recorded where it is written, and an option that does not
     /// apply to the chosen mode is an error rather than silently ignored.
     init(config: ConfigReader) {
@@ -11,6 +26,7 @@ extension JSONTransform {
         hostField = config.string("host_field")
         sourceField = config.string("source_field")
         pathField = config.string("path_field")
+        attributesField = config.string("attributes_field")
         sequenceField = config.string("sequence_field")
         onError = config.enumeration("on_error", default: .drop)
         maxFields = config.int("max_fields", default: maxFields, range: 1...1_000_000)

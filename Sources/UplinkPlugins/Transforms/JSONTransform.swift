@@ -80,6 +80,7 @@ public struct JSONTransform: TransformStage {
             OptionSpec("host_field", .string, "add the host name under this name"),
             OptionSpec("source_field", .string, "add the source component id under this name"),
             OptionSpec("path_field", .string, "add the file path or device under this name"),
+            OptionSpec("attributes_field", .string, "add what the source tells about the event's origin as an object under this name: an exec run's exit_code (or signal), pid and timed_out"),
             OptionSpec("sequence_field", .string, "add a per-component sequence number under this name"),
             OptionSpec("on_error", .enumeration(ErrorPolicy.allCases.map(\.rawValue)), default: "drop", "a line that does not parse or a value that does not convert: drop it, keep_raw (keep the text), or dead_letter it; always counted"),
         ] + DeadLetterSettings.options,
@@ -103,6 +104,7 @@ public struct JSONTransform: TransformStage {
     public var hostField: String?
     public var sourceField: String?
     public var pathField: String?
+    public var attributesField: String?
     public var sequenceField: String?
     public var onError: ErrorPolicy = .drop
     var deadLetters = DeadLetterSettings()
@@ -117,7 +119,9 @@ public struct JSONTransform: TransformStage {
         defer { rejections.finish() }
         var scratch = try ParseScratch(pattern: pattern)
         // Exactly the fields a record gets, so the fields' storage is allocated once at its final size.
-        let optionalFields = [timestampField, hostField, sourceField, pathField, sequenceField].count { $0 != nil }
+        let optionalFields = [timestampField, hostField, sourceField, pathField, attributesField, sequenceField].count {
+            $0 != nil
+        }
         let reservedFields: Int
         switch mode {
         case .raw: reservedFields = 1 + optionalFields
@@ -151,6 +155,9 @@ public struct JSONTransform: TransformStage {
                 if let hostField { fields[hostField] = .string(host) }
                 if let sourceField { fields[sourceField] = .string(event.origin.sourceID) }
                 if let pathField, let location = event.origin.location { fields[pathField] = .string(location) }
+                if let attributesField, !event.origin.attributes.isEmpty {
+                    fields[attributesField] = Self.attributes(event.origin.attributes)
+                }
                 if let sequenceField {
                     sequence += 1
                     fields[sequenceField] = .int(sequence)

@@ -5,6 +5,10 @@ import UplinkCore
 /// `exec`: runs a command and frames its standard output into events, on a schedule (each run's output with its
 /// exit status) or as a long-running stream (restarted with back-off when it exits).
 ///
+/// A scheduled run's events carry, in their origin's attributes, `exit_code` (or `signal` when it was killed),
+/// `pid` and, when it overran `timeout`, `timed_out`; the `json` transform's `attributes_field` puts them in the
+/// record. A streaming command's events carry its `pid` (its exit status is logged when it exits).
+///
 /// Options: `command` (required: an argv list; with `shell: true` a command line for /bin/sh), `shell` (false), `env`
 /// (mapping added to the agent's environment), `clear_env` (false), `working_dir`, `mode` (`scheduled` |
 /// `streaming`), `interval` (1m), `timeout` (the interval), `max_output_bytes` (1MiB), `restart` (true),

@@ -10,6 +10,9 @@ import UplinkCore
 /// (`start_pattern`, `timeout`, `max_lines`), `rotate_wait` (5s), `scan_interval` (2s), `watch` (`auto` |
 /// `inotify` | `poll`), `poll_interval` (250ms), `checkpoint_interval` (1s), `fingerprint_bytes` (256),
 /// `exit_on_eof` (false).
+///
+/// A path it may not read (see ``UnreadablePaths``) is warned about with its errno once, counted as an error,
+/// and reported as a failure to `/health` until it can be read.
 public struct FileTailSource: SourceStage {
     public typealias Output = RawEvent
 

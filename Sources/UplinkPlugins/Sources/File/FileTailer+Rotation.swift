@@ -16,6 +16,8 @@ extension FileTailer {
     func rescan(initial: Bool) {
         let scan = settings.filter.scan()
         watcher.watchDirectories(Array(scan.directories.prefix(1024)))
+        var unreadable = scan.unreadable
+        defer { reportUnreadable(unreadable) }
         var matched: [InodeKey: String] = [:]
         var order: [InodeKey] = []
         for path in scan.files {
@@ -45,26 +47,47 @@ extension FileTailer {
             }
         }
         for key in order where !tracked.contains(key) {
-            open(matched[key]!, initial: initial)
+            if let errno = open(matched[key]!, initial: initial) { unreadable[matched[key]!] = errno }
         }
         if !initial { pruneDormant() }
     }
 
+    /// Logs and counts the paths that became unreadable, or readable again, since the last scan (see
+    /// ``UnreadablePaths``): once per change, not once per scan.
+    func reportUnreadable(_ found: [String: Int32]) {
+        for change in unreadablePaths.update(found) {
+            switch change {
+            case .unreadable(let path, let errno):
+                context.metrics.error()
+                logger.warning(
+                    "cannot read a path the source is configured to read; retrying at each scan",
+                    metadata: [
+                        "file.path": "\(path)", "file.errno": "\(errno)",
+                        "error": "\(UnreadablePaths.describe(errno))",
+                    ])
+            case .readable(let path):
+                logger.info("path can be read again", metadata: ["file.path": "\(path)"])
+            }
+        }
+    }
+
     /// Opens a newly matched file: resumes from its checkpoint when it is a file seen before (same device,
-    /// inode and first bytes), otherwise starts per `read_from`.
-    private func open(_ path: String, initial: Bool) {
+    /// inode and first bytes), otherwise starts per `read_from`. Returns the errno when it cannot be read.
+    private func open(_ path: String, initial: Bool) -> Int32? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            logger.debug(
-                "cannot open file",
-                metadata: ["file.path": "\(path)", "error": "\(FileIO.Failure("open", path: path))"])
-            return
+            // A file removed between the scan and here is not a problem; anything else is.
+            return errno == ENOENT ? nil : errno
         }
-        guard let status = FileStatus.of(fd: fd), status.isRegular,
-            let fingerprint = FileFingerprint.read(fd: fd, maxLength: settings.fingerprintBytes)
-        else {
+        guard let status = FileStatus.of(fd: fd), status.isRegular else {
             _ = Glibc.close(fd)
-            return
+            return nil
+        }
+        guard let fingerprint = FileFingerprint.read(fd: fd, maxLength: settings.fingerprintBytes) else {
+            // Opened, but its first bytes cannot be read (EIO, EISDIR): a problem too.
+            let failure = errno
+            _ = Glibc.close(fd)
+            return failure
         }
         let identity = FileIdentity(device: status.key.device, inode: status.key.inode, fingerprint: fingerprint)
         var start: Int64 = 0
@@ -102,6 +125,7 @@ extension FileTailer {
         logger.info(
             resumed ? "resuming file" : "tailing file",
             metadata: ["file.path": "\(path)", "file.offset": "\(start)", "file.inode": "\(status.key.inode)"])
+        return nil
     }
 
     func makeFile(id: Int, path: String, fd: Int32, identity: FileIdentity, offset: Int64) -> TailedFile {

@@ -27,6 +27,8 @@ final class FileTailer {
     var truncation = TruncationReporter()
     /// What the API reads as bytes behind the end of each file.
     let lag = FileLag()
+    /// The paths the source may not read, which `/health` reads as a failure.
+    let unreadablePaths = UnreadablePaths()
     /// The progress of reading a large backlog at start-up, on a terminal only; nil once read.
     var backlog: (progress: ProgressLine, total: Int64)?
     /// A backlog smaller than this is read without a progress line.
@@ -51,6 +53,8 @@ final class FileTailer {
         }
         let lag = self.lag
         context.metrics.addReporter { lag.report() }
+        let unreadablePaths = self.unreadablePaths
+        context.metrics.addReporter { unreadablePaths.report() }
         if settings.watch == .auto && !watcher.usesInotify {
             logger.warning(
                 "inotify is not available; polling files instead",

@@ -218,6 +218,8 @@ extension Glob {
     struct Scan {
         var files: [String] = []
         var directories: [String] = []
+        /// Paths on the way to a match that cannot be read, with the errno (not the ones that do not exist).
+        var unreadable: [String: Int32] = [:]
     }
 
     /// Lists the regular files matching the pattern (symbolic links to files count; `**` does not follow
@@ -239,25 +241,25 @@ extension Glob {
             let path = Self.join(directory, name)
             if isLast {
                 scan.directories.append(directory)
-                if Self.isRegularFile(path) { scan.files.append(path) }
-            } else if Self.isDirectory(path) {
+                if Self.isRegularFile(path, unreadable: &scan.unreadable) { scan.files.append(path) }
+            } else if Self.isDirectory(path, unreadable: &scan.unreadable) {
                 walk(path, components.dropFirst(), depth: depth + 1, maxDepth: maxDepth, into: &scan)
             }
         case .wildcard(let pattern):
             scan.directories.append(directory)
-            for (name, _) in Self.entries(of: directory) where Self.matchComponent(pattern[...], Array(name.utf8)[...])
-            {
+            for (name, _) in Self.entries(of: directory, unreadable: &scan.unreadable)
+            where Self.matchComponent(pattern[...], Array(name.utf8)[...]) {
                 let path = Self.join(directory, name)
                 if isLast {
-                    if Self.isRegularFile(path) { scan.files.append(path) }
-                } else if Self.isDirectory(path) {
+                    if Self.isRegularFile(path, unreadable: &scan.unreadable) { scan.files.append(path) }
+                } else if Self.isDirectory(path, unreadable: &scan.unreadable, required: false) {
                     walk(path, components.dropFirst(), depth: depth + 1, maxDepth: maxDepth, into: &scan)
                 }
             }
         case .recursive:
             // Zero directories, then one more level for every real (not symlinked) subdirectory.
             walk(directory, components.dropFirst(), depth: depth, maxDepth: maxDepth, into: &scan)
-            for (name, isDirectory) in Self.entries(of: directory) where isDirectory {
+            for (name, isDirectory) in Self.entries(of: directory, unreadable: &scan.unreadable) where isDirectory {
                 walk(Self.join(directory, name), components, depth: depth + 1, maxDepth: maxDepth, into: &scan)
             }
         }
@@ -271,7 +273,16 @@ extension Glob {
 
     /// The entries of a directory except `.` and `..`, with whether each is a real directory (not a link).
     static func entries(of directory: String) -> [(String, Bool)] {
-        guard let handle = opendir(directory) else { return [] }
+        var ignored: [String: Int32] = [:]
+        return entries(of: directory, unreadable: &ignored)
+    }
+
+    /// The entries of a directory; one that exists but cannot be listed is added to `unreadable`.
+    static func entries(of directory: String, unreadable: inout [String: Int32]) -> [(String, Bool)] {
+        guard let handle = opendir(directory) else {
+            if errno != ENOENT { unreadable[directory] = errno }
+            return []
+        }
         defer { closedir(handle) }
         var result: [(String, Bool)] = []
         while let entry = readdir(handle) {
@@ -289,14 +300,31 @@ extension Glob {
         return result
     }
 
-    static func isRegularFile(_ path: String) -> Bool {
+    /// Whether `path` is a regular file; one that cannot be looked at (no search right on a directory above
+    /// it, a link loop, a file where a directory should be) is added to `unreadable`.
+    static func isRegularFile(_ path: String, unreadable: inout [String: Int32]) -> Bool {
         var status = stat()
-        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+        guard stat(path, &status) == 0 else {
+            if errno != ENOENT { unreadable[path] = errno }
+            return false
+        }
+        return (status.st_mode & S_IFMT) == S_IFREG
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    /// Whether `path` is a directory; one that cannot be looked at, or that is not a directory although the
+    /// pattern names it (`required`: `/var/log/app.log/*.log`, not a file that `/var/log/*/x.log` lists), is
+    /// added to `unreadable`.
+    static func isDirectory(_ path: String, unreadable: inout [String: Int32], required: Bool = true) -> Bool {
         var status = stat()
-        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+        guard stat(path, &status) == 0 else {
+            if errno != ENOENT { unreadable[path] = errno }
+            return false
+        }
+        guard (status.st_mode & S_IFMT) == S_IFDIR else {
+            if required { unreadable[path] = ENOTDIR }
+            return false
+        }
+        return true
     }
 }
 
@@ -318,6 +346,7 @@ struct PathFilter: Sendable {
         scan.files = scan.files.filter { seen.insert($0).inserted && !isExcluded($0) }.sorted()
         var seenDirectories = Set<String>()
         scan.directories = scan.directories.filter { seenDirectories.insert($0).inserted }
+        scan.unreadable = scan.unreadable.filter { !isExcluded($0.key) }
         return scan
     }
 }

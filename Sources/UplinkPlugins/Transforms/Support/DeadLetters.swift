@@ -11,7 +11,9 @@ struct DeadLetterSettings: Sendable {
         OptionSpec(
             "dead_letter_path", .string, default: "<data_dir>/<id>/dead-letters.jsonl",
             "file of rejected events, one JSON line each with the reason and the payload in base64 (mode 0600)"),
-        OptionSpec("dead_letter_max_bytes", .size, default: "10MiB", "rotate the dead-letter file before it passes this size"),
+        OptionSpec(
+            "dead_letter_max_size", .size, default: "10MiB", deprecatedNames: ["dead_letter_max_bytes"],
+            "rotate the dead-letter file before it passes this size (the sink's option has the same name)"),
         OptionSpec("dead_letter_keep", .int, default: "3", "rotated dead-letter files to keep (path.1, path.2, …)"),
     ]
 
@@ -29,9 +31,9 @@ struct DeadLetterSettings: Sendable {
         if let path = settings.path, path.isEmpty || path.hasSuffix("/") {
             config.error("'dead_letter_path' must name a file", at: "dead_letter_path")
         }
-        settings.maxBytes = config.size("dead_letter_max_bytes") ?? settings.maxBytes
+        settings.maxBytes = config.size("dead_letter_max_size") ?? settings.maxBytes
         if settings.maxBytes < 1024 {
-            config.error("'dead_letter_max_bytes' must be at least 1KiB", at: "dead_letter_max_bytes")
+            config.error("'dead_letter_max_size' must be at least 1KiB", at: "dead_letter_max_size")
         }
         settings.keep = config.int("dead_letter_keep", default: settings.keep, range: 0...100)
         return settings

@@ -4,7 +4,8 @@ import UplinkCore
 /// (`/$system/${product_sn}/${device_sn}/…`).
 ///
 /// The ProductSN and DeviceSN come from the transform's own `product_sn` / `device_sn`, or else from what the
-/// IoT-Core sink shared at build time (sinks are built first), so a pipeline does not repeat its credentials.
+/// IoT-Core sinks downstream of it shared at build time (sinks are built first), so a pipeline does not repeat its
+/// credentials. Sinks that disagree (a gateway's two devices both fed by one transform) are an error naming both.
 struct DeviceIdentity: Sendable, Equatable {
     var productSN: String
     var deviceSN: String
@@ -14,8 +15,8 @@ struct DeviceIdentity: Sendable, Equatable {
     static let sharedDeviceSNKey = "iotcore.device_sn"
 
     static let options: [OptionSpec] = [
-        OptionSpec("product_sn", .string, "the ProductSN in the topic; default: the one of the iotcore sink"),
-        OptionSpec("device_sn", .string, "the DeviceSN in the topic; default: the one of the iotcore sink"),
+        OptionSpec("product_sn", .string, "the ProductSN in the topic; default: the one of the iotcore sink this transform feeds"),
+        OptionSpec("device_sn", .string, "the DeviceSN in the topic; default: the one of the iotcore sink this transform feeds"),
     ]
 
     /// The longest system-topic suffix the transforms use, for the topic length check.
@@ -43,6 +44,10 @@ struct DeviceIdentity: Sendable, Equatable {
             value = own
         } else if let shared = context.shared[sharedKey] {
             value = shared
+        } else if let conflict = context.shared.conflict(for: sharedKey) {
+            config.error(
+                "'\(option)' is not set and the iotcore sinks this transform feeds disagree on it: \(conflict); set '\(option)' on this transform, or give each sink a transform of its own")
+            return nil
         } else {
             config.error(
                 "missing '\(option)': set it on this transform, or send its output to an iotcore sink that has '\(option)' (the transform then uses the sink's)")

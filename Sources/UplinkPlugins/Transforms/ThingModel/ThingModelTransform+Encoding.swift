@@ -1,9 +1,11 @@
 import UplinkCore
 
 extension ThingModelTransform {
-    /// Why a record cannot be posted.
-    struct Rejected: Error {
+    /// Why a record cannot be posted; it describes itself as that reason, for people.
+    struct Rejected: Error, CustomStringConvertible {
         var reason: String
+
+        var description: String { reason }
     }
 
     /// Encodes what follows the RequestID, `"Property":{…}}` or `"Identifier":…}`, into `buffer` (and a property
