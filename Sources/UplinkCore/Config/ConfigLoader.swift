@@ -40,6 +40,9 @@ public struct ConfigLoader {
             diagnostics.error(error.message, file: file, at: error.mark)
             return
         }
+        // Before interpolation, while the `${NAME}` references are still there: commands the agent starts must
+        // not inherit the variables secrets come from.
+        SecretVariables.record(from: root)
         var interpolationErrors: [YAMLError] = []
         Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
         for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }
