@@ -1,8 +1,10 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+import Synchronization
 public import UplinkCore
 
 #if canImport(Glibc)
@@ -42,12 +44,31 @@ public struct OperationsTarget: Sendable {
 /// | `GET /tap/<component_id>?limit=N` | newline-delimited JSON of events leaving the component, streamed |
 ///
 /// On graceful shutdown taps are ended first, so no open stream holds the listener up.
+///
+/// Every client is bounded, so that nothing a local process (or a web page, through DNS rebinding) does to
+/// the API can take memory or descriptors from the pipeline:
+/// - at most `api.max_connections` connections (``ConnectionLimiter``), a request head within
+///   `api.header_timeout` of its first byte, no connection idle beyond `api.idle_timeout`
+///   (``ConnectionDeadlineHandler``);
+/// - at most ``maxTaps`` tap streams at once; each reads from a queue bounded in bytes
+///   (``TapPoint/defaultQueueBytes``) and writes only when its socket is writable, so a client that stops
+///   reading loses its own copies (`uplink_tap_dropped_events_total`);
+/// - a `Host` header naming another machine is refused (``HostAllowList``).
+/// Each limit is counted when hit (``APIServerStatistics``).
 public final class APIServer: Service, Sendable {
+    /// Tap streams open at once, at most: each costs the pipeline a copy of up to
+    /// ``TapPoint/maxEventsPerChunk`` events per chunk.
+    public static let maxTaps = 8
+
     let configuration: APIConfig
     let target: OperationsTarget
     let exporter: PrometheusExporter
     let logger: Logger
     let onListening: @Sendable (Int) -> Void
+    /// What the limits did; `/metrics` includes it.
+    public let statistics = APIServerStatistics()
+    /// Serialises the check of ``maxTaps`` with the attach that follows it.
+    private let tapAdmission = Mutex(())
 
     /// - Parameter onListening: called with the bound port (useful with port 0).
     public init(
@@ -69,8 +90,22 @@ public final class APIServer: Service, Sendable {
         // Hummingbird's own start line and per-request logs would repeat ours; its warnings still show.
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .warning)
+        let limiter = ConnectionLimiter(maxConnections: configuration.maxConnections, statistics: statistics)
+        let deadlines = (header: configuration.headerTimeout, idle: configuration.idleTimeout)
+        let server = HTTPServerBuilder { responder in
+            LimitedHTTPChannel(
+                base: HTTP1Channel(
+                    responder: responder,
+                    configuration: HTTP1Channel.Configuration(
+                        additionalChannelHandlers: [
+                            ConnectionDeadlineHandler(
+                                limiter: limiter, headerTimeout: deadlines.header, idleTimeout: deadlines.idle)
+                        ])),
+                limiter: limiter)
+        }
         let application = Application(
             router: makeRouter(),
+            server: server,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "uplink"),
             onServerRunning: { channel in
@@ -98,11 +133,14 @@ public final class APIServer: Service, Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: HostCheckMiddleware(allowList: HostAllowList(configuration: configuration), statistics: statistics))
         let target = self.target
         let exporter = self.exporter
+        let statistics = self.statistics
         let unhealthyAfter = configuration.unhealthyAfter
         router.get("/metrics") { _, _ -> Response in
-            let text = exporter.render(target.components(), uptime: .now - target.startedAt)
+            let text = exporter.render(
+                target.components(), uptime: .now - target.startedAt, listener: statistics.samples)
             return Self.response(.ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text)
         }
         router.get("/health") { _, _ -> Response in
@@ -129,9 +167,15 @@ public final class APIServer: Service, Sendable {
             }
             let limit = request.uri.queryParameters.get("limit", as: Int.self)
             if let limit, limit <= 0 { return Self.error(.badRequest, "limit must be at least 1") }
-            let stream = component.metrics.tap.attach(limit: limit)
+            guard let stream = self.attachTap(component.metrics.tap, limit: limit, among: target.components()) else {
+                statistics.refused(.taps)
+                return Self.error(
+                    .serviceUnavailable, "\(Self.maxTaps) taps are open already, the most at once; try again later")
+            }
             var headers = HTTPFields()
             headers[.contentType] = "application/x-ndjson"
+            // Each write waits until the socket can take it, so a client that stops reading leaves its events in
+            // the tap's bounded queue, where further copies are dropped, rather than in the agent's memory.
             let body = ResponseBody { writer in
                 for await event in stream {
                     var line = TapLine.encode(event, componentID: id)
@@ -143,6 +187,15 @@ public final class APIServer: Service, Sendable {
             return Response(status: .ok, headers: headers, body: body)
         }
         return router
+    }
+
+    /// Attaches a reader to `tap` unless ``maxTaps`` streams are open over all `components`.
+    func attachTap(_ tap: TapPoint, limit: Int?, among components: [ComponentStatus]) -> TapStream? {
+        tapAdmission.withLock { _ in
+            let open = components.reduce(0) { $0 + $1.metrics.tap.attachedReaders }
+            guard open < Self.maxTaps else { return nil }
+            return tap.attach(limit: limit)
+        }
     }
 
     static func response(

@@ -24,8 +24,10 @@ public import UplinkCore
 /// | `uplink_buffer_events`, `uplink_buffer_max_events` | gauge | input buffer fill level and capacity |
 /// | `uplink_buffer_bytes`, `uplink_buffer_max_bytes` | gauge | disk buffers |
 /// | `uplink_tap_dropped_events_total` | counter | copies a slow `uplink tap` reader missed |
+/// | `uplink_tap_queued_bytes` | gauge | event text waiting in the component's tap readers' queues |
 ///
-/// plus what components report themselves (`uplink_iotcore_*`, `uplink_file_*`, `uplink_serial_*`).
+/// plus what components report themselves (`uplink_iotcore_*`, `uplink_file_*`, `uplink_serial_*`), and the
+/// API listener's own series (``APIServerStatistics``).
 public struct PrometheusExporter: Sendable {
     /// Where swift-metrics records land, when the process bootstrapped it (see ``bootstrapSwiftMetrics()``).
     public let metricsRegistry: PrometheusCollectorRegistry?
@@ -34,8 +36,10 @@ public struct PrometheusExporter: Sendable {
         self.metricsRegistry = metricsRegistry
     }
 
-    /// The text of one scrape.
-    public func render(_ components: [ComponentStatus], uptime: Duration? = nil) -> [UInt8] {
+    /// The text of one scrape; `listener` holds the API listener's own series.
+    public func render(
+        _ components: [ComponentStatus], uptime: Duration? = nil, listener: [MetricSample] = []
+    ) -> [UInt8] {
         var families = MetricFamilies()
         if let uptime {
             families.add(
@@ -55,6 +59,7 @@ public struct PrometheusExporter: Sendable {
                 families.add(sample, componentLabels: labels)
             }
         }
+        for sample in listener { families.add(sample) }
         var output = families.emit()
         if let metricsRegistry { metricsRegistry.emit(into: &output) }
         return output
@@ -87,6 +92,10 @@ public struct PrometheusExporter: Sendable {
                 name: "uplink_tap_dropped_events_total",
                 help: "Event copies a slow `uplink tap` reader missed (the pipeline itself lost nothing).",
                 value: .counter(Double(component.metrics.tap.droppedCopies))),
+            MetricSample(
+                name: "uplink_tap_queued_bytes",
+                help: "Bytes of event copies waiting in the component's tap readers' bounded queues.",
+                value: .gauge(Double(component.metrics.tap.queuedBytes))),
         ]
         for reason in DropReason.allCases {
             var count = snapshot.droppedByReason[reason] ?? 0

@@ -45,6 +45,9 @@ public struct ConfigLoader {
         }
         // Duplicate keys: all of them reported, and the rest of the file still checked.
         for problem in problems { diagnostics.error(problem.message, file: file, at: problem.mark) }
+        // Before interpolation, while the `${NAME}` references are still there: commands the agent starts must
+        // not inherit the variables secrets come from.
+        SecretVariables.record(from: root)
         var interpolationErrors: [YAMLError] = []
         Interpolator(environment: environment).interpolate(&root, file: file, errors: &interpolationErrors)
         for error in interpolationErrors { diagnostics.error(error.message, file: file, at: error.mark) }

@@ -7,6 +7,10 @@ public import UplinkYAML
 /// | `enabled` | bool | true | false keeps the section but serves nothing |
 /// | `address` | `host:port` | `127.0.0.1:8686` | where to listen; loopback unless another address is written |
 /// | `unhealthy_after` | duration | 60s | how long a sink may fail continuously before `/health` answers 503 |
+/// | `max_connections` | int | 32 | connections open at once; beyond, the longest-idle one is closed, or the new one refused |
+/// | `header_timeout` | duration | 10s | how long a request's head may take to arrive once it started |
+/// | `idle_timeout` | duration | 60s | how long a connection may stay open with no request in progress |
+/// | `allowed_hosts` | list | | `Host` names accepted besides IP literals and `localhost` (a non-loopback address) |
 public struct APIConfig: Sendable, Hashable {
     public static let defaultAddress = "127.0.0.1:8686"
 
@@ -14,6 +18,14 @@ public struct APIConfig: Sendable, Hashable {
     public var host: String = "127.0.0.1"
     public var port: Int = 8686
     public var unhealthyAfter: Duration = .seconds(60)
+    /// Connections open at once, at most (each holds a file descriptor).
+    public var maxConnections: Int = 32
+    /// How long a request's head may take once its first byte arrived (a slow-header client is cut).
+    public var headerTimeout: Duration = .seconds(10)
+    /// How long a connection may stay open with no request in progress.
+    public var idleTimeout: Duration = .seconds(60)
+    /// `Host` header names accepted besides IP literals and `localhost`; only for a non-loopback address.
+    public var allowedHosts: [String] = []
 
     public init(host: String = "127.0.0.1", port: Int = 8686, unhealthyAfter: Duration = .seconds(60)) {
         self.host = host
@@ -35,6 +47,14 @@ public struct APIConfig: Sendable, Hashable {
         OptionSpec(
             "unhealthy_after", .duration, default: "60s",
             "how long a sink may fail continuously before /health answers 503"),
+        OptionSpec(
+            "max_connections", .int, default: "32",
+            "connections open at once; beyond, the longest-idle one is closed, or the new one refused with 503"),
+        OptionSpec("header_timeout", .duration, default: "10s", "how long a request's head may take to arrive"),
+        OptionSpec("idle_timeout", .duration, default: "60s", "how long a connection may stay open with no request"),
+        OptionSpec(
+            "allowed_hosts", .stringList,
+            "Host header names accepted besides IP literals and localhost (with a non-loopback address)"),
     ]
 
     /// Parses `host:port`, `[v6]:port` or `:port` (loopback). Nil when it does not parse.
@@ -97,6 +117,21 @@ public struct APIConfig: Sendable, Hashable {
             api.error("'api.unhealthy_after' must be more than 0", at: "unhealthy_after")
         } else {
             config.unhealthyAfter = unhealthyAfter
+        }
+        config.maxConnections = api.int("max_connections", default: config.maxConnections, range: 1...65536)
+        for (name, keyPath) in [("header_timeout", \APIConfig.headerTimeout), ("idle_timeout", \APIConfig.idleTimeout)] {
+            guard let timeout = api.duration(name) else { continue }
+            if timeout <= .zero {
+                api.error("'api.\(name)' must be more than 0", at: name)
+            } else {
+                config[keyPath: keyPath] = timeout
+            }
+        }
+        if let hosts = api.stringList("allowed_hosts") {
+            if config.isLoopback {
+                api.warning("'api.allowed_hosts' has no effect on a loopback address: only loopback names are accepted", at: "allowed_hosts")
+            }
+            config.allowedHosts = hosts.map { $0.lowercased() }
         }
         return config
     }

@@ -56,9 +56,10 @@ final class PluginProcess: Sendable {
     }
 
     /// Starts `command` (argv; the first word is searched in PATH unless it has a `/`) in `workingDirectory`,
-    /// with the agent's environment plus `environment`.
+    /// with the agent's environment plus `environment`; the variables the configuration reads secrets from are left
+    /// out unless `passSecrets` (``ChildEnvironment``).
     static func spawn(
-        command: [String], environment: [(String, String)], workingDirectory: String?
+        command: [String], environment: [(String, String)], passSecrets: Bool = false, workingDirectory: String?
     ) throws(FileIO.Failure) -> PluginProcess {
         _ = ignoreBrokenPipes
         let commandLine = command.joined(separator: " ")
@@ -102,24 +103,10 @@ final class PluginProcess: Sendable {
         for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
 
-        var variables: [String: String] = [:]
-        var order: [String] = []
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                let name = String(text[..<equals])
-                if variables[name] == nil { order.append(name) }
-                variables[name] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        for (name, value) in environment {
-            if variables[name] == nil { order.append(name) }
-            variables[name] = value
-        }
+        let entries = ChildEnvironment.entries(
+            ChildEnvironment.inherited(passSecrets: passSecrets), overrides: environment)
         let argv = command.map { strdup($0) } + [nil]
-        let envp = order.map { strdup("\($0)=\(variables[$0]!)") } + [nil]
+        let envp = entries.map { strdup($0) } + [nil]
         defer {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }

@@ -27,7 +27,7 @@ public enum ProcessPlugin {
         for attempt in 1...10 {
             do {
                 spawned = try PluginProcess.spawn(
-                    command: settings.command, environment: settings.environment,
+                    command: settings.command, environment: settings.environment, passSecrets: settings.passSecrets,
                     workingDirectory: settings.workingDirectory)
                 break
             } catch let failure where failure.code == ETXTBSY && attempt < 10 {

@@ -7,6 +7,7 @@ import UplinkYAML
 /// |---|---|---|---|
 /// | `command` | list of strings | required | argv; the first word is searched in PATH unless it has a `/` |
 /// | `env` | mapping of strings | | added to the agent's environment |
+/// | `pass_secrets` | bool | false | also pass the variables the configuration reads secrets from (``SecretVariables``) |
 /// | `working_dir` | string | the config file's directory | relative paths are resolved against it too |
 /// | `input_kind` | raw, record, message | the inputs' kind | transform, sink; must match the plugin's hello |
 /// | `output_kind` | raw, record, message | record | source, transform; must match the plugin's hello |
@@ -19,6 +20,8 @@ import UplinkYAML
 public struct ProcessPluginSettings: Sendable {
     public var command: [String]
     public var environment: [(String, String)]
+    /// Whether the plugin inherits the variables the configuration reads secrets from.
+    public var passSecrets = false
     public var workingDirectory: String?
     public var inputKind: EventKind?
     public var outputKind: EventKind?
@@ -61,6 +64,10 @@ public struct ProcessPluginSettings: Sendable {
                 "command", .stringList, required: true,
                 "the plugin's argv, e.g. [python3, enrich.py]; the first word is searched in PATH"),
             OptionSpec("env", .stringMap, "environment variables added to the agent's for the plugin"),
+            OptionSpec(
+                "pass_secrets", .bool, default: "false",
+                "also pass the variables the configuration reads secrets from (device_secret: ${VAR}, …); better: give the one the plugin needs in env"
+            ),
             OptionSpec(
                 "working_dir", .string, default: "the config file's directory",
                 "where the plugin runs; relative paths in `command` start here"),
@@ -109,6 +116,7 @@ public struct ProcessPluginSettings: Sendable {
         }
         var settings = ProcessPluginSettings(command: command)
         settings.environment = config.stringMap("env") ?? []
+        settings.passSecrets = config.bool("pass_secrets", default: false)
         let configDirectory = FileIO.parentDirectory(of: config.file)
         if let directory = config.string("working_dir") {
             settings.workingDirectory = directory.hasPrefix("/") ? directory : configDirectory + "/" + directory

@@ -135,17 +135,6 @@ final class ChildProcess: Sendable {
         return ChildProcess(pid: pid, stdout: outPipe[0], stderr: errPipe[0], pidfd: pidfd)
     }
 
-    /// The environment of this process, as `KEY=value` strings.
-    static func currentEnvironment() -> [String] {
-        var result: [String] = []
-        var pointer: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = environ
-        while let entry = pointer.pointee {
-            result.append(String(cString: entry))
-            pointer += 1
-        }
-        return result
-    }
-
     /// Suspends until the process exits and returns how; reaps it. Cancellation throws (the process is not
     /// killed here: see ``terminate()``).
     func waitForExit() async throws -> ExitStatus {

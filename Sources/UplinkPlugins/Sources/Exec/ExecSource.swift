@@ -10,7 +10,7 @@ import UplinkCore
 /// record. A streaming command's events carry its `pid` (its exit status is logged when it exits).
 ///
 /// Options: `command` (required: an argv list; with `shell: true` a command line for /bin/sh), `shell` (false), `env`
-/// (mapping added to the agent's environment), `clear_env` (false), `working_dir`, `mode` (`scheduled` |
+/// (mapping added to the agent's environment), `clear_env` (false), `pass_secrets` (false), `working_dir`, `mode` (`scheduled` |
 /// `streaming`), `interval` (1m), `timeout` (the interval), `max_output_bytes` (1MiB), `restart` (true),
 /// `restart_delay` (1s), `max_restart_delay` (1m), `delimiter`, `max_line_bytes`, `long_lines`.
 public struct ExecSource: SourceStage {
@@ -32,6 +32,10 @@ public struct ExecSource: SourceStage {
             OptionSpec("shell", .bool, default: "false", "run the command with /bin/sh -c (pipes, globs, variables)"),
             OptionSpec("env", .stringMap, "environment variables added to (or replacing) the agent's own"),
             OptionSpec("clear_env", .bool, default: "false", "start from an empty environment instead of the agent's"),
+            OptionSpec(
+                "pass_secrets", .bool, default: "false",
+                "also pass the variables the configuration reads secrets from (device_secret: ${VAR}, …); better: give the one the command needs in env"
+            ),
             OptionSpec("working_dir", .string, "directory the command runs in (default: the agent's)"),
             OptionSpec(
                 "mode", .enumeration(Mode.allCases.map(\.rawValue)), default: "scheduled",
@@ -62,6 +66,8 @@ public struct ExecSource: SourceStage {
         var arguments: [String] = []
         var environment: [(String, String)] = []
         var clearEnvironment = false
+        /// Whether the command inherits the variables secrets are read from (``SecretVariables``).
+        var passSecrets = false
         var workingDirectory: String? = nil
         var mode = Mode.scheduled
         var interval: Duration = .seconds(60)
@@ -87,6 +93,7 @@ public struct ExecSource: SourceStage {
                 config.error("environment variable names must be non-empty and have no '=', got '\(name)'", at: "env")
             }
             settings.clearEnvironment = config.bool("clear_env", default: false)
+            settings.passSecrets = config.bool("pass_secrets", default: false)
             settings.workingDirectory = config.string("working_dir")
             settings.mode = config.enumeration("mode", default: .scheduled)
             settings.interval = config.duration("interval", default: .seconds(60))
@@ -128,20 +135,11 @@ public struct ExecSource: SourceStage {
         settings.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
     }
 
-    /// `KEY=value` strings: the agent's environment (unless cleared) with `env` applied.
+    /// `KEY=value` strings: the agent's environment (unless cleared) without the secrets' variables (unless
+    /// `pass_secrets`), with `env` applied.
     func environment() -> [String] {
-        var entries: [(String, String)] = []
-        if !settings.clearEnvironment {
-            for entry in ChildProcess.currentEnvironment() {
-                guard let equals = entry.firstIndex(of: "=") else { continue }
-                entries.append((String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
-            }
-        }
-        for (name, value) in settings.environment {
-            entries.removeAll { $0.0 == name }
-            entries.append((name, value))
-        }
-        return entries.map { "\($0.0)=\($0.1)" }
+        let inherited = settings.clearEnvironment ? [] : ChildEnvironment.inherited(passSecrets: settings.passSecrets)
+        return ChildEnvironment.entries(inherited, overrides: settings.environment)
     }
 
     public func run(context: ComponentContext, output: Outbox<RawEvent>) async throws {
