@@ -6,8 +6,12 @@ public struct IoTCoreError: Error, Sendable, CustomStringConvertible {
 
         private init(_ name: String) { self.name = name }
 
-        /// The request got no complete response (connect, TLS, timeout, reset).
+        /// The request got no complete response (TLS, reset, an oversized answer).
         public static let transport = Code("transport")
+        /// No connection could be made: refused, unreachable, or the name did not resolve.
+        public static let connect = Code("connect")
+        /// The request got no answer within the request timeout.
+        public static let timeout = Code("timeout")
         /// ``RetryPolicy/maxAttempts`` failed attempts in a row; the data stays with the caller.
         public static let retriesExhausted = Code("retries_exhausted")
         /// The configuration cannot work; ``IoTCoreError/message`` lists every problem found.
