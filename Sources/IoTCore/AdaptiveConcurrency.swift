@@ -11,10 +11,11 @@ import Synchronization
 /// - otherwise, when the window kept the limit busy, the limit grows: doubling until the first decrease (slow
 ///   start, so a long link fills within a few round trips), by one afterwards;
 /// - never above `ceiling`, and never above the most requests that were in flight when the service answered
-///   130 (what it accepts) until a later window at the ceiling of that clears it.
+///   130 (what it accepts), until 50 healthy windows at that cap let it probe higher again.
+/// One decrease per round trip: answers to requests sent before a decrease are not judged.
 ///
-/// The baseline is the mean round trip of the windows judged healthy (an exponentially weighted average), so a
-/// slowly changing link is followed. Auth requests are not counted.
+/// The baseline is the lowest mean round trip of a healthy window, rising by 1% per healthy window, so a link
+/// that became slower for good is followed. Auth requests are not counted.
 public final class AdaptiveConcurrency: Sendable {
     /// The most in flight when adaptation is off.
     public let ceiling: Int
@@ -35,6 +36,8 @@ public final class AdaptiveConcurrency: Sendable {
         /// The in-flight count at the last 130: the limit stays at or below it for a while.
         var accepted: Int?
         var healthyWindowsAtCap = 0
+        /// Answers to requests sent before the last decrease, which say nothing about the new limit.
+        var stale = 0
     }
 
     let state: Mutex<State>
@@ -69,6 +72,10 @@ public final class AdaptiveConcurrency: Sendable {
             let inFlightBefore = state.inFlight
             state.inFlight -= 1
             guard ceiling > initial else { return }
+            if state.stale > 0 {
+                state.stale -= 1
+                return
+            }
             if overloaded {
                 state.overloaded = true
                 state.accepted = max(minimum, min(state.accepted ?? Int.max, inFlightBefore - 1))
@@ -89,15 +96,19 @@ public final class AdaptiveConcurrency: Sendable {
             let floor = state.overloaded ? minimum : min(initial, state.limit)
             state.limit = max(floor, Int((Double(state.limit) * 0.75).rounded(.down)))
             state.slowStart = false
+            // One decrease per round trip: what is still in flight was sent at the old limit.
+            state.stale = state.inFlight
         } else {
-            state.baseline = state.baseline.map { 0.8 * $0 + 0.2 * mean } ?? mean
+            // The lowest round trip seen, allowed to rise by 1% per healthy window (the path itself may have
+            // become slower). An average would creep up with every +1 and never see queueing.
+            state.baseline = state.baseline.map { min(mean, $0 * 1.01) } ?? mean
             var cap = ceiling
             if let accepted = state.accepted {
                 cap = min(cap, accepted)
                 // Healthy for a while at what the service accepted: it may accept more now.
                 if state.limit >= accepted {
                     state.healthyWindowsAtCap += 1
-                    if state.healthyWindowsAtCap >= 20 {
+                    if state.healthyWindowsAtCap >= 50 {
                         state.accepted = nil
                         state.healthyWindowsAtCap = 0
                     }

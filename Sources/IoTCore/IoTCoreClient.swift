@@ -244,9 +244,9 @@ public final class IoTCoreClient: Sendable {
         let retCode = failure.retCode
         let reason = failure.reason
         retry.failures += 1
-        // Refused credentials have their own, more useful warning.
-        noteFailure(retCode: retCode, reason: reason, quiet: failure.code == .credentials)
         let hopeless = configuration.retry.failFast && (failure.code == .connect || failure.code == .credentials)
+        // Refused credentials have their own, more useful warning; a call that gives up now says why itself.
+        noteFailure(retCode: retCode, reason: reason, quiet: failure.code == .credentials || hopeless)
         if hopeless || retry.maxAttempts.map({ retry.failures >= $0 }) == true {
             throw IoTCoreError(
                 code: .retriesExhausted, message: "gave up after \(retry.failures) failed attempts: \(reason)",

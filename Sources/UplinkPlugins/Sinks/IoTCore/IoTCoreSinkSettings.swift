@@ -1,3 +1,4 @@
+import CUplinkLinux
 import Glibc
 import IoTCore
 import Logging
