@@ -405,6 +405,25 @@ struct IoTCoreClientTests {
         #expect(transport.shutdownCount.load(ordering: .relaxed) == 2)
     }
 
+    @Test("send_timestamp auto: Timestamp in /auth only while the clock is known to be synchronised")
+    func timestampWhenSynchronised() async throws {
+        for synchronised in [true, false] {
+            let transport = ScriptedTransport { request, _ in
+                Self.isAuth(request) ? Fixtures.authOK(token: Self.token) : Fixtures.publishOK()
+            }
+            var configuration = Fixtures.configuration()
+            configuration.authTimestamp = .whenSynchronised
+            var time = ManualTime().source
+            time.clockSynchronised = { synchronised }
+            let client = try IoTCoreClient(configuration: configuration, logger: Fixtures.logger, transport: transport, time: time)
+            _ = try await client.authenticate()
+            let body = String(decoding: try #require(transport.authRequests.first).body, as: UTF8.self)
+            #expect(body.contains("\"Timestamp\":1700000000000") == synchronised, "\(body)")
+        }
+        // The kernel's word alone is not enough: a clock at 1970 or at the build date is not synchronised.
+        #expect(!TimeSource.systemClockIsSynchronised(now: Date(timeIntervalSince1970: 1_600_000_000)))
+    }
+
     @Test("a token refused for every publish keeps the failure going though each /auth succeeds")
     func refusedTokenKeepsFailing() async throws {
         let client = Mutex<IoTCoreClient?>(nil)
