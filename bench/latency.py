@@ -9,7 +9,8 @@ Scenarios (each run reads the whole input file from its start; lines/s, CPU s pe
 - two-send: to bench/two_send_server.py (headers and body in two sends, no TCP_NODELAY: delayed ACKs).
 A binary that does not know `ordering` (before it existed) skips the ordered scenarios.
 
-Usage: bench/latency.py --binary after=PATH [--binary before=PATH] [--lines N] [--runs N] [--scenario NAME ...]
+Usage: bench/latency.py --binary after=PATH [--binary before=PATH] [--binary fixed=PATH,max_concurrency=4]
+                        [--lines N] [--runs N] [--scenario NAME ...]
 """
 import argparse
 import os
@@ -41,13 +42,20 @@ def self_signed(work):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--binary", action="append", required=True, help="LABEL=PATH")
+    parser.add_argument("--binary", action="append", required=True,
+                        help="LABEL=PATH[,option=value...]: extra options for the sink, e.g. fixed=PATH,max_concurrency=4")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--delay-ms", type=float, default=25)
     parser.add_argument("--scenario", action="append")
     args = parser.parse_args()
-    binaries = [tuple(item.split("=", 1)) for item in args.binary]
+    binaries = []
+    extras = {}
+    for item in args.binary:
+        label, _, rest = item.partition("=")
+        path, *options = rest.split(",")
+        binaries.append((label, path))
+        extras[label] = "".join("\n    %s: %s" % tuple(option.split("=", 1)) for option in options)
     chosen = args.scenario or SCENARIOS
 
     work = os.path.join(HERE, "out")
@@ -75,7 +83,8 @@ def main():
                                    "sinks:\n  cloud:\n    type: iotcore_http\n    inputs: [batch]\n"
                                    "    endpoint: 'https://127.0.0.1:%d'\n    ca_file: '%s'\n"
                                    "    product_sn: abcdefgh12345678\n    device_sn: device001\n"
-                                   "    device_secret: s3cr3tKey0000000%s\n" % (state, data, port, ca, ordering))
+                                   "    device_secret: s3cr3tKey0000000%s%s\n"
+                                   % (state, data, port, ca, ordering, extras[label]))
 
     def supported(path, config_path):
         return subprocess.run([path, "validate", config_path], stdout=subprocess.DEVNULL,
