@@ -5,6 +5,11 @@
 // swift-corelibs-foundation's CFURLSessionInterface). Macros that are not plain integer literals get a
 // function or a constant here too.
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/timex.h>
+#include <unistd.h>
 
 // The flags for curl_global_init: CURL_GLOBAL_DEFAULT is a macro expression that Swift does not import.
 static inline CURLcode uplink_curl_global_init_default(void) {
@@ -74,6 +79,87 @@ static inline CURLMcode uplink_curl_multi_setopt_long(CURLM *handle, CURLMoption
 
 static inline CURLcode uplink_curl_msg_result(const CURLMsg *message) {
     return message->data.result;
+}
+
+// --- the socket under libcurl ---
+
+// A server that writes an answer's headers and body in two sends without TCP_NODELAY holds the body (Nagle)
+// until the headers are ACKed, and Linux delays that ACK by up to 40 ms: every request would wait for it.
+// Linux leaves quick-ACK mode whenever it sends soon after receiving (a request right after an answer on a
+// kept-alive connection), so setting TCP_QUICKACK once per socket is not enough; it is set again on the socket
+// an answer's headers arrive on, which sends the pending ACK at once. libcurl 7.88 tells a transfer its local
+// port, not its socket, so the sockets libcurl opens are tracked here (opened: CURLOPT_SOCKOPTFUNCTION,
+// closed: CURLOPT_CLOSESOCKETFUNCTION) with their local ports, looked up lazily. Driver thread only.
+#define UPLINK_SOCKET_TABLE_CAPACITY 320
+
+typedef struct {
+    curl_socket_t fd[UPLINK_SOCKET_TABLE_CAPACITY];
+    int port[UPLINK_SOCKET_TABLE_CAPACITY]; // 0 until looked up
+    int count;
+} uplink_socket_table;
+
+static int uplink_socket_table_opened(void *clientp, curl_socket_t fd, curlsocktype purpose) {
+    uplink_socket_table *table = clientp;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    // Beyond the capacity a socket simply is not tracked (it may wait for delayed ACKs).
+    if (purpose == CURLSOCKTYPE_IPCXN && table->count < UPLINK_SOCKET_TABLE_CAPACITY) {
+        table->fd[table->count] = fd;
+        table->port[table->count] = 0;
+        table->count += 1;
+    }
+    return CURL_SOCKOPT_OK;
+}
+
+static int uplink_socket_table_closed(void *clientp, curl_socket_t fd) {
+    uplink_socket_table *table = clientp;
+    for (int i = 0; i < table->count; i++) {
+        if (table->fd[i] == fd) {
+            table->count -= 1;
+            table->fd[i] = table->fd[table->count];
+            table->port[i] = table->port[table->count];
+            break;
+        }
+    }
+    return close(fd);
+}
+
+static inline CURLcode uplink_curl_easy_setopt_socket_table(CURL *handle, uplink_socket_table *table) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_SOCKOPTFUNCTION, uplink_socket_table_opened);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_SOCKOPTDATA, table);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_CLOSESOCKETFUNCTION, uplink_socket_table_closed);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_CLOSESOCKETDATA, table);
+    return code;
+}
+
+// Asks for an immediate ACK on the tracked socket bound to local port `port`; nothing when none is.
+static inline void uplink_socket_table_quickack(uplink_socket_table *table, long port) {
+    if (port <= 0) return;
+    for (int i = 0; i < table->count; i++) {
+        if (table->port[i] == 0) {
+            struct sockaddr_storage address;
+            socklen_t length = sizeof address;
+            if (getsockname(table->fd[i], (struct sockaddr *)&address, &length) == 0) {
+                if (address.ss_family == AF_INET) table->port[i] = ntohs(((struct sockaddr_in *)&address)->sin_port);
+                else if (address.ss_family == AF_INET6) table->port[i] = ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
+            }
+        }
+        if (table->port[i] == port) {
+            int one = 1;
+            (void)setsockopt(table->fd[i], IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+            return;
+        }
+    }
+}
+
+// --- the clock ---
+
+// Whether the kernel says the system clock is disciplined (NTP, PTP, chrony): adjtimex in read-only mode
+// (modes 0, no privilege needed) reports neither TIME_ERROR nor STA_UNSYNC.
+static inline int uplink_clock_is_synchronised(void) {
+    struct timex tx = {0};
+    int state = adjtimex(&tx);
+    return state >= 0 && state != TIME_ERROR && !(tx.status & STA_UNSYNC);
 }
 
 #endif

@@ -16,12 +16,18 @@ extension CurlDriver {
         let body: [UInt8]
         var sent = 0
         let errorBuffer: UnsafeMutablePointer<CChar>
+        /// The driver's table of open sockets, to ask for a quick ACK when the answer's headers arrive.
+        let sockets: UnsafeMutablePointer<uplink_socket_table>
         var headers: UnsafeMutablePointer<curl_slist>?
         var response: [UInt8] = []
         var overflowed = false
 
-        init(job: Job, easy: UnsafeMutableRawPointer, maxResponseBytes: Int) {
+        init(
+            job: Job, easy: UnsafeMutableRawPointer, maxResponseBytes: Int,
+            sockets: UnsafeMutablePointer<uplink_socket_table>
+        ) {
             self.id = job.id
+            self.sockets = sockets
             self.easy = easy
             self.continuation = job.continuation
             self.maxResponseBytes = maxResponseBytes
@@ -80,6 +86,10 @@ extension CurlDriver {
     func runLoop() {
         var transfers: [UInt64: Transfer] = [:]
         var idleHandles: [UnsafeMutableRawPointer] = []
+        // Outlives the multi handle: curl_multi_cleanup closes the cached connections through it.
+        let sockets = UnsafeMutablePointer<uplink_socket_table>.allocate(capacity: 1)
+        sockets.initialize(to: uplink_socket_table())
+        defer { sockets.deallocate() }
 
         func finish(_ transfer: Transfer, with result: Result<HTTPResponse, any Error>) {
             transfers[transfer.id] = nil
@@ -129,7 +139,8 @@ extension CurlDriver {
                     )
                     continue
                 }
-                let transfer = Transfer(job: job, easy: easy, maxResponseBytes: options.maxResponseBytes)
+                let transfer = Transfer(
+                    job: job, easy: easy, maxResponseBytes: options.maxResponseBytes, sockets: sockets)
                 if let problem = configure(transfer, job.request) {
                     idleHandles.append(easy)
                     transfer.continuation.resume(throwing: problem)
@@ -221,6 +232,9 @@ extension CurlDriver {
         codes.append(uplink_curl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headers))
         codes.append(uplink_curl_easy_setopt_write_function(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback))
         codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context))
+        codes.append(uplink_curl_easy_setopt_write_function(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback))
+        codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context))
+        codes.append(uplink_curl_easy_setopt_socket_table(easy, transfer.sockets))
         codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, context))
         codes.append(uplink_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
         if let failed = codes.first(where: { $0 != CURLE_OK }) {
@@ -279,6 +293,22 @@ private func curlWriteCallback(
     guard total > 0, let data else { return total }
     let transfer = Unmanaged<CurlDriver.Transfer>.fromOpaque(context).takeUnretainedValue()
     return transfer.receive(UnsafeRawBufferPointer(start: data, count: total)) ? total : 0
+}
+
+/// libcurl's header callback: on an answer's status line, asks for an immediate ACK on its socket (see
+/// `uplink_socket_table` in the CCurl shim), so a server that sends the body separately is not held up by a
+/// delayed ACK. The header lines themselves are not needed.
+private func curlHeaderCallback(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
+) -> Int {
+    let total = size * count
+    guard let context, let data, total >= 5, data[0] == CChar(UInt8(ascii: "H")) else { return total }
+    let transfer = Unmanaged<CurlDriver.Transfer>.fromOpaque(context).takeUnretainedValue()
+    var port = 0
+    if uplink_curl_easy_getinfo_long(transfer.easy, CURLINFO_LOCAL_PORT, &port) == CURLE_OK {
+        uplink_socket_table_quickack(transfer.sockets, port)
+    }
+    return total
 }
 
 /// libcurl's read callback: the next piece of the request body, straight from the transfer's bytes.

@@ -131,7 +131,8 @@ extension IoTCoreClient {
         switch outcome {
         case .token(let token):
             counters.withLock { $0.authRenewals += 1 }
-            noteSuccess()
+            // Not a success for health: a token the service then refuses for every publish (100073) must not
+            // restart the failure timer on each renewal. Only an answered publish ends a failure.
             logger.debug(
                 "obtained an IoT-Core token",
                 metadata: [
@@ -173,7 +174,13 @@ extension IoTCoreClient {
     ///
     /// - Throws: `CancellationError`, or ``IoTCoreError/Code/shutdown``.
     private func authAttempt() async throws -> AuthFlow.AttemptOutcome {
-        let sendTimestamp = configuration.sendTimestamp && !auth.withLock { $0.timestampDisabled }
+        let wanted =
+            switch configuration.authTimestamp {
+            case .never: false
+            case .always: true
+            case .whenSynchronised: time.clockSynchronised()
+            }
+        let sendTimestamp = wanted && !auth.withLock { $0.timestampDisabled }
         let body = Self.authBody(
             productSN: configuration.credentials.productSN, deviceSN: configuration.credentials.deviceSN,
             timestampMilliseconds: sendTimestamp ? Int64((time.wall().timeIntervalSince1970 * 1000).rounded()) : nil)

@@ -11,7 +11,8 @@ extension IoTCoreClient {
     /// | `connectTimeout` | Duration | 10 s | TCP and TLS handshake |
     /// | `requestTimeout` | Duration | 30 s | a whole request, connect included |
     /// | `maxInFlight` | Int | 4 | requests on the wire at once (1 ... 256); more wait in a queue |
-    /// | `sendTimestamp` | Bool | false | send `Timestamp` (ms) with `/auth`; dropped for good after a 100070 |
+    /// | `maxConcurrency` | Int? | nil | when set, ``IoTCoreClient/concurrencyLimit`` adapts from `maxInFlight` up to this (AIMD) |
+    /// | `authTimestamp` | ``AuthTimestamp`` | whenSynchronised | send `Timestamp` (ms) with `/auth`; dropped for good after a 100070 |
     /// | `stateDirectory` | String? | nil | where the token cache file lives; nil keeps the token in memory only |
     /// | `retry` | ``RetryPolicy`` | see there | back-off and give-up rules |
     /// | `renewBefore` | Duration | 1 day | renew the token when it expires within this (at most half its lifetime) |
@@ -33,10 +34,12 @@ extension IoTCoreClient {
         public var connectTimeout: Duration
         /// The limit for a whole request.
         public var requestTimeout: Duration
-        /// Requests on the wire at once.
+        /// Requests on the wire at once; with ``maxConcurrency``, the adaptive limit's start.
         public var maxInFlight: Int
-        /// Whether `/auth` carries `Timestamp` in milliseconds.
-        public var sendTimestamp: Bool
+        /// The ceiling of the adaptive limit (``AdaptiveConcurrency``); nil keeps ``maxInFlight`` fixed.
+        public var maxConcurrency: Int?
+        /// When `/auth` carries `Timestamp` in milliseconds.
+        public var authTimestamp: AuthTimestamp
         /// The directory of the token cache file; `nil` keeps the token in memory only.
         public var stateDirectory: String?
         /// Back-off and give-up rules.
@@ -56,7 +59,8 @@ extension IoTCoreClient {
             connectTimeout: Duration = .seconds(10),
             requestTimeout: Duration = .seconds(30),
             maxInFlight: Int = 4,
-            sendTimestamp: Bool = false,
+            maxConcurrency: Int? = nil,
+            authTimestamp: AuthTimestamp = .whenSynchronised,
             stateDirectory: String? = nil,
             retry: RetryPolicy = RetryPolicy(),
             renewBefore: Duration = .seconds(24 * 3600),
@@ -69,7 +73,8 @@ extension IoTCoreClient {
             self.connectTimeout = connectTimeout
             self.requestTimeout = requestTimeout
             self.maxInFlight = maxInFlight
-            self.sendTimestamp = sendTimestamp
+            self.maxConcurrency = maxConcurrency
+            self.authTimestamp = authTimestamp
             self.stateDirectory = stateDirectory
             self.retry = retry
             self.renewBefore = renewBefore
@@ -109,6 +114,9 @@ extension IoTCoreClient {
             if connectTimeout <= .zero { problems.append("connect_timeout: must be positive") }
             if requestTimeout <= .zero { problems.append("request_timeout: must be positive") }
             if !(1...256).contains(maxInFlight) { problems.append("max_in_flight: must be between 1 and 256") }
+            if let maxConcurrency, !(maxInFlight...256).contains(maxConcurrency) {
+                problems.append("max_concurrency: must be between max_in_flight (\(maxInFlight)) and 256")
+            }
             if let stateDirectory, stateDirectory.isEmpty {
                 problems.append("state_directory: must not be empty")
             }
@@ -134,7 +142,8 @@ extension IoTCoreClient {
         public var description: String {
             "IoTCoreClient.Configuration(endpoint: \(endpoint), credentials: \(credentials), "
                 + "caFile: \(caFile ?? "nil"), connectTimeout: \(connectTimeout), requestTimeout: \(requestTimeout), "
-                + "maxInFlight: \(maxInFlight), sendTimestamp: \(sendTimestamp), "
+                + "maxInFlight: \(maxInFlight), maxConcurrency: \(maxConcurrency.map(String.init) ?? "nil"), "
+                + "authTimestamp: \(authTimestamp), "
                 + "stateDirectory: \(stateDirectory ?? "nil"), retry: \(retry), renewBefore: \(renewBefore))"
         }
 

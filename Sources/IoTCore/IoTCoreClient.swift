@@ -35,6 +35,8 @@ public final class IoTCoreClient: Sendable {
     let counters = Mutex(ClientStatistics())
     let health = Mutex(Health())
     let nextWaiterID = Atomic<UInt64>(0)
+    /// How many publishes may be in flight now (see ``concurrencyLimit``).
+    let concurrency: AdaptiveConcurrency
 
     /// Whether requests are failing, so an outage is logged when it starts and ends, not per request.
     struct Health {
@@ -54,7 +56,8 @@ public final class IoTCoreClient: Sendable {
         try Self.validate(configuration)
         let transport = try CurlDriver(
             options: .init(
-                maxInFlight: configuration.maxInFlight, connectTimeout: configuration.connectTimeout,
+                maxInFlight: max(configuration.maxInFlight, configuration.maxConcurrency ?? 0),
+                connectTimeout: configuration.connectTimeout,
                 requestTimeout: configuration.requestTimeout, caFile: configuration.caFile,
                 maxResponseBytes: configuration.maxResponseBytes, userAgent: configuration.userAgent))
         do {
@@ -76,6 +79,8 @@ public final class IoTCoreClient: Sendable {
         self.logger = logger
         self.transport = transport
         self.time = time
+        self.concurrency = AdaptiveConcurrency(
+            initial: configuration.maxInFlight, ceiling: max(configuration.maxInFlight, configuration.maxConcurrency ?? 0))
         self.tokenStore = configuration.stateDirectory.map {
             TokenStore(directory: $0, credentials: configuration.credentials)
         }
@@ -115,13 +120,20 @@ public final class IoTCoreClient: Sendable {
         transport.shutdown()
     }
 
+    /// How many publishes a caller should keep in flight now: ``Configuration/maxInFlight`` when
+    /// ``Configuration/maxConcurrency`` is not set, otherwise adapted between them (``AdaptiveConcurrency``).
+    public var concurrencyLimit: Int {
+        concurrency.limit
+    }
+
     /// A snapshot of the client's counters.
     public var statistics: ClientStatistics {
         counters.withLock { $0 }
     }
 
-    /// Since when requests have been failing without a success in between (transient errors, refused
-    /// credentials), and the last reason; nil while they succeed. For health checks: a long failure means the
+    /// Since when requests have been failing without a publish answered in between (transient errors, refused
+    /// credentials, tokens refused again and again), and the last reason; nil while publishes are answered. A
+    /// successful `/auth` alone does not end a failure. For health checks: a long failure means the
     /// device cannot deliver.
     public var failure: (since: ContinuousClock.Instant, reason: String)? {
         health.withLock { health in health.since.map { ($0, health.reason) } }
@@ -232,9 +244,10 @@ public final class IoTCoreClient: Sendable {
         let retCode = failure.retCode
         let reason = failure.reason
         retry.failures += 1
-        // Refused credentials have their own, more useful warning.
-        noteFailure(retCode: retCode, reason: reason, quiet: failure.code == .credentials)
-        if let maxAttempts = retry.maxAttempts, retry.failures >= maxAttempts {
+        let hopeless = configuration.retry.failFast && (failure.code == .connect || failure.code == .credentials)
+        // Refused credentials have their own, more useful warning; a call that gives up now says why itself.
+        noteFailure(retCode: retCode, reason: reason, quiet: failure.code == .credentials || hopeless)
+        if hopeless || retry.maxAttempts.map({ retry.failures >= $0 }) == true {
             throw IoTCoreError(
                 code: .retriesExhausted, message: "gave up after \(retry.failures) failed attempts: \(reason)",
                 retCode: retCode, underlying: IoTCoreError(code: failure.code, message: reason, retCode: retCode))
@@ -260,9 +273,20 @@ public final class IoTCoreClient: Sendable {
             $0.requests += 1
             if let publishBytes { $0.bytesSent += publishBytes } else { $0.authRequests += 1 }
         }
+        let isPublish = publishBytes != nil
+        if isPublish { concurrency.begin() }
         do {
-            let response = try await transport.send(request)
+            let response: HTTPResponse
+            do {
+                response = try await transport.send(request)
+            } catch {
+                if isPublish {
+                    concurrency.end(seconds: nil, overloaded: (error as? TransportFailure)?.kind == .timeout)
+                }
+                throw error
+            }
             let answer = ServerAnswer.parse(response.body)
+            if isPublish { concurrency.end(seconds: response.latency.seconds, overloaded: answer?.retCode == 130) }
             counters.withLock {
                 $0.latency.record(seconds: response.latency.seconds)
                 if let retCode = answer?.retCode {

@@ -14,8 +14,12 @@ public struct IoTCoreError: Error, Sendable, CustomStringConvertible {
         public static func == (left: Code, right: Code) -> Bool { left.name == right.name }
         public func hash(into hasher: inout Hasher) { hasher.combine(name) }
 
-        /// The request got no complete response (connect, TLS, timeout, reset).
+        /// The request got no complete response (TLS, reset, an oversized answer).
         public static let transport = Code("transport", "cannot reach IoT-Core")
+        /// No connection could be made: refused, unreachable, or the name did not resolve.
+        public static let connect = Code("connect", "cannot connect to IoT-Core")
+        /// The request got no answer within the request timeout.
+        public static let timeout = Code("timeout", "IoT-Core did not answer in time")
         /// ``RetryPolicy/maxAttempts`` failed attempts in a row; the data stays with the caller.
         public static let retriesExhausted = Code("retries_exhausted", "IoT-Core kept failing")
         /// The configuration cannot work; ``IoTCoreError/message`` lists every problem found.

@@ -43,7 +43,13 @@ struct RetCodePolicy: Sendable, Hashable {
     func action(for outcome: Outcome) -> Action {
         switch outcome {
         case .transportFailure(let failure):
-            return .retry(retCode: nil, reason: "transport failure: \(failure)", cause: .transport)
+            let cause: IoTCoreError.Code =
+                switch failure.kind {
+                case .connect: .connect
+                case .timeout: .timeout
+                default: .transport
+                }
+            return .retry(retCode: nil, reason: "transport failure: \(failure)", cause: cause)
         case .response(let status, let answer):
             guard let answer, let retCode = answer.retCode else {
                 let what = answer == nil ? "an answer that is not a JSON object" : "an answer without RetCode"

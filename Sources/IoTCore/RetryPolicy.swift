@@ -6,6 +6,7 @@
 /// | `maxBackoff` | Duration | 60 s | the largest delay between two attempts |
 /// | `maxAttempts` | Int? | nil | failed attempts before ``IoTCoreError/Code/retriesExhausted``; nil never gives up |
 /// | `credentialBackoff` | Duration | 5 min | the pause after `/auth` refused the credentials |
+/// | `failFast` | Bool | false | no connection, or refused credentials, end the call at once |
 ///
 /// Delays grow exponentially with full jitter: the n-th delay is uniform in
 /// `0 ... min(maxBackoff, initialBackoff * 2^n)`.
@@ -20,6 +21,11 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The pause after `/auth` refused the credentials (RetCode 171, 100071, 100072): long, because only
     /// someone fixing the console or the configuration can help.
     public var credentialBackoff: Duration
+    /// For one-shot commands (`uplink auth`, `uplink publish`): when no connection can be made or `/auth`
+    /// refuses the credentials, the call throws ``IoTCoreError/Code/retriesExhausted`` at once (as curl exits 7)
+    /// instead of waiting for a server that is not there or a secret someone has to fix. An agent keeps the
+    /// default and rides the outage out with its data kept.
+    public var failFast = false
 
     /// Creates a policy; every argument has the documented default.
     public init(

@@ -1,4 +1,5 @@
 import FoundationEssentials
+internal import CCurl
 
 /// The client's clocks, sleep and randomness, injected so tests run retries and back-offs without waiting.
 struct TimeSource: Sendable {
@@ -10,6 +11,8 @@ struct TimeSource: Sendable {
     var sleep: @Sendable (Duration) async throws -> Void
     /// Random bits for the back-off jitter.
     var random: @Sendable () -> UInt64
+    /// Whether the wall clock is known to be right (``AuthTimestamp/whenSynchronised``).
+    var clockSynchronised: @Sendable () -> Bool = { false }
 
     /// The real clocks.
     static func system() -> TimeSource {
@@ -21,8 +24,16 @@ struct TimeSource: Sendable {
             random: {
                 var generator = SystemRandomNumberGenerator()
                 return generator.next()
-            }
+            },
+            clockSynchronised: { systemClockIsSynchronised(now: Date()) }
         )
+    }
+
+    /// The kernel's word (adjtimex: no STA_UNSYNC) and a sanity check of the year: a board whose clock stayed
+    /// at its build date or 1970 is not synchronised whatever the kernel says.
+    static func systemClockIsSynchronised(now: Date) -> Bool {
+        // 2025-01-01T00:00:00Z.
+        now.timeIntervalSince1970 >= 1_735_689_600 && uplink_clock_is_synchronised() != 0
     }
 }
 

@@ -7,7 +7,8 @@ import UplinkFileSystem
 /// The file is `<directory>/iotcore-token-<ProductSN>-<DeviceSN>.json`, mode 0600, replaced with the one atomic
 /// write (``AtomicFile``: a temporary file opened with `O_NOFOLLOW`, fsync, rename, directory fsync, each
 /// checked) so a power cut leaves the old or the new file, never half of one. A cached token is only used
-/// against the endpoint it was issued for.
+/// against the endpoint it was issued for, and only with the credentials it was obtained with
+/// (``CredentialFingerprint``): a changed secret authenticates again.
 struct TokenStore: Sendable {
     /// The cache file.
     let path: String
@@ -15,12 +16,15 @@ struct TokenStore: Sendable {
     let directory: String
     /// Where the bytes go (the real disk, or a simulated one in crash-state tests).
     let fileSystem: any FileSystem
+    /// The fingerprint of the credentials this store serves; a cached token with another one is not used.
+    let fingerprint: String
 
     static let maxFileSize = 65_536
 
     init(directory: String, credentials: DeviceCredentials, fileSystem: any FileSystem = PosixFileSystem()) {
         self.directory = directory
         self.fileSystem = fileSystem
+        self.fingerprint = CredentialFingerprint.of(credentials)
         let product = Self.fileComponent(credentials.productSN)
         let device = Self.fileComponent(credentials.deviceSN)
         let name = "iotcore-token-\(product)-\(device).json"
@@ -43,7 +47,12 @@ struct TokenStore: Sendable {
         var obtainedAt: Double
         var issuedAt: Double?
         var expirySource: String
+        /// ``CredentialFingerprint`` of the credentials the token was obtained with (version 2 on).
+        var credentials: String?
     }
+
+    /// Version 1 files carry no fingerprint and are not trusted: they cost one `/auth` after an upgrade.
+    static let fileVersion = 2
 
     /// The cached token for `endpoint`, or why there is none usable.
     func load(endpoint: String) -> Result<AuthToken, IoTCoreError> {
@@ -52,8 +61,17 @@ struct TokenStore: Sendable {
         case .success(let read): bytes = read
         case .failure(let error): return .failure(error)
         }
-        guard let file = try? JSONDecoder().decode(File.self, from: Data(bytes)), file.version == 1 else {
+        guard let file = try? JSONDecoder().decode(File.self, from: Data(bytes)) else {
             return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file does not decode"))
+        }
+        guard file.version == Self.fileVersion else {
+            return .failure(IoTCoreError(code: .tokenStore, message: "the token cache file has an older format"))
+        }
+        guard file.credentials == fingerprint else {
+            return .failure(
+                IoTCoreError(
+                    code: .tokenStore,
+                    message: "the cached token was obtained with other credentials (device_secret changed?)"))
         }
         guard file.endpoint == endpoint else {
             return .failure(IoTCoreError(code: .tokenStore, message: "the cached token is for another endpoint"))
@@ -74,11 +92,12 @@ struct TokenStore: Sendable {
     /// Replaces the cache file with `token`. Blocking: call it off the cooperative pool.
     func save(_ token: AuthToken, endpoint: String) throws(IoTCoreError) {
         let file = File(
-            version: 1, endpoint: endpoint, token: token.value.exposedValue,
+            version: Self.fileVersion, endpoint: endpoint, token: token.value.exposedValue,
             expiresAt: token.info.expiresAt.timeIntervalSince1970,
             obtainedAt: token.info.obtainedAt.timeIntervalSince1970,
             issuedAt: token.info.issuedAt?.timeIntervalSince1970,
-            expirySource: token.info.expirySource.rawValue
+            expirySource: token.info.expirySource.rawValue,
+            credentials: fingerprint
         )
         let bytes: [UInt8]
         do {

@@ -29,3 +29,11 @@ enum TopicValidation {
         return nil
     }
 }
+
+extension IoTCoreClient {
+    /// Why ``publish(topic:body:)`` would refuse `topic` without sending it (and a sink would dead-letter every
+    /// message to it), or nil; for checking a configuration before it runs.
+    public static func topicProblem(_ topic: String) -> String? {
+        TopicValidation.problem(in: topic)
+    }
+}

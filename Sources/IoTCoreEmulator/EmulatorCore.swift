@@ -61,6 +61,15 @@ final class EmulatorCore: Sendable {
         self.state.withLock { $0.statistics.requests += 1 }
     }
 
+    /// Counts a protocol request as being answered until the returned closure runs.
+    func beginAnswer() -> @Sendable () -> Void {
+        self.state.withLock { state in
+            state.requestsInProgress += 1
+            state.statistics.maxConcurrentRequests = max(state.statistics.maxConcurrentRequests, state.requestsInProgress)
+        }
+        return { self.state.withLock { $0.requestsInProgress -= 1 } }
+    }
+
     func count(answer retCode: RetCode) {
         self.state.withLock { $0.statistics.answersByRetCode[retCode.value, default: 0] += 1 }
     }

@@ -42,6 +42,8 @@ struct EmulatorResponder: HTTPResponder {
         endpoint: String,
         _ handler: () async throws -> EmulatorAnswer
     ) async throws -> Response {
+        let end = self.core.beginAnswer()
+        defer { end() }
         let answer = try await handler()
         let latency = self.core.faults.latency
         if latency > .zero {

@@ -21,6 +21,8 @@ struct EmulatorState: Sendable {
 
     var faults: EmulatorFaults
     var statistics = EmulatorStatistics()
+    /// Protocol requests being answered now; its high-water mark is `statistics.maxConcurrentRequests`.
+    var requestsInProgress = 0
     /// Accepted messages, oldest first; trimmed in chunks so accepting stays cheap once the cap is reached.
     var accepted: [AcceptedMessage] = []
     var nextMessageID: UInt64 = 1

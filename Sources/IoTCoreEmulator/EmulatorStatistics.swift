@@ -12,6 +12,9 @@ public struct EmulatorStatistics: Sendable, Hashable {
     public var connectionsRefused: Int
     /// HTTP requests seen, inspection endpoints included.
     public var requests: Int
+    /// The most `/auth` and `/topic` requests being answered at the same time (from the body read to the
+    /// answer), so tests can tell concurrent sending from one-at-a-time.
+    public var maxConcurrentRequests: Int = 0
 
     /// Creates statistics; all counters default to zero.
     public init(

@@ -7,7 +7,7 @@ import UplinkPlugins
 struct Publish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publish one message with an iotcore_http sink's device, like curl for this interface.",
-        discussion: "The body comes from --file or standard input ('-'); at most 131072 bytes."
+        discussion: "The body comes from --file or standard input ('-'); at most 131072 bytes. Exits 7 when no connection can be made, 28 when nothing answered within --timeout, 22 when IoT-Core refused the credentials or the message."
     )
 
     @Argument(help: "Configuration files with an iotcore_http sink.")
@@ -21,6 +21,9 @@ struct Publish: AsyncParsableCommand {
 
     @Option(help: "The sink's id, when the configuration has several.")
     var sink: String?
+
+    @Option(help: "Give up after this long (30s, 500ms, or seconds).", transform: parseTimeout)
+    var timeout: Duration = .seconds(30)
 
     @OptionGroup var logging: LoggingOptions
 
@@ -40,22 +43,15 @@ struct Publish: AsyncParsableCommand {
         }
         let logger = Logger(label: "uplink.publish")
         let topic = self.topic ?? target.defaultTopic
-        do {
-            let outcome = try await target.withClient(logger: logger) { client in
-                try await client.publish(topic: topic, body: body)
-            }
-            switch outcome {
-            case .delivered(let messageID):
-                printOut("published \(body.count) bytes to \(topic): MessageID \(messageID)\n")
-            case .rejected(let retCode, let reason), .tooLarge(let retCode, let reason):
-                printError("refused (RetCode \(retCode.map(String.init) ?? "none")): \(reason)")
-                throw ExitCode(1)
-            }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            printError("publish failed: \(error)")
-            throw ExitCode(1)
+        let outcome = try await IoTCoreOneShot.run(target, timeout: timeout, logger: logger) { client in
+            try await client.publish(topic: topic, body: body)
+        }
+        switch outcome {
+        case .delivered(let messageID):
+            printOut("published \(body.count) bytes to \(topic): MessageID \(messageID)\n")
+        case .rejected(let retCode, let reason), .tooLarge(let retCode, let reason):
+            printError("IoT-Core refused the message (RetCode \(retCode.map(String.init) ?? "none")): \(reason)")
+            throw ExitCode(IoTCoreOneShot.refused)
         }
     }
 }

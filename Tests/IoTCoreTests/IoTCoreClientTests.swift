@@ -404,6 +404,47 @@ struct IoTCoreClientTests {
         client.shutdown()
         #expect(transport.shutdownCount.load(ordering: .relaxed) == 2)
     }
+
+    @Test("send_timestamp auto: Timestamp in /auth only while the clock is known to be synchronised")
+    func timestampWhenSynchronised() async throws {
+        for synchronised in [true, false] {
+            let transport = ScriptedTransport { request, _ in
+                Self.isAuth(request) ? Fixtures.authOK(token: Self.token) : Fixtures.publishOK()
+            }
+            var configuration = Fixtures.configuration()
+            configuration.authTimestamp = .whenSynchronised
+            var time = ManualTime().source
+            time.clockSynchronised = { synchronised }
+            let client = try IoTCoreClient(configuration: configuration, logger: Fixtures.logger, transport: transport, time: time)
+            _ = try await client.authenticate()
+            let body = String(decoding: try #require(transport.authRequests.first).body, as: UTF8.self)
+            #expect(body.contains("\"Timestamp\":1700000000000") == synchronised, "\(body)")
+        }
+        // The kernel's word alone is not enough: a clock at 1970 or at the build date is not synchronised.
+        #expect(!TimeSource.systemClockIsSynchronised(now: Date(timeIntervalSince1970: 1_600_000_000)))
+    }
+
+    @Test("a token refused for every publish keeps the failure going though each /auth succeeds")
+    func refusedTokenKeepsFailing() async throws {
+        let client = Mutex<IoTCoreClient?>(nil)
+        let seen = Mutex<[(publish: Bool, since: ContinuousClock.Instant?)]>([])
+        let transport = ScriptedTransport { request, _ in
+            let since = client.withLock { $0?.failure?.since }
+            seen.withLock { $0.append((!Self.isAuth(request), since)) }
+            return Self.isAuth(request) ? Fixtures.authOK(token: Self.token) : Fixtures.retCode(100073)
+        }
+        var retry = RetryPolicy()
+        retry.maxAttempts = 6
+        let made = try Self.client(transport, retry: retry)
+        client.withLock { $0 = made }
+        await #expect(throws: IoTCoreError.self) { try await made.publish(topic: Self.topic, body: [1]) }
+        let start = try #require(made.failure?.since)
+        // From the second refusal on (the first is an ordinary expiry), every request sees the same failure.
+        let observed = seen.withLock { $0 }.dropFirst(4)
+        #expect(observed.count >= 6)
+        #expect(observed.allSatisfy { $0.since == start }, "the failure timer restarted: \(observed.map { $0.since.map { "\($0)" } ?? "none" })")
+        client.withLock { $0 = nil }
+    }
 }
 
 /// A one-shot gate: `wait()` suspends until `open()`.

@@ -127,7 +127,7 @@ struct IoTCoreCurlTransportTests {
         } catch let error as IoTCoreError {
             #expect(error.code == .retriesExhausted)
             #expect(error.message.contains("connect"))
-            #expect((error.underlying as? IoTCoreError)?.code == .transport)
+            #expect((error.underlying as? IoTCoreError)?.code == .connect)
         }
     }
 

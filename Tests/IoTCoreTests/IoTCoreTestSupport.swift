@@ -110,7 +110,7 @@ enum Fixtures {
         retry: RetryPolicy = RetryPolicy(), sendTimestamp: Bool = false
     ) -> IoTCoreClient.Configuration {
         IoTCoreClient.Configuration(
-            endpoint: endpoint, credentials: credentials, sendTimestamp: sendTimestamp,
+            endpoint: endpoint, credentials: credentials, authTimestamp: sendTimestamp ? .always : .never,
             stateDirectory: stateDirectory, retry: retry)
     }
 

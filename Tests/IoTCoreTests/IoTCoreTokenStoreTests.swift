@@ -86,4 +86,42 @@ struct IoTCoreTokenStoreTests {
         #expect(transport.authRequests.count == 1)
         #expect(transport.publishRequests.last?.headers.first { $0.name == "Password" }?.value == token)
     }
+
+    @Test("a changed secret does not use the token cached with the old one; a wrong one fails at once")
+    func changedSecretAuthenticatesAgain() async throws {
+        let directory = Fixtures.temporaryDirectory()
+        defer { Fixtures.removeTokenDirectory(directory) }
+        let time = ManualTime()
+        let token = Fixtures.jwt(exp: 1_700_604_800, iat: 1_700_000_000)
+        let good = Fixtures.credentials
+        // The service knows only the good secret: /auth with another signature is refused with 171.
+        let transport = ScriptedTransport { request, _ in
+            guard request.url.hasSuffix("/auth") else { return Fixtures.publishOK() }
+            let expected = Signer.sign(body: request.body, secret: good.deviceSecret)
+            let signature = request.headers.first { $0.name == "Authorization" }?.value
+            return signature == expected ? Fixtures.authOK(token: token) : Fixtures.retCode(171, message: "auth failed")
+        }
+        do {
+            let client = try IoTCoreClient(
+                configuration: Fixtures.configuration(stateDirectory: directory), logger: Fixtures.logger,
+                transport: transport, time: time.source)
+            #expect(try await client.publish(topic: "/p/d/upload", body: [1]) == .delivered(messageID: "123456"))
+        }
+        var wrong = Fixtures.configuration(stateDirectory: directory)
+        wrong.credentials.deviceSecret = Secret("not-the-secret")
+        let mistaken = try IoTCoreClient(
+            configuration: wrong, logger: Fixtures.logger, transport: transport, time: time.source)
+        #expect(mistaken.currentToken == nil, "the token cached with the good secret must not be used")
+        let error = await #expect(throws: IoTCoreError.self) { try await mistaken.authenticate() }
+        #expect(error?.code == .credentials)
+        #expect(transport.authRequests.count == 2)
+
+        // The file records a fingerprint, never the secret.
+        let text = String(decoding: try #require(FileManager.default.contents(atPath: TokenStore(directory: directory, credentials: good).path)), as: UTF8.self)
+        #expect(!text.contains(good.deviceSecret.exposedValue))
+        #expect(text.contains(CredentialFingerprint.of(good)))
+        // ... which is not the /auth signature of the device (it would authenticate whoever reads the file).
+        let authBody = IoTCoreClient.authBody(productSN: good.productSN, deviceSN: good.deviceSN, timestampMilliseconds: nil)
+        #expect(CredentialFingerprint.of(good) != Signer.sign(body: authBody, secret: good.deviceSecret))
+    }
 }

@@ -7,7 +7,8 @@ import UplinkCore
 /// The IoT-Core client owns authentication, the token, retries with back-off and the RetCode policy; this sink
 /// decides what to do with the final answers: acknowledge on success, split a batch the server found too
 /// large and send the halves, dead-letter what can never succeed (with its reason and RetCode), and
-/// acknowledge only after one of those. Up to `concurrency` requests are in flight.
+/// acknowledge only after one of those. Up to `concurrency` messages are in flight; those on an ordered lane
+/// (shadow updates always, every topic with `ordering: per_topic`) go one after the other (``DeliveryOrdering``).
 public struct IoTCoreSink<Input: Event>: SinkStage {
     public static var descriptor: PluginDescriptor {
         PluginDescriptor(
@@ -53,17 +54,33 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
         context.metrics.addReporter { client.componentReport() }
         let delivery = Delivery(
             client: client, deadLetters: deadLetters, defaultTopic: settings.topic, context: context)
+        let lanes = DeliveryLanes()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // Messages waiting for their turn on a lane count as in flight, so the input is never read ahead
+            // of `concurrency`.
             var inFlight = 0
             for await chunk in input {
                 for event in chunk.events {
                     let message = Self.message(for: event)
-                    if inFlight >= settings.concurrency {
+                    // The client adapts the limit to the round trip and to 130 answers (AdaptiveConcurrency).
+                    while inFlight >= client.concurrencyLimit {
                         try await group.next()
                         inFlight -= 1
                     }
                     let acknowledgements = chunk.acknowledgements
-                    group.addTask { try await delivery.deliver(message, acknowledgements: acknowledgements) }
+                    if let lane = settings.ordering.lane(for: message.topic ?? settings.topic) {
+                        let (previous, mine) = lanes.enqueue(on: lane)
+                        group.addTask {
+                            var delivered = false
+                            defer { lanes.finish(mine, on: lane, delivered: delivered) }
+                            // The message before failed (the sink is stopping): this one must not overtake it.
+                            if let previous, await !previous.wait() { throw CancellationError() }
+                            try await delivery.deliver(message, acknowledgements: acknowledgements)
+                            delivered = true
+                        }
+                    } else {
+                        group.addTask { try await delivery.deliver(message, acknowledgements: acknowledgements) }
+                    }
                     inFlight += 1
                 }
             }

@@ -1,3 +1,5 @@
+import CUplinkLinux
+import Glibc
 import IoTCore
 import Logging
 import UplinkCore
@@ -17,9 +19,12 @@ struct IoTCoreSinkSettings: Sendable {
     /// The default topic; `{product_sn}` and `{device_sn}` are replaced.
     var topic: String
     var concurrency: Int
+    /// The ceiling of the adaptive limit; equal to `concurrency` when adaptation is off.
+    var maxConcurrency: Int
+    var ordering: DeliveryOrdering
     var connectTimeout: Duration
     var requestTimeout: Duration
-    var sendTimestamp: Bool
+    var authTimestamp: AuthTimestamp
     var retry: RetryPolicy
     var renewBefore: Duration
     var deadLetterPath: String?
@@ -44,10 +49,12 @@ struct IoTCoreSinkSettings: Sendable {
         OptionSpec("device_secret", .string, required: true, secret: true, "the DeviceSecret (use ${ENV} or device_secret_file; never logged)"),
         OptionSpec("ca_file", .string, "PEM bundle to verify the server with instead of the system's"),
         OptionSpec("topic", .string, default: "/{product_sn}/{device_sn}/upload", "topic for messages that carry none; {product_sn} and {device_sn} are replaced"),
-        OptionSpec("concurrency", .int, default: "4", "requests in flight at once (1-64)"),
+        OptionSpec("concurrency", .int, default: "4", "requests in flight at first (1-64); the limit then adapts to the round trip up to max_concurrency"),
+        OptionSpec("max_concurrency", .int, default: "32", "the most requests in flight the adaptive limit may reach (concurrency-64; each holds up to 128 KB); equal to concurrency for a fixed limit"),
+        OptionSpec("ordering", .enumeration(DeliveryOrdering.allCases.map(\.rawValue)), default: "none", "none: messages may overtake each other (fastest); per_topic: one topic's messages arrive in order. Shadow updates always arrive in order"),
         OptionSpec("connect_timeout", .duration, default: "10s", "TCP + TLS connect timeout"),
         OptionSpec("request_timeout", .duration, default: "30s", "whole-request timeout"),
-        OptionSpec("send_timestamp", .bool, default: "false", "send Timestamp in /auth (off: boards often boot with a wrong clock)"),
+        OptionSpec("send_timestamp", .enumeration(["auto", "true", "false"]), default: "auto", "send Timestamp in /auth (so a captured request cannot be replayed): auto when the kernel reports the clock synchronised, true always, false never"),
         OptionSpec("renew_before", .duration, default: "1d", "renew the token when it expires within this"),
         OptionSpec("retry", .mapping(retryOptions), "retry policy for transient failures"),
         OptionSpec("dead_letter_path", .string, "dead-letter file (default <data_dir>/<id>/dead-letters.jsonl)"),
@@ -58,9 +65,21 @@ struct IoTCoreSinkSettings: Sendable {
     static func read(_ config: ConfigReader) -> IoTCoreSinkSettings? {
         let productSN = config.string("product_sn") ?? ""
         let deviceSN = config.string("device_sn") ?? ""
+        if config.contains("device_secret") && config.contains("device_secret_file") {
+            config.error("give either 'device_secret' or 'device_secret_file', not both", at: "device_secret_file")
+        } else if let path = config.string("device_secret_file"), let mode = Self.permissions(of: path), mode & 0o077 != 0 {
+            config.warning(
+                "'device_secret_file' \(path) can be read by other users (mode \(String(mode, radix: 8))); chmod 600 it",
+                at: "device_secret_file")
+        }
         let secret = config.secret("device_secret") ?? ""
         if config.contains("product_sn") && productSN.isEmpty { config.error("option 'product_sn' must not be empty", at: "product_sn") }
         if config.contains("device_sn") && deviceSN.isEmpty { config.error("option 'device_sn' must not be empty", at: "device_sn") }
+        // A serial number goes into every topic (the default one, thing-model and shadow topics): what a topic
+        // level may not hold would dead-letter every record, and a control character is refused by the client.
+        for (name, value) in [("product_sn", productSN), ("device_sn", deviceSN)] where !value.isEmpty {
+            if let problem = Self.serialNumberProblem(value) { config.error("option '\(name)' \(problem)", at: name) }
+        }
         if (config.contains("device_secret") || config.contains("device_secret_file")) && secret.isEmpty {
             config.error("the device secret is empty", at: config.contains("device_secret") ? "device_secret" : "device_secret_file")
         }
@@ -72,8 +91,15 @@ struct IoTCoreSinkSettings: Sendable {
                 config.error("give either 'region' or 'endpoint', not both", at: "endpoint")
             } else if text == "embedded" {
                 endpoint = .embedded
-            } else if text.hasPrefix("https://") || text.hasPrefix("http://127.") || text.hasPrefix("http://localhost") {
-                endpoint = .url(text.hasSuffix("/") ? String(text.dropLast()) : text)
+            } else if text.hasPrefix("https://") || text.hasPrefix("http://") {
+                // The client's own check, so validate refuses what run would (http:// only to 127.0.0.0/8).
+                let probe = IoTCoreClient.Configuration(
+                    endpoint: text, credentials: DeviceCredentials(productSN: "p", deviceSN: "d", deviceSecret: Secret("s")))
+                if let problem = probe.problems().first(where: { $0.hasPrefix("endpoint: ") }) {
+                    config.error("option 'endpoint' \(problem.dropFirst("endpoint: ".count)), got '\(text)'", at: "endpoint")
+                } else {
+                    endpoint = .url(text.hasSuffix("/") ? String(text.dropLast()) : text)
+                }
             } else {
                 config.error("option 'endpoint' must be an https:// URL or 'embedded', got '\(text)'", at: "endpoint")
             }
@@ -95,6 +121,19 @@ struct IoTCoreSinkSettings: Sendable {
             }
         }
 
+        let concurrency = config.int("concurrency", default: 4, range: 1...64)
+        if let ceiling = config.int("max_concurrency", range: 1...64), ceiling < concurrency {
+            config.error("option 'max_concurrency' (\(ceiling)) must not be below 'concurrency' (\(concurrency))", at: "max_concurrency")
+        }
+        var authTimestamp = AuthTimestamp.whenSynchronised
+        switch config.string("send_timestamp") {
+        case nil, "auto": break
+        case "true": authTimestamp = .always
+        case "false": authTimestamp = .never
+        case let other?:
+            config.error("option 'send_timestamp' must be auto, true or false, got '\(other)'", at: "send_timestamp")
+        }
+
         let topic = config.string("topic", default: "/{product_sn}/{device_sn}/upload")
         let resolvedTopic = Self.resolve(topic: topic, productSN: productSN, deviceSN: deviceSN)
         if let problem = Self.topicProblem(resolvedTopic) { config.error("option 'topic' \(problem)", at: "topic") }
@@ -104,14 +143,25 @@ struct IoTCoreSinkSettings: Sendable {
             credentials: DeviceCredentials(productSN: productSN, deviceSN: deviceSN, deviceSecret: Secret(secret)),
             caFile: config.string("ca_file").flatMap { $0.isEmpty ? nil : $0 },
             topic: resolvedTopic,
-            concurrency: config.int("concurrency", default: 4, range: 1...64),
+            concurrency: concurrency,
+            maxConcurrency: max(concurrency, config.int("max_concurrency", default: max(32, concurrency), range: 1...64)),
+            ordering: config.enumeration("ordering", default: DeliveryOrdering.none),
             connectTimeout: config.duration("connect_timeout", default: .seconds(10)),
             requestTimeout: config.duration("request_timeout", default: .seconds(30)),
-            sendTimestamp: config.bool("send_timestamp", default: false),
+            authTimestamp: authTimestamp,
             retry: retry,
             renewBefore: config.duration("renew_before", default: .seconds(86_400)),
             deadLetterPath: config.string("dead_letter_path"),
             deadLetterMaxBytes: config.size("dead_letter_max_size", default: 64 << 20))
+        // The rest of what the client refuses at start (an unreadable ca_file, a zero timeout), reported where
+        // it was written so validate refuses it too.
+        let probe = IoTCoreClient.Configuration(
+            endpoint: "https://127.0.0.1", credentials: DeviceCredentials(productSN: "p", deviceSN: "d", deviceSecret: Secret("s")),
+            caFile: settings.caFile, connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout)
+        for problem in probe.problems() {
+            let option = String(problem.prefix(while: { $0 != ":" }))
+            config.error("option '\(option)'\(problem.dropFirst(option.count))", at: option)
+        }
         return endpoint == nil ? nil : settings
     }
 
@@ -131,9 +181,28 @@ struct IoTCoreSinkSettings: Sendable {
         return result + rest
     }
 
+    /// The permission bits of `path`, nil when it cannot be read (reading it reports that).
+    static func permissions(of path: String) -> Int? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int(info.st_mode) & 0o777
+    }
+
+    /// Why a serial number cannot be a topic level, or nil.
+    static func serialNumberProblem(_ value: String) -> String? {
+        if value.contains("/") { return "must not contain '/'" }
+        if let problem = IoTCoreClient.topicProblem("/" + value) {
+            return "cannot be part of a topic: " + problem.replacing("the topic ", with: "it ")
+        }
+        return nil
+    }
+
     /// Why a topic can never be published over HTTP, or nil.
     static func topicProblem(_ topic: String) -> String? {
         if !topic.hasPrefix("/") { return "must start with '/', got '\(topic)'" }
+        if let problem = IoTCoreClient.topicProblem(topic) {
+            return "cannot be published: " + problem.replacing("the topic ", with: "it ")
+        }
         if topic.contains("{") || topic.contains("}") { return "has an unknown placeholder: use {product_sn} or {device_sn}" }
         if topic.utf8.count > 128 { return "is longer than 128 bytes" }
         if topic.contains("?") || topic.contains("#") || topic.contains("+") || topic.contains(" ") {
@@ -154,7 +223,7 @@ extension IoTCoreSinkSettings {
                 configuration: IoTCoreClient.Configuration(
                     endpoint: url, credentials: credentials, caFile: caFile,
                     connectTimeout: connectTimeout, requestTimeout: requestTimeout,
-                    maxInFlight: concurrency, sendTimestamp: sendTimestamp,
+                    maxInFlight: concurrency, maxConcurrency: maxConcurrency, authTimestamp: authTimestamp,
                     stateDirectory: stateDirectory, retry: retry, renewBefore: renewBefore),
                 logger: logger)
             defer { client.shutdown() }
