@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 public import Logging
 import NIOCore
+import UplinkYAML
 public import ServiceLifecycle
 public import UplinkCore
 
@@ -87,7 +88,10 @@ public final class APIServer: Service, Sendable {
             try await withGracefulShutdownHandler {
                 try await application.run()
             } onGracefulShutdown: {
-                for component in target.components() { component.metrics.tap.detachAll() }
+                for component in target.components() {
+                    component.metrics.tap.detachAll()
+                    for tap in component.metrics.outputTapPoints { tap.detachAll() }
+                }
             }
         } catch let error as IOError {
             // A port in use or an address not on this machine: say which setting to change.
@@ -120,7 +124,9 @@ public final class APIServer: Service, Sendable {
         }
         router.get("/tap/:component") { request, context -> Response in
             let id = context.parameters.get("component") ?? ""
-            guard let component = target.components().first(where: { $0.id == id }) else {
+            // `split.alarms` taps the named output `alarms` of `split` (ids cannot contain a dot).
+            let reference = InputReference(parsing: id, mark: YAMLMark(line: 0, column: 0))
+            guard let component = target.components().first(where: { $0.id == reference.id }) else {
                 let known = target.components().map(\.id).joined(separator: ", ")
                 return Self.error(.notFound, "no component '\(id)' (components: \(known))")
             }
@@ -129,7 +135,24 @@ public final class APIServer: Service, Sendable {
             }
             let limit = request.uri.queryParameters.get("limit", as: Int.self)
             if let limit, limit <= 0 { return Self.error(.badRequest, "limit must be at least 1") }
-            let stream = component.metrics.tap.attach(limit: limit)
+            let tap: TapPoint
+            if let output = reference.output {
+                guard component.outputNames.contains(output) else {
+                    let outputs = component.outputNames.map { reference.id + "." + $0 }
+                    return Self.error(
+                        .notFound,
+                        outputs.isEmpty
+                            ? "'\(reference.id)' has no named outputs: tap '\(reference.id)'"
+                            : "'\(reference.id)' has no output '\(output)' (outputs: \(outputs.joined(separator: ", ")))")
+                }
+                tap = component.metrics.tap(output: output)
+            } else if !component.outputNames.isEmpty {
+                let outputs = component.outputNames.map { reference.id + "." + $0 }.joined(separator: ", ")
+                return Self.error(.badRequest, "'\(id)' sends through named outputs: tap one of \(outputs)")
+            } else {
+                tap = component.metrics.tap
+            }
+            let stream = tap.attach(limit: limit)
             var headers = HTTPFields()
             headers[.contentType] = "application/x-ndjson"
             let body = ResponseBody { writer in
