@@ -137,5 +137,42 @@ extension EndToEnd {
             #expect(result.status == 0, "\(result.stdoutText)\n\(result.stderr)")
             #expect(result.stdoutText.contains("ok   "), "\(result.stdoutText)")
         }
+
+        @Test func aReloadWithAChangedConditionReplacesTheRouteInPlace() throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let log = directory.appendingPathComponent("sensor.log").path
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let hot = directory.appendingPathComponent("hot.jsonl").path
+            let rest = directory.appendingPathComponent("rest.jsonl").path
+            let configPath = directory.appendingPathComponent("pipeline.yaml").path
+            func writeConfig(threshold: Int) throws {
+                try """
+                    data_dir: \(directory.path)/state
+                    sources:
+                      app: { type: file, include: ['\(log)'] }
+                    transforms:
+                      parse: { type: json, inputs: [app], mode: kv, types: { temp: int, n: int } }
+                      split: { type: route, inputs: [parse], routes: { hot: '.temp > \(threshold)' } }
+                    sinks:
+                      hot_file: { type: file, inputs: [split.hot], path: '\(hot)' }
+                      rest_file: { type: file, inputs: [split._unmatched], path: '\(rest)' }
+                    """.write(toFile: configPath, atomically: true, encoding: .utf8)
+            }
+            try writeConfig(threshold: 50)
+            let agent = try RunningAgent(config: configPath, directory: directory)
+            #expect(agent.waitForLog("tailing file"), "\(agent.log)")
+            try append(["n=1 temp=60", "n=2 temp=40"], to: log)
+            #expect(eventually { lines(hot).count == 1 && lines(rest).count == 1 })
+
+            try writeConfig(threshold: 30)
+            kill(agent.process.processIdentifier, SIGHUP)
+            #expect(agent.waitForLog("reloading in place"), "\(agent.log)")
+            #expect(agent.log.contains(#"replaced 1 [\"split\"]"#), "\(agent.log)")
+            try append(["n=3 temp=40"], to: log)
+            #expect(eventually { lines(hot).count == 2 })
+            #expect(try agent.stop() == 0, "\(agent.log)")
+            #expect(lines(hot) == [#"{"n":1,"temp":60}"#, #"{"n":3,"temp":40}"#])
+            #expect(lines(rest) == [#"{"n":2,"temp":40}"#])
+        }
     }
 }
