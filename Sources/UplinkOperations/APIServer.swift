@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 public import Logging
 import NIOCore
+import UplinkYAML
 public import ServiceLifecycle
 import Synchronization
 public import UplinkCore
@@ -122,7 +123,10 @@ public final class APIServer: Service, Sendable {
             try await withGracefulShutdownHandler {
                 try await application.run()
             } onGracefulShutdown: {
-                for component in target.components() { component.metrics.tap.detachAll() }
+                for component in target.components() {
+                    component.metrics.tap.detachAll()
+                    for tap in component.metrics.outputTapPoints { tap.detachAll() }
+                }
             }
         } catch let error as IOError {
             // A port in use or an address not on this machine: say which setting to change.
@@ -158,7 +162,9 @@ public final class APIServer: Service, Sendable {
         }
         router.get("/tap/:component") { request, context -> Response in
             let id = context.parameters.get("component") ?? ""
-            guard let component = target.components().first(where: { $0.id == id }) else {
+            // `split.alarms` taps the named output `alarms` of `split` (ids cannot contain a dot).
+            let reference = InputReference(parsing: id, mark: YAMLMark(line: 0, column: 0))
+            guard let component = target.components().first(where: { $0.id == reference.id }) else {
                 let known = target.components().map(\.id).joined(separator: ", ")
                 return Self.error(.notFound, "no component '\(id)' (components: \(known))")
             }
@@ -167,7 +173,24 @@ public final class APIServer: Service, Sendable {
             }
             let limit = request.uri.queryParameters.get("limit", as: Int.self)
             if let limit, limit <= 0 { return Self.error(.badRequest, "limit must be at least 1") }
-            guard let stream = self.attachTap(component.metrics.tap, limit: limit, among: target.components()) else {
+            let tap: TapPoint
+            if let output = reference.output {
+                guard component.outputNames.contains(output) else {
+                    let outputs = component.outputNames.map { reference.id + "." + $0 }
+                    return Self.error(
+                        .notFound,
+                        outputs.isEmpty
+                            ? "'\(reference.id)' has no named outputs: tap '\(reference.id)'"
+                            : "'\(reference.id)' has no output '\(output)' (outputs: \(outputs.joined(separator: ", ")))")
+                }
+                tap = component.metrics.tap(output: output)
+            } else if !component.outputNames.isEmpty {
+                let outputs = component.outputNames.map { reference.id + "." + $0 }.joined(separator: ", ")
+                return Self.error(.badRequest, "'\(id)' sends through named outputs: tap one of \(outputs)")
+            } else {
+                tap = component.metrics.tap
+            }
+            guard let stream = self.attachTap(tap, limit: limit, among: target.components()) else {
                 statistics.refused(.taps)
                 return Self.error(
                     .serviceUnavailable, "\(Self.maxTaps) taps are open already, the most at once; try again later")
@@ -192,7 +215,10 @@ public final class APIServer: Service, Sendable {
     /// Attaches a reader to `tap` unless ``maxTaps`` streams are open over all `components`.
     func attachTap(_ tap: TapPoint, limit: Int?, among components: [ComponentStatus]) -> TapStream? {
         tapAdmission.withLock { _ in
-            let open = components.reduce(0) { $0 + $1.metrics.tap.attachedReaders }
+            let open = components.reduce(0) { total, component in
+                total + component.metrics.tap.attachedReaders
+                    + component.metrics.outputTapPoints.reduce(0) { $0 + $1.attachedReaders }
+            }
             guard open < Self.maxTaps else { return nil }
             return tap.attach(limit: limit)
         }

@@ -112,6 +112,40 @@ import UplinkOperations
         }
     }
 
+    @Test func tapWatchesOneNamedOutput() async throws {
+        let metrics = ComponentMetrics()
+        let alarms = EventChannel<Record>(capacity: 1000)
+        let rest = EventChannel<Record>(capacity: 1000)
+        alarms.addProducer()
+        rest.addProducer()
+        let outbox = Outbox(channels: [], named: ["alarms": [alarms], "_unmatched": [rest]], metrics: metrics)
+        let split = ComponentStatus(
+            id: "split", type: "route", role: .transform, metrics: metrics, buffer: nil,
+            outputNames: ["alarms", "_unmatched"])
+        try await Self.serving([split]) { client in
+            let collector = LineCollector()
+            let reader = Task {
+                try await client.stream("/tap/split.alarms?limit=2") { collector.head($0) } onBody: { collector.body($0) }
+            }
+            var sequence: Int64 = 0
+            while collector.lines.count < 2 {
+                sequence += 1
+                // Only what leaves through `alarms` is seen, not what goes to `_unmatched`.
+                try await outbox.send(EventChunk([Record(fields: ["other": .int(sequence)], timestamp: 0)]), to: "_unmatched")
+                try await outbox.send(EventChunk([Record(fields: ["n": .int(sequence)], timestamp: 0)]), to: "alarms")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await reader.value
+            #expect(collector.lines.count == 2)
+            #expect(collector.lines.allSatisfy { $0.contains(#""event":{"n":"#) })
+            let unknown = try await client.get("/tap/split.alarm")
+            #expect(unknown.status == 404)
+            #expect(String(decoding: unknown.body, as: UTF8.self).contains("'split' has no output 'alarm' (outputs: split.alarms, split._unmatched)"))
+            let whole = try await client.get("/tap/split")
+            #expect(whole.status == 400)
+        }
+    }
+
     @Test func tapRefusesUnknownComponentsAndSinks() async throws {
         try await Self.serving([component("parse"), component("out", type: "stdout", role: .sink)]) { client in
             let unknown = try await client.get("/tap/nope")

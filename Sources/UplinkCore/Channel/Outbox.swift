@@ -4,11 +4,24 @@
 public struct Outbox<E: Event>: Sendable {
     let fanout: Fanout<E>
     let metrics: ComponentMetrics
+    /// The named outputs of a stage that has them (``NamedOutputStage``), each with its own fanout and tap.
+    let named: [String: NamedOutput<E>]
 
     /// An outbox over a fanout the runtime may rewire while the stage runs.
-    public init(fanout: Fanout<E>, metrics: ComponentMetrics) {
+    public init(fanout: Fanout<E>, metrics: ComponentMetrics, named: [String: Fanout<E>] = [:]) {
         self.fanout = fanout
         self.metrics = metrics
+        self.named = named.reduce(into: [:]) { result, entry in
+            result[entry.key] = NamedOutput(fanout: entry.value, tap: metrics.tap(output: entry.key))
+        }
+    }
+
+    /// An outbox over fixed edges for the default output and for named outputs. It does not register as their
+    /// producer: the caller does.
+    public init(channels: [any EventEdge<E>], named: [String: [any EventEdge<E>]], metrics: ComponentMetrics) {
+        self.init(
+            fanout: Fanout(unregistered: channels), metrics: metrics,
+            named: named.mapValues { Fanout(unregistered: $0) })
     }
 
     /// An outbox over fixed edges. It does not register as their producer: the caller does.
@@ -44,7 +57,51 @@ public struct Outbox<E: Event>: Sendable {
         try await send(EventChunk(events, acknowledgements: acknowledgements))
     }
 
-    func finish() { fanout.finish() }
+    /// Sends a chunk to the named output `name`, suspending while a consumer's channel is full. Returns whether
+    /// any component reads that output now: when none does, nothing was sent and the caller decides what the
+    /// events' fate is (count them, answer their acknowledgements). Counted in the component's sent events.
+    /// Throws ``ChannelClosedError`` when every consumer of the output is gone.
+    @discardableResult
+    public func send(_ chunk: EventChunk<E>, to name: String) async throws -> Bool {
+        guard let output = named[name] else {
+            preconditionFailure("output '\(name)' is not one of the stage's declared outputs")
+        }
+        if chunk.isEmpty { return true }
+        let channels = output.fanout.edges
+        if output.tap.isActive { output.tap.offer(chunk) }
+        if channels.isEmpty { return false }
+        metrics.sent(events: chunk.count, bytes: chunk.byteCount)
+        var delivered = false
+        for channel in channels {
+            do {
+                try await channel.send(chunk)
+                delivered = true
+            } catch is ChannelClosedError {
+                metrics.dropped(chunk.count, reason: .consumerGone)
+            }
+        }
+        if !delivered { throw ChannelClosedError() }
+        return true
+    }
+
+    func finish() {
+        fanout.finish()
+        for output in named.values { output.fanout.finish() }
+    }
+}
+
+/// One named output of a stage: where its events go, and where `uplink tap <id>.<output>` watches them.
+struct NamedOutput<E: Event>: Sendable {
+    let fanout: Fanout<E>
+    let tap: TapPoint
+}
+
+/// A transform whose events leave through named outputs (a `route`'s routes) rather than its default output:
+/// downstream components read them as `inputs: [<id>.<output>]`, the topology checks the names, and the stage
+/// sends with ``Outbox/send(_:to:)``.
+public protocol NamedOutputStage: TransformStage {
+    /// The names of its outputs, fixed once built.
+    var outputNames: [String] { get }
 }
 
 /// The receiving side a consuming stage reads from: the chunks of all its inputs, in arrival order.

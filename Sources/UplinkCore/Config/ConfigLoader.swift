@@ -192,7 +192,7 @@ public struct ConfigLoader {
                             diagnostics.error("items of 'inputs' must be component ids", file: file, at: item.mark)
                             continue
                         }
-                        inputs.append(InputReference(id: input, mark: item.mark))
+                        inputs.append(InputReference(parsing: input, mark: item.mark))
                     }
                 } else if let single = inputsNode.scalar {
                     diagnostics.error("'inputs' must be a list, for example inputs: [\(single)]", file: file, at: inputsNode.mark)

@@ -68,10 +68,32 @@ public struct ComponentConfig: Sendable {
     public var node: YAMLNode
 }
 
-/// One entry of `inputs:`, with its location for error messages.
+/// One entry of `inputs:`, with its location for error messages: a component's id, or `<id>.<output>` for one
+/// named output of a component that has them (a `route`).
 public struct InputReference: Sendable, Hashable {
+    /// The component's id.
     public var id: String
     public var mark: YAMLMark
+    /// The named output read, nil for the component's default output.
+    public var output: String? = nil
+
+    public init(id: String, mark: YAMLMark, output: String? = nil) {
+        self.id = id
+        self.mark = mark
+        self.output = output
+    }
+
+    /// Reads `id` or `id.output` (ids cannot contain a dot, so the first one separates them).
+    public init(parsing text: String, mark: YAMLMark) {
+        if let dot = text.firstIndex(of: ".") {
+            self.init(id: String(text[..<dot]), mark: mark, output: String(text[text.index(after: dot)...]))
+        } else {
+            self.init(id: text, mark: mark)
+        }
+    }
+
+    /// As written: `id` or `id.output`.
+    public var reference: String { output.map { id + "." + $0 } ?? id }
 }
 
 /// The input edge of a transform or sink:

@@ -68,5 +68,9 @@ public struct PluginBuildError: Error, Sendable, CustomStringConvertible {
 
     public init(_ message: String) { self.message = message }
 
+    /// The factory reported its problems where they are written (``ConfigReader/error(_:at:)``) and only has to
+    /// stop: the topology adds no message of its own.
+    public static var reported: PluginBuildError { PluginBuildError("") }
+
     public var description: String { message }
 }

@@ -12,6 +12,8 @@ final class LiveComponent: Sendable {
     let input: (any ErasedChannel)?
     /// Where a source or transform sends; nil for sinks.
     let output: (any ErasedFanout)?
+    /// The named outputs of a transform that has them (``NamedOutputStage``), by name.
+    let namedOutputs: [String: any ErasedFanout]
     /// Sources: stop reading. Transforms and sinks: abandon what is in flight (a drain past its deadline).
     let stop = StopSignal()
     /// Fires once the instance's task has ended.
@@ -23,13 +25,23 @@ final class LiveComponent: Sendable {
 
     private init(
         node: Topology.Node, metrics: ComponentMetrics, input: (any ErasedChannel)?, output: (any ErasedFanout)?,
+        namedOutputs: [String: any ErasedFanout] = [:],
         body: @escaping @Sendable (FailureLog, StopSignal) async -> Void
     ) {
         self.node = node
         self.metrics = metrics
         self.input = input
         self.output = output
+        self.namedOutputs = namedOutputs
         self.body = body
+    }
+
+    /// Points the default output and every named output at the input edges of their consumers in `topology`.
+    func wire(in topology: Topology, inputs: [String: any ErasedChannel]) {
+        output?.replace(withErased: topology.consumers(of: id).compactMap { inputs[$0] })
+        for (name, fanout) in namedOutputs {
+            fanout.replace(withErased: topology.consumers(of: id, output: name).compactMap { inputs[$0] })
+        }
     }
 
     /// Runs the stage until it ends, or until ``stop`` fires (which cancels it).
@@ -134,10 +146,14 @@ final class LiveComponent: Sendable {
         let channel = typed(input, as: T.Input.self)
         let inbox = Inbox(channel: channel, metrics: context.metrics)
         let fanout = Fanout<T.Output>()
-        let outbox = Outbox(fanout: fanout, metrics: context.metrics)
-        return LiveComponent(node: node, metrics: context.metrics, input: input, output: fanout) { failures, pipelineStop in
+        var named: [String: Fanout<T.Output>] = [:]
+        for name in (stage as? any NamedOutputStage)?.outputNames ?? [] { named[name] = Fanout<T.Output>() }
+        let outbox = Outbox(fanout: fanout, metrics: context.metrics, named: named)
+        return LiveComponent(
+            node: node, metrics: context.metrics, input: input, output: fanout, namedOutputs: named
+        ) { failures, pipelineStop in
             defer {
-                fanout.finish()
+                outbox.finish()
                 // A replaced instance leaves its edge, and what is buffered there, to its successor.
                 if !channel.isConsumerDetached { channel.closeReceiver() }
             }

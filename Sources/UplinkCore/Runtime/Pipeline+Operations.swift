@@ -9,13 +9,19 @@ public struct ComponentStatus: Sendable {
     public var metrics: ComponentMetrics
     /// The component's input buffer now; nil for sources.
     public var buffer: BufferStatus?
+    /// Its named outputs (a `route`'s), which `uplink tap <id>.<output>` watches one by one.
+    public var outputNames: [String]
 
-    public init(id: String, type: String, role: ComponentRole, metrics: ComponentMetrics, buffer: BufferStatus?) {
+    public init(
+        id: String, type: String, role: ComponentRole, metrics: ComponentMetrics, buffer: BufferStatus?,
+        outputNames: [String] = []
+    ) {
         self.id = id
         self.type = type
         self.role = role
         self.metrics = metrics
         self.buffer = buffer
+        self.outputNames = outputNames
     }
 }
 
@@ -27,7 +33,7 @@ extension Pipeline {
             guard let component = components[node.id] else { return nil }
             return ComponentStatus(
                 id: node.id, type: node.type, role: node.role, metrics: component.metrics,
-                buffer: component.input?.status)
+                buffer: component.input?.status, outputNames: node.outputNames)
         }
     }
 

@@ -113,9 +113,7 @@ extension Pipeline {
         // whose producers change never sees its input end in between.
         let staying = new.nodes.compactMap { inputs[$0.id] }
         for edge in staying { edge.addProducer() }
-        for node in new.nodes {
-            next[node.id]!.output?.replace(withErased: new.consumers(of: node.id).compactMap { inputs[$0] })
-        }
+        for node in new.nodes { next[node.id]!.wire(in: new, inputs: inputs) }
         // Removed transforms and sinks drain to the end of their input: once rewired, only removed or replaced
         // producers still feed them, and those finish below.
         for edge in staying { edge.finishProducer() }

@@ -47,9 +47,7 @@ public final class Pipeline: Service, Sendable {
         for node in topology.nodes {
             components[node.id] = LiveComponent.make(node, input: inputs[node.id], global: topology.global, logger: logger)
         }
-        for node in topology.nodes {
-            components[node.id]!.output?.replace(withErased: topology.consumers(of: node.id).compactMap { inputs[$0] })
-        }
+        for node in topology.nodes { components[node.id]!.wire(in: topology, inputs: inputs) }
         live = Mutex(LiveState(topology: topology, components: components, launcher: launcher))
         for node in topology.nodes { launch(components[node.id]!) }
     }

@@ -24,6 +24,8 @@ public final class ComponentMetrics: Sendable {
     private let droppedParseError = Atomic<Int>(0)
     private let droppedProcessingError = Atomic<Int>(0)
     private let droppedPolicy = Atomic<Int>(0)
+    private let droppedFiltered = Atomic<Int>(0)
+    private let droppedUnmatched = Atomic<Int>(0)
 
     private let stateValue = Atomic<Int>(ComponentState.pending.rawValue)
     private let extras = Mutex(Extras())
@@ -31,6 +33,20 @@ public final class ComponentMetrics: Sendable {
     /// Where `uplink tap` attaches: events leaving this component (through its ``Outbox``) are copied to
     /// attached readers. One atomic load per chunk while nobody is attached.
     public let tap = TapPoint()
+    private let outputTaps = Mutex<[String: TapPoint]>([:])
+
+    /// The taps of the component's named outputs that readers have asked for so far.
+    public var outputTapPoints: [TapPoint] { outputTaps.withLock { Array($0.values) } }
+
+    /// Where `uplink tap <id>.<output>` attaches to one named output of the component (``NamedOutputStage``).
+    public func tap(output name: String) -> TapPoint {
+        outputTaps.withLock { taps in
+            if let existing = taps[name] { return existing }
+            let tap = TapPoint()
+            taps[name] = tap
+            return tap
+        }
+    }
 
     private struct Extras {
         var counters: [ExtraCounter] = []
@@ -60,6 +76,8 @@ public final class ComponentMetrics: Sendable {
         case .parseError: droppedParseError.add(events, ordering: .relaxed)
         case .processingError: droppedProcessingError.add(events, ordering: .relaxed)
         case .policy: droppedPolicy.add(events, ordering: .relaxed)
+        case .filtered: droppedFiltered.add(events, ordering: .relaxed)
+        case .unmatched: droppedUnmatched.add(events, ordering: .relaxed)
         }
     }
 
@@ -76,6 +94,8 @@ public final class ComponentMetrics: Sendable {
         case .parseError: return droppedParseError.load(ordering: .relaxed)
         case .processingError: return droppedProcessingError.load(ordering: .relaxed)
         case .policy: return droppedPolicy.load(ordering: .relaxed)
+        case .filtered: return droppedFiltered.load(ordering: .relaxed)
+        case .unmatched: return droppedUnmatched.load(ordering: .relaxed)
         }
     }
 
@@ -202,6 +222,10 @@ public enum DropReason: String, Sendable, CaseIterable, Hashable {
     case processingError = "processing_error"
     /// Discarded on purpose by a component's own rules.
     case policy
+    /// Failed a `filter` condition.
+    case filtered
+    /// Matched no route of a `route`, or went to a route output that no component reads.
+    case unmatched
 }
 
 /// Where a component is in its life.

@@ -66,6 +66,13 @@ public enum BuiltStage: Sendable {
         }
     }
 
+    /// The named outputs of a transform that has them (``NamedOutputStage``); nil when it sends to its default
+    /// output.
+    public var outputNames: [String]? {
+        guard case .transform(let stage) = self, let named = stage as? any NamedOutputStage else { return nil }
+        return named.outputNames
+    }
+
     private static func outputKind<S: SourceStage>(of stage: S) -> EventKind { S.Output.kind }
     private static func outputKind<T: TransformStage>(of stage: T) -> EventKind { T.Output.kind }
     private static func inputKind<T: TransformStage>(of stage: T) -> EventKind { T.Input.kind }

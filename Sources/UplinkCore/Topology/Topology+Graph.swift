@@ -13,9 +13,9 @@ extension Topology {
             lines.append("  \"\(Self.escape(node.id))\" [shape=\(shape), label=\"\(Self.escape(node.id))\\n(\(Self.escape(node.type)))\"];")
         }
         for node in nodes {
-            for input in node.inputs {
-                let kind = self.node(input)?.outputKind?.rawValue ?? "?"
-                lines.append("  \"\(Self.escape(input))\" -> \"\(Self.escape(node.id))\" [label=\"\(kind)\"];")
+            for input in node.inputReferences {
+                let label = Self.escape(edgeLabel(input))
+                lines.append("  \"\(Self.escape(input.id))\" -> \"\(Self.escape(node.id))\" [label=\"\(label)\"];")
             }
         }
         lines.append("}")
@@ -37,13 +37,18 @@ extension Topology {
             }
         }
         for node in nodes {
-            for input in node.inputs {
-                guard let from = names[input], let to = names[node.id] else { continue }
-                let kind = self.node(input)?.outputKind?.rawValue ?? "?"
-                lines.append("  \(from) -->|\(kind)| \(to)")
+            for input in node.inputReferences {
+                guard let from = names[input.id], let to = names[node.id] else { continue }
+                lines.append("  \(from) -->|\(edgeLabel(input).replacingQuotes)| \(to)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The kind of events on an edge, after the output's name when it leaves a named output (`alarms: record`).
+    private func edgeLabel(_ input: InputReference) -> String {
+        let kind = node(input.id)?.outputKind?.rawValue ?? "?"
+        return input.output.map { "\($0): \(kind)" } ?? kind
     }
 
     private static func escape(_ text: String) -> String {

@@ -16,6 +16,10 @@ public struct Topology: Sendable {
         /// What the component was built from, in canonical form, without its `inputs:` (rewiring a running
         /// component does not need a new one) and without locations: equal fingerprints, same component.
         public var fingerprint: String = ""
+        /// What it reads, as written: `id`, or `id.output` for a named output.
+        public var inputReferences: [InputReference] = []
+        /// Its named outputs (a `route`'s routes and `_unmatched`); empty for a component with a default output.
+        public var outputNames: [String] = []
     }
 
     /// Sources first; every component after all of its inputs.
@@ -29,9 +33,11 @@ public struct Topology: Sendable {
 
     public func node(_ id: String) -> Node? { nodes.first { $0.id == id } }
 
-    /// The ids of the components reading from `id`.
-    public func consumers(of id: String) -> [String] {
-        nodes.filter { $0.inputs.contains(id) }.map(\.id)
+    /// The ids of the components reading the default output of `id`, or its named output `output`.
+    public func consumers(of id: String, output: String? = nil) -> [String] {
+        nodes.filter { node in
+            node.inputReferences.contains { $0.id == id && $0.output == output }
+        }.map(\.id)
     }
 }
 
@@ -86,8 +92,8 @@ public struct TopologyBuilder {
         for component in config.components {
             var seen = Set<String>()
             for input in component.inputs {
-                if !seen.insert(input.id).inserted {
-                    diagnostics.error("input '\(input.id)' is listed twice", file: component.file, at: input.mark)
+                if !seen.insert(input.reference).inserted {
+                    diagnostics.error("input '\(input.reference)' is listed twice", file: component.file, at: input.mark)
                 }
                 guard let upstream = byID[input.id] else {
                     // It may be one of the unparsed file's components.
@@ -193,13 +199,23 @@ public struct TopologyBuilder {
                 dataDirectory: config.global.dataDirectory, shared: shared)
             let before = diagnostics.diagnostics.count
             let stage: BuiltStage?
+            var buildError: (any Error)?
             do {
                 stage = try descriptor.build(context)
             } catch {
-                diagnostics.error("\(component.role.rawValue) '\(component.id)' (\(component.type)): \(error)", file: component.file, at: component.mark)
+                buildError = error
                 stage = nil
             }
             reader.finish()
+            if let buildError {
+                // A factory that already reported its problems where they are written (or left them to the
+                // required-option check) throws an empty error.
+                let alreadyReported = (buildError as? PluginBuildError)?.message.isEmpty == true
+                    && diagnostics.diagnostics[before...].contains { $0.severity == .error }
+                if !alreadyReported {
+                    diagnostics.error("\(component.role.rawValue) '\(component.id)' (\(component.type)): \(buildError)", file: component.file, at: component.mark)
+                }
+            }
             let hadErrors = diagnostics.diagnostics[before...].contains { $0.severity == .error }
             guard let stage, !hadErrors, !unbuildable.contains(component.id) else {
                 unbuildable.insert(component.id)
@@ -208,7 +224,8 @@ public struct TopologyBuilder {
             let node = Topology.Node(
                 id: component.id, role: component.role, type: component.type, file: component.file,
                 mark: component.mark, inputs: component.inputs.map(\.id), buffer: component.buffer, stage: stage,
-                inputKind: stage.inputKind, outputKind: stage.outputKind)
+                inputKind: stage.inputKind, outputKind: stage.outputKind, inputReferences: component.inputs,
+                outputNames: stage.outputNames ?? [])
             built[component.id] = node
         }
         // Transforms may have read what their sinks shared (credentials), so a change there is a change of theirs.
@@ -233,6 +250,8 @@ public struct TopologyBuilder {
             }
         }
 
+        checkOutputNames(nodes, byID: byID, diagnostics: diagnostics)
+
         if diagnostics.hasErrors { return nil }
         let global = config.global
         // `api` and `summary_interval` belong to the process, not the pipeline: they are not part of it.
@@ -254,6 +273,50 @@ public struct TopologyBuilder {
             }
         }
         return components.filter { $0.role == .sink && reached.contains($0.id) }
+    }
+
+    /// Every `id.output` input names an output the component has, and a component with named outputs is read
+    /// through them; a named output nobody reads is worth a warning (its events are counted and dropped).
+    private func checkOutputNames(
+        _ nodes: [Topology.Node], byID: [String: ComponentConfig], diagnostics: DiagnosticCollector
+    ) {
+        let built = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for node in nodes {
+            guard let component = byID[node.id] else { continue }
+            for input in component.inputs {
+                guard let upstream = built[input.id] else { continue }
+                switch (input.output, upstream.outputNames.isEmpty) {
+                case (nil, true):
+                    continue
+                case (nil, false):
+                    let listed = upstream.outputNames.map { "\(input.id).\($0)" }.joined(separator: ", ")
+                    diagnostics.error(
+                        "'\(input.id)' (\(upstream.type)) sends its events through named outputs: read one of \(listed)",
+                        file: component.file, at: input.mark)
+                case (.some, true):
+                    diagnostics.error(
+                        "'\(input.id)' (\(upstream.type)) has no named outputs: read it as '\(input.id)', not '\(input.reference)'",
+                        file: component.file, at: input.mark)
+                case (let output?, false):
+                    guard !upstream.outputNames.contains(output) else { continue }
+                    var message = "'\(input.id)' has no output '\(output)'"
+                    if let hint = ValueParsing.suggestion(for: output, among: upstream.outputNames) {
+                        message += "; did you mean '\(input.id).\(hint)'?"
+                    } else {
+                        message += " (its outputs: \(upstream.outputNames.joined(separator: ", ")))"
+                    }
+                    diagnostics.error(message, file: component.file, at: input.mark)
+                }
+            }
+        }
+        for node in nodes where !node.outputNames.isEmpty {
+            let read = Set(nodes.flatMap { $0.inputReferences.filter { $0.id == node.id }.compactMap(\.output) })
+            for output in node.outputNames where !read.contains(output) && !output.hasPrefix("_") {
+                diagnostics.warning(
+                    "output '\(node.id).\(output)' is not an input of any component: its events are counted and dropped",
+                    file: node.file, at: node.mark)
+            }
+        }
     }
 
     /// A component's output kind known from its descriptor alone (used before it is built).

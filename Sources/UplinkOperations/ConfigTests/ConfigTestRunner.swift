@@ -63,7 +63,10 @@ public struct ConfigTestRunner: Sendable {
         var problems: [String] = []
         let location = "\(test.file):\(test.mark.line):\(test.mark.column)"
         var previous: Topology.Node?
-        for id in test.through {
+        var previousOutput: String?
+        for step in test.through {
+            let reference = InputReference(parsing: step, mark: test.mark)
+            let id = reference.id
             guard let node = topology.node(id) else {
                 let transforms = topology.nodes.filter { $0.role == .transform }.map(\.id)
                 let hint = ValueParsing.suggestion(for: id, among: transforms).map { "did you mean '\($0)'? " } ?? ""
@@ -76,14 +79,23 @@ public struct ConfigTestRunner: Sendable {
                     "\(location): test '\(test.name)': '\(id)' is a \(node.role.rawValue); tests run transforms only")
                 return problems
             }
-            if let previous, !node.inputs.contains(previous.id) {
+            if let previous, !node.inputReferences.contains(where: { $0.id == previous.id && $0.output == previousOutput }) {
+                let read = previousOutput.map { previous.id + "." + $0 } ?? previous.id
                 problems.append(
-                    "\(location): test '\(test.name)': '\(id)' does not read from '\(previous.id)' (its inputs: \(node.inputs.joined(separator: ", ")))"
+                    "\(location): test '\(test.name)': '\(id)' does not read from '\(read)' (its inputs: \(node.inputReferences.map(\.reference).joined(separator: ", ")))"
                 )
             }
+            if let output = reference.output, !node.outputNames.contains(output) {
+                problems.append(
+                    "\(location): test '\(test.name)': '\(id)' has no output '\(output)' (its outputs: \(node.outputNames.joined(separator: ", ")))")
+            } else if reference.output == nil, !node.outputNames.isEmpty {
+                let listed = node.outputNames.map { id + "." + $0 }.joined(separator: ", ")
+                problems.append("\(location): test '\(test.name)': '\(id)' has named outputs: name one, as \(listed)")
+            }
             previous = node
+            previousOutput = reference.output
         }
-        if let first = test.through.first.flatMap(topology.node), let kind = first.inputKind, kind != test.input.kind {
+        if let first = test.through.first.flatMap({ topology.node(InputReference(parsing: $0, mark: test.mark).id) }), let kind = first.inputKind, kind != test.input.kind {
             let key = kind == .raw ? "lines" : kind == .record ? "records" : "messages"
             problems.append(
                 "\(location): test '\(test.name)': '\(first.id)' reads \(kind.rawValue) events; give input.\(key)")
@@ -102,7 +114,9 @@ public struct ConfigTestRunner: Sendable {
         defer { TemporaryDirectory.remove(directory) }
         var events = Self.events(test.input, timestamp: test.timestamp)
         var dropped = 0
-        for id in test.through {
+        for step in test.through {
+            let reference = InputReference(parsing: step, mark: test.mark)
+            let id = reference.id
             guard let node = topology.node(id), case .transform(let stage) = node.stage else { continue }
             let metrics = ComponentMetrics()
             var componentLogger = logger
@@ -111,7 +125,9 @@ public struct ConfigTestRunner: Sendable {
                 id: id, type: node.type, role: .transform, logger: componentLogger, metrics: metrics,
                 dataDirectory: directory)
             do {
-                events = try await runWithTimeout { [events] in try await Self.run(stage, context: context, input: events) }
+                events = try await runWithTimeout { [events] in
+                    try await Self.run(stage, context: context, input: events, output: reference.output)
+                }
             } catch {
                 return Outcome(test: test, failures: ["'\(id)' failed: \(error)"], outputs: [])
             }
@@ -147,26 +163,46 @@ public struct ConfigTestRunner: Sendable {
         var description: String { "it reads \(expected.rawValue) events, and the input is of another kind" }
     }
 
-    /// Feeds `input` to `stage` as one chunk, ends its input, and collects everything it sends until it returns.
-    static func run(_ stage: any TransformStage, context: ComponentContext, input: [any Event]) async throws -> [any Event] {
+    /// Feeds `input` to `stage` as one chunk, ends its input, and collects everything it sends until it returns:
+    /// to its default output, or to its named output `output` (what its other outputs get is not collected).
+    static func run(
+        _ stage: any TransformStage, context: ComponentContext, input: [any Event], output: String? = nil
+    ) async throws -> [any Event] {
         func open<T: TransformStage>(_ stage: T) async throws -> [any Event] {
             let typed = input.compactMap { $0 as? T.Input }
             guard typed.count == input.count else { throw KindMismatch(expected: T.Input.kind) }
             let inputChannel = EventChannel<T.Input>(capacity: max(1, typed.count))
             let outputChannel = EventChannel<T.Output>(capacity: 4096)
+            // Every other named output gets a channel that is drained and forgotten, so the stage never waits.
+            let names = (stage as? any NamedOutputStage)?.outputNames ?? []
+            let others = names.filter { $0 != output }.map { ($0, EventChannel<T.Output>(capacity: 4096)) }
             inputChannel.addProducer()
             outputChannel.addProducer()
+            for (_, channel) in others { channel.addProducer() }
+            var named: [String: [any EventEdge<T.Output>]] = [:]
+            for (name, channel) in others { named[name] = [channel] }
+            if let output { named[output] = [outputChannel] }
+            let outbox = Outbox(
+                channels: output == nil ? [outputChannel] : [], named: named, metrics: context.metrics)
             try await inputChannel.send(EventChunk(typed))
             inputChannel.finishProducer()
             return try await withThrowingTaskGroup(of: [any Event].self) { group in
                 group.addTask {
-                    defer { outputChannel.finishProducer() }
+                    defer {
+                        outputChannel.finishProducer()
+                        for (_, channel) in others { channel.finishProducer() }
+                    }
                     context.metrics.setState(.running)
                     try await stage.run(
-                        context: context, input: Inbox(channel: inputChannel, metrics: context.metrics),
-                        output: Outbox(channels: [outputChannel], metrics: context.metrics))
+                        context: context, input: Inbox(channel: inputChannel, metrics: context.metrics), output: outbox)
                     context.metrics.setState(.finished)
                     return []
+                }
+                for (_, channel) in others {
+                    group.addTask {
+                        while await channel.next() != nil {}
+                        return []
+                    }
                 }
                 group.addTask {
                     var collected: [any Event] = []

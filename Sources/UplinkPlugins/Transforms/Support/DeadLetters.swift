@@ -55,14 +55,17 @@ struct DeadLetterSettings: Sendable {
 struct Rejections {
     let context: ComponentContext
     let deadLetters: DeadLetterFile?
+    /// How a reject that is not dead-lettered is counted.
+    let dropReason: DropReason
     private(set) var rejected = 0
     private(set) var deadLettered = 0
     private(set) var dropped = 0
     private var writeFailed = false
 
-    init(context: ComponentContext, deadLetters: DeadLetterFile?) {
+    init(context: ComponentContext, deadLetters: DeadLetterFile?, dropReason: DropReason = .parseError) {
         self.context = context
         self.deadLetters = deadLetters
+        self.dropReason = dropReason
     }
 
     /// Rejects an event: dead-letters `payload` when `deadLetter` is true (and a file is configured), else drops it.
@@ -84,7 +87,7 @@ struct Rejections {
             }
         }
         dropped += 1
-        context.metrics.dropped(1, reason: .parseError)
+        context.metrics.dropped(1, reason: dropReason)
     }
 
     /// Counts a problem with an event that is still sent on (kept as raw text).

@@ -1,0 +1,80 @@
+import UplinkCore
+
+/// `filter`: passes the records (or messages) for which `condition` is true.
+///
+/// What fails the condition is dropped, counted as `dropped_events_total{reason="filtered"}`, and answered as
+/// final: a chunk whose every event was filtered out resolves its acknowledgements as delivered, so a file tail's
+/// checkpoint moves past it (one that keeps some events is answered when those are). A condition that cannot be
+/// evaluated for an event follows `on_error` (`keep` passes the event).
+public struct FilterTransform<E: ExpressionSubject>: TransformStage {
+    public typealias Input = E
+    public typealias Output = E
+
+    public static var descriptor: PluginDescriptor {
+        PluginDescriptor(
+            type: "filter", role: .transform,
+            summary: "Passes the records or messages for which a condition holds; drops the rest, counted (reason \"filtered\").",
+            options: [
+                OptionSpec(
+                    "condition", .string, required: true,
+                    "an expression giving true or false (docs/expressions.md), e.g. '.temp > -40 && .temp < 125'; messages expose .topic and their JSON body's fields"),
+                ExpressionErrorPolicy.option(keep: "passes the event"),
+            ] + DeadLetterSettings.options,
+            accepts: [.record, .message], output: .sameAsInput
+        ) { context in
+            switch context.inputKind {
+            case .message: return .transform(try FilterTransform<Message>(config: context.config))
+            default: return .transform(try FilterTransform<Record>(config: context.config))
+            }
+        }
+    }
+
+    public let condition: Expression
+    public let onError: ExpressionErrorPolicy
+    let deadLetters: DeadLetterSettings
+
+    public init(condition: Expression, onError: ExpressionErrorPolicy = .drop) {
+        self.condition = condition
+        self.onError = onError
+        deadLetters = DeadLetterSettings()
+    }
+
+    init(config: ConfigReader) throws {
+        let (policy, deadLetters) = ExpressionErrorPolicy.read(from: config)
+        guard let condition = config.expression("condition", condition: true) else {
+            // Reported where it is written (or as a missing required option).
+            throw PluginBuildError.reported
+        }
+        self.condition = condition
+        onError = policy
+        self.deadLetters = deadLetters
+    }
+
+    public func run(context: ComponentContext, input: Inbox<E>, output: Outbox<E>) async throws {
+        var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
+        defer { failures.finish() }
+        for await chunk in input {
+            var kept: [E] = []
+            kept.reserveCapacity(chunk.count)
+            var filtered = 0
+            for event in chunk.events {
+                do {
+                    if try condition.test(event.expressionFields) {
+                        kept.append(event)
+                    } else {
+                        filtered += 1
+                    }
+                } catch {
+                    if failures.handle(event, label: "condition", error: error) { kept.append(event) }
+                }
+            }
+            if filtered > 0 { context.metrics.dropped(filtered, reason: .filtered) }
+            if kept.isEmpty {
+                // Every event was filtered or rejected on purpose: that is their final answer.
+                chunk.acknowledgements.resolve(.delivered)
+                continue
+            }
+            try await output.send(EventChunk(kept, acknowledgements: chunk.acknowledgements))
+        }
+    }
+}

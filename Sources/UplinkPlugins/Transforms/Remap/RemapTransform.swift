@@ -1,0 +1,141 @@
+import UplinkCore
+import UplinkYAML
+
+/// `remap`: changes records' fields with `set` (a field from an expression), `rename` and `remove`.
+///
+/// The operations run in the order they are written: the options in the order of the component's mapping, and
+/// each option's entries in theirs, so `set: {f: '.t * 9 / 5 + 32'}` written before `remove: [t]` still sees `t`.
+/// Field names are top-level names. An expression that cannot be evaluated for a record follows `on_error`
+/// (`keep` leaves that one field unset and applies the other operations).
+public struct RemapTransform: TransformStage {
+    public typealias Input = Record
+    public typealias Output = Record
+
+    public enum Operation: Sendable {
+        case set(String, Expression)
+        case rename(from: String, to: String)
+        case remove(String)
+    }
+
+    public static let descriptor = PluginDescriptor(
+        type: "remap", role: .transform,
+        summary: "Sets fields from expressions, renames and removes fields, in the order written.",
+        options: [
+            OptionSpec("set", .stringMap, "field: expression (docs/expressions.md), e.g. { temp_f: '.temp * 9 / 5 + 32', site: '\"plant-4\"' }"),
+            OptionSpec("rename", .stringMap, "old_name: new_name; a missing field is left alone, an existing new_name is replaced"),
+            OptionSpec("remove", .stringList, "fields to remove"),
+            ExpressionErrorPolicy.option(keep: "the field is left unset, the other operations apply"),
+        ] + DeadLetterSettings.options,
+        accepts: [.record], output: .kind(.record)
+    ) { context in
+        .transform(try RemapTransform(config: context.config))
+    }
+
+    public let operations: [Operation]
+    public let onError: ExpressionErrorPolicy
+    let deadLetters: DeadLetterSettings
+
+    public init(operations: [Operation], onError: ExpressionErrorPolicy = .drop) {
+        self.operations = operations
+        self.onError = onError
+        deadLetters = DeadLetterSettings()
+    }
+
+    init(config: ConfigReader) throws {
+        (onError, deadLetters) = ExpressionErrorPolicy.read(from: config)
+        var operations: [Operation] = []
+        var failed = false
+        for pair in config.node.mapping ?? [] {
+            guard let key = pair.key.scalar, !pair.value.isNull else { continue }
+            switch key {
+            case "set":
+                guard let entries = pair.value.mapping else {
+                    config.error("option 'set' must be a mapping of field: expression", at: "set")
+                    failed = true
+                    continue
+                }
+                for entry in entries {
+                    guard let name = Self.fieldName(entry.key, config) else {
+                        failed = true
+                        continue
+                    }
+                    guard let expression = config.expression(in: entry.value, label: "set.\(name)") else {
+                        failed = true
+                        continue
+                    }
+                    operations.append(.set(name, expression))
+                }
+            case "rename":
+                for (from, to) in config.stringMap("rename") ?? [] {
+                    guard !from.isEmpty, !to.isEmpty else {
+                        config.error("'rename' entries need both names, as old_name: new_name", at: "rename")
+                        failed = true
+                        continue
+                    }
+                    operations.append(.rename(from: from, to: to))
+                }
+            case "remove":
+                for name in config.stringList("remove") ?? [] { operations.append(.remove(name)) }
+            default:
+                continue
+            }
+        }
+        if operations.isEmpty && !failed {
+            config.error("remap needs at least one of 'set', 'rename' or 'remove'")
+        }
+        if failed || operations.isEmpty { throw PluginBuildError.reported }
+        self.operations = operations
+    }
+
+    private static func fieldName(_ key: YAMLNode, _ config: ConfigReader) -> String? {
+        guard let name = key.scalar, !name.isEmpty else {
+            config.diagnostics.error("'set' keys must be field names", file: config.file, at: key.mark)
+            return nil
+        }
+        return name
+    }
+
+    public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Record>) async throws {
+        var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
+        defer { failures.finish() }
+        for await chunk in input {
+            var records: [Record] = []
+            records.reserveCapacity(chunk.count)
+            for record in chunk.events {
+                if let remapped = apply(to: record, failures: &failures) { records.append(remapped) }
+            }
+            if records.isEmpty {
+                chunk.acknowledgements.resolve(.delivered)
+                continue
+            }
+            try await output.send(EventChunk(records, acknowledgements: chunk.acknowledgements))
+        }
+    }
+
+    /// The record after every operation; nil when an expression failed and `on_error` dropped it.
+    func apply(to record: Record, failures: inout ExpressionFailures) -> Record? {
+        var result = record
+        for operation in operations {
+            switch operation {
+            case .set(let name, let expression):
+                do {
+                    // Expressions see the record as the operations before them left it.
+                    result.fields[name] = try expression.evaluate(result.fields)
+                } catch {
+                    guard failures.handle(record, label: "set.\(name)", error: error) else { return nil }
+                }
+            case .rename(let from, let to):
+                guard from != to, let value = result.fields[from] else { continue }
+                var renamed: [Fields.Field] = []
+                renamed.reserveCapacity(result.fields.count)
+                for field in result.fields where field.name != to {
+                    renamed.append(field.name == from ? Fields.Field(name: to, value: value) : field)
+                }
+                result.fields = Fields(renamed)
+            case .remove(let name):
+                result.fields[name] = nil
+            }
+        }
+        return result
+    }
+}
