@@ -11,11 +11,7 @@ extension EndToEnd {
 
         /// The file tail's checkpointed offset of `log` (0 before the first checkpoint).
         static func checkpointedOffset(_ directory: URL) -> Int {
-            let path = directory.appendingPathComponent("state/app/checkpoints.json").path
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let range = text.range(of: #""offset":\d+"#, options: .regularExpression)
-            else { return 0 }
-            return Int(text[range].dropFirst(9)) ?? 0
+            TailCheckpoint.offset(stateDirectory: directory.appendingPathComponent("state"))
         }
 
         static func fileSize(_ path: String) -> Int {

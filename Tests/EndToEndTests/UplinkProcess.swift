@@ -3,8 +3,10 @@ import Testing
 
 /// Runs the built `uplink` binary as a user would: real process, real pipes, real files.
 struct UplinkProcess {
-    /// The `uplink` executable next to the test bundle in the build directory.
+    /// The `uplink` executable next to the test bundle in the build directory, or `UPLINK_E2E_BINARY` (to run
+    /// the same tests against another build, e.g. main's, for a before/after figure).
     static var executable: URL {
+        if let override = ProcessInfo.processInfo.environment["UPLINK_E2E_BINARY"] { return URL(fileURLWithPath: override) }
         let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = testBinary.deletingLastPathComponent()
         for _ in 0..<4 {

@@ -123,8 +123,9 @@ import UplinkCore
     }
 
     @Test func checkpointBookWritesTheFinalCheckpointAfterTheLastAcknowledgement() throws {
-        let path = sourceTemporaryDirectory("book") + "/checkpoints.json"
-        let book = CheckpointBook(path: path, interval: .seconds(60), logger: SourceHarness.logger)
+        let directory = sourceTemporaryDirectory("book")
+        let book = CheckpointBook(directory: directory, interval: .seconds(60), logger: SourceHarness.logger)
+        let path = book.path
         #expect(book.firstStart)
         let identity = FileIdentity(device: 1, inode: 2, fingerprint: .of([1, 2, 3]))
         let id = book.create(identity: identity, path: "/a.log", offset: 10)
@@ -136,24 +137,25 @@ import UplinkCore
         #expect(!FileManager.default.fileExists(atPath: path))  // waits for the first
         first?.resolve(.delivered)
         first = nil
-        let written = try CheckpointCodec.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        let written = CheckpointSlots.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).newest?.entries
         #expect(written == [CheckpointEntry(identity: identity, path: "/a.log", offset: 30)])
-        let reopened = CheckpointBook(path: path, interval: .seconds(1), logger: SourceHarness.logger)
+        let reopened = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
         #expect(!reopened.firstStart)
-        #expect(reopened.dormantEntries().map(\.entry) == written)
+        #expect(reopened.dormantEntries().map(\.entry) == written ?? [])
     }
 
     @Test func checkpointBookDoesNotAdvanceForDroppedChunks() throws {
-        let path = sourceTemporaryDirectory("book") + "/checkpoints.json"
-        let book = CheckpointBook(path: path, interval: .seconds(60), logger: SourceHarness.logger)
+        let book = CheckpointBook(
+            directory: sourceTemporaryDirectory("book"), interval: .seconds(60), logger: SourceHarness.logger)
+        let path = book.path
         let id = book.create(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", offset: 0)
         var token: Acknowledgement? = book.acknowledgement(for: id, end: 100)
         _ = token
         token = nil  // nobody resolved it: dropped
         #expect(book.committed(id) == 0)
         book.stop()
-        let written = try CheckpointCodec.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
-        #expect(written.first?.offset == 0)
+        let written = CheckpointSlots.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).newest?.entries
+        #expect(written?.first?.offset == 0)
     }
 
     // MARK: Rotation decisions

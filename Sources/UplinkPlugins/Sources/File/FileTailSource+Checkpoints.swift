@@ -2,6 +2,12 @@ import Logging
 import Synchronization
 import UplinkCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// One file's checkpoint as stored: which file (identity and last known path) and where to resume.
 struct CheckpointEntry: Sendable, Equatable {
     var identity: FileIdentity
@@ -11,8 +17,9 @@ struct CheckpointEntry: Sendable, Equatable {
     var rotated = false
 }
 
-/// The checkpoint file's format: `{"version":1,"files":[{"path":…,"device":…,"inode":…,
-/// "fingerprint_bytes":…,"fingerprint":"hex","offset":…}]}`.
+/// The first checkpoint format, `checkpoints.json`: `{"version":1,"files":[{"path":…,"device":…,"inode":…,
+/// "fingerprint_bytes":…,"fingerprint":"hex","offset":…}]}`, rewritten atomically on every write. It is read
+/// once, when no slot file (``CheckpointSlots``) exists yet, and removed once its successor is on disk.
 enum CheckpointCodec {
     static let version: Int64 = 1
 
@@ -74,12 +81,18 @@ enum CheckpointCodec {
     }
 }
 
+
 /// The file source's checkpoints: one record per file (live, or dormant when no longer tailed), advanced only
-/// by acknowledgements, and written atomically to the state directory.
+/// by acknowledgements, and written in place into `checkpoints.slots` (``CheckpointSlotFile``).
+///
+/// A checkpoint is written as soon as an acknowledgement moves it (one `pwrite` into the page cache, which a
+/// killed process does not lose), so a restart after `kill -9` sends again only what was in flight. It is
+/// synced every `interval`, and only when something was written: a power cut may lose up to `interval` of
+/// checkpoints (those lines are sent again), never a checkpoint beyond delivered data.
 ///
 /// Acknowledgements arrive on the sinks' tasks, possibly after the source stopped, so the book outlives the
-/// read loop: the loop writes every `interval` while it runs, and once the source has stopped the last
-/// acknowledgement writes the final checkpoint (or ``stop()`` itself when nothing is in flight).
+/// read loop: the loop syncs every `interval` while it runs, and once the source has stopped the last
+/// acknowledgement writes and syncs the final checkpoint (or ``stop()`` itself when nothing is in flight).
 final class CheckpointBook: Sendable {
     enum Status: Sendable, Equatable {
         /// A file being read.
@@ -107,39 +120,90 @@ final class CheckpointBook: Sendable {
         var stopped = false
         var finalWritten = false
         var dirty = false
-        var lastWrite = ContinuousClock.now
     }
 
+    /// The file's writer and what the book knows about its failures; only touched under its lock, which also
+    /// serialises writes, so an older snapshot never replaces a newer one.
+    private struct Writer {
+        var file: CheckpointSlotFile
+        var lastSync = ContinuousClock.now
+        /// The first checkpoint file, removed once the slot file holds its successor on disk.
+        var legacyPath: String?
+        var failures = FailureReport()
+        /// After a failed write, changes wait until then (one `interval`) instead of failing on every
+        /// acknowledgement.
+        var retryAfter: ContinuousClock.Instant?
+
+        func backingOff(now: ContinuousClock.Instant = .now) -> Bool { retryAfter.map { now < $0 } ?? false }
+    }
+
+    /// Write and sync failures: each one counts in `errors_total`; the log gets the first one, then at most
+    /// one line a minute with how many happened meanwhile.
+    struct FailureReport: Sendable {
+        static let logInterval: Duration = .seconds(60)
+        var lastLogged: ContinuousClock.Instant?
+        var suppressed = 0
+
+        /// Returns how many failures the line to log now stands for, nil when it is not time to log.
+        mutating func record(now: ContinuousClock.Instant = .now) -> Int? {
+            suppressed += 1
+            if let lastLogged, now - lastLogged < Self.logInterval { return nil }
+            defer {
+                lastLogged = now
+                suppressed = 0
+            }
+            return suppressed
+        }
+    }
+
+    /// The slot file: `checkpoints.slots` in the state directory.
     let path: String
+    /// The first format's file, `checkpoints.json`, read once to migrate.
+    let legacyPath: String
     let interval: Duration
     let logger: Logger
     let metrics: ComponentMetrics?
     /// True when no checkpoint file existed: the source has never run with this id and state directory.
     let firstStart: Bool
     private let state = Mutex(State())
-    /// Serialises writes, so an older snapshot never replaces a newer one.
-    private let writeLock = Mutex(())
+    private let writer: Mutex<Writer>
 
-    init(path: String, interval: Duration, logger: Logger, metrics: ComponentMetrics? = nil) {
-        self.path = path
+    init(directory: String, interval: Duration, logger: Logger, metrics: ComponentMetrics? = nil) {
+        path = directory + "/checkpoints.slots"
+        legacyPath = directory + "/checkpoints.json"
         self.interval = interval
         self.logger = logger
         self.metrics = metrics
+        let file = CheckpointSlotFile(path: path)
         var entries: [CheckpointEntry] = []
-        var first = true
-        if FileIO.fileExists(path) {
-            first = false
-            do {
-                entries = try CheckpointCodec.decode(try FileIO.readFile(path, limit: 64 << 20))
-            } catch {
-                // Unknown files are then read from their beginning: duplicates rather than loss.
-                logger.error(
-                    "cannot read the checkpoint file; files are read again from their beginning",
-                    metadata: ["checkpoint.path": "\(path)", "error": "\(error)"])
-                metrics?.error()
+        var first = false
+        var migrateFrom: String? = nil
+        do {
+            if let recovery = try file.load() {
+                entries = recovery.newest?.entries ?? []
+                if recovery.damagedSlots > 0 {
+                    // Unknown files are then read from their beginning: duplicates rather than loss.
+                    logger.warning(
+                        recovery.newest == nil
+                            ? "the checkpoint file is damaged; files are read again from their beginning"
+                            : "a checkpoint slot is damaged (a torn write); resuming from the other slot",
+                        metadata: ["checkpoint.path": "\(path)", "checkpoint.damaged_slots": "\(recovery.damagedSlots)"])
+                    metrics?.error()
+                }
+            } else if FileIO.fileExists(legacyPath) {
+                migrateFrom = legacyPath
+                entries = try CheckpointCodec.decode(try FileIO.readFile(legacyPath, limit: 64 << 20))
+            } else {
+                first = true
             }
+        } catch {
+            logger.error(
+                "cannot read the checkpoint file; files are read again from their beginning",
+                metadata: ["checkpoint.path": "\(migrateFrom ?? path)", "error": "\(error)"])
+            metrics?.error()
         }
         firstStart = first
+        writer = Mutex(Writer(file: file, legacyPath: migrateFrom))
         state.withLock { state in
             for entry in entries {
                 state.records[state.nextID] = Record(
@@ -147,6 +211,9 @@ final class CheckpointBook: Sendable {
                     status: .dormant, rotated: entry.rotated)
                 state.nextID += 1
             }
+            // A migrated checkpoint is written in the new format at the first chance; a first start writes an
+            // empty one, so the next start knows it is not the first (`read_from` applies to the first only).
+            state.dirty = migrateFrom != nil || first
         }
     }
 
@@ -248,17 +315,22 @@ final class CheckpointBook: Sendable {
     /// Bytes that produce no event (the discarded tail of an over-long line).
     func skip(_ id: Int, to end: Int64) {
         state.withLock { state in
+            let before = state.records[id]?.tracker.committed
             state.records[id]?.tracker.skip(to: end)
-            state.dirty = true
+            if state.records[id]?.tracker.committed != before { state.dirty = true }
         }
     }
 
     private func finish(_ id: Int, sequence: UInt64, delivered: Bool) {
         var stalledPath: String? = nil
-        let writeFinal: Bool = state.withLock { state in
+        let (moved, writeFinal): (Bool, Bool) = state.withLock { state in
             state.outstanding -= 1
+            var moved = false
             if var record = state.records[id] {
-                if record.tracker.finish(sequence, delivered: delivered) { state.dirty = true }
+                if record.tracker.finish(sequence, delivered: delivered) {
+                    state.dirty = true
+                    moved = true
+                }
                 if record.tracker.isStalled && !record.stallReported {
                     record.stallReported = true
                     stalledPath = record.path
@@ -269,29 +341,38 @@ final class CheckpointBook: Sendable {
                     state.records[id] = record
                 }
             }
-            return state.stopped && state.outstanding == 0 && !state.finalWritten
+            return (moved, state.stopped && state.outstanding == 0 && !state.finalWritten)
         }
         if let stalledPath {
             logger.warning(
                 "events were not delivered; this file's checkpoint stays before them, so a restart reads them again",
                 metadata: ["file.path": "\(stalledPath)"])
         }
-        if writeFinal { write(final: true) }
+        if writeFinal {
+            write(final: true)
+        } else if moved {
+            // At once: a killed process then sends again only what was in flight (the page cache keeps it).
+            write(final: false)
+        }
     }
 
     // MARK: Writing
 
-    /// Writes when something changed and `interval` has passed since the last write.
+    /// Writes what changed, and syncs when `interval` has passed since the last sync.
     func writeIfDue() {
-        let due = state.withLock { $0.dirty && ContinuousClock.now - $0.lastWrite >= interval }
-        if due { write(final: false) }
+        write(final: false)
+        let due = writer.withLock { $0.file.needsSync && ContinuousClock.now - $0.lastSync >= interval }
+        if due { sync() }
     }
 
-    /// Time until a pending change is due to be written, nil when nothing changed.
+    /// Time until written checkpoints are due to be synced, nil when there is nothing to sync.
     func timeUntilDue() -> Duration? {
-        state.withLock { state in
-            guard state.dirty else { return nil }
-            return max(.zero, interval - (ContinuousClock.now - state.lastWrite))
+        let dirty = state.withLock { $0.dirty }
+        return writer.withLock { writer in
+            let now = ContinuousClock.now
+            if dirty { return max(.zero, (writer.retryAfter ?? now) - now) }
+            guard writer.file.needsSync else { return nil }
+            return max(.zero, interval - (now - writer.lastSync))
         }
     }
 
@@ -308,35 +389,77 @@ final class CheckpointBook: Sendable {
     /// Chunks whose acknowledgement has not come back.
     var outstanding: Int { state.withLock { $0.outstanding } }
 
+    /// Writes the checkpoint if it changed (not while backing off after a failure); the final one is written in
+    /// any case and synced, and no other write follows it.
     func write(final: Bool) {
-        writeLock.withLock { _ in
-            let bytes: [UInt8]? = state.withLock { state in
+        writer.withLock { writer in
+            if !final && writer.backingOff() { return }
+            let entries: [CheckpointEntry]? = state.withLock { state in
                 if final {
                     if state.finalWritten { return nil }
                     state.finalWritten = true
-                } else if state.finalWritten {
+                } else if state.finalWritten || !state.dirty {
                     return nil
                 }
                 state.dirty = false
-                state.lastWrite = ContinuousClock.now
-                let entries = state.records.sorted { $0.key < $1.key }.compactMap { _, record in
+                return state.records.sorted { $0.key < $1.key }.compactMap { _, record in
                     record.status == .forgotten
                         ? nil
                         : CheckpointEntry(
                             identity: record.identity, path: record.path, offset: record.tracker.committed,
                             rotated: record.rotated)
                 }
-                return CheckpointCodec.encode(entries)
             }
-            guard let bytes else { return }
+            guard let entries else { return }
             do {
-                try FileIO.writeFileAtomically(path, bytes, mode: 0o600)
+                try writer.file.write(entries)
+                if final { try writer.file.sync() }
+                writer.retryAfter = nil
+                retireLegacyFile(&writer)
             } catch {
-                logger.error(
-                    "cannot write the checkpoint file", metadata: ["checkpoint.path": "\(path)", "error": "\(error)"])
-                metrics?.error()
+                writer.retryAfter = .now + interval
+                report(error, in: &writer)
                 state.withLock { $0.dirty = true }
             }
         }
+    }
+
+    /// Syncs written checkpoints; on failure they are not counted as durable and the next sync tries again.
+    func sync() {
+        writer.withLock { writer in
+            do {
+                try writer.file.sync()
+                writer.lastSync = .now
+                retireLegacyFile(&writer)
+            } catch {
+                writer.lastSync = .now
+                report(error, in: &writer)
+            }
+        }
+    }
+
+    /// The file is no longer written (after the final checkpoint).
+    func close() {
+        writer.withLock { $0.file.closeFile() }
+    }
+
+    /// Once the slot file is on disk, the first format's file has been read for the last time.
+    private func retireLegacyFile(_ writer: inout Writer) {
+        guard let legacy = writer.legacyPath, !writer.file.needsSync else { return }
+        writer.legacyPath = nil
+        if unlink(legacy) != 0 && errno != ENOENT { report(FileIO.Failure("cannot remove", path: legacy), in: &writer) }
+    }
+
+    private func report(_ error: any Error, in writer: inout Writer) {
+        metrics?.error()
+        guard let count = writer.failures.record() else { return }
+        var metadata: Logger.Metadata = ["checkpoint.path": "\(path)", "error": "\(error)", "checkpoint.failures": "\(count)"]
+        if let failure = error as? FileIO.Failure {
+            metadata["checkpoint.path"] = "\(failure.path)"
+            metadata["errno"] = "\(failure.code)"
+        }
+        logger.error(
+            "cannot write the checkpoint file; it stays where it was on disk, and a restart reads again what came after",
+            metadata: metadata)
     }
 }

@@ -55,7 +55,7 @@ public struct FileTailSource: SourceStage {
             OptionSpec("poll_interval", .duration, default: "250ms", "how often files are checked when polling"),
             OptionSpec(
                 "checkpoint_interval", .duration, default: "1s",
-                "how often checkpoints are written (always at shutdown)"),
+                "how often written checkpoints are synced to disk (they are written in place as soon as deliveries move them, and synced at shutdown); a power cut may send again up to this much"),
             OptionSpec(
                 "fingerprint_bytes", .size, default: "256",
                 "how many leading bytes identify a file besides its device and inode"),
@@ -159,7 +159,7 @@ public struct FileTailSource: SourceStage {
     public func run(context: ComponentContext, output: Outbox<RawEvent>) async throws {
         let directory = try context.stateDirectory()
         let book = CheckpointBook(
-            path: directory + "/checkpoints.json", interval: settings.checkpointInterval, logger: context.logger,
+            directory: directory, interval: settings.checkpointInterval, logger: context.logger,
             metrics: context.metrics)
         // Whatever ends the loop (cancellation, end of files, an error), the final checkpoint is written once
         // the events already sent are acknowledged.
@@ -167,9 +167,9 @@ public struct FileTailSource: SourceStage {
         let tailer = try FileTailer(settings: settings, context: context, output: output, book: book)
         defer { tailer.close() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // The read loop also writes between reads, but it can wait a long time on a full downstream buffer
-            // while acknowledgements keep coming: this writes them anyway, so a crash re-reads only what the
-            // buffer did not take.
+            // Acknowledgements write the checkpoint themselves; the read loop also syncs between reads, but it
+            // can wait a long time on a full downstream buffer: this syncs every interval anyway, so a power cut
+            // re-reads only what the last interval wrote.
             group.addTask { [book, interval = settings.checkpointInterval] in
                 while true {
                     try await Task.sleep(for: interval)

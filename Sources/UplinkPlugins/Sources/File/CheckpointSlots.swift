@@ -1,0 +1,171 @@
+import UplinkCore
+
+/// The checkpoint file's layout: two slots of `capacity` bytes each (the file is exactly two slots long), written
+/// in place and in turn, so that rewriting a checkpoint is one small `pwrite` and never a temporary file and a
+/// rename (which wear out SD cards and eMMC).
+///
+/// A slot: `"UPCK"`, a format byte (2), three zero bytes, `capacity` (u32 LE), `sequence` (u64 LE), the payload's
+/// `length` (u32 LE), a CRC-32 (u32 LE) of the 24 bytes before it and of the payload, then the payload. The
+/// payload is a varint count of entries, each: device, inode, fingerprint length, fingerprint hash (varints),
+/// offset (zig-zag varint), flags (one byte: 1 = rotated), path (varint length and UTF-8 bytes).
+///
+/// Recovery takes the valid slot with the highest sequence; a torn or corrupted slot (bad magic, length or CRC)
+/// is skipped, so the other slot is used. Decoding is a pure function of the file's bytes (fuzzed, and unit
+/// tested with torn and corrupted slots).
+enum CheckpointSlots {
+    static let magic: [UInt8] = Array("UPCK".utf8)
+    static let format: UInt8 = 2
+    static let headerBytes = 28
+    /// One page per slot: a rewrite touches one page.
+    static let minimumCapacity = 4096
+    /// A checkpoint file larger than this (two slots) is refused as damaged rather than read.
+    static let maximumCapacity = 16 << 20
+
+    /// One slot that decoded: its sequence number and the checkpoint it holds.
+    struct Slot: Sendable, Equatable {
+        var index: Int
+        var sequence: UInt64
+        var entries: [CheckpointEntry]
+    }
+
+    /// What a checkpoint file's bytes hold.
+    struct Recovery: Sendable, Equatable {
+        /// The valid slot with the highest sequence, nil when neither slot is valid.
+        var newest: Slot?
+        /// Slots that hold something but not a valid checkpoint (torn or corrupted); a never-written slot (all
+        /// zeros) is not counted.
+        var damagedSlots: Int
+        /// Each slot's capacity: half the file.
+        var capacity: Int
+    }
+
+    /// The slot capacity (a power of two, at least one page) that holds `entries`.
+    static func capacity(for entries: [CheckpointEntry]) -> Int {
+        let needed = headerBytes + encodePayload(entries).count
+        var capacity = minimumCapacity
+        while capacity < needed { capacity *= 2 }
+        return capacity
+    }
+
+    /// The bytes of one slot holding `entries` (header and payload, without padding); nil when they do not fit
+    /// in `capacity`.
+    static func encodeSlot(_ entries: [CheckpointEntry], sequence: UInt64, capacity: Int) -> [UInt8]? {
+        let payload = encodePayload(entries)
+        guard headerBytes + payload.count <= capacity, capacity <= maximumCapacity else { return nil }
+        var bytes = magic
+        bytes.reserveCapacity(headerBytes + payload.count)
+        bytes += [format, 0, 0, 0]
+        appendLittleEndian(UInt64(capacity), bytes: 4, to: &bytes)
+        appendLittleEndian(sequence, bytes: 8, to: &bytes)
+        appendLittleEndian(UInt64(payload.count), bytes: 4, to: &bytes)
+        let crc = checksum(header: bytes, payload: payload[...])
+        appendLittleEndian(UInt64(crc), bytes: 4, to: &bytes)
+        bytes += payload
+        return bytes
+    }
+
+    /// A whole new file: `entries` in slot 0 with `sequence`, slot 1 never written.
+    static func encodeFile(_ entries: [CheckpointEntry], sequence: UInt64, capacity: Int) -> [UInt8]? {
+        guard var slot = encodeSlot(entries, sequence: sequence, capacity: capacity) else { return nil }
+        slot += [UInt8](repeating: 0, count: 2 * capacity - slot.count)
+        return slot
+    }
+
+    /// Decodes a checkpoint file's bytes; never traps, whatever the bytes.
+    static func decode(_ file: [UInt8]) -> Recovery {
+        let capacity = file.count / 2
+        guard file.count % 2 == 0, capacity >= headerBytes, capacity <= maximumCapacity else {
+            return Recovery(newest: nil, damagedSlots: file.allSatisfy { $0 == 0 } ? 0 : 2, capacity: capacity)
+        }
+        var newest: Slot?
+        var damaged = 0
+        for index in 0..<2 {
+            let slot = file[(index * capacity)..<((index + 1) * capacity)]
+            if slot.prefix(headerBytes).allSatisfy({ $0 == 0 }) { continue }
+            guard let decoded = decodeSlot(slot, capacity: capacity) else {
+                damaged += 1
+                continue
+            }
+            if newest == nil || decoded.sequence > newest!.sequence {
+                newest = Slot(index: index, sequence: decoded.sequence, entries: decoded.entries)
+            }
+        }
+        return Recovery(newest: newest, damagedSlots: damaged, capacity: capacity)
+    }
+
+    private static func decodeSlot(
+        _ slot: ArraySlice<UInt8>, capacity: Int
+    ) -> (sequence: UInt64, entries: [CheckpointEntry])? {
+        let start = slot.startIndex
+        guard slot.count >= headerBytes, slot.prefix(4).elementsEqual(magic), slot[start + 4] == format,
+            readLittleEndian(slot, at: start + 8, bytes: 4) == UInt64(capacity)
+        else { return nil }
+        let sequence = readLittleEndian(slot, at: start + 12, bytes: 8)
+        let length = Int(readLittleEndian(slot, at: start + 20, bytes: 4))
+        let crc = UInt32(readLittleEndian(slot, at: start + 24, bytes: 4))
+        guard length <= slot.count - headerBytes else { return nil }
+        let payload = slot[(start + headerBytes)..<(start + headerBytes + length)]
+        guard checksum(header: Array(slot[start..<(start + 24)]), payload: payload) == crc,
+            let entries = try? decodePayload(payload)
+        else { return nil }
+        return (sequence, entries)
+    }
+
+    static func encodePayload(_ entries: [CheckpointEntry]) -> [UInt8] {
+        var writer = BinaryWriter(reserving: 16 + entries.count * 64)
+        writer.varint(UInt64(entries.count))
+        for entry in entries {
+            writer.varint(entry.identity.device)
+            writer.varint(entry.identity.inode)
+            writer.varint(UInt64(entry.identity.fingerprint.length))
+            writer.varint(entry.identity.fingerprint.hash)
+            writer.signed(entry.offset)
+            writer.byte(entry.rotated ? 1 : 0)
+            writer.string(entry.path)
+        }
+        return writer.bytes
+    }
+
+    /// A payload that does not hold checkpoint entries.
+    struct Damage: Error {}
+
+    static func decodePayload(_ payload: ArraySlice<UInt8>) throws -> [CheckpointEntry] {
+        var reader = BinaryReader(payload)
+        let count = try reader.varint()
+        // Each entry takes at least 7 bytes: a count beyond that is damage, not a reason to reserve memory.
+        guard count <= UInt64(payload.count / 7) else { throw Damage() }
+        var entries: [CheckpointEntry] = []
+        entries.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            let device = try reader.varint()
+            let inode = try reader.varint()
+            let length = try reader.varint()
+            let hash = try reader.varint()
+            let offset = try reader.signed()
+            let flags = try reader.byte()
+            let path = try reader.string()
+            guard length <= 65536, offset >= 0, flags <= 1 else { throw Damage() }
+            entries.append(
+                CheckpointEntry(
+                    identity: FileIdentity(
+                        device: device, inode: inode, fingerprint: FileFingerprint(length: Int(length), hash: hash)),
+                    path: path, offset: offset, rotated: flags == 1))
+        }
+        guard reader.isAtEnd else { throw Damage() }
+        return entries
+    }
+
+    private static func checksum(header: [UInt8], payload: ArraySlice<UInt8>) -> UInt32 {
+        CRC32.checksum(header.prefix(24) + payload)
+    }
+
+    private static func appendLittleEndian(_ value: UInt64, bytes count: Int, to bytes: inout [UInt8]) {
+        for index in 0..<count { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(index)))) }
+    }
+
+    private static func readLittleEndian(_ bytes: ArraySlice<UInt8>, at start: Int, bytes count: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for index in 0..<count { value |= UInt64(bytes[start + index]) << (8 * UInt64(index)) }
+        return value
+    }
+}

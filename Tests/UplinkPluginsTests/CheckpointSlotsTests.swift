@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+import UplinkCore
+
+@testable import UplinkPlugins
+
+/// The tail's checkpoint file: the two-slot codec with torn and corrupted slots, and the book that writes it in
+/// place (promptly after acknowledgements, synced on the interval, migrating the first format once).
+@Suite struct CheckpointSlotsTests {
+    static let entries = [
+        CheckpointEntry(
+            identity: FileIdentity(device: 2049, inode: 1 << 40, fingerprint: .of(Array("hello\n".utf8))),
+            path: "/var/log/\"quoted\" é.log", offset: 123_456_789_012),
+        CheckpointEntry(
+            identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/x", offset: 0, rotated: true),
+    ]
+
+    static func entry(offset: Int64) -> CheckpointEntry {
+        CheckpointEntry(
+            identity: FileIdentity(device: 7, inode: 8, fingerprint: .of([1, 2, 3])), path: "/a.log", offset: offset)
+    }
+
+    /// A file whose slot 0 holds offset 100 (sequence 1) and slot 1 offset 200 (sequence 2).
+    static func twoSlotFile() throws -> [UInt8] {
+        let capacity = CheckpointSlots.minimumCapacity
+        var file = try #require(CheckpointSlots.encodeFile([entry(offset: 100)], sequence: 1, capacity: capacity))
+        let second = try #require(CheckpointSlots.encodeSlot([entry(offset: 200)], sequence: 2, capacity: capacity))
+        file.replaceSubrange(capacity..<(capacity + second.count), with: second)
+        return file
+    }
+
+    // MARK: Codec
+
+    @Test func aSlotRoundTrips() throws {
+        let file = try #require(CheckpointSlots.encodeFile(Self.entries, sequence: 42, capacity: 4096))
+        #expect(file.count == 8192)
+        let recovery = CheckpointSlots.decode(file)
+        #expect(recovery.newest == CheckpointSlots.Slot(index: 0, sequence: 42, entries: Self.entries))
+        #expect(recovery.damagedSlots == 0)
+        #expect(recovery.capacity == 4096)
+    }
+
+    @Test func theHighestSequenceWinsWhicheverSlotHoldsIt() throws {
+        var file = try Self.twoSlotFile()
+        #expect(CheckpointSlots.decode(file).newest?.entries == [Self.entry(offset: 200)])
+        let third = try #require(CheckpointSlots.encodeSlot([Self.entry(offset: 300)], sequence: 3, capacity: 4096))
+        file.replaceSubrange(0..<third.count, with: third)
+        let recovery = CheckpointSlots.decode(file)
+        #expect(recovery.newest?.index == 0)
+        #expect(recovery.newest?.entries == [Self.entry(offset: 300)])
+    }
+
+    @Test(arguments: [0, 10, 16, 27, 28, 40])
+    func aTornSlotFallsBackToTheOther(keptBytes: Int) throws {
+        var file = try Self.twoSlotFile()
+        // The newer slot was being overwritten when the power went: only its first bytes reached the disk.
+        let newer = try #require(CheckpointSlots.encodeSlot([Self.entry(offset: 300)], sequence: 3, capacity: 4096))
+        let oldSlot = Array(file[0..<newer.count])
+        file.replaceSubrange(0..<newer.count, with: Array(newer.prefix(keptBytes)) + oldSlot.dropFirst(keptBytes))
+        let recovery = CheckpointSlots.decode(file)
+        #expect(recovery.newest?.entries == [Self.entry(offset: 200)])
+        // Its first 12 bytes (magic, format, capacity) are the same as before.
+        #expect(recovery.damagedSlots == (keptBytes <= 12 ? 0 : 1))
+    }
+
+    @Test func everyFlippedByteOfTheNewestSlotFallsBackToTheOther() throws {
+        let file = try Self.twoSlotFile()
+        let newest = try #require(CheckpointSlots.encodeSlot([Self.entry(offset: 200)], sequence: 2, capacity: 4096))
+        for position in 0..<newest.count {
+            var damaged = file
+            damaged[4096 + position] ^= 0x5A
+            let recovery = CheckpointSlots.decode(damaged)
+            #expect(recovery.newest?.entries == [Self.entry(offset: 100)], "flipped byte \(position)")
+            #expect(recovery.damagedSlots == 1, "flipped byte \(position)")
+        }
+    }
+
+    @Test func twoDamagedSlotsRecoverNothingAndSaySo() throws {
+        var file = try Self.twoSlotFile()
+        file[30] ^= 1
+        file[4096 + 30] ^= 1
+        let recovery = CheckpointSlots.decode(file)
+        #expect(recovery.newest == nil)
+        #expect(recovery.damagedSlots == 2)
+    }
+
+    @Test(arguments: [0, 1, 7, 55, 4097, 8190, 8191])
+    func anyLengthOfBytesDecodesWithoutTrapping(length: Int) throws {
+        let file = try Self.twoSlotFile()
+        let cut = Array(file.prefix(length))
+        let recovery = CheckpointSlots.decode(cut)
+        #expect(recovery.newest == nil)
+        var garbage = SystemRandomNumberGenerator()
+        let noise = (0..<length).map { _ in UInt8.random(in: 0...255, using: &garbage) }
+        #expect(CheckpointSlots.decode(noise).newest == nil)
+    }
+
+    @Test func aPayloadThatClaimsMoreEntriesThanItHoldsIsDamage() throws {
+        var payload = BinaryWriter()
+        payload.varint(1 << 40)
+        #expect(throws: CheckpointSlots.Damage.self) { try CheckpointSlots.decodePayload(payload.bytes[...]) }
+    }
+
+    @Test func manyFilesGrowTheSlotsToAPowerOfTwo() throws {
+        let many = (0..<200).map { index in
+            CheckpointEntry(
+                identity: FileIdentity(device: 1, inode: UInt64(index), fingerprint: .empty),
+                path: "/var/log/app/" + String(repeating: "x", count: 40) + "-\(index).log", offset: Int64(index))
+        }
+        let capacity = CheckpointSlots.capacity(for: many)
+        #expect(capacity > 4096 && capacity.nonzeroBitCount == 1)
+        #expect(CheckpointSlots.encodeSlot(many, sequence: 1, capacity: 4096) == nil)
+        let file = try #require(CheckpointSlots.encodeFile(many, sequence: 1, capacity: capacity))
+        #expect(CheckpointSlots.decode(file).newest?.entries == many)
+    }
+
+    // MARK: The slot file
+
+    @Test func writesBetweenSyncsGoToOneSlotAndNeverTouchTheSyncedOne() throws {
+        let path = sourceTemporaryDirectory("slots") + "/checkpoints.slots"
+        let file = CheckpointSlotFile(path: path)
+        #expect(try file.load() == nil)
+        try file.write([Self.entry(offset: 1)])  // creates the file: on disk at once
+        #expect(!file.needsSync)
+        let created = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        try file.write([Self.entry(offset: 2)])
+        try file.write([Self.entry(offset: 3)])
+        #expect(file.needsSync)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes[0..<4096] == created[0..<4096], "the synced slot is untouched")
+        #expect(CheckpointSlots.decode(bytes).newest?.entries == [Self.entry(offset: 3)])
+        try file.sync()
+        #expect(!file.needsSync)
+        try file.write([Self.entry(offset: 4)])
+        bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(CheckpointSlots.decode(bytes).newest == CheckpointSlots.Slot(index: 0, sequence: 4, entries: [Self.entry(offset: 4)]))
+        #expect(CheckpointSlots.decode(Array(bytes[0..<4096]) + Array(repeating: 0, count: 4096)).newest?.sequence == 4)
+        // Reopened (after a kill): the newest checkpoint is read, synced, and writing goes to the other slot.
+        let reopened = CheckpointSlotFile(path: path)
+        #expect(try reopened.load()?.newest?.entries == [Self.entry(offset: 4)])
+        try reopened.write([Self.entry(offset: 5)])
+        bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(CheckpointSlots.decode(bytes).newest?.index == 1)
+        #expect(CheckpointSlots.decode(Array(bytes[0..<4096]) + Array(repeating: 0, count: 4096)).newest?.sequence == 4)
+    }
+
+    // MARK: The book
+
+    @Test func anAcknowledgementWritesTheCheckpointAtOnceAndTheIntervalSyncsIt() throws {
+        let directory = sourceTemporaryDirectory("book")
+        let book = CheckpointBook(directory: directory, interval: .seconds(3600), logger: SourceHarness.logger)
+        let identity = FileIdentity(device: 1, inode: 2, fingerprint: .of([1, 2, 3]))
+        let id = book.create(identity: identity, path: "/a.log", offset: 0)
+        book.write(final: false)
+        var token: Acknowledgement? = book.acknowledgement(for: id, end: 500)
+        token?.resolve(.delivered)
+        token = nil
+        // A process killed now leaves this in the page cache: the restart resumes at 500.
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))
+        #expect(CheckpointSlots.decode(bytes).newest?.entries.first?.offset == 500)
+        #expect(book.timeUntilDue() != nil, "written, waiting for the interval's sync")
+        book.sync()
+        #expect(book.timeUntilDue() == nil)
+        // Nothing changed: nothing is written.
+        book.writeIfDue()
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path))) == bytes)
+    }
+
+    @Test func theFirstFormatIsReadOnceAndReplaced() throws {
+        let directory = sourceTemporaryDirectory("book")
+        let legacy = directory + "/checkpoints.json"
+        try Data(CheckpointCodec.encode(Self.entries)).write(to: URL(fileURLWithPath: legacy))
+        let book = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        #expect(!book.firstStart)
+        #expect(book.dormantEntries().map(\.entry) == Self.entries)
+        book.writeIfDue()
+        #expect(!FileManager.default.fileExists(atPath: legacy))
+        let reopened = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        #expect(!reopened.firstStart)
+        #expect(reopened.dormantEntries().map(\.entry) == Self.entries)
+    }
+
+    @Test func aFailedWriteIsCountedKeptPendingAndRetriedAfterTheInterval() throws {
+        let directory = sourceTemporaryDirectory("book") + "/state"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let metrics = ComponentMetrics()
+        let book = CheckpointBook(
+            directory: directory, interval: .milliseconds(20), logger: SourceHarness.logger, metrics: metrics)
+        let id = book.create(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", offset: 0)
+        // The state directory disappears (an unmounted card): the write fails, visibly, and is not forgotten.
+        try FileManager.default.removeItem(atPath: directory)
+        book.writeIfDue()
+        #expect(metrics.snapshot.errors == 1)
+        #expect(!FileManager.default.fileExists(atPath: book.path))
+        var token: Acknowledgement? = book.acknowledgement(for: id, end: 100)
+        token?.resolve(.delivered)
+        token = nil
+        #expect(metrics.snapshot.errors == 1, "while backing off, acknowledgements do not hammer a failing disk")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !FileManager.default.fileExists(atPath: book.path), ContinuousClock.now < deadline {
+            if let due = book.timeUntilDue() { Thread.sleep(forTimeInterval: Double(due.components.attoseconds) / 1e18) }
+            book.writeIfDue()
+        }
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))
+        #expect(CheckpointSlots.decode(bytes).newest?.entries.first?.offset == 100)
+    }
+
+    @Test func failuresAreLoggedOnceAMinuteWithHowManyThereWere() {
+        var report = CheckpointBook.FailureReport()
+        let start = ContinuousClock.now
+        #expect(report.record(now: start) == 1)
+        #expect(report.record(now: start + .seconds(1)) == nil)
+        #expect(report.record(now: start + .seconds(59)) == nil)
+        #expect(report.record(now: start + .seconds(60)) == 3)
+        #expect(report.record(now: start + .seconds(61)) == nil)
+    }
+}
