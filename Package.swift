@@ -228,7 +228,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "IoTCoreTests", dependencies: ["IoTCore", "IoTCoreEmulator"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IoTCoreTests", dependencies: ["IoTCore", "IoTCoreEmulator", "UplinkFileSystem", "UplinkFileSystemTesting"],
+            swiftSettings: swiftSettings),
         // Runs the built `uplink` binary as a user would: real processes, pipes, files, loopback HTTPS.
         .testTarget(
             name: "EndToEndTests",
