@@ -48,6 +48,22 @@ def generate_csv(path, lines):
         out.write(b"".join(chunk))
 
 
+def generate_json(path, lines):
+    """Sensor readings as JSON objects of six fields, for the json transform's json mode."""
+    if os.path.exists(path):
+        return
+    with open(path, "wb") as out:
+        chunk = []
+        for index in range(lines):
+            chunk.append(b'{"time":%d,"device":"dev-%03d","temperature":%.1f,"humidity":%d,"ok":%s,"note":null}\n'
+                         % (1700000000000 + index, index % 100, 20 + (index % 150) / 10, 40 + index % 30,
+                            b"true" if index % 7 else b"false"))
+            if len(chunk) == 10000:
+                out.write(b"".join(chunk))
+                chunk = []
+        out.write(b"".join(chunk))
+
+
 def write_config(directory, name, body):
     path = os.path.join(directory, name + ".yaml")
     with open(path, "w") as out:
@@ -121,6 +137,8 @@ def main():
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scenario", action="append")
+    parser.add_argument("--baseline", help="another uplink binary (e.g. main's) to run the same scenarios with, "
+                        "interleaved, for a before/after comparison in one run")
     args = parser.parse_args()
     if not os.path.exists(args.binary):
         sys.exit("build first: swift build -c release (or pass --binary)")
@@ -131,6 +149,8 @@ def main():
     generate(data, args.lines)
     csv_data = os.path.join(work, "input-csv-%d.log" % args.lines)
     generate_csv(csv_data, args.lines)
+    json_data = os.path.join(work, "input-json-%d.log" % args.lines)
+    generate_json(json_data, args.lines)
 
     scenarios = {
         "stdin-stdout": {
@@ -145,6 +165,14 @@ def main():
                                   "transforms:\n  wrap: { type: json, inputs: [in] }\n"
                                   "sinks:\n  out: { type: stdout, inputs: [wrap] }\n" % work)],
             "stdin": data, "lines": args.lines,
+        },
+        # records/s through json's json mode (objects of six fields parsed into records).
+        "json-mode": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "json-mode", "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n  wrap: { type: json, inputs: [in], mode: json }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [wrap] }\n" % work)],
+            "stdin": json_data, "lines": args.lines,
         },
         # records/s through json (csv, typed columns) => thing_model (property posts) => batch (<= 128 KB).
         "csv-thingmodel-batch": {
@@ -212,6 +240,13 @@ def main():
     unknown = [name for name in chosen if name not in scenarios]
     if unknown:
         sys.exit("unknown scenario: %s (known: %s, idle)" % (", ".join(unknown), ", ".join(scenarios)))
+    if args.baseline:
+        # The same scenarios with the other binary, measured in the same interleaved rounds.
+        for name in list(chosen):
+            scenario = dict(scenarios[name])
+            scenario["argv"] = [args.baseline if arg == args.binary else arg for arg in scenario["argv"]]
+            scenarios[name + " (baseline)"] = scenario
+            chosen.append(name + " (baseline)")
     results = {name: [] for name in chosen}
     # Warm-up run of each (page cache, dynamic loader), then interleaved measured runs.
     def run(name):

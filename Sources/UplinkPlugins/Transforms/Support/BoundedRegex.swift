@@ -5,8 +5,9 @@ internal import CPCRE2
 /// `^(?<x>(a+)+)$` on `aaaaaaaaaaaaaaaaaaaaaab`, gives up after ``maxSteps`` steps instead of stalling the
 /// pipeline for minutes (Swift's `Regex` cannot be bounded or interrupted).
 ///
-/// A step is one of PCRE2's backtracking points (its "match limit", counted per start position in the line);
-/// ordinary patterns on ordinary lines take tens to hundreds. Lines are UTF-8 bytes; invalid UTF-8 in a line
+/// A step is one of PCRE2's backtracking points (its "match limit", over the whole search of a line: on 3,000
+/// `a`s, an unanchored `(a+)+c` gives up as fast as an anchored one); ordinary patterns on ordinary lines take
+/// tens to hundreds. Backtracking memory is bounded too (8 MiB). Lines are UTF-8 bytes; invalid UTF-8 in a line
 /// never matches a character but is not an error.
 ///
 /// Not `Sendable` (it owns PCRE2's per-match scratch): each task compiles its own from the pattern's text.
