@@ -54,13 +54,14 @@ enum IoTCoreOneShot {
                 printError("no answer from \(target.endpointDescription): \(cause?.message ?? error.message)")
                 throw ExitCode(timedOut)
             case .credentials?:
+                // The message already names the RetCode ("RetCode 171 (signature error): …").
                 printError(
-                    "IoT-Core refused the device credentials (RetCode \(error.retCode.map(String.init) ?? "none")): "
-                        + "\(cause?.message ?? error.message); check product_sn, device_sn and device_secret")
+                    "IoT-Core refused the device's credentials: \(cause?.message ?? error.message); "
+                        + "check product_sn, device_sn and device_secret")
                 throw ExitCode(refused)
             default:
-                if let retCode = error.retCode {
-                    printError("IoT-Core refused (RetCode \(retCode)): \(cause?.message ?? error.message)")
+                if error.retCode != nil {
+                    printError("IoT-Core refused: \(cause?.message ?? error.message)")
                     throw ExitCode(refused)
                 }
                 printError("failed: \(cause?.message ?? error.message)")

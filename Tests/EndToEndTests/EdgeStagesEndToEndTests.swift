@@ -62,10 +62,10 @@ extension EndToEnd {
             // Only lines the filter drops: nothing reaches a sink, yet the checkpoint must pass them.
             try append((0..<200).map { "n=\($0) status=noise temp=20" }, to: log)
             let size = (try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? -1
-            let checkpoints = directory.path + "/state/app/checkpoints.json"
+            let state = directory.appendingPathComponent("state")
             #expect(
-                eventually { ((try? String(contentsOfFile: checkpoints, encoding: .utf8)) ?? "").contains("\"offset\":\(size)") },
-                "the checkpoint did not reach \(size): \((try? String(contentsOfFile: checkpoints, encoding: .utf8)) ?? "none")")
+                eventually { TailCheckpoint.offset(stateDirectory: state) == size },
+                "the checkpoint did not reach \(size): \(TailCheckpoint.offset(stateDirectory: state))")
 
             try append(["n=1000 status=ok temp=21.5", "n=1001 status=ok temp=95", "n=1002 status=ok temp=500"], to: log)
             #expect(eventually { lines(readings).count == 2 && lines(alarms).count == 1 })
