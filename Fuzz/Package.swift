@@ -30,12 +30,14 @@ let package = Package(
         .systemLibrary(name: "CYAML", path: "Modules/CYAML", pkgConfig: "yaml-0.1"),
         .systemLibrary(name: "CCrypto", path: "Modules/CCrypto", pkgConfig: "libcrypto"),
         .systemLibrary(name: "CUplinkPlugin", path: "Modules/CUplinkPlugin"),
+        .systemLibrary(name: "CPCRE2", path: "Modules/CPCRE2", pkgConfig: "libpcre2-8"),
+        .target(name: "UplinkFileSystem", path: "Modules/UplinkFileSystem", swiftSettings: instrumented),
         .target(name: "CUplinkLinux", path: "Modules/CUplinkLinux", cSettings: instrumentedC),
         .target(name: "UplinkYAML", dependencies: ["CYAML"], path: "Modules/UplinkYAML", swiftSettings: instrumented),
         .target(
             name: "UplinkCore",
             dependencies: [
-                "UplinkYAML", "CUplinkLinux",
+                "UplinkYAML", "UplinkFileSystem", "CUplinkLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -43,12 +45,12 @@ let package = Package(
             path: "Modules/UplinkCore", swiftSettings: instrumented),
         .target(
             name: "IoTCore",
-            dependencies: ["CCurl", "CCrypto", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["UplinkFileSystem", "CCurl", "CCrypto", .product(name: "Logging", package: "swift-log")],
             path: "Modules/IoTCore", swiftSettings: instrumented),
         .target(
             name: "UplinkPlugins",
             dependencies: [
-                "UplinkCore", "CUplinkLinux", "CUplinkPlugin", "IoTCore",
+                "UplinkCore", "UplinkFileSystem", "CUplinkLinux", "CUplinkPlugin", "CPCRE2", "IoTCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Modules/UplinkPlugins",
