@@ -185,7 +185,10 @@ public struct JSONReader {
         }
 
         /// Text from UTF-8 bytes; an invalid sequence becomes U+FFFD and is recorded (at `offset`, the string's).
-        mutating func text(_ utf8: UnsafeBufferPointer<UInt8>, offset: Int) -> String {
+        /// `ascii` says the caller saw no byte above 0x7F: then the bytes are valid as they are.
+        mutating func text(_ utf8: UnsafeBufferPointer<UInt8>, offset: Int, ascii: Bool = false) -> String {
+            // String(validating:) is generic and costs more than decoding: only non-ASCII text pays for it.
+            if ascii { return String(decoding: utf8, as: UTF8.self) }
             if let valid = String(validating: utf8, as: UTF8.self) { return valid }
             repairs.append(
                 Repair(kind: .invalidUTF8, offset: offset, message: "the string holds invalid UTF-8 (replaced by U+FFFD)"))
@@ -197,10 +200,12 @@ public struct JSONReader {
             index += 1
             let start = index
             // Fast path: no escapes.
+            var highBits: UInt8 = 0
             while index < bytes.count {
                 let byte = bytes[index]
+                highBits |= byte
                 if byte == UInt8(ascii: "\"") {
-                    let text = text(UnsafeBufferPointer(rebasing: bytes[start..<index]), offset: quote)
+                    let text = text(UnsafeBufferPointer(rebasing: bytes[start..<index]), offset: quote, ascii: highBits < 0x80)
                     index += 1
                     return text
                 }
