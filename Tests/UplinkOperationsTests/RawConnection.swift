@@ -67,11 +67,30 @@ final class RawConnection {
     }
 }
 
-/// Open file descriptors of this process.
-func openDescriptors() -> Int {
+/// Descriptors of this process that are connections accepted on local `port` (the server's ends): other tests
+/// running alongside open descriptors of their own, so a plain count would not do.
+func acceptedConnections(onPort port: Int) -> Int {
     guard let directory = opendir("/proc/self/fd") else { return -1 }
     defer { closedir(directory) }
     var count = 0
-    while readdir(directory) != nil { count += 1 }
-    return count - 3  // ".", ".." and the directory's own descriptor
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let fd = Int32(name) else { continue }
+        var local = sockaddr_in()
+        var peer = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let isLocal = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        }
+        guard isLocal, local.sin_family == sa_family_t(AF_INET), Int(UInt16(bigEndian: local.sin_port)) == port else {
+            continue
+        }
+        length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        // The listening socket has no peer.
+        let connected = withUnsafeMutablePointer(to: &peer) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        if connected { count += 1 }
+    }
+    return count
 }
