@@ -23,24 +23,41 @@ final class ReloadingPipeline: Service, Sendable {
     let initial: Topology
     let watch: Bool
     let logger: Logger
+    /// When set, the first pipeline starts only once it fires (the API listener is bound).
+    let startAfter: StopSignal?
+    let abandoned: @Sendable (_ unfinished: @escaping @Sendable () -> [String]) -> Void
     private let running = Mutex<Pipeline?>(nil)
 
     /// The pipeline running now (nil between a drain and the next start), for the API and summaries.
     var current: Pipeline? { running.withLock { $0 } }
 
-    init(configs: [String], initial: Topology, watch: Bool, logger: Logger) {
+    init(
+        configs: [String], initial: Topology, watch: Bool, logger: Logger, startAfter: StopSignal? = nil,
+        abandoned: @escaping @Sendable (_ unfinished: @escaping @Sendable () -> [String]) -> Void = { _ in }
+    ) {
         self.configs = configs
         self.initial = initial
         self.watch = watch
         self.logger = logger
+        self.startAfter = startAfter
+        self.abandoned = abandoned
     }
 
+    /// Stops the running pipeline at once (a second signal).
+    func stopNow() { current?.stopNow() }
+
     func run() async throws {
+        if let startAfter {
+            // Cancelled instead when the listener cannot bind: the group then ends with its error.
+            await cancelWhenGracefulShutdown { await startAfter.wait() }
+            try Task.checkCancellation()
+            guard startAfter.isFired else { return }
+        }
         var topology = initial
         var fingerprint = Self.fingerprint(configs)
         let reloads = ReloadRequests(configs: configs, watch: watch)
         while true {
-            let pipeline = try Pipeline(topology: topology, logger: logger)
+            let pipeline = try Pipeline(topology: topology, logger: logger, abandoned: abandoned)
             running.withLock { $0 = pipeline }
             logger.info(
                 "pipeline started",

@@ -8,7 +8,7 @@ extension Run {
     /// `api:` is set, the API listener. They come before the pipeline in the group, which shuts services down
     /// in reverse order: the pipeline drains first while `/metrics` and `/health` still answer.
     static func operationsServices(
-        for pipeline: ReloadingPipeline, logger: Logger
+        for pipeline: ReloadingPipeline, logger: Logger, onListening: @escaping @Sendable () -> Void = {}
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         // The listener and the summaries follow whichever pipeline is running (a reload replaces it); their own
@@ -20,7 +20,7 @@ extension Run {
                 target: OperationsTarget(
                     components: { pipeline.current?.componentStatuses ?? [] },
                     isReady: { pipeline.current?.isReady ?? false }),
-                exporter: PrometheusExporter.bootstrapSwiftMetrics(), logger: logger)
+                exporter: PrometheusExporter.bootstrapSwiftMetrics(), logger: logger, onListening: { _ in onListening() })
             services.append(.init(service: server))
         }
         if global.summaryInterval > .zero {

@@ -13,7 +13,9 @@ struct Run: AsyncParsableCommand {
         abstract: "Run the pipeline described by one or more configuration files.",
         discussion: """
             SIGINT or SIGTERM stops the sources, drains every channel and flushes the sinks, then exits 0 \
-            (within the config's shutdown_timeout). At the end of all sources' input (stdin at EOF) the \
+            (within the config's shutdown_timeout; the log says what the drain is waiting for). A sink behind \
+            a disk buffer does not wait for the cloud: its requests in flight are cancelled and their records \
+            stay in the buffer for the next start. A second SIGINT or SIGTERM stops at once (exit 1). At the end of all sources' input (stdin at EOF) the \
             pipeline drains and exits 0. An invalid configuration exits 78. SIGHUP (or a changed file with \
             --watch) reloads the configuration: an invalid one is logged and the running pipeline kept; a \
             valid one replaces it after draining, so nothing in flight is lost.
@@ -35,10 +37,15 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "uplink")
         guard let topology = loadTopology(paths: configs) else { throw ExitCode(exitConfigError) }
 
-        let pipeline = ReloadingPipeline(configs: configs, initial: topology, watch: watch, logger: logger)
+        // With `api:`, nothing is read before the listener is bound: a failed bind then costs no input.
+        let listening = topology.global.api == nil ? nil : StopSignal()
+        let pipeline = ReloadingPipeline(
+            configs: configs, initial: topology, watch: watch, logger: logger, startAfter: listening,
+            abandoned: Self.exitIfStuck(logger: logger))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: Self.operationsServices(for: pipeline, logger: logger)
+                services: [.init(service: SecondStopSignal(pipeline: pipeline, logger: logger))]
+                    + Self.operationsServices(for: pipeline, logger: logger, onListening: { listening?.fire() })
                     + [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

@@ -5,15 +5,25 @@ import Synchronization
 /// Runs a ``Topology``: one task per component under structured concurrency, joined by bounded edges.
 ///
 /// Shutdown drains in order: sources are cancelled, their outboxes finish, every transform and sink ends when
-/// its input ends, so everything already read is processed. If draining takes longer than
-/// `shutdown_timeout`, the remaining work is cancelled. A component that fails is logged with its id, its
-/// input is closed (so producers never wait for it forever), and the whole pipeline stops and reports it.
+/// its input ends, so everything already read is processed. A sink behind a disk buffer does not wait for the
+/// cloud: once its producers have written everything into the buffer, its requests in flight are cancelled and
+/// their records stay in the buffer for the next start. While draining, the log says every few seconds which
+/// component is still working on how many events. If draining takes longer than `shutdown_timeout`, or
+/// ``stopNow()`` is called (a second signal), the remaining work is cancelled and `abandoned` is called, so
+/// the caller can end the process if a component does not even stop when cancelled. A component that fails
+/// is logged with its id, its input is closed (so producers never wait for it forever), and the whole
+/// pipeline stops and reports it.
 ///
 /// A running pipeline can be given a new topology (``reconfigure(to:)``): unchanged components keep running,
 /// changed ones are drained and replaced in place, and the edges are rewired, so nothing in flight is lost.
 public final class Pipeline: Service, Sendable {
     let logger: Logger
     let stopSignal = StopSignal()
+    /// Fired by ``stopNow()``: stop without draining.
+    let immediateStop = StopSignal()
+    /// Called once when the pipeline gives up draining (deadline or ``stopNow()``) and cancels what is left,
+    /// with a way to ask which components have still not ended.
+    let abandoned: @Sendable (_ unfinished: @escaping @Sendable () -> [String]) -> Void
     let failures = FailureLog()
     let live: Mutex<LiveState>
     /// Instances to start, in the order they are handed over; finished once the last instance has ended.
@@ -35,8 +45,14 @@ public final class Pipeline: Service, Sendable {
     }
 
     /// Creates the pipeline's edges and instances; throws when a disk buffer cannot be opened.
-    public init(topology: Topology, logger: Logger) throws {
+    ///
+    /// - Parameter abandoned: called once if draining is given up (see the type's description).
+    public init(
+        topology: Topology, logger: Logger,
+        abandoned: @escaping @Sendable (_ unfinished: @escaping @Sendable () -> [String]) -> Void = { _ in }
+    ) throws {
         self.logger = logger
+        self.abandoned = abandoned
         let (launches, launcher) = AsyncStream<LiveComponent>.makeStream()
         self.launches = launches
         var inputs: [String: any ErasedChannel] = [:]
@@ -67,10 +83,14 @@ public final class Pipeline: Service, Sendable {
     /// Asks the pipeline to stop: sources stop, everything in flight drains. Safe to call from anywhere.
     public func stop() { stopSignal.fire() }
 
+    /// Stops at once: nothing more is delivered, what a disk buffer holds stays there (a second SIGINT/SIGTERM).
+    public func stopNow() {
+        stopSignal.fire()
+        immediateStop.fire()
+    }
+
     public func run() async throws {
         let stopSignal = self.stopSignal
-        let logger = self.logger
-        let deadline = topology.global.shutdownTimeout
 
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { outer in
@@ -78,17 +98,19 @@ public final class Pipeline: Service, Sendable {
                 outer.addTask {
                     await stopSignal.wait()
                     try Task.checkCancellation()
-                    try await Task.sleep(for: deadline)
-                    throw PipelineError.shutdownDeadlineExceeded(deadline)
+                    try await self.watchDrain()
                 }
-                // Whichever ends first: the components (a normal end) or the shutdown watchdog.
+                // Whichever ends first: the components (a normal end) or the drain's watchdog.
                 do {
                     try await outer.next()
-                } catch {
+                } catch let error as PipelineError {
                     logger.error(
-                        "shutdown deadline exceeded; cancelling what is still in flight",
-                        metadata: ["shutdown.timeout": "\(deadline)"])
+                        error.isDeadline
+                            ? "shutdown deadline exceeded; cancelling what is still in flight"
+                            : "stopping at once; cancelling what is still in flight (a disk buffer keeps it)",
+                        metadata: ["shutdown.timeout": "\(topology.global.shutdownTimeout)"])
                     outer.cancelAll()
+                    abandoned { [self] in unfinishedComponents() }
                     while (try? await outer.next()) != nil {}
                     throw error
                 }
@@ -112,6 +134,7 @@ public final class Pipeline: Service, Sendable {
                     self.logger.info("stopping sources", metadata: ["pipeline.sources": "\(sources.count)"])
                 }
                 for source in sources { source.stop.fire() }
+                await self.cancelDiskBufferedSinks()
             }
             for await component in launches {
                 group.addTask {
@@ -162,6 +185,12 @@ public final class Pipeline: Service, Sendable {
 public enum PipelineError: Error, Sendable, CustomStringConvertible {
     case componentsFailed([(String, String)])
     case shutdownDeadlineExceeded(Duration)
+    case stoppedAtOnce
+
+    var isDeadline: Bool {
+        if case .shutdownDeadlineExceeded = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -169,6 +198,8 @@ public enum PipelineError: Error, Sendable, CustomStringConvertible {
             return failures.map { "component '\($0.0)' failed: \($0.1)" }.joined(separator: "; ")
         case .shutdownDeadlineExceeded(let deadline):
             return "the pipeline did not drain within shutdown_timeout (\(deadline))"
+        case .stoppedAtOnce:
+            return "stopped at once by a second signal; what was in flight was not delivered (a disk buffer keeps it)"
         }
     }
 }
