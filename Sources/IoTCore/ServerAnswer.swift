@@ -55,8 +55,15 @@ struct ServerAnswer: Sendable, Hashable {
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: Key.self)
-            for key in container.allKeys {
-                switch key.stringValue.lowercased() {
+            // Names are matched without regard to case, and `allKeys` comes in no fixed order: when several keys
+            // name one field (`"Token"` and `"TokEn"`), the exact spelling wins, else the smallest in byte order,
+            // so the same body always gives the same answer.
+            let named = container.allKeys.filter { Self.exactNames[$0.stringValue.lowercased()] != nil }
+            var claimed: Set<String> = []
+            for key in named.sorted(by: { Self.precedes($0.stringValue, $1.stringValue) }) {
+                let field = key.stringValue.lowercased()
+                guard claimed.insert(field).inserted else { continue }
+                switch field {
                 case "retcode": answer.retCode = Self.integer(container, key)
                 case "message": answer.message = (try? container.decode(String.self, forKey: key)).map(sanitized)
                 case "token": answer.token = try? container.decode(String.self, forKey: key)
@@ -71,6 +78,17 @@ struct ServerAnswer: Sendable, Hashable {
                 default: continue
                 }
             }
+        }
+
+        /// The fields read, by lowercased name, with their spelling in the spec.
+        static let exactNames = ["retcode": "RetCode", "message": "Message", "token": "Token", "messageid": "MessageID"]
+
+        /// Whether key `a` takes precedence over `b` for the field they both name.
+        static func precedes(_ a: String, _ b: String) -> Bool {
+            let aExact = exactNames[a.lowercased()] == a
+            let bExact = exactNames[b.lowercased()] == b
+            if aExact != bExact { return aExact }
+            return a.utf8.lexicographicallyPrecedes(b.utf8)
         }
 
         static func integer(_ container: KeyedDecodingContainer<Key>, _ key: Key) -> Int? {

@@ -16,6 +16,7 @@ public struct TokenInfo: Sendable, Hashable, CustomStringConvertible {
     /// plus the token's lifetime (`exp - iat`): a device clock running behind the server's must not keep a token
     /// past its real end. When `exp` already lies behind the local clock (a device clock running ahead), the
     /// lifetime counted from receipt is used instead, so a wrong clock never makes every token look expired.
+    /// Never later than ``obtainedAt`` plus ``maxLifetime``.
     public var expiresAt: Date
     /// The JWT's `iat`, by the server's clock, when present.
     public var issuedAt: Date?
@@ -24,9 +25,10 @@ public struct TokenInfo: Sendable, Hashable, CustomStringConvertible {
     /// Where ``expiresAt`` comes from.
     public var expirySource: ExpirySource
 
-    /// Creates a value; the client derives these from the `/auth` answer.
+    /// Creates a value; the client derives these from the `/auth` answer. An expiry past ``maxLifetime`` after
+    /// `obtainedAt` is cut to it.
     public init(expiresAt: Date, issuedAt: Date?, obtainedAt: Date, expirySource: ExpirySource) {
-        self.expiresAt = expiresAt
+        self.expiresAt = min(expiresAt, obtainedAt.addingTimeInterval(Self.maxLifetime.seconds))
         self.issuedAt = issuedAt
         self.obtainedAt = obtainedAt
         self.expirySource = expirySource
@@ -34,6 +36,12 @@ public struct TokenInfo: Sendable, Hashable, CustomStringConvertible {
 
     /// The documented validity of a token, used when `exp` cannot be read.
     public static let assumedLifetime: Duration = .seconds(7 * 24 * 3600)
+
+    /// The longest a token is trusted, whatever its `exp` or the token cache file says (30 days, four times the
+    /// documented validity). A server JWT with `exp: 9e18` or a cache file with `expiresAt: 1e300` is cut to it,
+    /// so the token is still renewed and a cached one from long ago counts as expired: the client authenticates
+    /// again instead of keeping it forever.
+    public static let maxLifetime: Duration = .seconds(30 * 24 * 3600)
 
     /// `TokenInfo(expiresAt: …, source: jwt)`; never the token.
     public var description: String {
@@ -64,9 +72,12 @@ public struct TokenInfo: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
-    /// The token's usable lifetime as the client sees it.
+    /// The token's usable lifetime as the client sees it, from zero to ``maxLifetime`` (`expiresAt` is a
+    /// public `var`: the bound is checked here too, or a far expiry would overflow the conversion).
     var lifetime: Duration {
-        .milliseconds(Int64(max(0, expiresAt.timeIntervalSince(obtainedAt)) * 1000))
+        let seconds = expiresAt.timeIntervalSince(obtainedAt)
+        guard seconds > 0 else { return .zero }  // also NaN
+        return .milliseconds(Int64(min(seconds, Self.maxLifetime.seconds) * 1000))
     }
 
     /// Whether the token should be replaced at `now`. The margin is `renewBefore` but at most half the lifetime,

@@ -31,6 +31,9 @@ public struct LineFramer: Sendable {
     public private(set) var discardedBytes = 0
     /// With `split`: the pending bytes continue a frame already cut, so its last piece is flagged too.
     private var continuing = false
+    /// Newline mode, while discarding: the last byte seen was a `\r`, not counted yet. A `\n` right after it makes
+    /// it part of the line end, which is never counted as discarded, wherever the reads fall.
+    private var heldCarriageReturn = false
 
     public init(mode: Mode = .newline, maxFrameBytes: Int = 1 << 20, longFrames: LongFramePolicy = .truncate) {
         self.mode = mode
@@ -67,14 +70,28 @@ public struct LineFramer: Sendable {
     /// newline).
     public mutating func flush(_ emit: (Frame) -> Void) {
         if discarding {
+            // With a multi-byte delimiter the last bytes of a discarded frame are kept back: count them now.
+            discardedBytes += pending.count
             discarding = false
+            heldCarriageReturn = false
             pending.removeAll()
             return
         }
         guard !pending.isEmpty else { return }
         var frame = pending[...]
         if mode == .newline, frame.last == 0x0D { frame = frame.dropLast() }
-        emit(Frame(bytes: frame, start: -pending.count, truncated: continuing))
+        let start = -pending.count
+        // With a multi-byte delimiter, pending may hold up to `maxFrameBytes + delimiter.count` bytes (the end of a
+        // frame could be the beginning of a delimiter): at the end of the stream the policy applies to them too.
+        if frame.count > maxFrameBytes && longFrames == .split {
+            emitPieces(frame, start: start, emit)
+        } else if frame.count > maxFrameBytes {
+            discardedBytes += frame.count - maxFrameBytes
+            emit(Frame(bytes: frame.prefix(maxFrameBytes), start: start, truncated: true))
+        } else if !(continuing && frame.isEmpty) {
+            // (An empty rest after the pieces of a split frame is no piece.)
+            emit(Frame(bytes: frame, start: start, truncated: continuing))
+        }
         pending = []
         continuing = false
     }
@@ -104,7 +121,7 @@ public struct LineFramer: Sendable {
                 start = index
             }
         }
-        keepRemainder(buffer, from: start, emit)
+        keepRemainder(buffer, from: start, stripCarriageReturn: stripCarriageReturn, emit)
     }
 
     private mutating func multiByteDelimited(_ buffer: [UInt8], delimiter: [UInt8], _ emit: (Frame) -> Void) {
@@ -118,6 +135,14 @@ public struct LineFramer: Sendable {
         while index + delimiter.count <= joined.count {
             if joined[index] == delimiter[0] && joined[index..<(index + delimiter.count)].elementsEqual(delimiter) {
                 var frame = joined[start..<index]
+                if discarding {
+                    // The tail of an over-long frame: drop it and resume with the next frame.
+                    discardedBytes += frame.count
+                    discarding = false
+                    index += delimiter.count
+                    start = index
+                    continue
+                }
                 var truncated = continuing
                 continuing = false
                 if truncated && frame.isEmpty {
@@ -145,16 +170,23 @@ public struct LineFramer: Sendable {
         }
         if start < joined.count {
             pending = Array(joined[start...])
-            if longFrames == .split && pending.count > maxFrameBytes + delimiter.count {
+            // While discarding, and after cutting a frame, the last bytes are kept: they may begin the delimiter
+            // that ends the frame.
+            let keep = min(pending.count, delimiter.count - 1)
+            if discarding {
+                discardedBytes += pending.count - keep
+                pending.removeFirst(pending.count - keep)
+            } else if longFrames == .split && pending.count > maxFrameBytes + delimiter.count {
                 // Keep the last bytes: they may be the beginning of a delimiter.
                 let cut = (pending.count - delimiter.count) / maxFrameBytes * maxFrameBytes
                 emitPieces(pending[0..<cut], start: start - pendingCount, emit)
                 pending.removeFirst(cut)
                 continuing = true
             } else if pending.count > maxFrameBytes + delimiter.count {
-                discardedBytes += pending.count - maxFrameBytes
+                discardedBytes += pending.count - maxFrameBytes - keep
                 emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - pendingCount, truncated: true))
-                pending = []
+                pending.removeFirst(pending.count - keep)
+                discarding = true
             }
         }
     }
@@ -170,10 +202,14 @@ public struct LineFramer: Sendable {
         _ buffer: [UInt8], start: Int, end: Int, stripCarriageReturn: Bool, _ emit: (Frame) -> Void
     ) {
         if discarding {
-            // The tail of an over-long frame: drop it and resume with the next frame.
-            discardedBytes += end - start + pending.count
+            // The tail of an over-long frame: drop it and resume with the next frame. A held `\r` precedes this
+            // read's bytes; the tail's last `\r` is part of the line end.
+            let endsWithCarriageReturn = end > start ? buffer[end - 1] == 0x0D : heldCarriageReturn
+            let lineEnd = stripCarriageReturn && endsWithCarriageReturn ? 1 : 0
+            discardedBytes += end - start + (heldCarriageReturn ? 1 : 0) - lineEnd + pending.count
             pending = []
             discarding = false
+            heldCarriageReturn = false
             return
         }
         if pending.isEmpty && !continuing {
@@ -211,14 +247,21 @@ public struct LineFramer: Sendable {
         emit(Frame(bytes: joined[...], start: start - carried, truncated: truncated))
     }
 
-    private mutating func keepRemainder(_ buffer: [UInt8], from start: Int, _ emit: (Frame) -> Void) {
+    private mutating func keepRemainder(
+        _ buffer: [UInt8], from start: Int, stripCarriageReturn: Bool, _ emit: (Frame) -> Void
+    ) {
         guard start < buffer.count else { return }
+        // A `\r` ending the read may be the first half of a `\r\n` split by the read boundary: it counts neither
+        // against the maximum nor as discarded until the next byte shows whether it ends the line.
+        let heldBack = stripCarriageReturn && buffer[buffer.count - 1] == 0x0D ? 1 : 0
         if discarding {
-            discardedBytes += buffer.count - start
+            // No delimiter in this read, so a `\r` held from the previous one was not a line end.
+            discardedBytes += buffer.count - start - heldBack + (heldCarriageReturn ? 1 : 0)
+            heldCarriageReturn = heldBack == 1
             return
         }
         pending.append(contentsOf: buffer[start...])
-        if pending.count > maxFrameBytes && longFrames == .split {
+        if pending.count - heldBack > maxFrameBytes && longFrames == .split {
             // Emit whole pieces now and keep the remainder: memory stays bounded and nothing is lost.
             let pendingStart = start - (pending.count - (buffer.count - start))
             let cut = pending.count / maxFrameBytes * maxFrameBytes
@@ -232,12 +275,13 @@ public struct LineFramer: Sendable {
                 pending.removeFirst(cut)
             }
             continuing = true
-        } else if pending.count > maxFrameBytes {
+        } else if pending.count - heldBack > maxFrameBytes {
             // Cut now rather than buffer an unbounded line; the rest is discarded up to the next delimiter.
-            discardedBytes += pending.count - maxFrameBytes
+            discardedBytes += pending.count - heldBack - maxFrameBytes
             emit(Frame(bytes: pending.prefix(maxFrameBytes), start: start - (pending.count - (buffer.count - start)), truncated: true))
             pending = []
             discarding = true
+            heldCarriageReturn = heldBack == 1
         }
     }
 
