@@ -16,6 +16,7 @@ public enum Builtins {
             FilterTransform<Record>.descriptor,
             RouteTransform<Record>.descriptor,
             RemapTransform.descriptor,
+            DeadbandTransform.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
             IoTCoreSink<Message>.descriptor,

@@ -287,10 +287,83 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         #expect(errors("[split.alarms]", routes: "{ alarms: '.a >' }") == ["test.yaml:5:64: error: 'routes.alarms': expected a value, a field (.name) or a function call, found the end of the expression"])
     }
 
+    @Test func routesMessagesByTopic() async throws {
+        let stage = RouteTransform<Message>(routes: [
+            .init(name: "events", condition: try Expression(condition: #"ends_with(.topic ?? "", "/event/post")"#))
+        ])
+        let event = Message(topic: "/x/event/post", body: Array(#"{"a":1}"#.utf8))
+        let post = Message(topic: "/x/property/post", body: Array(#"{"b":2}"#.utf8))
+        let (events, _) = try await drive(stage, [[event, post]], probe: AcknowledgementProbe(), outputs: ["events", "_unmatched"])
+        #expect(events["events"]!.map(\.topic) == ["/x/event/post"])
+        #expect(events["_unmatched"]!.map(\.topic) == ["/x/property/post"])
+    }
+
     @Test func theGraphDrawsNamedOutputs() throws {
         let (topology, _) = try route("{ alarms: 'true', readings: 'true' }")
         #expect(topology.dot.contains(#""split" -> "out" [label="alarms: record"];"#))
         #expect(topology.dot.contains(#""split" -> "out" [label="readings: record"];"#))
         #expect(topology.mermaid.contains("-->|alarms: record|"))
+    }
+}
+
+@Suite struct DeadbandTransformTests {
+    private func deadband(_ options: String) throws -> DeadbandTransform {
+        try builtTransform("t", in: edgePipeline("type: deadband, \(options)"), as: DeadbandTransform.self)
+    }
+
+    private func reading(_ sensor: String, _ temp: Double?, hum: Int64? = nil, at time: Int64) -> Record {
+        var fields: Fields = ["sensor": .string(sensor)]
+        if let temp { fields["temp"] = .double(temp) }
+        if let hum { fields["hum"] = .int(hum) }
+        return Record(fields: fields, timestamp: time)
+    }
+
+    @Test func passesTheFirstRecordOfAKeyAndThenOnlyMovesPastTheBand() throws {
+        let stage = try deadband("fields: { temp: 0.5, hum: 2% }, group_by: [sensor]")
+        #expect(stage.bands == [.init(field: "temp", amount: 0.5), .init(field: "hum", amount: 2, percent: true)])
+        var state: [[Value]: DeadbandTransform.Last] = [:]
+        let decisions = [
+            reading("a", 20.0, hum: 50, at: 0),  // first of a: passes
+            reading("b", 20.0, hum: 50, at: 0),  // first of b: passes
+            reading("a", 20.4, hum: 50, at: 1),  // within 0.5: suppressed
+            reading("a", 20.6, hum: 50, at: 2),  // 0.6 from 20.0 (the last passed): passes
+            reading("a", 20.9, hum: 51, at: 3),  // 0.3 and 1 (2% of 50 is 1, not more): suppressed
+            reading("a", 20.9, hum: 52, at: 4),  // 2 > 1: passes
+            reading("a", nil, hum: 52, at: 5),  // a missing field neither triggers nor resets
+            reading("b", 20.5, hum: 50, at: 6),  // exactly the band: suppressed
+        ].map { stage.decide($0, state: &state) }
+        #expect(decisions == [true, true, false, true, false, true, false, false])
+    }
+
+    @Test func maxIntervalSendsAHeartbeat() throws {
+        let stage = try deadband("fields: { temp: 1 }, max_interval: 10s")
+        var state: [[Value]: DeadbandTransform.Last] = [:]
+        let decisions = [0, 5_000, 9_999, 10_000, 15_000, 20_000].map {
+            stage.decide(reading("a", 20, at: Int64($0)), state: &state)
+        }
+        #expect(decisions == [true, false, false, true, false, true])
+    }
+
+    @Test func boundedKeysAndSuppressedChunksAreAnswered() async throws {
+        let stage = try deadband("fields: { temp: 1 }, group_by: [sensor], max_groups: 2")
+        var state: [[Value]: DeadbandTransform.Last] = [:]
+        #expect([stage.decide(reading("a", 1, at: 0), state: &state), stage.decide(reading("b", 1, at: 0), state: &state)] == [true, true])
+        // A third key is not remembered: its records all pass.
+        #expect([stage.decide(reading("c", 1, at: 0), state: &state), stage.decide(reading("c", 1, at: 1), state: &state)] == [true, true])
+        #expect(state.count == 2)
+
+        let probe = AcknowledgementProbe()
+        let (events, metrics) = try await drive(
+            stage, [[reading("a", 1, at: 0)], [reading("a", 1.2, at: 1), reading("a", 1.5, at: 2)]], probe: probe,
+            resolveOutputs: .delivered)
+        #expect(events[""]!.count == 1)
+        #expect(metrics.droppedEvents(reason: .suppressed) == 2)
+        #expect(probe.heard == [.delivered, .delivered])
+    }
+
+    @Test func bandsAreChecked() {
+        let (_, errors) = buildPipeline(edgePipeline("type: deadband, fields: { temp: lots }"))
+        #expect(errors.first?.contains("the band of 'temp' must be a number (0.5) or a percentage (2%), got 'lots'") == true)
+        #expect(errors.count == 1)
     }
 }

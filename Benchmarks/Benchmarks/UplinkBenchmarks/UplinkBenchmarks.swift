@@ -15,6 +15,7 @@ let benchmarks: @Sendable () -> Void = {
     envelopeBenchmarks()
     batchBenchmarks()
     signerBenchmarks()
+    expressionBenchmarks()
 }
 
 /// What every benchmark reports: time, events per second and allocations (counted by the malloc interposer, in

@@ -26,6 +26,7 @@ public final class ComponentMetrics: Sendable {
     private let droppedPolicy = Atomic<Int>(0)
     private let droppedFiltered = Atomic<Int>(0)
     private let droppedUnmatched = Atomic<Int>(0)
+    private let droppedSuppressed = Atomic<Int>(0)
 
     private let stateValue = Atomic<Int>(ComponentState.pending.rawValue)
     private let extras = Mutex(Extras())
@@ -78,6 +79,7 @@ public final class ComponentMetrics: Sendable {
         case .policy: droppedPolicy.add(events, ordering: .relaxed)
         case .filtered: droppedFiltered.add(events, ordering: .relaxed)
         case .unmatched: droppedUnmatched.add(events, ordering: .relaxed)
+        case .suppressed: droppedSuppressed.add(events, ordering: .relaxed)
         }
     }
 
@@ -96,6 +98,7 @@ public final class ComponentMetrics: Sendable {
         case .policy: return droppedPolicy.load(ordering: .relaxed)
         case .filtered: return droppedFiltered.load(ordering: .relaxed)
         case .unmatched: return droppedUnmatched.load(ordering: .relaxed)
+        case .suppressed: return droppedSuppressed.load(ordering: .relaxed)
         }
     }
 
@@ -226,6 +229,8 @@ public enum DropReason: String, Sendable, CaseIterable, Hashable {
     case filtered
     /// Matched no route of a `route`, or went to a route output that no component reads.
     case unmatched
+    /// Held back by `deadband`: no field moved past its band.
+    case suppressed
 }
 
 /// Where a component is in its life.
