@@ -12,6 +12,7 @@ public enum Builtins {
             JSONTransform.descriptor,
             ThingModelTransform.descriptor,
             ShadowTransform.descriptor,
+            DeadbandTransform.descriptor,
             BatchTransform<Message>.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,

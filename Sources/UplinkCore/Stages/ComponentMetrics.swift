@@ -24,6 +24,8 @@ public final class ComponentMetrics: Sendable {
     private let droppedParseError = Atomic<Int>(0)
     private let droppedProcessingError = Atomic<Int>(0)
     private let droppedPolicy = Atomic<Int>(0)
+    private let droppedDeadband = Atomic<Int>(0)
+    private let droppedThrottled = Atomic<Int>(0)
 
     private let stateValue = Atomic<Int>(ComponentState.pending.rawValue)
     private let extras = Mutex(Extras())
@@ -60,6 +62,8 @@ public final class ComponentMetrics: Sendable {
         case .parseError: droppedParseError.add(events, ordering: .relaxed)
         case .processingError: droppedProcessingError.add(events, ordering: .relaxed)
         case .policy: droppedPolicy.add(events, ordering: .relaxed)
+        case .deadband: droppedDeadband.add(events, ordering: .relaxed)
+        case .throttled: droppedThrottled.add(events, ordering: .relaxed)
         }
     }
 
@@ -76,6 +80,8 @@ public final class ComponentMetrics: Sendable {
         case .parseError: return droppedParseError.load(ordering: .relaxed)
         case .processingError: return droppedProcessingError.load(ordering: .relaxed)
         case .policy: return droppedPolicy.load(ordering: .relaxed)
+        case .deadband: return droppedDeadband.load(ordering: .relaxed)
+        case .throttled: return droppedThrottled.load(ordering: .relaxed)
         }
     }
 
@@ -202,6 +208,10 @@ public enum DropReason: String, Sendable, CaseIterable, Hashable {
     case processingError = "processing_error"
     /// Discarded on purpose by a component's own rules.
     case policy
+    /// Suppressed by `deadband`: no watched field moved past its band (a final answer, acknowledged).
+    case deadband
+    /// Over a `throttle` rate with `when_exceeded: drop` (a final answer, acknowledged).
+    case throttled
 }
 
 /// Where a component is in its life.
