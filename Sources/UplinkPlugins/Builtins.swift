@@ -13,6 +13,7 @@ public enum Builtins {
             ThingModelTransform.descriptor,
             ShadowTransform.descriptor,
             DeadbandTransform.descriptor,
+            AggregateTransform.descriptor,
             BatchTransform<Message>.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,

@@ -17,11 +17,20 @@ func pipeline(stage type: String, _ options: String) -> String {
 /// Wall-clock time a test sets by hand (Unix ms).
 final class ManualClock: Sendable {
     private let time: Mutex<Int64>
+    private let readCount = Mutex(0)
 
     init(_ start: Int64) { time = Mutex(start) }
+
+    /// How many times a stage has read the time: a readiness signal for tests.
+    var reads: Int { readCount.withLock { $0 } }
 
     func set(_ value: Int64) { time.withLock { $0 = value } }
     func advance(_ milliseconds: Int64) { time.withLock { $0 += milliseconds } }
 
-    var clock: UnixClock { UnixClock { self.time.withLock { $0 } } }
+    var clock: UnixClock {
+        UnixClock {
+            self.readCount.withLock { $0 += 1 }
+            return self.time.withLock { $0 }
+        }
+    }
 }
