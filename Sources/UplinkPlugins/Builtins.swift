@@ -14,6 +14,7 @@ public enum Builtins {
             ShadowTransform.descriptor,
             DeadbandTransform.descriptor,
             AggregateTransform.descriptor,
+            ThrottleTransform.descriptor,
             BatchTransform<Message>.descriptor,
             StdoutSink<RawEvent>.descriptor,
             FileSink<RawEvent>.descriptor,
