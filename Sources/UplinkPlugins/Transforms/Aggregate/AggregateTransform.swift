@@ -19,7 +19,7 @@ public struct AggregateTransform: TransformStage {
         options: [
             OptionSpec("window", .duration, required: true, "the window length (1s to 24h), aligned to the clock: 1m windows start at each whole minute"),
             OptionSpec("fields", .any, required: true, "the functions per field, `{temp: [mean, min, max], hum: last}`: mean, min, max, sum (numbers), count, first, last (any non-null value); a function with no value in a window leaves its field out"),
-        ] + GroupKeys.options,
+        ] + GroupKeys.options(whenFull: "a new key's record is sent at once as a window of its own"),
         accepts: [.record], output: .kind(.record)
     ) { context in
         .transform(AggregateTransform(config: context.config))

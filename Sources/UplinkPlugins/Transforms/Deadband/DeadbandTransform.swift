@@ -17,7 +17,7 @@ public struct DeadbandTransform: TransformStage {
         options: [
             OptionSpec("fields", .stringMap, required: true, "watched fields and their bands, `{temp: 0.5, hum: 2%}`: an absolute distance, or a percent of the last passed value; numbers compare by distance, anything else (missing, null, text) by equality"),
             OptionSpec("max_interval", .duration, "pass a record anyway when this long has passed since the last one passed for its key (a heartbeat); default: never"),
-        ] + GroupKeys.options,
+        ] + GroupKeys.options(whenFull: "records of a new key pass unfiltered"),
         accepts: [.record], output: .kind(.record)
     ) { context in
         .transform(DeadbandTransform(config: context.config))

@@ -21,7 +21,7 @@ public struct ThrottleTransform: TransformStage {
             OptionSpec("events", .string, "the rate in records, `100/s` (per s, min, h, day, or a duration like 10s); one of events or bytes"),
             OptionSpec("bytes", .string, "the rate in bytes of the records encoded as JSON, `64KiB/min`; a record over a whole period's budget passes alone when the budget is full"),
             OptionSpec("when_exceeded", .enumeration(WhenExceeded.allCases.map(\.rawValue)), default: "drop", "drop: drop and count (acknowledged as final); wait: hold the record until the budget returns (back-pressure)"),
-        ] + GroupKeys.options,
+        ] + GroupKeys.options(whenFull: "new keys share one bucket"),
         accepts: [.record], output: .kind(.record)
     ) { context in
         .transform(ThrottleTransform(config: context.config))
