@@ -179,6 +179,8 @@ struct SeededGenerator: RandomNumberGenerator {
 struct TransformRun<Output: Event> {
     var chunks: [EventChunk<Output>]
     var metrics: ComponentMetrics.Snapshot
+    /// The component's own counters by name (labels ignored).
+    var counters: [String: Double] = [:]
     var events: [Output] { chunks.flatMap(\.events) }
 }
 
@@ -203,7 +205,11 @@ func run<T: TransformStage>(
     outputChannel.finishProducer()
     var chunks: [EventChunk<T.Output>] = []
     while let chunk = await outputChannel.next() { chunks.append(chunk) }
-    return TransformRun(chunks: chunks, metrics: metrics.snapshot)
+    var counters: [String: Double] = [:]
+    for sample in metrics.report().samples {
+        if case .counter(let value) = sample.value { counters[sample.name, default: 0] += value }
+    }
+    return TransformRun(chunks: chunks, metrics: metrics.snapshot, counters: counters)
 }
 
 func run<T: TransformStage>(

@@ -26,7 +26,8 @@ public final class ComponentMetrics: Sendable {
     private let droppedPolicy = Atomic<Int>(0)
     private let droppedFiltered = Atomic<Int>(0)
     private let droppedUnmatched = Atomic<Int>(0)
-    private let droppedSuppressed = Atomic<Int>(0)
+    private let droppedDeadband = Atomic<Int>(0)
+    private let droppedThrottled = Atomic<Int>(0)
 
     private let stateValue = Atomic<Int>(ComponentState.pending.rawValue)
     private let extras = Mutex(Extras())
@@ -79,7 +80,8 @@ public final class ComponentMetrics: Sendable {
         case .policy: droppedPolicy.add(events, ordering: .relaxed)
         case .filtered: droppedFiltered.add(events, ordering: .relaxed)
         case .unmatched: droppedUnmatched.add(events, ordering: .relaxed)
-        case .suppressed: droppedSuppressed.add(events, ordering: .relaxed)
+        case .deadband: droppedDeadband.add(events, ordering: .relaxed)
+        case .throttled: droppedThrottled.add(events, ordering: .relaxed)
         }
     }
 
@@ -98,7 +100,8 @@ public final class ComponentMetrics: Sendable {
         case .policy: return droppedPolicy.load(ordering: .relaxed)
         case .filtered: return droppedFiltered.load(ordering: .relaxed)
         case .unmatched: return droppedUnmatched.load(ordering: .relaxed)
-        case .suppressed: return droppedSuppressed.load(ordering: .relaxed)
+        case .deadband: return droppedDeadband.load(ordering: .relaxed)
+        case .throttled: return droppedThrottled.load(ordering: .relaxed)
         }
     }
 
@@ -229,8 +232,10 @@ public enum DropReason: String, Sendable, CaseIterable, Hashable {
     case filtered
     /// Matched no route of a `route`, or went to a route output that no component reads.
     case unmatched
-    /// Held back by `deadband`: no field moved past its band.
-    case suppressed
+    /// Suppressed by `deadband`: no watched field moved past its band (a final answer, acknowledged).
+    case deadband
+    /// Over a `throttle` rate with `when_exceeded: drop` (a final answer, acknowledged).
+    case throttled
 }
 
 /// Where a component is in its life.

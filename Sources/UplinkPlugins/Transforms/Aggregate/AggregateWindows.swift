@@ -1,0 +1,172 @@
+import UplinkCore
+
+/// The tumbling windows of `aggregate`, with time passed in (Unix ms).
+///
+/// Windows are aligned to the clock (`[k·window, (k+1)·window)` since the Unix epoch) and shared by every
+/// key: when time passes the end, every open window closes at once. A window keeps only running
+/// summaries (never its records) and the acknowledgements of every chunk that contributed, which its output
+/// record carries on, so the inputs are acknowledged only once the aggregate is delivered.
+struct AggregateWindows: Sendable {
+    enum Function: String, Sendable, CaseIterable {
+        case mean, min, max, sum, count, first, last
+    }
+
+    /// A closed window: one output record and the acknowledgements of its inputs.
+    struct Closed {
+        var record: Record
+        var acknowledgements: Acknowledgements
+    }
+
+    /// The running summary of one field in one window. Numeric functions see ints and floats only; `count`,
+    /// `first` and `last` see any value but null (a missing field is not a value).
+    private struct Summary {
+        var count = 0
+        var numbers = 0
+        var total = 0.0
+        var integerTotal: Int64? = 0
+        var minimum: Value?
+        var minimumNumber = Double.infinity
+        var maximum: Value?
+        var maximumNumber = -Double.infinity
+        var first: Value?
+        var last: Value?
+
+        mutating func add(_ value: Value) {
+            if value == .null { return }
+            count += 1
+            if first == nil { first = value }
+            last = value
+            let number: Double
+            switch value {
+            case .int(let integer):
+                number = Double(integer)
+                if let sum = integerTotal {
+                    let (result, overflow) = sum.addingReportingOverflow(integer)
+                    integerTotal = overflow ? nil : result
+                }
+            case .double(let double):
+                number = double
+                integerTotal = nil
+            default:
+                return
+            }
+            numbers += 1
+            total += number
+            if number < minimumNumber { minimumNumber = number; minimum = value }
+            if number > maximumNumber { maximumNumber = number; maximum = value }
+        }
+
+        /// nil when the window saw no value the function applies to: the output then leaves the field out.
+        func result(_ function: Function) -> Value? {
+            switch function {
+            case .count: return .int(Int64(count))
+            case .first: return first
+            case .last: return last
+            case .min: return minimum
+            case .max: return maximum
+            case .mean: return numbers == 0 ? nil : .double(total / Double(numbers))
+            case .sum:
+                guard numbers > 0 else { return nil }
+                if let integerTotal { return .int(integerTotal) }
+                return .double(total)
+            }
+        }
+    }
+
+    private struct Window {
+        var summaries: [Summary]
+        var count = 0
+        var acknowledgements = Acknowledgements()
+    }
+
+    let windowMilliseconds: Int64
+    let fields: [(name: String, functions: [Function])]
+    let groups: GroupKeys
+    /// The start of the open windows (all keys share it); nil when none is open.
+    private(set) var openStart: Int64?
+    private var windows: [GroupKeys.Key: Window] = [:]
+    /// Keys in the order their window opened, so output order follows input order.
+    private var order: [GroupKeys.Key] = []
+
+    init(windowMilliseconds: Int64, fields: [(name: String, functions: [Function])], groups: GroupKeys) {
+        self.windowMilliseconds = windowMilliseconds
+        self.fields = fields
+        self.groups = groups
+    }
+
+    var openCount: Int { windows.count }
+
+    /// When the open windows end, if any.
+    var nextClose: Int64? { openStart.map { $0 + windowMilliseconds } }
+
+    func start(of time: Int64) -> Int64 {
+        let remainder = time % windowMilliseconds
+        return time - (remainder < 0 ? remainder + windowMilliseconds : remainder)
+    }
+
+    /// Adds a record at `now`. Windows that `now` is past close first (into `closed`). A record of a new key past
+    /// `max_groups` becomes a window of its own, closed at once: nothing is lost; returns false in that case.
+    @discardableResult
+    mutating func add(
+        _ record: Record, acknowledgements: Acknowledgements, now: Int64, into closed: inout [Closed]
+    ) -> Bool {
+        closeExpired(now: now, into: &closed)
+        let start = start(of: now)
+        let key = groups.key(of: record)
+        var window: Window
+        var withinLimit = true
+        if let existing = windows[key] {
+            window = existing
+        } else {
+            window = Window(summaries: Array(repeating: Summary(), count: fields.count))
+            withinLimit = windows.count < groups.maxGroups
+        }
+        window.count += 1
+        window.acknowledgements.merge(acknowledgements)
+        for (index, field) in fields.enumerated() {
+            if let value = record.fields[field.name] { window.summaries[index].add(value) }
+        }
+        guard withinLimit else {
+            closed.append(output(key: key, window: window, start: start))
+            return false
+        }
+        if windows[key] == nil { order.append(key) }
+        windows[key] = window
+        openStart = start
+        return true
+    }
+
+    /// Closes the open windows once `now` reaches their end.
+    mutating func closeExpired(now: Int64, into closed: inout [Closed]) {
+        if let end = nextClose, now >= end { closeAll(into: &closed) }
+    }
+
+    /// Closes every open window, whatever the time: at the end of input (shutdown, reload).
+    mutating func closeAll(into closed: inout [Closed]) {
+        guard let start = openStart else { return }
+        for key in order {
+            if let window = windows[key] { closed.append(output(key: key, window: window, start: start)) }
+        }
+        windows.removeAll(keepingCapacity: true)
+        order.removeAll(keepingCapacity: true)
+        openStart = nil
+    }
+
+    private func output(key: GroupKeys.Key, window: Window, start: Int64) -> Closed {
+        var fields = Fields()
+        fields.reserveCapacity(groups.fields.count + self.fields.count * 2 + 3)
+        for (name, value) in zip(groups.fields, key) { fields.append(name, value) }
+        for (index, field) in self.fields.enumerated() {
+            for function in field.functions {
+                if let value = window.summaries[index].result(function) {
+                    fields.append(field.name + "_" + function.rawValue, value)
+                }
+            }
+        }
+        let end = start + windowMilliseconds
+        fields.append("count", .int(Int64(window.count)))
+        fields.append("window_start", .int(start))
+        fields.append("window_end", .int(end))
+        return Closed(record: Record(fields: fields, timestamp: end), acknowledgements: window.acknowledgements)
+    }
+}
