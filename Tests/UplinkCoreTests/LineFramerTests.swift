@@ -83,6 +83,8 @@ import UplinkCore
         let split = framed(["abcde"], mode: .delimiter(Array("\r\n".utf8)), max: 4, policy: .split)
         #expect(split.frames == ["abcd~", "e~"])
         #expect(split.discarded == 0)
+        // A fixed-length frame's length is the mode's: the maximum does not cut the last one.
+        #expect(framed(["abcdefgh"], mode: .fixedLength(6), max: 1, policy: .truncate).frames == ["abcdef", "gh"])
     }
 
     @Test func crlfSplitBetweenCarriageReturnAndNewlineFramesAsOneRead() {

@@ -83,9 +83,11 @@ public struct LineFramer: Sendable {
         let start = -pending.count
         // With a multi-byte delimiter, pending may hold up to `maxFrameBytes + delimiter.count` bytes (the end of a
         // frame could be the beginning of a delimiter): at the end of the stream the policy applies to them too.
-        if frame.count > maxFrameBytes && longFrames == .split {
+        var overLong = frame.count > maxFrameBytes
+        if case .fixedLength = mode { overLong = false }  // its length is the mode's, not the maximum's
+        if overLong && longFrames == .split {
             emitPieces(frame, start: start, emit)
-        } else if frame.count > maxFrameBytes {
+        } else if overLong {
             discardedBytes += frame.count - maxFrameBytes
             emit(Frame(bytes: frame.prefix(maxFrameBytes), start: start, truncated: true))
         } else if !(continuing && frame.isEmpty) {
