@@ -48,8 +48,9 @@ struct IoTCoreAbsurdAnswerTests {
         let configuration = Fixtures.configuration(stateDirectory: directory)
         let store = TokenStore(directory: directory, credentials: Fixtures.credentials)
         try store.save(IoTCoreTokenStoreTests.token(), endpoint: configuration.endpoint)
-        let cached = #"{"version": 1, "endpoint": "\#(configuration.endpoint)", "token": "opaque-token", "#
-            + #""expiresAt": 1e+300, "obtainedAt": 0, "expirySource": "assumed"}"#
+        let cached = #"{"version": \#(TokenStore.fileVersion), "endpoint": "\#(configuration.endpoint)", "#
+            + #""token": "opaque-token", "expiresAt": 1e+300, "obtainedAt": 0, "expirySource": "assumed", "#
+            + #""credentials": "\#(store.fingerprint)"}"#
         let fd = open(store.path, O_WRONLY | O_TRUNC)
         #expect(fd >= 0)
         #expect(cached.utf8.withContiguousStorageIfAvailable { write(fd, $0.baseAddress, $0.count) } == cached.utf8.count)
