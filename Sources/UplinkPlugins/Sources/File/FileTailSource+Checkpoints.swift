@@ -438,11 +438,6 @@ final class CheckpointBook: Sendable {
         }
     }
 
-    /// The file is no longer written (after the final checkpoint).
-    func close() {
-        writer.withLock { $0.file.closeFile() }
-    }
-
     /// Once the slot file is on disk, the first format's file has been read for the last time.
     private func retireLegacyFile(_ writer: inout Writer) {
         guard let legacy = writer.legacyPath, !writer.file.needsSync else { return }
