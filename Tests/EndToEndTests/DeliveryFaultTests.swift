@@ -85,7 +85,7 @@ extension EndToEnd {
 
         static func config(
             directory: URL, log: String, emulator: EmulatorProcess, buffer: String = "", shutdownTimeout: String = "20s",
-            global: String = "", tailOptions: String = ", checkpoint_interval: 200ms"
+            global: String = "", tailOptions: String = ", checkpoint_interval: 200ms", sinkOptions: String = ""
         ) throws -> String {
             try UplinkProcess.writeConfig(
                 """
@@ -103,6 +103,7 @@ extension EndToEnd {
                     inputs: [batches]
                     \(emulator.sinkOptions(indent: 4))
                     retry: { initial_backoff: 20ms, max_backoff: 500ms }
+                    \(sinkOptions)
                 \(buffer)
                 """, name: "fault.yaml")
         }
@@ -141,7 +142,8 @@ extension EndToEnd {
             handle.closeFile()
         }
 
-        /// The sink's `concurrency` (the default) and the batch's `max_events` in ``config(directory:log:emulator:buffer:shutdownTimeout:global:)``:
+        /// The sink's concurrency (pinned at 4 by the test: adaptive concurrency would otherwise grow it up to
+        /// `max_concurrency`) and the batch's `max_events` in ``config(directory:log:emulator:buffer:shutdownTimeout:global:tailOptions:sinkOptions:)``:
         /// at most this many lines are on the wire at once, so at most this many can be delivered and not yet
         /// acknowledged when the agent is killed.
         static let inFlightBound = 4 * 500
@@ -155,7 +157,8 @@ extension EndToEnd {
             let total = 100_000
             try Self.writeLines(log, 0..<5_000)
             // The default checkpoint_interval (1s): it is the sync interval, not how far checkpoints lag.
-            let config = try Self.config(directory: directory, log: log, emulator: emulator, tailOptions: "")
+            let config = try Self.config(
+                directory: directory, log: log, emulator: emulator, tailOptions: "", sinkOptions: "max_concurrency: 4")
             // The application keeps logging, 2,000 lines every 100 ms, while the agent is killed and restarted.
             let writer = Thread {
                 for start in stride(from: 5_000, to: total, by: 2_000) {
