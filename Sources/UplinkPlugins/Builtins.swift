@@ -14,7 +14,7 @@ public enum Builtins {
             ShadowTransform.descriptor,
             DeadbandTransform.descriptor,
             AggregateTransform.descriptor,
-            ThrottleTransform.descriptor,
+            ThrottleTransform<Record>.descriptor,
             BatchTransform<Message>.descriptor,
             FilterTransform<Record>.descriptor,
             RouteTransform<Record>.descriptor,

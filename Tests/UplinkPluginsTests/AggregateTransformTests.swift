@@ -70,6 +70,17 @@ import UplinkCore
         #expect(table.nextClose == nil && table.openCount == 0)
     }
 
+    @Test func aClockSetBackJoinsTheOpenWindow() throws {
+        var table = try windows("window: 1m, fields: { v: sum }")
+        var closed: [AggregateWindows.Closed] = []
+        table.add(record(["v": .int(1)]), acknowledgements: .none, now: minute + 30_000, into: &closed)
+        table.add(record(["v": .int(2)]), acknowledgements: .none, now: minute - 90_000, into: &closed)
+        table.closeAll(into: &closed)
+        #expect(closed.map(\.record.json) == [
+            #"{"v_sum":3,"count":2,"window_start":1796479200000,"window_end":1796479260000}"#
+        ])
+    }
+
     @Test func theEndOfInputSendsOpenWindowsHoldingTheirInputsAcknowledgements() async throws {
         var transform = try builtTransform(
             "t", in: pipeline(stage: "aggregate", "window: 1h, fields: { v: [sum] }, group_by: [k]"), as: AggregateTransform.self)

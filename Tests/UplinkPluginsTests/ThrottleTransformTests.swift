@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import UplinkCore
@@ -6,8 +7,8 @@ import UplinkCore
 @Suite struct ThrottleTransformTests {
     private typealias Rate = ThrottleBuckets.Rate
 
-    private func throttle(_ options: String) throws -> ThrottleTransform {
-        try builtTransform("t", in: pipeline(stage: "throttle", options), as: ThrottleTransform.self)
+    private func throttle(_ options: String) throws -> ThrottleTransform<Record> {
+        try builtTransform("t", in: pipeline(stage: "throttle", options), as: ThrottleTransform<Record>.self)
     }
 
     @Test func ratesAreReadPerPeriodInEventsOrSizes() {
@@ -99,6 +100,27 @@ import UplinkCore
             result.chunks.forEach { $0.acknowledgements.resolve(.delivered) }
         }
         #expect(counter.deliveredCount == 1 && counter.otherCount == 0)
+    }
+
+    @Test func messagesAreThrottledByTheirBodySize() async throws {
+        let yaml = """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in], mode: json }
+              model: { type: shadow, inputs: [wrap], product_sn: P, device_sn: D }
+              t: { type: throttle, inputs: [model], bytes: 100/min }
+            sinks:
+              out: { type: stdout, inputs: [t] }
+            """
+        var transform = try builtTransform("t", in: yaml, as: ThrottleTransform<Message>.self)
+        transform.clock = ManualClock(0).clock
+        let body = Array(repeating: UInt8(ascii: "x"), count: 40)
+        let result = try await run(transform, [Message(topic: "/t", body: body), Message(topic: "/t", body: body), Message(topic: "/t", body: body)])
+        #expect(result.events.count == 2, "two 40-byte bodies fit in 100 bytes, a third does not")
+        #expect(result.metrics.droppedByReason[.throttled] == 1)
+        let (_, grouped) = buildPipeline(yaml.replacingOccurrences(of: "bytes: 100/min", with: "bytes: 100/min, group_by: [k]"))
+        #expect(grouped.count == 1 && grouped[0].contains("'group_by' needs record input"))
     }
 
     @Test func configErrorsPointAtTheirPlace() {

@@ -111,7 +111,8 @@ struct AggregateWindows: Sendable {
         _ record: Record, acknowledgements: Acknowledgements, now: Int64, into closed: inout [Closed]
     ) -> Bool {
         closeExpired(now: now, into: &closed)
-        let start = start(of: now)
+        // A wall clock set back joins the open windows rather than relabelling them.
+        let start = openStart ?? start(of: now)
         let key = groups.key(of: record)
         var window: Window
         var withinLimit = true

@@ -1,20 +1,21 @@
 import UplinkCore
 
-/// `throttle`: limits records to a rate, per `group_by` key (``ThrottleBuckets``), for boards on metered links.
+/// `throttle`: limits records or messages to a rate, per `group_by` key (``ThrottleBuckets``), for boards on
+/// metered links.
 ///
-/// `events: 100/s` counts records; `bytes: 64KiB/min` counts their size encoded as JSON. Over the rate,
+/// `events: 100/s` counts events; `bytes: 64KiB/min` counts records' size encoded as JSON, or messages' body
+/// size. `group_by` applies to records. Over the rate,
 /// `when_exceeded: drop` drops the record, counts it (`reason="throttled"`) and acknowledges it as a final
 /// answer; `wait` holds it until the budget returns, so the stage stops reading and its input buffer applies
 /// back-pressure upstream (nothing is lost).
-public struct ThrottleTransform: TransformStage {
-    public typealias Input = Record
-    public typealias Output = Record
+public struct ThrottleTransform<Input: Event>: TransformStage {
+    public typealias Output = Input
 
     enum WhenExceeded: String, CaseIterable, Sendable {
         case drop, wait
     }
 
-    public static let descriptor = PluginDescriptor(
+    public static var descriptor: PluginDescriptor { PluginDescriptor(
         type: "throttle", role: .transform,
         summary: "Limits records to a rate in events or bytes per period, per group_by key; drops (counted, acknowledged) or waits (back-pressure).",
         options: [
@@ -22,10 +23,16 @@ public struct ThrottleTransform: TransformStage {
             OptionSpec("bytes", .string, "the rate in bytes of the records encoded as JSON, `64KiB/min`; a record over a whole period's budget passes alone when the budget is full"),
             OptionSpec("when_exceeded", .enumeration(WhenExceeded.allCases.map(\.rawValue)), default: "drop", "drop: drop and count (acknowledged as final); wait: hold the record until the budget returns (back-pressure)"),
         ] + GroupKeys.options(whenFull: "new keys share one bucket"),
-        accepts: [.record], output: .kind(.record)
+        accepts: [.record, .message], output: .sameAsInput
     ) { context in
-        .transform(ThrottleTransform(config: context.config))
-    }
+        if context.inputKind == .message {
+            if context.config.contains("group_by") {
+                context.config.error("'group_by' needs record input: messages have no fields", at: "group_by")
+            }
+            return .transform(ThrottleTransform<Message>(config: context.config))
+        }
+        return .transform(ThrottleTransform<Record>(config: context.config))
+    } }
 
     var buckets: ThrottleBuckets
     let countsBytes: Bool
@@ -60,27 +67,33 @@ public struct ThrottleTransform: TransformStage {
         buckets = ThrottleBuckets(rate: rate, groups: GroupKeys.read(from: config))
     }
 
-    public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Record>) async throws {
+    public func run(context: ComponentContext, input: Inbox<Input>, output: Outbox<Input>) async throws {
         var buckets = self.buckets
         let limitHits = GroupKeys.limitHits(context)
         var encoded: [UInt8] = []
         for await chunk in input {
-            var passed: [Record] = []
+            var passed: [Input] = []
             var dropped = 0
-            for record in chunk.events {
+            for event in chunk.events {
                 var cost = 1
-                if countsBytes {
-                    encoded.removeAll(keepingCapacity: true)
-                    record.fields.appendJSON(to: &encoded)
-                    cost = encoded.count
+                var key: GroupKeys.Key = []
+                // One dynamic cast per event; this generic body is not specialised.
+                if let record = event as? Record {
+                    if countsBytes {
+                        encoded.removeAll(keepingCapacity: true)
+                        record.fields.appendJSON(to: &encoded)
+                        cost = encoded.count
+                    }
+                    key = buckets.groups.key(of: record)
+                } else if countsBytes, let message = event as? Message {
+                    cost = message.body.count
                 }
-                let key = buckets.groups.key(of: record)
                 while true {
                     var overLimit = false
                     let decision = buckets.take(cost, key: key, now: clock.now(), overLimit: &overLimit)
                     if overLimit { limitHits.increment() }
                     guard case .exceeded(let milliseconds) = decision else {
-                        passed.append(record)
+                        passed.append(event)
                         break
                     }
                     if whenExceeded == .drop {
