@@ -38,6 +38,12 @@ struct LoggingOptions: ParsableArguments {
         }
         UplinkLogHandler.bootstrap(level: level, format: format)
     }
+
+    /// Writes the counts the log rate limiter still holds back, so no suppression goes unreported at exit.
+    func flushSuppressed() {
+        guard let format = UplinkLogHandler.Format(rawValue: logFormat) else { return }
+        UplinkLogHandler.Output.shared.flushSuppressed(format: format)
+    }
 }
 
 /// Loads and validates configuration files, printing every diagnostic to stderr.

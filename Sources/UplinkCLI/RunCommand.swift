@@ -51,6 +51,7 @@ struct Run: AsyncParsableCommand {
                 logger: logger
             )
         )
+        defer { logging.flushSuppressed() }
         do {
             try await group.run()
         } catch {

@@ -60,7 +60,7 @@ extension Pipeline {
         }
     }
 
-    /// A sink behind a disk buffer does not wait for the cloud at shutdown: once every producer has finished
+    /// A sink behind a disk buffer does not wait for the cloud when a stop is asked for: once every producer has finished
     /// (everything read is in the buffer), its requests in flight are cancelled; the buffer keeps their
     /// records, unacknowledged, for the next start.
     func cancelDiskBufferedSinks() async {

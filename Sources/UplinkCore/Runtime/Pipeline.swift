@@ -19,6 +19,10 @@ import Synchronization
 public final class Pipeline: Service, Sendable {
     let logger: Logger
     let stopSignal = StopSignal()
+    /// Fired when a stop is asked for (SIGINT/SIGTERM, ``stop()``, ``stopNow()``), not when every source ended
+    /// by itself: only then does a disk-buffered sink stop without waiting for the cloud. At the end of input
+    /// (stdin at EOF) what was read is still delivered, within `shutdown_timeout`.
+    let stopRequested = StopSignal()
     /// Fired by ``stopNow()``: stop without draining.
     let immediateStop = StopSignal()
     /// Called once when the pipeline gives up draining (deadline or ``stopNow()``) and cancels what is left,
@@ -81,10 +85,14 @@ public final class Pipeline: Service, Sendable {
     public func droppedEvents(of id: String) -> Int? { live.withLock { $0.components[id]?.input?.droppedEvents } }
 
     /// Asks the pipeline to stop: sources stop, everything in flight drains. Safe to call from anywhere.
-    public func stop() { stopSignal.fire() }
+    public func stop() {
+        stopRequested.fire()
+        stopSignal.fire()
+    }
 
     /// Stops at once: nothing more is delivered, what a disk buffer holds stays there (a second SIGINT/SIGTERM).
     public func stopNow() {
+        stopRequested.fire()
         stopSignal.fire()
         immediateStop.fire()
     }
@@ -116,7 +124,8 @@ public final class Pipeline: Service, Sendable {
                 }
                 outer.cancelAll()
             }
-        } onGracefulShutdown: {
+        } onGracefulShutdown: { [stopRequested] in
+            stopRequested.fire()
             stopSignal.fire()
         }
 
@@ -134,6 +143,9 @@ public final class Pipeline: Service, Sendable {
                     self.logger.info("stopping sources", metadata: ["pipeline.sources": "\(sources.count)"])
                 }
                 for source in sources { source.stop.fire() }
+            }
+            group.addTask {
+                await self.stopRequested.wait()
                 await self.cancelDiskBufferedSinks()
             }
             for await component in launches {
