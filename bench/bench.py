@@ -188,6 +188,30 @@ def main():
                                   "sinks:\n  out: { type: stdout, inputs: [batch] }\n" % work)],
             "stdin": csv_data, "lines": args.lines,
         },
+        # json (csv) alone, and json -> filter -> remap, on the same sensor lines: the edge stages' own cost per
+        # record is the difference (a trivial filter that passes everything, a remap that computes one field).
+        "csv-json": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-json",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [wrap] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
+        },
+        "csv-json-filter-remap": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-json-filter-remap",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "  plausible: { type: filter, inputs: [wrap], condition: '.temperature > -40 && .temperature < 125' }\n"
+                                  "  units: { type: remap, inputs: [plausible], set: { temp_f: 'round(.temperature * 9 / 5 + 32, 1)' } }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [units] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
+        },
         "channel": {
             "argv": [args.binary, "bench-channel", "--events", str(args.lines)],
             "stdin": None, "lines": args.lines,
@@ -234,6 +258,20 @@ def main():
                                   " device_secret: s3cr3tKey0000000, buffer: { type: disk } }\n" % (work, data, receiver["port"], receiver["ca"]))],
             "stdin": None, "lines": args.lines,
             "setup": lambda: shutil.rmtree(os.path.join(work, "state-https-disk"), ignore_errors=True),
+        }
+        # The same as tail-batch-https with a trivial filter (every line passes) between json and batch.
+        scenarios["tail-batch-https-filter"] = {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "tail-batch-https-filter",
+                                  "data_dir: %s/state-https-filter\nsources:\n  in: { type: file, include: ['%s'], exit_on_eof: true }\n"
+                                  "transforms:\n  wrap: { type: json, inputs: [in] }\n"
+                                  "  keep: { type: filter, inputs: [wrap], condition: '.message != \"\"' }\n"
+                                  "  batch: { type: batch, inputs: [keep], encoding: ndjson }\n"
+                                  "sinks:\n  cloud: { type: iotcore_http, inputs: [batch], endpoint: 'https://127.0.0.1:%d',"
+                                  " ca_file: '%s', product_sn: abcdefgh12345678, device_sn: device001,"
+                                  " device_secret: s3cr3tKey0000000 }\n" % (work, data, receiver["port"], receiver["ca"]))],
+            "stdin": None, "lines": args.lines,
+            "setup": lambda: shutil.rmtree(os.path.join(work, "state-https-filter"), ignore_errors=True),
         }
     # "idle" is measured separately below, after the timed scenarios.
     chosen = [name for name in (args.scenario or list(scenarios)) if name != "idle"]

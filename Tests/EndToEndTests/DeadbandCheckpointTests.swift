@@ -37,15 +37,8 @@ extension EndToEnd {
             }
 
             func checkpointOffsets() -> [Int] {
-                let state = directory.appendingPathComponent("state").path
-                let files = FileManager.default.enumerator(atPath: state)?.compactMap { $0 as? String } ?? []
-                return files.flatMap { file -> [Int] in
-                    let text = (try? String(contentsOfFile: state + "/" + file, encoding: .utf8)) ?? ""
-                    guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
-                        let entries = object["files"] as? [[String: Any]]
-                    else { return [] }
-                    return entries.compactMap { $0["offset"] as? Int }
-                }
+                let offset = TailCheckpoint.offset(stateDirectory: directory.appendingPathComponent("state"))
+                return offset > 0 ? [offset] : []
             }
             func logSize() -> Int { ((try? FileManager.default.attributesOfItem(atPath: log))?[.size] as? Int) ?? -1 }
 
