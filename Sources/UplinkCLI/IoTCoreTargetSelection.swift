@@ -14,7 +14,9 @@ func iotCoreTarget(configs: [String], sink: String?) throws -> IoTCoreTarget {
     let targets = IoTCoreTarget.all(in: topology)
     if let sink {
         guard let target = targets.first(where: { $0.sinkID == sink }) else {
-            printError("no iotcore_http sink with id '\(sink)' (found: \(targets.map(\.sinkID).joined(separator: ", ")))")
+            let ids = targets.map(\.sinkID)
+            let hint = ValueParsing.suggestion(for: sink, among: ids).map { "; did you mean '\($0)'?" } ?? ""
+            printError("no iotcore_http sink with id '\(sink)'\(hint) (found: \(ids.joined(separator: ", ")))")
             throw ExitCode(exitConfigError)
         }
         return target

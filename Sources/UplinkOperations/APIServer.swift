@@ -165,8 +165,9 @@ public final class APIServer: Service, Sendable {
             // `split.alarms` taps the named output `alarms` of `split` (ids cannot contain a dot).
             let reference = InputReference(parsing: id, mark: YAMLMark(line: 0, column: 0))
             guard let component = target.components().first(where: { $0.id == reference.id }) else {
-                let known = target.components().map(\.id).joined(separator: ", ")
-                return Self.error(.notFound, "no component '\(id)' (components: \(known))")
+                let ids = target.components().map(\.id)
+                let hint = ValueParsing.suggestion(for: reference.id, among: ids).map { "; did you mean '\($0)'?" } ?? ""
+                return Self.error(.notFound, "no component '\(id)'\(hint) (components: \(ids.joined(separator: ", ")))")
             }
             guard component.role != .sink else {
                 return Self.error(.badRequest, "'\(id)' is a sink: no events leave it; tap one of its inputs")

@@ -151,6 +151,8 @@ import UplinkOperations
             let unknown = try await client.get("/tap/nope")
             #expect(unknown.status == 404)
             #expect(String(decoding: unknown.body, as: UTF8.self).contains("no component 'nope' (components: parse, out)"))
+            let misspelt = try await client.get("/tap/prase")
+            #expect(String(decoding: misspelt.body, as: UTF8.self).contains("no component 'prase'; did you mean 'parse'?"))
             let sink = try await client.get("/tap/out")
             #expect(sink.status == 400)
         }
