@@ -125,7 +125,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var deferredSync: Task<Void, Never>?
     }
 
-    private enum SendStep {
+    private enum SendStep: Sendable {
         case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
         case wait([Acknowledgements])
         case dropped, closed
@@ -135,7 +135,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         case rewritten([Acknowledgements])
     }
 
-    private enum ReceiveStep {
+    private enum ReceiveStep: Sendable {
         case chunk(EventChunk<E>)
         case finished
         case wait([Acknowledgements])
@@ -145,6 +145,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     let logger: Logger
     private let fileSystem: any FileSystem
     private let state = Mutex(State())
+    /// Where the buffer's blocking I/O runs (writes, fsyncs, segment rolls, reads for the consumer), so a slow
+    /// disk stalls this buffer only, never a cooperative-pool thread and the unrelated stages waiting for one.
+    /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
+    /// `state`'s lock only on this thread, so no pool thread waits on the lock while a sync is under way.
+    private let ioThread = DedicatedThread(purpose: "a disk buffer")
     /// The sink's metrics, where failed syncs are counted (set by the runtime; a reload attaches the successor's).
     private let metrics = Mutex<ComponentMetrics?>(nil)
 
@@ -174,6 +179,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     deinit {
+        ioThread.stop()
         state.withLock { state in
             state.deferredSync?.cancel()
             // Whatever is still held was never acknowledged, so this sync's result changes no promise.
@@ -303,7 +309,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         let frames = writer.bytes
         var loggedWriteError = false
         while true {
-            let step: SendStep = state.withLock { state in
+            let step: SendStep = await ioThread.run { [self] in state.withLock { state in
                 if state.receiverClosed { return .closed }
                 if let broken = state.broken { return .broken(broken) }
                 if let error = state.writeError { return .failed(error) }
@@ -356,7 +362,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 defer { state.consumer = nil }
                 return .written(released, state.consumer)
-            }
+            } }
             switch step {
             case .written(let released, let consumer):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
@@ -380,16 +386,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     loggedWriteError = true
                 }
                 try await Task.sleep(for: configuration.retryDelay)
-                state.withLock { $0.writeError = nil }
+                await ioThread.run { [self] in state.withLock { $0.writeError = nil } }
             case .wait(let released):
                 release(released)
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state -> Bool in
-                        if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
-                        state.spaceWaiters.append(continuation)
-                        return false
+                    ioThread.post { [self] in
+                        let resumeNow = state.withLock { state -> Bool in
+                            if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
+                            state.spaceWaiters.append(continuation)
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
                     }
-                    if resumeNow { continuation.resume() }
                 }
                 try Task.checkCancellation()
             }
@@ -472,7 +480,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.deferredSync = Task { [weak self] in
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let (released, consumer) = self.state.withLock { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
+            let (released, consumer) = await self.ioThread.run { self.state.withLock { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
                 state.syncScheduled = false
                 state.deferredSync = nil
                 guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
@@ -482,7 +490,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 guard state.unreadEvents > 0, let consumer = state.consumer else { return (released, nil) }
                 state.consumer = nil
                 return (released, consumer)
-            }
+            } }
             self.release(released)
             consumer?.resume()
         }
@@ -616,7 +624,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     public func next() async -> EventChunk<E>? {
         while true {
-            let step: ReceiveStep = state.withLock { state in
+            let step: ReceiveStep = await ioThread.run { [self] in state.withLock { state in
                 if state.consumerDetached { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
@@ -626,7 +634,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if state.openProducers <= 0 || state.receiverClosed { return .finished }
                 // Caught up: make what was written durable now rather than at the next write.
                 return .wait(sync(&state))
-            }
+            } }
             switch step {
             case .chunk(let chunk): return chunk
             case .finished: return nil
@@ -634,16 +642,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 release(released)
                 if Task.isCancelled { return nil }
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state -> Bool in
-                        if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
-                            || state.consumerDetached
-                        {
-                            return true
+                    ioThread.post { [self] in
+                        let resumeNow = state.withLock { state -> Bool in
+                            if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
+                                || state.consumerDetached
+                            {
+                                return true
+                            }
+                            state.consumer = continuation
+                            return false
                         }
-                        state.consumer = continuation
-                        return false
+                        if resumeNow { continuation.resume() }
                     }
-                    if resumeNow { continuation.resume() }
                 }
             }
         }

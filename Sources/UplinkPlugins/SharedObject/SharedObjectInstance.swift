@@ -18,7 +18,7 @@ public struct SharedObjectCallError: Error, Sendable, CustomStringConvertible {
 /// One instance of a shared-object plugin for one component, with the thread all its callbacks run on.
 final class SharedObjectInstance: Sendable {
     let library: LoadedLibrary
-    private let thread: PluginThread
+    private let thread: DedicatedThread
     private let instance: InstancePointer
 
     /// The plugin's instance pointer, opaque to the host. @unchecked: only the plugin dereferences it, and
@@ -36,7 +36,7 @@ final class SharedObjectInstance: Sendable {
         var error: String
     }
 
-    private init(library: LoadedLibrary, thread: PluginThread, instance: InstancePointer) {
+    private init(library: LoadedLibrary, thread: DedicatedThread, instance: InstancePointer) {
         self.library = library
         self.thread = thread
         self.instance = instance
@@ -46,7 +46,7 @@ final class SharedObjectInstance: Sendable {
     static func create(
         _ library: LoadedLibrary, component: String, config: [(String, String)]
     ) async throws(SharedObjectCallError) -> SharedObjectInstance {
-        let thread = PluginThread()
+        let thread = DedicatedThread(purpose: "a shared-object plugin")
         let entries = config.map { [$0.0, $0.1] }
         let (instance, error) = await thread.run { () -> (InstancePointer, String) in
             let names = entries.map { strdup($0[0]) }

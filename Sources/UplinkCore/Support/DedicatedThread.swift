@@ -1,19 +1,21 @@
+import DequeModule
 import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A thread of its own for one shared-object plugin instance: its callbacks may block (a sink writing to a
-/// socket, a source waiting on a device), which must never happen on a cooperative-pool thread, and the C
-/// ABI promises that one instance is called from one thread, one call at a time.
-final class PluginThread: @unchecked Sendable {
+/// A thread of its own for work that may block (a shared-object plugin's callbacks, a disk buffer's writes and
+/// fsyncs), which must never happen on a cooperative-pool thread: a blocked pool thread stalls unrelated stages
+/// (the pool has as many threads as cores, two on a small board). Jobs run one at a time, in the order queued.
+public final class DedicatedThread: @unchecked Sendable {
     // @unchecked: `semaphore` is created before the thread starts and destroyed in deinit, which runs only
     // after the thread released its reference; everything else is under `jobs`' lock.
-    private let jobs = Mutex<[(@Sendable () -> Void)?]>([])
+    private let jobs = Mutex<Deque<(@Sendable () -> Void)?>>(Deque())
     private let semaphore: UnsafeMutablePointer<sem_t>
 
-    init() {
+    /// Starts the thread; `purpose` names it in the failure message if the system refuses one.
+    public init(purpose: String) {
         semaphore = .allocate(capacity: 1)
         sem_init(semaphore, 0, 0)
         var thread = pthread_t()
@@ -21,11 +23,11 @@ final class PluginThread: @unchecked Sendable {
         let result = pthread_create(
             &thread, nil,
             { argument in
-                let owner = Unmanaged<PluginThread>.fromOpaque(argument!).takeRetainedValue()
+                let owner = Unmanaged<DedicatedThread>.fromOpaque(argument!).takeRetainedValue()
                 owner.loop()
                 return nil
             }, box.toOpaque())
-        precondition(result == 0, "cannot start a plugin thread")
+        precondition(result == 0, "cannot start a thread for \(purpose)")
         pthread_detach(thread)
     }
 
@@ -48,15 +50,21 @@ final class PluginThread: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the thread and returns its result. Not cancellable: a C call cannot be interrupted.
-    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    /// Runs `body` on the thread and returns its result; the caller suspends meanwhile. Not cancellable: a
+    /// blocking call cannot be interrupted.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withUnsafeContinuation { continuation in
             enqueue { continuation.resume(returning: body()) }
         }
     }
 
+    /// Queues `body` without waiting for it.
+    public func post(_ body: @escaping @Sendable () -> Void) {
+        enqueue(body)
+    }
+
     /// Ends the thread after the jobs already queued.
-    func stop() {
+    public func stop() {
         enqueue(nil)
     }
 }
