@@ -195,6 +195,25 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         #expect(events[""]!.map(\.json) == [#"{"temp":"x","n":1,"g":2}"#, #"{"temp":10,"n":2,"f":20,"g":3}"#])
     }
 
+    /// Records are changed in the chunk's own array: one that fails leaves the others in order, and its dead letter
+    /// holds it as it arrived, not as the operations before the failing one left it.
+    @Test func aDeadLetterHoldsTheRecordAsItArrived() async throws {
+        let input = records([
+            ["temp": .int(10), "n": .int(1)], ["temp": .string("x"), "n": .int(2)], ["temp": .int(30), "n": .int(3)],
+        ])
+        let directory = try temporaryDirectory()
+        let stage = try builtTransform(
+            "t",
+            in: edgePipeline(
+                "type: remap, on_error: dead_letter, rename: { n: m }, set: { site: '\"p\"', f: '.temp * 2' }"),
+            as: RemapTransform.self)
+        let (events, metrics) = try await drive(stage, [input], probe: AcknowledgementProbe(), dataDirectory: directory)
+        #expect(events[""]!.map(\.json) == [#"{"temp":10,"m":1,"site":"p","f":20}"#, #"{"temp":30,"m":3,"site":"p","f":60}"#])
+        #expect(metrics.droppedEvents(reason: .deadLetter) == 1)
+        let file = try String(contentsOfFile: directory + "/t/dead-letters.jsonl", encoding: .utf8)
+        #expect(file.contains(Data(#"{"temp":"x","n":2}"#.utf8).base64EncodedString()))
+    }
+
     @Test func errorsInSetAreLocated() {
         let (_, errors) = buildPipeline(edgePipeline("type: remap, set: { f: '.temp * \"x\"' }"))
         #expect(errors == [#"test.yaml:5:56: error: 'set.f': '*' needs an int or a float, but "x" is a string"#])
