@@ -216,6 +216,69 @@ import Testing
         #expect(rebuilt.hashValue == fields.hashValue)
     }
 
+    /// `rename`, `remove`, `set` and unchecked `append` (duplicate names) in a seeded random order, on records that
+    /// grow past the index threshold and shrink below it, each checked against a plain array of pairs (where a
+    /// rename is the rebuild remap used to do: drop every `newName`, give every `name` the first one's value).
+    @Test func renameAndRemoveKeepTheIndexRight() {
+        var fields = Fields()
+        var model: [(String, Value)] = []
+        var random = SeededGenerator(seed: 18)  // CrashStateTests's
+        for step in 0..<2_000 {
+            // Mostly growing in the first half, mostly shrinking in the second: crosses 16 fields both ways.
+            let growing = (step / 250) % 2 == 0
+            let name = "f\(Int.random(in: 0..<40, using: &random))"
+            let value = Value.int(Int64(step))
+            switch Int.random(in: 0..<10, using: &random) {
+            case 0..<4 where growing, 0 where !growing:
+                fields[name] = value
+                if let at = model.firstIndex(where: { $0.0 == name }) { model[at].1 = value } else { model.append((name, value)) }
+            case 4 where growing:
+                fields.append(name, value)
+                model.append((name, value))
+            case 5..<7:
+                let newName = "f\(Int.random(in: 0..<40, using: &random))"
+                let renamed = fields.rename(name, to: newName)
+                #expect(renamed == (name != newName && model.contains { $0.0 == name }))
+                if renamed, let first = model.first(where: { $0.0 == name })?.1 {
+                    model = model.compactMap { (field: (String, Value)) -> (String, Value)? in
+                        field.0 == newName ? nil : field.0 == name ? (newName, first) : field
+                    }
+                }
+            default:
+                fields[name] = nil
+                if let at = model.firstIndex(where: { $0.0 == name }) { model.remove(at: at) }
+            }
+            #expect(fields.map(\.name) == model.map(\.0))
+            for probe in 0..<40 {
+                #expect(fields["f\(probe)"] == model.first { $0.0 == "f\(probe)" }?.1, "step \(step), f\(probe)")
+            }
+        }
+    }
+
+    /// A rename changes the field where it stands: the same storage, no copy, the value kept, in a record small
+    /// enough to scan and in one large enough to be indexed.
+    @Test(arguments: [4, 40]) func renameIsInPlace(count: Int) {
+        var fields = Fields()
+        for number in 0..<count { fields.append("f\(number)", .int(Int64(number))) }
+        let before = fields.storage.withUnsafeBufferPointer { $0.baseAddress }
+        #expect(rename(&fields, "f1", "renamed"))
+        let after = fields.storage.withUnsafeBufferPointer { $0.baseAddress }
+        #expect(after == before)
+        #expect(fields.map(\.name)[0..<3] == ["f0", "renamed", "f2"])
+        #expect(fields["renamed"] == .int(1))
+        #expect(fields["f1"] == nil)
+        #expect(!rename(&fields, "f1", "other"))
+        #expect(!rename(&fields, "f2", "f2"))
+        // Onto an existing name: that field goes, the renamed one keeps its place.
+        #expect(rename(&fields, "f0", "f2"))
+        #expect(fields.map(\.name)[0..<2] == ["f2", "renamed"])
+        #expect(fields["f2"] == .int(0))
+        #expect(fields.count == count - 1)
+        fields["renamed"] = nil
+        #expect(fields["f3"] == .int(3))
+        #expect(fields["f\(count - 1)"] == .int(Int64(count - 1)))
+    }
+
     /// 90,000 keys: quadratic lookups took 18.7 s of CPU for this line (release build; many minutes in debug);
     /// linear takes a fraction of a second.
     @Test(.timeLimit(.minutes(1))) func buildingAHugeRecordIsLinear() throws {
@@ -233,3 +296,6 @@ import Testing
         #expect(fields["key89999"] == .int(89_999))
     }
 }
+
+/// `#expect` cannot call a mutating method on its own.
+private func rename(_ fields: inout Fields, _ name: String, _ newName: String) -> Bool { fields.rename(name, to: newName) }

@@ -175,10 +175,12 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
             context: ComponentContext(
                 id: "t", type: "remap", role: .transform, logger: Logger(label: "t"), metrics: ComponentMetrics(),
                 dataDirectory: "/nonexistent"))
-        let record = Record(fields: ["a": .int(1), "b": .int(2), "c": .int(3)], timestamp: 0)
-        #expect(stage.apply(to: record, failures: &failures)?.json == #"{"c":1,"b":2}"#)
-        let missing = Record(fields: ["b": .int(2)], timestamp: 0)
-        #expect(stage.apply(to: missing, failures: &failures)?.json == #"{"b":2}"#)
+        var record = Record(fields: ["a": .int(1), "b": .int(2), "c": .int(3)], timestamp: 0)
+        #expect(stage.apply(to: &record, failures: &failures))
+        #expect(record.json == #"{"c":1,"b":2}"#)
+        var missing = Record(fields: ["b": .int(2)], timestamp: 0)
+        #expect(stage.apply(to: &missing, failures: &failures))
+        #expect(missing.json == #"{"b":2}"#)
     }
 
     @Test func aFailingSetFollowsOnError() async throws {
@@ -191,6 +193,25 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
             "t", in: edgePipeline("type: remap, on_error: keep, set: { f: '.temp * 2', g: '.n + 1' }"), as: RemapTransform.self)
         (events, metrics) = try await drive(keeping, [input], probe: AcknowledgementProbe())
         #expect(events[""]!.map(\.json) == [#"{"temp":"x","n":1,"g":2}"#, #"{"temp":10,"n":2,"f":20,"g":3}"#])
+    }
+
+    /// Records are changed in the chunk's own array: one that fails leaves the others in order, and its dead letter
+    /// holds it as it arrived, not as the operations before the failing one left it.
+    @Test func aDeadLetterHoldsTheRecordAsItArrived() async throws {
+        let input = records([
+            ["temp": .int(10), "n": .int(1)], ["temp": .string("x"), "n": .int(2)], ["temp": .int(30), "n": .int(3)],
+        ])
+        let directory = try temporaryDirectory()
+        let stage = try builtTransform(
+            "t",
+            in: edgePipeline(
+                "type: remap, on_error: dead_letter, rename: { n: m }, set: { site: '\"p\"', f: '.temp * 2' }"),
+            as: RemapTransform.self)
+        let (events, metrics) = try await drive(stage, [input], probe: AcknowledgementProbe(), dataDirectory: directory)
+        #expect(events[""]!.map(\.json) == [#"{"temp":10,"m":1,"site":"p","f":20}"#, #"{"temp":30,"m":3,"site":"p","f":60}"#])
+        #expect(metrics.droppedEvents(reason: .deadLetter) == 1)
+        let file = try String(contentsOfFile: directory + "/t/dead-letters.jsonl", encoding: .utf8)
+        #expect(file.contains(Data(#"{"temp":"x","n":2}"#.utf8).base64EncodedString()))
     }
 
     @Test func errorsInSetAreLocated() {

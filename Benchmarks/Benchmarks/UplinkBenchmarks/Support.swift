@@ -155,3 +155,70 @@ func drive<T: TransformStage>(
         return delivered
     }
 }
+
+/// Runs `first` then `second` then `third` as the engine runs a chain of stages, each in its own task between bounded
+/// channels (4,096 events), fed as ``drive(_:events:chunk:total:dataDirectory:)`` feeds one stage. The later stages
+/// get what the first made, fresh records nothing else holds, as a `json` upstream hands them on in a real pipeline
+/// (the shared fixtures `drive` sends would make every in-place change copy first).
+func drive<A: TransformStage, B: TransformStage, C: TransformStage>(
+    _ first: A, _ second: B, _ third: C, events: [A.Input], chunk: Int, total: Int
+) async throws -> Delivered where A.Output == B.Input, B.Output == C.Input {
+    let input = EventChannel<A.Input>(capacity: 4096)
+    let firstOut = EventChannel<A.Output>(capacity: 4096)
+    let secondOut = EventChannel<B.Output>(capacity: 4096)
+    let output = EventChannel<C.Output>(capacity: 4096)
+    func context(_ id: String, _ metrics: ComponentMetrics) -> ComponentContext {
+        ComponentContext(
+            id: id, type: "bench", role: .transform, logger: Logger(label: "bench"), metrics: metrics,
+            dataDirectory: "/nonexistent")
+    }
+    input.addProducer()
+    firstOut.addProducer()
+    secondOut.addProducer()
+    output.addProducer()
+    return try await withThrowingTaskGroup(of: Void.self, returning: Delivered.self) { group in
+        group.addTask {
+            let slices = stride(from: 0, to: events.count, by: chunk).map {
+                Array(events[$0..<min($0 + chunk, events.count)])
+            }
+            var sent = 0
+            var next = 0
+            while sent < total {
+                var slice = slices[next]
+                next = (next + 1) % slices.count
+                if slice.count > total - sent { slice = Array(slice.prefix(total - sent)) }
+                try await input.send(EventChunk(slice))
+                sent += slice.count
+            }
+            input.finishProducer()
+        }
+        group.addTask {
+            let metrics = ComponentMetrics()
+            try await first.run(
+                context: context("a", metrics), input: Inbox(channel: input, metrics: metrics),
+                output: Outbox(channels: [firstOut], metrics: metrics))
+            firstOut.finishProducer()
+        }
+        group.addTask {
+            let metrics = ComponentMetrics()
+            try await second.run(
+                context: context("b", metrics), input: Inbox(channel: firstOut, metrics: metrics),
+                output: Outbox(channels: [secondOut], metrics: metrics))
+            secondOut.finishProducer()
+        }
+        group.addTask {
+            let metrics = ComponentMetrics()
+            try await third.run(
+                context: context("c", metrics), input: Inbox(channel: secondOut, metrics: metrics),
+                output: Outbox(channels: [output], metrics: metrics))
+            output.finishProducer()
+        }
+        var delivered = Delivered()
+        while let received = await output.next() {
+            delivered.events += received.count
+            delivered.bytes += received.byteCount
+        }
+        try await group.waitForAll()
+        return delivered
+    }
+}

@@ -104,6 +104,23 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
         index = built
     }
 
+    /// Keeps the index right after the field `name` at `position` was removed: the fields after it moved up by one,
+    /// and a later field also called `name` is now the first. Updated in place (a remove on every record of a wide
+    /// record must not rebuild a dictionary); dropped once the fields are few enough to scan.
+    private mutating func reindexAfterRemoving(_ name: String, at position: Int) {
+        guard index != nil else { return }
+        guard storage.count > Self.indexThreshold else {
+            index = nil
+            return
+        }
+        index![name] = nil
+        for shifted in position..<storage.count {
+            let fieldName = storage[shifted].name
+            let first = index![fieldName]
+            if first == nil || first == shifted + 1 { index![fieldName] = shifted }
+        }
+    }
+
     private mutating func appendIndexed(_ field: Field) {
         storage.append(field)
         if index != nil {
@@ -122,13 +139,51 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
                     storage[position].value = newValue  // names do not change: the index stays valid
                 } else {
                     storage.remove(at: position)
-                    index = nil  // positions shifted
-                    buildIndexIfLarge()
+                    reindexAfterRemoving(name, at: position)
                 }
             } else if let newValue {
                 appendIndexed(Field(name: name, value: newValue))
             }
         }
+    }
+
+    /// Renames the first field called `name` to `newName` where it stands, replacing any field already called
+    /// `newName`; false (and nothing changes) when there is no field `name` or the names are equal. Later fields
+    /// also called `name` become `newName` with the first one's value, so no field keeps the old name.
+    ///
+    /// Done in place, in one pass: no allocation when the fields' storage is not shared (a remap on every record
+    /// must not rebuild it), and the index is updated rather than rebuilt unless fields were removed.
+    @discardableResult
+    public mutating func rename(_ name: String, to newName: String) -> Bool {
+        guard name != newName, let first = position(of: name) else { return false }
+        let value = storage[first].value
+        var kept = 0
+        var reshaped = false  // a field was dropped or a later duplicate renamed: positions or first names moved
+        for read in storage.indices {
+            if storage[read].name == newName {
+                reshaped = true
+                continue
+            }
+            if kept != read { storage.swapAt(kept, read) }
+            if storage[kept].name == name {
+                storage[kept].name = newName
+                if read != first {
+                    storage[kept].value = value
+                    reshaped = true
+                }
+            }
+            kept += 1
+        }
+        storage.removeLast(storage.count - kept)
+        guard index != nil else { return true }
+        if reshaped {
+            index = nil
+            buildIndexIfLarge()
+        } else {
+            index![name] = nil
+            index![newName] = first
+        }
+        return true
     }
 
     public mutating func append(_ name: String, _ value: Value) {

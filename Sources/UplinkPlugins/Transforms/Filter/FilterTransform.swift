@@ -53,28 +53,34 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
     public func run(context: ComponentContext, input: Inbox<E>, output: Outbox<E>) async throws {
         var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
         defer { failures.finish() }
-        for await chunk in input {
-            var kept: [E] = []
-            kept.reserveCapacity(chunk.count)
+        for await var chunk in input {
+            // Compacted in the chunk's own array (taken out of the chunk so that copy-on-write copies nothing, when
+            // nothing else holds it): no array per chunk. A chunk that passes whole is sent on untouched.
+            var events: [E] = []
+            swap(&events, &chunk.events)
+            var kept = 0
             var filtered = 0
-            for event in chunk.events {
+            for position in events.indices {
+                let passes: Bool
                 do {
-                    if try condition.test(event.expressionFields) {
-                        kept.append(event)
-                    } else {
-                        filtered += 1
-                    }
+                    passes = try condition.test(events[position].expressionFields)
+                    if !passes { filtered += 1 }
                 } catch {
-                    if failures.handle(event, label: "condition", error: error) { kept.append(event) }
+                    passes = failures.handle(events[position], label: "condition", error: error)
                 }
+                guard passes else { continue }
+                if kept != position { events.swapAt(kept, position) }
+                kept += 1
             }
+            if kept < events.count { events.removeLast(events.count - kept) }
             if filtered > 0 { context.metrics.dropped(filtered, reason: .filtered) }
-            if kept.isEmpty {
+            if events.isEmpty {
                 // Every event was filtered or rejected on purpose: that is their final answer.
                 chunk.acknowledgements.resolve(.delivered)
                 continue
             }
-            try await output.send(EventChunk(kept, acknowledgements: chunk.acknowledgements))
+            chunk.events = events
+            try await output.send(chunk)
         }
     }
 }

@@ -98,44 +98,47 @@ public struct RemapTransform: TransformStage {
     public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Record>) async throws {
         var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
         defer { failures.finish() }
-        for await chunk in input {
+        for await var chunk in input {
+            // The records are changed where they are, in the chunk's own array (taken out of the chunk so that it
+            // is the only reference, and copy-on-write copies nothing): no array per chunk, and no fields' storage
+            // per record beyond what a new field needs.
             var records: [Record] = []
-            records.reserveCapacity(chunk.count)
-            for record in chunk.events {
-                if let remapped = apply(to: record, failures: &failures) { records.append(remapped) }
+            swap(&records, &chunk.events)
+            var kept = 0
+            for position in records.indices where apply(to: &records[position], failures: &failures) {
+                if kept != position { records.swapAt(kept, position) }
+                kept += 1
             }
+            if kept < records.count { records.removeLast(records.count - kept) }
             if records.isEmpty {
                 chunk.acknowledgements.resolve(.delivered)
                 continue
             }
-            try await output.send(EventChunk(records, acknowledgements: chunk.acknowledgements))
+            chunk.events = records
+            try await output.send(chunk)
         }
     }
 
-    /// The record after every operation; nil when an expression failed and `on_error` dropped it.
-    func apply(to record: Record, failures: inout ExpressionFailures) -> Record? {
-        var result = record
+    /// Applies every operation to `record` in place; false when an expression failed and `on_error` dropped it.
+    func apply(to record: inout Record, failures: inout ExpressionFailures) -> Bool {
+        // A dead letter holds the record as it arrived, so that one is kept aside; the other policies need no copy
+        // (keeping one would make the first change copy the fields' storage).
+        let original = failures.policy == .deadLetter ? record : nil
         for operation in operations {
             switch operation {
             case .set(let name, let expression):
                 do {
                     // Expressions see the record as the operations before them left it.
-                    result.fields[name] = try expression.evaluate(result.fields)
+                    record.fields[name] = try expression.evaluate(record.fields)
                 } catch {
-                    guard failures.handle(record, label: "set.\(name)", error: error) else { return nil }
+                    guard failures.handle(original ?? record, label: "set.\(name)", error: error) else { return false }
                 }
             case .rename(let from, let to):
-                guard from != to, let value = result.fields[from] else { continue }
-                var renamed: [Fields.Field] = []
-                renamed.reserveCapacity(result.fields.count)
-                for field in result.fields where field.name != to {
-                    renamed.append(field.name == from ? Fields.Field(name: to, value: value) : field)
-                }
-                result.fields = Fields(renamed)
+                record.fields.rename(from, to: to)
             case .remove(let name):
-                result.fields[name] = nil
+                record.fields[name] = nil
             }
         }
-        return result
+        return true
     }
 }
