@@ -299,6 +299,15 @@ import UplinkYAML
         #expect(answers == 16_000)
     }
 
+    @Test func aBacktrackingPatternIsWarnedAboutAtItsPlace() {
+        // Plain scalar at column 14; the pattern's opening quote is 12 characters into the expression.
+        let (expression, diagnostics) = locateExpression("matches(.a, \"(a+)+$\")")
+        #expect(expression != nil)
+        #expect(diagnostics.count == 1)
+        #expect(diagnostics.first?.hasPrefix("test.yaml:3:26: warning: 'condition': matches' regex repeats a group") == true)
+        #expect(locateExpression("matches(.a, \"^(ab)+$\") && matches(.b, \"a+b+\")").1.isEmpty)
+    }
+
     // MARK: Locations in the YAML file
 
     @Test func errorsPointInsideTheYAMLScalar() {
