@@ -211,6 +211,10 @@ import UplinkYAML
         // PCRE2 finds the missing ')' at the end of the pattern: after the 'b', column 16.
         #expect(regex?.message == "invalid regex: missing closing parenthesis")
         #expect(regex?.offset == 16)
+        // Escapes in the expression's string are two characters for one of the pattern: `\\d(b` ends at 18.
+        let escaped = compileError("matches(.a, \"\\\\d(b\")")
+        #expect(escaped?.message == "invalid regex: missing closing parenthesis")
+        #expect(escaped?.offset == 18)
         do throws(ExpressionCompileError) {
             _ = try Expression(condition: ".temp + 1")
             Issue.record("a numeric condition was accepted")

@@ -150,8 +150,13 @@ enum ExpressionFunctions {
             do {
                 regex = try BoundedRegex.Compiled(pattern)
             } catch {
-                // The string's opening quote, then the pattern's own offset (escapes aside).
-                throw ExpressionCompileError("invalid regex: \(error.reason)", at: syntax[1].offset + 1 + error.offset)
+                // The string's opening quote, then the pattern up to the problem as written in the expression: a
+                // quote or a backslash is written escaped, two characters (a newline, tab or return is taken as
+                // written escaped too: as itself it is legal but unlikely).
+                let written = pattern.unicodeScalars.prefix(error.offset).reduce(0) { width, scalar in
+                    width + (["\"", "\\", "\n", "\t", "\r"].contains(scalar) ? 2 : 1)
+                }
+                throw ExpressionCompileError("invalid regex: \(error.reason)", at: syntax[1].offset + 1 + written)
             }
             return Compiled(
                 evaluate: { fields in
