@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "UplinkCore",
             dependencies: [
-                "UplinkYAML", "UplinkFileSystem", "CUplinkLinux",
+                "UplinkYAML", "UplinkFileSystem", "CUplinkLinux", "CPCRE2",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "UplinkPlugins",
             dependencies: [
-                "UplinkCore", "UplinkFileSystem", "CUplinkLinux", "CUplinkPlugin", "CPCRE2", "IoTCore",
+                "UplinkCore", "UplinkFileSystem", "CUplinkLinux", "CUplinkPlugin", "IoTCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Modules/UplinkPlugins",

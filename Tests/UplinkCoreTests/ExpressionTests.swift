@@ -208,8 +208,13 @@ import UplinkYAML
         #expect(compileError("matches(.a, .b)")?.message.contains("string literal") == true)
         #expect(compileError("round(1.5, 20)")?.message.contains("between 0 and 15") == true)
         let regex = compileError("matches(.a, \"a(b\")")
-        #expect(regex?.message.contains("invalid regex: missing ')'") == true)
-        #expect(regex?.offset == 14)
+        // PCRE2 finds the missing ')' at the end of the pattern: after the 'b', column 16.
+        #expect(regex?.message == "invalid regex: missing closing parenthesis")
+        #expect(regex?.offset == 16)
+        // Escapes in the expression's string are two characters for one of the pattern: `\\d(b` ends at 18.
+        let escaped = compileError("matches(.a, \"\\\\d(b\")")
+        #expect(escaped?.message == "invalid regex: missing closing parenthesis")
+        #expect(escaped?.offset == 18)
         do throws(ExpressionCompileError) {
             _ = try Expression(condition: ".temp + 1")
             Issue.record("a numeric condition was accepted")
@@ -240,23 +245,71 @@ import UplinkYAML
 
     // MARK: The regex engine
 
-    @Test func regexWorkIsLinear() throws {
-        // Exponential for a backtracking engine: (a+)+$ against a run of a's and one b.
-        let regex = try BoundedRegex("(a+)+$")
+    @Test func regexWorkIsBounded() throws {
+        // Exponential for a plain backtracking engine: (a+)+$ against a run of a's and one b. The step budget
+        // makes PCRE2 give up, and `matches` says so as an error on the record rather than a false answer.
         let input = String(repeating: "a", count: 20_000) + "b"
         let clock = ContinuousClock()
         let started = clock.now
-        #expect(regex.matches(input) == false)
-        // Generous bound: linear work on 20,000 characters is a few milliseconds; backtracking would not end.
+        #expect(try BoundedRegex.Compiled("(a+)+$").firstMatch(in: input) == .overBudget)
+        let fields: Fields = ["text": .string(input)]
+        do {
+            _ = try Expression(condition: "matches(.text, \"(a+)+$\")").test(fields)
+            Issue.record("a match over its step budget gave an answer")
+        } catch {
+            #expect("\(error)".hasPrefix("matches: the regex needed more than 100000 steps"))
+        }
+        // Generous bound: 100,000 steps take milliseconds; unbounded backtracking would not end.
         #expect(clock.now - started < .seconds(5))
-        #expect(try BoundedRegex("a{2,3}b").matches("xaab"))
-        #expect(try BoundedRegex("a{2,3}b").matches("xab") == false)
-        #expect(try BoundedRegex("^$").matches(""))
-        #expect(try BoundedRegex("[^0-9]").matches("123") == false)
-        #expect(try BoundedRegex("x|y|z").matches("__z"))
-        #expect(throws: BoundedRegex.SyntaxError.self) { try BoundedRegex("(?=a)") }
-        #expect(throws: BoundedRegex.SyntaxError.self) { try BoundedRegex("a{1000}{1000}") }
-        #expect(throws: BoundedRegex.SyntaxError.self) { try BoundedRegex("*a") }
+        func matches(_ pattern: String, _ text: String) throws -> Bool {
+            try BoundedRegex.Compiled(pattern).firstMatch(in: text) == .matched
+        }
+        #expect(try matches("a{2,3}b", "xaab"))
+        #expect(try matches("a{2,3}b", "xab") == false)
+        #expect(try matches("^$", ""))
+        #expect(try matches("[^0-9]", "123") == false)
+        #expect(try matches("x|y|z", "__z"))
+        // Perl syntax, as in the json transform's regex mode: lookaround and backreferences too.
+        #expect(try matches("(?<=plc-)\\d+", "plc-42"))
+        #expect(try matches("^(\\w)\\1$", "aa"))
+        #expect(throws: BoundedRegex.Invalid.self) { try BoundedRegex.Compiled("*a") }
+        #expect(throws: BoundedRegex.Invalid.self) { try BoundedRegex.Compiled("a{2,1}") }
+        // PCRE2 reports UTF-8 bytes; the offset counts characters.
+        do {
+            _ = try BoundedRegex.Compiled("é(b.")
+            Issue.record("an unclosed group compiled")
+        } catch {
+            #expect(error.reason == "missing closing parenthesis")
+            #expect(error.offset == 4)
+            #expect(error.description == "missing closing parenthesis at character 5")
+        }
+    }
+
+    @Test func oneCompiledRegexIsSharedAcrossThreads() async throws {
+        let regex = try BoundedRegex.Compiled(#"^plc-(?<n>\d+)$"#)
+        let answers = await withTaskGroup(of: Int.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var matched = 0
+                    for index in 0..<2_000 where regex.firstMatch(in: "plc-\(task * 10_000 + index)") == .matched {
+                        matched += 1
+                    }
+                    #expect(regex.firstMatch(in: "plc-x") == .noMatch)
+                    return matched
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(answers == 16_000)
+    }
+
+    @Test func aBacktrackingPatternIsWarnedAboutAtItsPlace() {
+        // Plain scalar at column 14; the pattern's opening quote is 12 characters into the expression.
+        let (expression, diagnostics) = locateExpression("matches(.a, \"(a+)+$\")")
+        #expect(expression != nil)
+        #expect(diagnostics.count == 1)
+        #expect(diagnostics.first?.hasPrefix("test.yaml:3:26: warning: 'condition': matches' regex repeats a group") == true)
+        #expect(locateExpression("matches(.a, \"^(ab)+$\") && matches(.b, \"a+b+\")").1.isEmpty)
     }
 
     // MARK: Locations in the YAML file

@@ -16,7 +16,12 @@ extension ConfigReader {
             return nil
         }
         do throws(ExpressionCompileError) {
-            return condition ? try Expression(condition: text) : try Expression(text)
+            let expression = condition ? try Expression(condition: text) : try Expression(text)
+            for warning in expression.warnings {
+                diagnostics.warning(
+                    "'\(label)': \(warning.message)", file: file, at: Self.mark(ofOffset: warning.offset, in: text, node: node))
+            }
+            return expression
         } catch {
             diagnostics.error(
                 "'\(label)': \(error.message)", file: file, at: Self.mark(ofOffset: error.offset, in: text, node: node))

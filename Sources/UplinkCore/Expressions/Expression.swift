@@ -17,12 +17,36 @@ public struct Expression: Sendable {
     /// The types it can give, for checks such as "a condition must give true or false".
     let types: ExpressionTypes
     private let evaluator: Evaluator
+    /// What is valid but likely wrong, for `validate` to warn about: a `matches` pattern that repeats a group that
+    /// itself repeats (`(a+)+`), whose records that almost match end at the step budget as errors.
+    public let warnings: [ExpressionCompileError]
 
     public init(_ source: String) throws(ExpressionCompileError) {
         self.source = source
-        let compiled = try ExpressionCompiler.compile(try ExpressionParser.parse(source))
+        let syntax = try ExpressionParser.parse(source)
+        let compiled = try ExpressionCompiler.compile(syntax)
         types = compiled.types
         evaluator = compiled.evaluate
+        warnings = Self.backtrackingPatterns(in: syntax)
+    }
+
+    private static func backtrackingPatterns(in syntax: ExpressionSyntax) -> [ExpressionCompileError] {
+        switch syntax {
+        case .literal, .path: return []
+        case .unary(_, let operand, _): return backtrackingPatterns(in: operand)
+        case .binary(_, let left, let right, _): return backtrackingPatterns(in: left) + backtrackingPatterns(in: right)
+        case .call(let name, let arguments, _):
+            var found = arguments.flatMap(backtrackingPatterns(in:))
+            if name == "matches", arguments.count == 2, case .literal(.string(let pattern), let offset) = arguments[1],
+                BoundedRegex.hasNestedQuantifier(pattern)
+            {
+                found.append(
+                    ExpressionCompileError(
+                        "matches' regex repeats a group that itself repeats, like (a+)+: on a value that almost matches it backtracks exponentially; such a value is given up after \(BoundedRegex.defaultMaxSteps) steps and is an error on its record",
+                        at: offset))
+            }
+            return found
+        }
     }
 
     /// Parses `source` as a condition: like ``init(_:)``, and refuses one that can never give true or false.

@@ -145,14 +145,30 @@ enum ExpressionFunctions {
             guard case .string(let pattern)? = arguments[1].constant else {
                 throw ExpressionCompileError("matches takes its regex as a string literal, such as matches(.host, \"^plc-[0-9]+$\")", at: syntax[1].offset)
             }
-            let regex: BoundedRegex
+            // The shareable form: an expression's closure may run on any thread, each call with its own scratch.
+            let regex: BoundedRegex.Compiled
             do {
-                regex = try BoundedRegex(pattern)
+                regex = try BoundedRegex.Compiled(pattern)
             } catch {
-                // The string's opening quote, then the pattern's own offset (escapes aside).
-                throw ExpressionCompileError("invalid regex: \(error.message)", at: syntax[1].offset + 1 + error.offset)
+                // The string's opening quote, then the pattern up to the problem as written in the expression: a
+                // quote or a backslash is written escaped, two characters (a newline, tab or return is taken as
+                // written escaped too: as itself it is legal but unlikely).
+                let written = pattern.unicodeScalars.prefix(error.offset).reduce(0) { width, scalar in
+                    width + (["\"", "\\", "\n", "\t", "\r"].contains(scalar) ? 2 : 1)
+                }
+                throw ExpressionCompileError("invalid regex: \(error.reason)", at: syntax[1].offset + 1 + written)
             }
-            return Compiled(evaluate: { fields in .bool(regex.matches(try string(try first!(fields), name))) }, types: .bool)
+            return Compiled(
+                evaluate: { fields in
+                    switch regex.firstMatch(in: try string(try first!(fields), name)) {
+                    case .matched: return .bool(true)
+                    case .noMatch: return .bool(false)
+                    case .overBudget:
+                        // Neither true nor false: an error on this record, which the stage's on_error handles.
+                        throw ExpressionEvaluationError(
+                            "matches: the regex needed more than \(regex.maxSteps) steps on this value (it backtracks, like (a+)+ on a long run); simplify the pattern")
+                    }
+                }, types: .bool)
         case "len":
             try require(0, [.string, .array, .object])
             return Compiled(
