@@ -27,6 +27,26 @@ struct UplinkProcess {
 
     /// Runs to completion, feeding `input` on stdin (then closing it). Bounded by `timeout`.
     static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> Result {
+        let launched = try launch(arguments, input: input, environment: environment)
+        try wait(for: launched.process, timeout: timeout)
+        return try launched.result()
+    }
+
+    /// A started `uplink` whose stdout and stderr go to files, read once it has ended.
+    struct Launched {
+        let process: Process
+        let stdout: URL
+        let stderr: URL
+
+        func result() throws -> Result {
+            Result(
+                status: process.terminationStatus, stdout: try Data(contentsOf: stdout),
+                stderr: String(decoding: try Data(contentsOf: stderr), as: UTF8.self))
+        }
+    }
+
+    /// Starts `uplink` with `input` written to its stdin (then closed) by a thread of its own.
+    static func launch(_ arguments: [String], input: Data, environment: [String: String]) throws -> Launched {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -43,10 +63,7 @@ struct UplinkProcess {
             try? stdinPipe.fileHandleForWriting.close()
         }
         writer.start()
-        try wait(for: process, timeout: timeout)
-        return Result(
-            status: process.terminationStatus, stdout: try Data(contentsOf: stdoutFile),
-            stderr: String(decoding: try Data(contentsOf: stderrFile), as: UTF8.self))
+        return Launched(process: process, stdout: stdoutFile, stderr: stderrFile)
     }
 
     static func wait(for process: Process, timeout: TimeInterval) throws {
