@@ -95,7 +95,7 @@ extension EndToEnd {
                       j: { type: json, inputs: [e, s] }
                     sinks:
                       o: { type: file, inputs: [j], path: /nonexistent/directory/out.jsonl }
-                    """, expected: "cannot open /nonexistent/directory/out.jsonl: No such file or directory"),
+                    """, expected: "option 'path' cannot be opened for writing: the directory /nonexistent/directory does not exist"),
             Case(
                 name: "regular expressions that do not compile", arguments: ["validate", "CONFIG"],
                 config: """

@@ -95,4 +95,60 @@ public enum FileIO {
     public static func fileExists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
+
+    /// Why opening `path` for writing with `O_CREAT` would fail on this machine now, or nil. Nothing is
+    /// created: `uplink validate` asks it so that it refuses the path `uplink run` could not open at start.
+    public static func fileCreationProblem(_ path: String) -> String? {
+        var status = stat()
+        if stat(path, &status) == 0 {
+            if status.st_mode & S_IFMT == S_IFDIR { return "\(path) is a directory" }
+            return access(path, W_OK) == 0 ? nil : "\(path) cannot be written: \(errorText(errno))"
+        }
+        if errno != ENOENT && errno != ENOTDIR { return "\(path) cannot be reached: \(errorText(errno))" }
+        let parent = parentDirectory(of: path)
+        switch nearestExisting(parent) {
+        case .failure(let unusable): return unusable.problem
+        case .success(let existing) where existing != parent:
+            return "the directory \(parent) does not exist (create it: only the file itself is created)"
+        case .success:
+            if access(parent, W_OK | X_OK) != 0 { return "no file can be created in \(parent): \(errorText(errno))" }
+            return nil
+        }
+    }
+
+    /// Why ``makeDirectories(_:mode:fileSystem:)`` could not create `path` (or use it, when it exists) on this
+    /// machine now, or nil. Nothing is created.
+    public static func directoryCreationProblem(_ path: String) -> String? {
+        switch nearestExisting(path) {
+        case .failure(let unusable): return unusable.problem
+        case .success(let existing):
+            guard access(existing, W_OK | X_OK) != 0 else { return nil }
+            let what = existing == path ? "\(path) cannot be written" : "\(path) cannot be created in \(existing)"
+            return "\(what): \(errorText(errno))"
+        }
+    }
+
+    private struct Unusable: Error { var problem: String }
+
+    /// `path` or its nearest ancestor that exists, when that is a directory; else why not.
+    private static func nearestExisting(_ path: String) -> Result<String, Unusable> {
+        var existing = path
+        var status = stat()
+        while stat(existing, &status) != 0 {
+            if errno != ENOENT && errno != ENOTDIR {
+                return .failure(Unusable(problem: "\(existing) cannot be reached: \(errorText(errno))"))
+            }
+            let parent = parentDirectory(of: existing)
+            if parent == existing { break }
+            existing = parent
+        }
+        if status.st_mode & S_IFMT != S_IFDIR { return .failure(Unusable(problem: "\(existing) is not a directory")) }
+        return .success(existing)
+    }
+
+    /// An errno's text as it reads inside a sentence: `permission denied`, `no such file or directory`.
+    public static func errorText(_ code: Int32) -> String {
+        let text = String(cString: strerror(code))
+        return text.prefix(1).lowercased() + text.dropFirst()
+    }
 }

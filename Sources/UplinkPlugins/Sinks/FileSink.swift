@@ -19,6 +19,14 @@ public struct FileSink<Input: Event>: SinkStage {
         ) { context in
             let config = context.config
             let path = config.string("path") ?? ""
+            // `run` opens the file at start and stops when it cannot: refuse it here, where it is written.
+            if config.contains("path") {
+                if path.isEmpty {
+                    config.error("option 'path' must name a file", at: "path")
+                } else if let problem = FileIO.fileCreationProblem(path) {
+                    config.error("option 'path' cannot be opened for writing: \(problem)", at: "path")
+                }
+            }
             let modeText = config.string("mode", default: "0644")
             let mode = mode_t(modeText, radix: 8)
             if mode == nil || mode! > 0o777 { config.error("option 'mode' must be octal permissions like 0644, got '\(modeText)'", at: "mode") }

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension EndToEnd {
+    /// `validate` is the whole truth: what `run` refuses at start, `validate` refuses first, with exit 78 and the
+    /// location of the option to change; `run` refuses it the same way (78: the systemd unit does not restart it).
+    @Suite(.serialized, .timeLimit(.minutes(2))) struct ValidateMatchesRunTests {
+        struct Case: CustomTestStringConvertible, Sendable {
+            var name: String
+            /// `DIR` is replaced by a fresh directory holding a regular file `DIR/afile`.
+            var config: String
+            /// The `line:column` of the option in the config.
+            var location: String
+            var expected: String
+            var testDescription: String { name }
+        }
+
+        static let cases: [Case] = [
+            Case(
+                name: "a file sink in a directory that does not exist",
+                config: """
+                    data_dir: DIR/state
+                    sources:
+                      in: { type: stdin }
+                    sinks:
+                      out:
+                        type: file
+                        inputs: [in]
+                        path: DIR/missing/out.log
+                    """, location: "8:11",
+                expected: "option 'path' cannot be opened for writing: the directory DIR/missing does not exist"),
+            Case(
+                name: "a file sink under a regular file",
+                config: """
+                    data_dir: DIR/state
+                    sources:
+                      in: { type: stdin }
+                    sinks:
+                      out: { type: file, inputs: [in], path: DIR/afile/out.log }
+                    """, location: "5:42", expected: "DIR/afile is not a directory"),
+            Case(
+                name: "a file sink whose path is a directory",
+                config: """
+                    data_dir: DIR/state
+                    sources:
+                      in: { type: stdin }
+                    sinks:
+                      out: { type: file, inputs: [in], path: DIR }
+                    """, location: "5:42", expected: "DIR is a directory"),
+        ]
+
+        @Test(arguments: cases) func validateRefusesWhatRunRefuses(_ test: Case) throws {
+            let directory = UplinkProcess.temporaryDirectory().path
+            FileManager.default.createFile(atPath: directory + "/afile", contents: Data("x".utf8))
+            let path = try UplinkProcess.writeConfig(test.config.replacingOccurrences(of: "DIR", with: directory))
+            let expected = test.expected.replacingOccurrences(of: "DIR", with: directory)
+            for command in ["validate", "run"] {
+                let result = try UplinkProcess.run([command, path], input: Data(), timeout: 30)
+                #expect(result.status == 78, "\(command): \(result.stderr)")
+                #expect(result.stderr.contains("\(path):\(test.location): error: "), "\(command): \(result.stderr)")
+                #expect(result.stderr.contains(expected), "\(command): \(result.stderr)")
+            }
+        }
+    }
+}
