@@ -77,7 +77,8 @@ func loadPipeline(paths: [String], registry base: PluginRegistry = CommandContex
     for (_, diagnostic) in sorted {
         printError(diagnostic.description)
     }
-    if topology == nil {
+    // A file that cannot be read says so in one line of its own; the count is for problems inside files.
+    if topology == nil && diagnostics.diagnostics.contains(where: { $0.severity == .error && $0.isLocated }) {
         let count = diagnostics.diagnostics.filter { $0.severity == .error }.count
         printError("configuration invalid: \(count) error\(count == 1 ? "" : "s")")
     }

@@ -126,8 +126,10 @@ struct Emulator: AsyncParsableCommand {
             }
         } catch let error as YAMLError {
             diagnostics.error(error.message, file: path, at: error.mark)
+        } catch let error as FileIO.Failure {
+            diagnostics.error("cannot read \(path): \(error.reason)", file: path, at: ConfigDiagnostic.wholeFile)
         } catch {
-            diagnostics.error("\(error)", file: path, at: YAMLMark(line: 0, column: 0))
+            diagnostics.error("\(error)", file: path, at: ConfigDiagnostic.wholeFile)
         }
         for diagnostic in diagnostics.diagnostics { printError(diagnostic.description) }
         if diagnostics.hasErrors { throw ExitCode(exitConfigError) }

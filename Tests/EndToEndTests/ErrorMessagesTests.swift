@@ -106,7 +106,7 @@ extension EndToEnd {
                     sinks:
                       o: { type: stdout, inputs: [j] }
                     """, expected: "is not a valid regular expression"),
-            Case(name: "a configuration that does not exist", arguments: ["validate", "/nonexistent/uplink.yaml"], expected: "No such file or directory"),
+            Case(name: "a configuration that does not exist", arguments: ["validate", "/nonexistent/uplink.yaml"], expected: "uplink: cannot read /nonexistent/uplink.yaml: no such file or directory"),
             Case(
                 name: "a plugin that does not exist", arguments: ["validate", "CONFIG"],
                 config: """
@@ -118,7 +118,7 @@ extension EndToEnd {
                     """, expected: "missing-plugin.so"),
             Case(name: "an API that is not there (top)", arguments: ["top", "--api", "127.0.0.1:1", "--count", "1"], expected: "Connection refused"),
             Case(name: "an API that is not there (tap)", arguments: ["tap", "x", "--api", "127.0.0.1:1", "--limit", "1"], expected: "Connection refused"),
-            Case(name: "devices that do not exist", arguments: ["emulator", "--devices", "/nonexistent/devices.yaml"], expected: "No such file or directory"),
+            Case(name: "devices that do not exist", arguments: ["emulator", "--devices", "/nonexistent/devices.yaml"], expected: "uplink: cannot read /nonexistent/devices.yaml: no such file or directory"),
             Case(
                 name: "a state directory that cannot be made", arguments: ["run", "CONFIG"],
                 config: """
@@ -184,6 +184,53 @@ extension EndToEnd {
             #expect(output.contains("cannot listen on 127.0.0.1:\(emulator.port): Address already in use (errno 98)"), "\(output)")
             #expect(!output.contains("bind("), "\(output)")
             #expect(Self.leaks(output).isEmpty, "Swift type names in: \(Self.leaks(output))")
+        }
+
+        /// A config that cannot be read went out as `x.yaml:0:0: error: cannot read the configuration: cannot open
+        /// x.yaml: Permission denied (errno 13)`, a position that does not exist. Now one line with the path and
+        /// the errno's text, exit 78 from validate and run alike.
+        @Test func anUnreadableConfigurationSaysWhy() throws {
+            let directory = UplinkProcess.temporaryDirectory().path
+            let unreadable = directory + "/unreadable.yaml"
+            FileManager.default.createFile(
+                atPath: unreadable, contents: Data("sources: {in: {type: stdin}}\nsinks: {out: {type: stdout, inputs: [in]}}\n".utf8),
+                attributes: [.posixPermissions: 0])
+            // Root reads a mode-000 file: that case runs as nobody (setpriv), or is left out where it cannot.
+            let asRoot = getuid() == 0
+            let setpriv = "/usr/bin/setpriv"
+            var cases: [(prefix: [String], path: String, reason: String)] = [
+                ([], directory, "is a directory"),
+                ([], directory + "/missing.yaml", "no such file or directory"),
+            ]
+            if !asRoot {
+                cases.append(([], unreadable, "permission denied"))
+            } else if FileManager.default.isExecutableFile(atPath: setpriv) {
+                cases.append(([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"], unreadable, "permission denied"))
+            }
+            for (prefix, path, reason) in cases {
+                for command in ["validate", "run"] {
+                    let result = try Self.runPrefixed(prefix, [command, path])
+                    #expect(result.status == 78, "\(command) \(path): \(result.stderr)")
+                    #expect(result.stderr == "uplink: cannot read \(path): \(reason)\n", "\(command) \(path): \(result.stderr)")
+                }
+            }
+        }
+
+        /// Runs `uplink` after `prefix` (a command that runs another, such as setpriv), stdin empty.
+        static func runPrefixed(_ prefix: [String], _ arguments: [String]) throws -> UplinkProcess.Result {
+            guard let program = prefix.first else { return try UplinkProcess.run(arguments, timeout: 30) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(prefix.dropFirst()) + [UplinkProcess.executable.path] + arguments
+            let stderrFile = try UplinkProcess.temporaryFile("stderr")
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: stderrFile)
+            try process.run()
+            try UplinkProcess.wait(for: process, timeout: 30)
+            return UplinkProcess.Result(
+                status: process.terminationStatus, stdout: Data(),
+                stderr: String(decoding: try Data(contentsOf: stderrFile), as: UTF8.self))
         }
 
         /// The pattern finds what it is for, so the tests above can fail.

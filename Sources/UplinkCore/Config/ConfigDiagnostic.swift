@@ -19,7 +19,16 @@ public struct ConfigDiagnostic: Sendable, Hashable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(file):\(line):\(column): \(severity.rawValue): \(message)" }
+    /// The position of a problem with the whole file (it cannot be read): no line, no column.
+    public static let wholeFile = YAMLMark(line: 0, column: 0)
+
+    /// Whether the problem has a place in the file; one without (the file cannot be read) names the file in
+    /// its message.
+    public var isLocated: Bool { line > 0 }
+
+    public var description: String {
+        isLocated ? "\(file):\(line):\(column): \(severity.rawValue): \(message)" : "uplink: \(message)"
+    }
 }
 
 /// Every error found while loading or validating a configuration.

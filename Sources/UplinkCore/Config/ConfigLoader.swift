@@ -23,7 +23,8 @@ public struct ConfigLoader {
             do {
                 bytes = try FileIO.readFile(path, limit: 16 << 20)
             } catch {
-                diagnostics.error("cannot read the configuration: \(error)", file: path, at: YAMLMark(line: 0, column: 0))
+                // No position: the file itself could not be read (`uplink: cannot read x.yaml: permission denied`).
+                diagnostics.error("cannot read \(path): \(error.reason)", file: path, at: ConfigDiagnostic.wholeFile)
                 config.unreadableFiles.append(path)
                 continue
             }

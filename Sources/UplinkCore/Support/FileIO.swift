@@ -23,6 +23,9 @@ public enum FileIO {
         }
 
         public var description: String { "\(operation) \(path): \(String(cString: strerror(code))) (errno \(code))" }
+
+        /// The errno's text as it reads inside a sentence: `permission denied`.
+        public var reason: String { FileIO.errorText(code) }
     }
 
     /// Reads a whole file, refusing files larger than `limit`.
