@@ -73,6 +73,26 @@ extension EndToEnd {
             #expect(!source.contains("EVERY TRANSFORM AND SINK"), "a source has no inputs: \(source)")
         }
 
+        /// Every option of every built-in plugin says what it takes: `aggregate`'s `fields` was listed as `any`.
+        @Test func everyOptionHasAPreciseType() async throws {
+            let listing = try await UplinkProcess.runAsync(["plugins"], input: Data()).stdoutText
+            // Option lines: "    - name: type, default …" (nested ones as "    - buffer.max_events: …").
+            let options = listing.split(separator: "\n").filter { $0.hasPrefix("    - ") }.map { line in
+                let text = line.dropFirst(6)
+                let name = text.prefix(while: { $0 != ":" })
+                let type = text.dropFirst(name.count + 2).prefix(while: { $0 != "," })
+                return (name: String(name), type: String(type))
+            }
+            #expect(options.count > 100, "\(listing.prefix(400))")
+            let vague = options.filter { ["any", "mapping of strings", ""].contains($0.type) }
+            #expect(vague.isEmpty, "options without a precise type: \(vague)")
+            let aggregate = try await UplinkProcess.runAsync(["plugins", "aggregate"], input: Data()).stdoutText
+            #expect(
+                aggregate.contains(
+                    "    - fields: map of field name to function or list of functions (mean, min, max, sum, count, first, last), required"),
+                "\(aggregate)")
+        }
+
         /// "each run's lines tagged with its exit status": in the record, with `attributes_field`.
         @Test func execRunsCarryTheirExitStatus() async throws {
             let directory = UplinkProcess.temporaryDirectory()

@@ -11,12 +11,17 @@ public struct OptionSpec: Sendable {
         /// `131072`, `128KiB`, `1MB`.
         case size
         case stringList
+        /// A list of strings of one kind: `.list(of: "field names")` prints `list of field names`.
+        case list(of: String)
         case enumeration([String])
         /// A nested mapping with its own options.
         case mapping([OptionSpec])
-        /// A mapping of free keys (for example `env:` of a command) with string values.
-        case stringMap
-        /// Anything; the plugin validates it.
+        /// A mapping of free keys with values of one kind, as `uplink plugins` names them: `.map(key: "field
+        /// name", value: "expression")` prints `map of field name to expression`.
+        case map(key: String, value: String)
+        /// Either of two shapes, for example a map or a list: `map of … to field name, or list of field names`.
+        case either(ValueType, ValueType)
+        /// Anything; the plugin validates it. Built-in plugins say what they take instead (a test checks).
         case any
 
         public var displayName: String {
@@ -28,9 +33,11 @@ public struct OptionSpec: Sendable {
             case .duration: return "duration"
             case .size: return "size"
             case .stringList: return "list of strings"
+            case .list(let items): return "list of \(items)"
             case .enumeration(let values): return values.joined(separator: " | ")
             case .mapping: return "mapping"
-            case .stringMap: return "mapping of strings"
+            case .map(let key, let value): return "map of \(key) to \(value)"
+            case .either(let first, let second): return "\(first.displayName), or \(second.displayName)"
             case .any: return "any"
             }
         }

@@ -133,7 +133,7 @@ extension ComponentConfig {
     /// The options the engine reads for every transform and sink besides its plugin's own, for `uplink plugins`.
     public static var engineOptions: [OptionSpec] {
         [
-            OptionSpec("inputs", .stringList, required: true, "the ids of the components it reads from"),
+            OptionSpec("inputs", .list(of: "component ids"), required: true, "the ids of the components it reads from (a route's named output as id.name)"),
             OptionSpec("buffer", .mapping(BufferConfig.options), "its input channel (a disk buffer only in front of a sink)"),
         ]
     }

@@ -63,7 +63,7 @@ public struct ProcessPluginSettings: Sendable {
             OptionSpec(
                 "command", .stringList, required: true,
                 "the plugin's argv, e.g. [python3, enrich.py]; the first word is searched in PATH"),
-            OptionSpec("env", .stringMap, "environment variables added to the agent's for the plugin"),
+            OptionSpec("env", .map(key: "variable name", value: "value"), "environment variables added to the agent's for the plugin"),
             OptionSpec(
                 "pass_secrets", .bool, default: "false",
                 "also pass the variables the configuration reads secrets from (device_secret: ${VAR}, …); better: give the one the plugin needs in env"
@@ -85,7 +85,7 @@ public struct ProcessPluginSettings: Sendable {
                     "the kind the plugin emits; its hello must declare the same"))
         }
         options += [
-            OptionSpec("config", .any, default: "{}", "a mapping handed to the plugin in its init message"),
+            OptionSpec("config", .map(key: "name", value: "any YAML value (sent as JSON)"), default: "{}", "a mapping handed to the plugin in its init message"),
             OptionSpec(
                 "timeout", .duration, default: "10s",
                 "for the hello, for an answer to a batch, and for exiting after shutdown; a plugin that hangs longer is killed and restarted"

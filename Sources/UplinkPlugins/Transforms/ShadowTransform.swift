@@ -18,7 +18,7 @@ public struct ShadowTransform: TransformStage {
         type: "shadow", role: .transform,
         summary: "Turns records into IoT-Core device-shadow updates (reported state) on the device's shadow/upstream topic.",
         options: DeviceIdentity.options + [
-            OptionSpec("reported", .stringMap, "the reported keys, `{key: field}` (select and rename) or a list `[field, …]`; default: every field; a null value deletes the key"),
+            OptionSpec("reported", .either(.map(key: "shadow key", value: "field name"), .list(of: "field names")), "the reported keys, `{key: field}` (select and rename) or a list `[field, …]`; default: every field; a null value deletes the key"),
             OptionSpec("version", .int, default: "-1", "the shadow Version sent; -1 applies the update whatever the cloud's version (HTTP cannot read it)"),
         ],
         accepts: [.record], output: .kind(.message)

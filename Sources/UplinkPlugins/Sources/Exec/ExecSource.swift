@@ -30,7 +30,7 @@ public struct ExecSource: SourceStage {
                 "the program and its arguments, for example [df, -P]; with shell: true, a command line such as ['df -P | tail -n +2']"
             ),
             OptionSpec("shell", .bool, default: "false", "run the command with /bin/sh -c (pipes, globs, variables)"),
-            OptionSpec("env", .stringMap, "environment variables added to (or replacing) the agent's own"),
+            OptionSpec("env", .map(key: "variable name", value: "value"), "environment variables added to (or replacing) the agent's own"),
             OptionSpec("clear_env", .bool, default: "false", "start from an empty environment instead of the agent's"),
             OptionSpec(
                 "pass_secrets", .bool, default: "false",

@@ -18,7 +18,7 @@ public struct AggregateTransform: TransformStage {
         summary: "Tumbling windows aligned to the clock: one record per group_by key per window with mean, min, max, sum, count, first or last of fields.",
         options: [
             OptionSpec("window", .duration, required: true, "the window length (1s to 24h), aligned to the clock: 1m windows start at each whole minute"),
-            OptionSpec("fields", .any, required: true, "the functions per field, `{temp: [mean, min, max], hum: last}`: mean, min, max, sum (numbers), count, first, last (any non-null value); a function with no value in a window leaves its field out"),
+            OptionSpec("fields", .map(key: "field name", value: "function or list of functions (mean, min, max, sum, count, first, last)"), required: true, "the functions per field, `{temp: [mean, min, max], hum: last}`: mean, min, max, sum (numbers), count, first, last (any non-null value); a function with no value in a window leaves its field out"),
         ] + GroupKeys.options(whenFull: "a new key's record is sent at once as a window of its own"),
         accepts: [.record], output: .kind(.record)
     ) { context in

@@ -15,7 +15,7 @@ public struct DeadbandTransform: TransformStage {
         type: "deadband", role: .transform,
         summary: "Report by exception: passes a record only when a watched field moved past its band (absolute or %) since the last one passed for its key, or after max_interval.",
         options: [
-            OptionSpec("fields", .stringMap, required: true, "watched fields and their bands, `{temp: 0.5, hum: 2%}`: an absolute distance, or a percent of the last passed value; numbers compare by distance, anything else (missing, null, text) by equality"),
+            OptionSpec("fields", .map(key: "field name", value: "band (a number, or a percentage such as 2%)"), required: true, "watched fields and their bands, `{temp: 0.5, hum: 2%}`: an absolute distance, or a percent of the last passed value; numbers compare by distance, anything else (missing, null, text) by equality"),
             OptionSpec("max_interval", .duration, "pass a record anyway when this long has passed since the last one passed for its key (a heartbeat); default: never"),
         ] + GroupKeys.options(whenFull: "records of a new key pass unfiltered"),
         accepts: [.record], output: .kind(.record)

@@ -21,9 +21,9 @@ public struct RemapTransform: TransformStage {
         type: "remap", role: .transform,
         summary: "Sets fields from expressions, renames and removes fields, in the order written.",
         options: [
-            OptionSpec("set", .stringMap, "field: expression (docs/expressions.md), e.g. { temp_f: '.temp * 9 / 5 + 32', site: '\"plant-4\"' }"),
-            OptionSpec("rename", .stringMap, "old_name: new_name; a missing field is left alone, an existing new_name is replaced"),
-            OptionSpec("remove", .stringList, "fields to remove"),
+            OptionSpec("set", .map(key: "field name", value: "expression"), "field: expression (docs/expressions.md), e.g. { temp_f: '.temp * 9 / 5 + 32', site: '\"plant-4\"' }"),
+            OptionSpec("rename", .map(key: "field name", value: "new field name"), "old_name: new_name; a missing field is left alone, an existing new_name is replaced"),
+            OptionSpec("remove", .list(of: "field names"), "fields to remove"),
             ExpressionErrorPolicy.option(keep: "the field is left unset, the other operations apply"),
         ] + DeadLetterSettings.options,
         accepts: [.record], output: .kind(.record)

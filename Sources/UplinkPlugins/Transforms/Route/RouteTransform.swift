@@ -33,7 +33,7 @@ public struct RouteTransform<E: ExpressionSubject>: NamedOutputStage {
             summary: "Sends each record or message to every named output whose condition holds (<id>.<route>), the rest to <id>._unmatched.",
             options: [
                 OptionSpec(
-                    "routes", .stringMap, required: true,
+                    "routes", .map(key: "output name", value: "condition (an expression)"), required: true,
                     "route name: condition (docs/expressions.md), e.g. { alarms: '.level == \"alarm\"', readings: 'exists(.temp)' }; read as inputs: [<id>.<route>]"),
                 ExpressionErrorPolicy.option(keep: "that route counts as not matched"),
             ] + DeadLetterSettings.options,

@@ -21,7 +21,7 @@ struct GroupKeys: Sendable {
     /// The options, `whenFull` saying what the stage does with a new key past `max_groups`.
     static func options(whenFull: String) -> [OptionSpec] {
         [
-            OptionSpec("group_by", .stringList, "fields whose values make a record's key; each key keeps its own state (a missing field counts as null); default: one key for all"),
+            OptionSpec("group_by", .list(of: "field names"), "fields whose values make a record's key; each key keeps its own state (a missing field counts as null); default: one key for all"),
             OptionSpec("max_groups", .int, default: "\(defaultMaxGroups)", "the most keys held at once (1 to 1000000); past it, \(whenFull), counted in uplink_transform_group_limit_hits_total"),
         ]
     }

@@ -50,10 +50,10 @@ public struct ThingModelTransform: TransformStage {
         options: [
             OptionSpec("kind", .enumeration(Kind.allCases.map(\.rawValue)), default: "property", "property: the fields are properties (tmodel/property/post); event: each record is one event (tmodel/event/post)"),
         ] + DeviceIdentity.options + [
-            OptionSpec("properties", .stringMap, "property: the properties to post, `{identifier: field}` (select and rename) or a list `[field, …]`; default: every field"),
+            OptionSpec("properties", .either(.map(key: "property identifier", value: "field name"), .list(of: "field names")), "property: the properties to post, `{identifier: field}` (select and rename) or a list `[field, …]`; default: every field"),
             OptionSpec("identifier", .string, "event: the event's identifier"),
             OptionSpec("identifier_field", .string, "event: the field holding each record's event identifier (not sent as an output)"),
-            OptionSpec("outputs", .stringMap, "event: the output parameters, `{identifier: field}` or a list `[field, …]`; default: every field; at most 20"),
+            OptionSpec("outputs", .either(.map(key: "output identifier", value: "field name"), .list(of: "field names")), "event: the output parameters, `{identifier: field}` or a list `[field, …]`; default: every field; at most 20"),
             OptionSpec("time_field", .string, "a field with the sample time in Unix ms (not sent as a property); default: the time the line was read"),
             OptionSpec("include_time", .bool, default: "true", "send Time (each property's, or the event's); false leaves it to the cloud"),
             OptionSpec("on_error", .enumeration(ErrorPolicy.allCases.map(\.rawValue)), default: "dead_letter", "a record that cannot be posted (bad identifier, too many outputs, no properties): drop or dead_letter it; always counted"),
