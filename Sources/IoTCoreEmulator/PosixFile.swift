@@ -28,17 +28,8 @@ enum PosixFile {
 
     /// Writes all of `bytes`, retrying short writes and EINTR.
     static func writeAll(descriptor: Int32, bytes: [UInt8], path: String) throws(EmulatorError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { buffer in
-                write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-            }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw failure("cannot write", path: path)
-            }
-            offset += written
-        }
+        let code = bytes.withUnsafeBytes { PosixFileSystem().writeAll(descriptor, $0) }
+        if code != 0 { throw failure("cannot write", path: path, code: code) }
     }
 
     /// Closes a descriptor opened by ``openForAppending(path:)``.
@@ -46,8 +37,7 @@ enum PosixFile {
         _ = close(descriptor)
     }
 
-    private static func failure(_ what: String, path: String) -> EmulatorError {
-        let code = errno
+    private static func failure(_ what: String, path: String, code: Int32 = errno) -> EmulatorError {
         let reason = String(cString: strerror(code))
         return EmulatorError(.fileIO, "\(what) '\(path)': \(reason) (errno \(code))")
     }

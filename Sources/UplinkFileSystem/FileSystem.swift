@@ -54,32 +54,12 @@ public protocol FileSystem: Sendable {
 extension FileSystem {
     /// Writes all of `bytes`, retrying short writes and `EINTR`: 0 or an errno.
     public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-            if written < 0 {
-                if written == -Int(EINTR) { continue }
-                return Int32(-written)
-            }
-            if written == 0 { return EIO }
-            offset += written
-        }
-        return 0
+        writeFully(bytes) { rest, _ in write(fd, rest) }
     }
 
     /// Writes all of `bytes` at `offset`, retrying short writes and `EINTR`: 0 or an errno.
     public func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at start: Int) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let written = pwrite(fd, UnsafeRawBufferPointer(rebasing: bytes[offset...]), at: start + offset)
-            if written < 0 {
-                if written == -Int(EINTR) { continue }
-                return Int32(-written)
-            }
-            if written == 0 { return EIO }
-            offset += written
-        }
-        return 0
+        writeFully(bytes) { rest, offset in pwrite(fd, rest, at: start + offset) }
     }
 
     /// Reads exactly `count` bytes at `offset`: fewer only at the end of the file; `-errno` on failure.
@@ -136,6 +116,29 @@ extension FileSystem {
         let code = syncDirectory(path)
         guard code == 0 else { throw FileSystemFailure("cannot fsync directory", path: path, code: code) }
     }
+}
+
+/// The one loop that writes a whole buffer: `writeOnce(rest, offset)` writes some of `rest`, the bytes from
+/// `offset` on, and answers as the ``FileSystem`` calls do (a byte count, or `-errno`). A short write goes on with
+/// what is left; `EINTR`, and an errno `retrying` accepts (it may first wait, for example until a non-blocking
+/// descriptor is writable after `EAGAIN`), tries again. A write of 0 bytes is `EIO`, so the loop always ends.
+/// 0 or the errno that stopped it.
+public func writeFully(
+    _ bytes: UnsafeRawBufferPointer, retrying: (Int32) -> Bool = { _ in false },
+    _ writeOnce: (_ rest: UnsafeRawBufferPointer, _ offset: Int) -> Int
+) -> Int32 {
+    var offset = 0
+    while offset < bytes.count {
+        let written = writeOnce(UnsafeRawBufferPointer(rebasing: bytes[offset...]), offset)
+        if written < 0 {
+            let code = Int32(-written)
+            if code == EINTR || retrying(code) { continue }
+            return code
+        }
+        if written == 0 { return EIO }
+        offset += written
+    }
+    return 0
 }
 
 /// A failed file-system call: what was done, to which file, and the errno. Its description is the message a

@@ -47,23 +47,18 @@ public enum FileIO {
         }
     }
 
-    /// Writes all bytes to a descriptor, retrying short writes and EINTR.
+    /// Writes all bytes to a descriptor (``writeFully(_:retrying:_:)``); one another process made non-blocking
+    /// (a shared terminal or pipe) is waited for with poll when full. nil, or the errno that stopped it.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN {
-                    var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&descriptor, 1, 1000)
-                    continue
-                }
-                return errno
-            }
-            offset += written
+        let code = writeFully(bytes) { code in
+            guard code == EAGAIN else { return false }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&descriptor, 1, 1000)
+            return true
+        } _: { rest, _ in
+            PosixFileSystem().write(fd, rest)
         }
-        return nil
+        return code == 0 ? nil : code
     }
 
     /// Replaces a file atomically with ``AtomicFile/write(_:_:mode:fileSystem:)``, the one atomic write: a temporary
