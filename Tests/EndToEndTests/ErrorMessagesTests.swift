@@ -130,7 +130,7 @@ extension EndToEnd {
                       t: { type: thing_model, inputs: [wrap], product_sn: p, device_sn: d }
                     sinks:
                       out: { type: stdout, inputs: [t] }
-                    """, input: #"{"a":1}"# + "\n", expected: "Not a directory"),
+                    """, input: #"{"a":1}"# + "\n", expected: "'data_dir' cannot be used: /dev/null is not a directory"),
         ]
 
         @Test(arguments: cases) func anErrorIsForPeople(_ test: Case) async throws {

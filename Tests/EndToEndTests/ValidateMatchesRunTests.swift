@@ -51,6 +51,39 @@ extension EndToEnd {
                     sinks:
                       out: { type: file, inputs: [in], path: DIR }
                     """, location: "5:42", expected: "DIR is a directory"),
+            Case(
+                name: "a file source's checkpoints under a regular file",
+                config: """
+                    data_dir: DIR/afile/state
+                    sources:
+                      in: { type: file, include: [DIR/*.log] }
+                    sinks:
+                      out: { type: stdout, inputs: [in] }
+                    """, location: "1:11",
+                expected: "'data_dir' cannot be used: DIR/afile is not a directory (source 'in' keeps its state there)"),
+            Case(
+                name: "a disk buffer under a regular file",
+                config: """
+                    data_dir: DIR/afile/state
+                    sources:
+                      in: { type: stdin }
+                    sinks:
+                      out: { type: stdout, inputs: [in], buffer: { type: disk, max_size: 1MiB } }
+                    """, location: "1:11",
+                expected: "'data_dir' cannot be used: DIR/afile is not a directory (the disk buffer of sink 'out' lives there)"),
+            Case(
+                name: "a thing model's request ids under a regular file",
+                config: """
+                    data_dir: DIR/afile/state
+                    sources:
+                      in: { type: stdin }
+                    transforms:
+                      wrap: { type: json, inputs: [in], mode: json }
+                      t: { type: thing_model, inputs: [wrap], product_sn: p, device_sn: d }
+                    sinks:
+                      out: { type: stdout, inputs: [t] }
+                    """, location: "1:11",
+                expected: "'data_dir' cannot be used: DIR/afile is not a directory (transform 't' keeps its state there)"),
         ]
 
         @Test(arguments: cases) func validateRefusesWhatRunRefuses(_ test: Case) throws {
@@ -63,6 +96,32 @@ extension EndToEnd {
                 #expect(result.status == 78, "\(command): \(result.stderr)")
                 #expect(result.stderr.contains("\(path):\(test.location): error: "), "\(command): \(result.stderr)")
                 #expect(result.stderr.contains(expected), "\(command): \(result.stderr)")
+            }
+        }
+
+        /// The default data_dir, which this user may not create: said at the component that needs it.
+        @Test func theDefaultDataDirectoryIsCheckedForTheUserWhoRuns() throws {
+            let setpriv = "/usr/bin/setpriv"
+            let asNobody = getuid() == 0 ? [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] : []
+            guard asNobody.isEmpty || FileManager.default.isExecutableFile(atPath: setpriv) else { return }
+            let directory = UplinkProcess.temporaryDirectory().path
+            let path = try UplinkProcess.writeConfig(
+                """
+                sources:
+                  in: { type: file, include: [\(directory)/*.log] }
+                sinks:
+                  out: { type: stdout, inputs: [in] }
+                """)
+            for command in ["validate", "run"] {
+                let result = try ErrorMessagesTests.runPrefixed(asNobody, [command, path])
+                #expect(result.status == 78, "\(command): \(result.stderr)")
+                #expect(
+                    result.stderr.contains(
+                        "\(path):2:3: error: 'data_dir' (default /var/lib/uplink) cannot be used: /var/lib/uplink cannot be"),
+                    "\(command): \(result.stderr)")
+                // "… created in /var/lib: permission denied", or "… written: …" where a root run made it already.
+                #expect(result.stderr.contains("permission denied (source 'in' keeps its state there)"),
+                    "\(command): \(result.stderr)")
             }
         }
     }

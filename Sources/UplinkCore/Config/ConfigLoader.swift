@@ -73,7 +73,10 @@ public struct ConfigLoader {
             ] + OperationsConfig.options,
             diagnostics: diagnostics)
         reader.finish()
-        if let directory = reader.string("data_dir") { config.global.dataDirectory = directory }
+        if let directory = reader.string("data_dir") {
+            config.global.dataDirectory = directory
+            config.global.dataDirectoryLocation = reader.value("data_dir").map { (file, $0.mark) }
+        }
         if let timeout = reader.duration("shutdown_timeout") { config.global.shutdownTimeout = timeout }
         config.plugins += loadPluginReferences(reader, file: file, diagnostics: diagnostics)
         OperationsConfig.read(reader, file: file, into: &config)

@@ -24,6 +24,8 @@ public struct PipelineConfig: Sendable {
 public struct GlobalConfig: Sendable {
     /// Where checkpoints, tokens and buffers live.
     public var dataDirectory: String = "/var/lib/uplink"
+    /// Where `data_dir` is written (the last file that sets it), for its errors; nil when it is the default.
+    public var dataDirectoryLocation: (file: String, mark: YAMLMark)? = nil
     /// How long a graceful shutdown may take before what is still in flight is abandoned.
     public var shutdownTimeout: Duration = .seconds(30)
     /// The API listener (`api:`); nil when it is off, the default.

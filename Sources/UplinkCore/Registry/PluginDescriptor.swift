@@ -24,6 +24,9 @@ public struct PluginDescriptor: Sendable {
     /// engine's 4096). Channels count events, so a consumer of large events (128 KB batches) declares a
     /// smaller one: its channel then holds a bounded number of bodies, not 4096 of them.
     public var defaultBufferEvents: Int?
+    /// Whether the component keeps state in `<data_dir>/<id>` (checkpoints, a token cache, a counter) and so
+    /// cannot run without it: validation then checks that `data_dir` can be created and written.
+    public var keepsState: Bool
     public var build: @Sendable (PluginBuildContext) throws -> BuiltStage
 
     public init(
@@ -35,9 +38,11 @@ public struct PluginDescriptor: Sendable {
         output: Output,
         origin: String = "built-in",
         defaultBufferEvents: Int? = nil,
+        keepsState: Bool = false,
         build: @escaping @Sendable (PluginBuildContext) throws -> BuiltStage
     ) {
         self.defaultBufferEvents = defaultBufferEvents
+        self.keepsState = keepsState
         self.type = type
         self.role = role
         self.summary = summary

@@ -50,6 +50,26 @@ public struct TopologyBuilder {
         self.registry = registry
     }
 
+    /// `run` creates `<data_dir>/<id>` for a component that keeps state (and a disk buffer) and stops when it
+    /// cannot: refuse such a `data_dir` here, where it is written (or at the component, for the default), so
+    /// `validate` says it first. It looks at this machine, as `run` will; nothing is created.
+    func checkDataDirectory(_ config: PipelineConfig, descriptors: [String: PluginDescriptor], diagnostics: DiagnosticCollector) {
+        guard
+            let user = config.components.first(where: { descriptors[$0.id]?.keepsState == true || $0.buffer.kind == .disk }),
+            let problem = FileIO.directoryCreationProblem(config.global.dataDirectory)
+        else { return }
+        let why = user.buffer.kind == .disk && descriptors[user.id]?.keepsState != true
+            ? "the disk buffer of \(user.role.rawValue) '\(user.id)' lives there"
+            : "\(user.role.rawValue) '\(user.id)' keeps its state there"
+        if let written = config.global.dataDirectoryLocation {
+            diagnostics.error("'data_dir' cannot be used: \(problem) (\(why))", file: written.file, at: written.mark)
+        } else {
+            diagnostics.error(
+                "'data_dir' (default \(config.global.dataDirectory)) cannot be used: \(problem) (\(why)); set data_dir to a directory this user may write",
+                file: user.file, at: user.mark)
+        }
+    }
+
     public func build(_ config: PipelineConfig, diagnostics: DiagnosticCollector) -> Topology? {
         let byID = Dictionary(config.components.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
@@ -87,6 +107,8 @@ public struct TopologyBuilder {
             }
             diagnostics.error(message, file: component.file, at: component.typeMark)
         }
+
+        checkDataDirectory(config, descriptors: descriptors, diagnostics: diagnostics)
 
         // Dangling inputs and inputs that are sinks.
         for component in config.components {

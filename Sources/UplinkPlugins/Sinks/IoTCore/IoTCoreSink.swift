@@ -16,7 +16,7 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
             summary: "Publishes to UCloud IoT-Core over HTTPS (auth with HMAC-SHA256, 7-day token, RetCode handling, 128 KB cap); records are sent as JSON.",
             options: IoTCoreSinkSettings.options, accepts: [.message, .record], output: .none,
             // Its input is usually batches of up to 128 KB: 16 of them wait at most (2 MiB), not 4096 (512 MiB).
-            defaultBufferEvents: IoTCoreSinkSettings.defaultBufferEvents
+            defaultBufferEvents: IoTCoreSinkSettings.defaultBufferEvents, keepsState: true
         ) { context in
             guard let settings = IoTCoreSinkSettings.read(context.config) else {
                 return .sink(IoTCoreSink<Message>(settings: nil))

@@ -67,7 +67,7 @@ public struct FileTailSource: SourceStage {
     public static let descriptor = PluginDescriptor(
         type: "file", role: .source,
         summary: "Tails files matched by globs; follows rotation; resumes from checkpoints of delivered data.",
-        options: options, output: .kind(.raw)
+        options: options, output: .kind(.raw), keepsState: true
     ) { context in
         .source(FileTailSource(settings: Settings.read(context.config)))
     }

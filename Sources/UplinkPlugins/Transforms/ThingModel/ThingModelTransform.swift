@@ -58,7 +58,7 @@ public struct ThingModelTransform: TransformStage {
             OptionSpec("include_time", .bool, default: "true", "send Time (each property's, or the event's); false leaves it to the cloud"),
             OptionSpec("on_error", .enumeration(ErrorPolicy.allCases.map(\.rawValue)), default: "dead_letter", "a record that cannot be posted (bad identifier, too many outputs, no properties): drop or dead_letter it; always counted"),
         ] + DeadLetterSettings.options,
-        accepts: [.record], output: .kind(.message)
+        accepts: [.record], output: .kind(.message), keepsState: true
     ) { context in
         .transform(ThingModelTransform(context: context))
     }
