@@ -48,21 +48,24 @@ struct LoggingOptions: ParsableArguments {
 
 /// Loads and validates configuration files, printing every diagnostic to stderr.
 /// Returns nil when there are errors (after printing them).
-func loadTopology(paths: [String], registry: PluginRegistry = CommandContext.registry) -> Topology? {
-    loadPipeline(paths: paths, registry: registry).topology
+/// `checksPaths`: see ``TopologyBuilder/checksPaths``.
+func loadTopology(paths: [String], registry: PluginRegistry = CommandContext.registry, checksPaths: Bool = true) -> Topology? {
+    loadPipeline(paths: paths, registry: registry, checksPaths: checksPaths).topology
 }
 
 /// Loads configuration files in two phases: parse them (which reads the top-level `plugins:` lists), load
 /// those shared objects into a copy of `registry`, then build the topology with it. Prints every diagnostic
 /// to stderr; `topology` is nil when there are errors. `registry` is what the topology was built with.
-func loadPipeline(paths: [String], registry base: PluginRegistry = CommandContext.registry) -> (topology: Topology?, registry: PluginRegistry) {
+func loadPipeline(
+    paths: [String], registry base: PluginRegistry = CommandContext.registry, checksPaths: Bool = true
+) -> (topology: Topology?, registry: PluginRegistry) {
     let diagnostics = DiagnosticCollector()
     let loader = ConfigLoader(environment: processEnvironment(), defaultBufferEvents: base.defaultBufferEvents)
     let config = loader.load(paths: paths, diagnostics: diagnostics)
     var registry = base
     SharedObjectPlugins.register(config.plugins, into: &registry, diagnostics: diagnostics)
     // Build even when loading found errors: plugin option errors are reported in the same pass.
-    let built = TopologyBuilder(registry: registry).build(config, diagnostics: diagnostics)
+    let built = TopologyBuilder(registry: registry, checksPaths: checksPaths).build(config, diagnostics: diagnostics)
     let topology = diagnostics.hasErrors ? nil : built
     let fileOrder = Dictionary(paths.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     let sorted = diagnostics.diagnostics.enumerated().sorted { left, right in

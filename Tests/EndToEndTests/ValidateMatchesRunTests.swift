@@ -99,6 +99,33 @@ extension EndToEnd {
             }
         }
 
+        /// `uplink test` runs transforms only, their state in a temporary directory: the paths only `run` opens
+        /// are not its business (a CI machine runs the tests of a board's config).
+        @Test func testLeavesThePathsOfRunAlone() throws {
+            let directory = UplinkProcess.temporaryDirectory().path
+            FileManager.default.createFile(atPath: directory + "/afile", contents: Data("x".utf8))
+            let path = try UplinkProcess.writeConfig(
+                """
+                data_dir: \(directory)/afile/state
+                sources:
+                  in: { type: file, include: [\(directory)/*.log] }
+                transforms:
+                  wrap: { type: json, inputs: [in], mode: json }
+                  t: { type: thing_model, inputs: [wrap], product_sn: p, device_sn: d }
+                sinks:
+                  out: { type: file, inputs: [t], path: \(directory)/missing/out.log }
+                tests:
+                  - name: a reading becomes a property post
+                    input: { lines: ['{"temp": 21}'] }
+                    through: [wrap, t]
+                    expect: { count: 1 }
+                """)
+            let tested = try UplinkProcess.run(["test", path], timeout: 30)
+            #expect(tested.status == 0, "\(tested.stdoutText)\(tested.stderr)")
+            let validated = try UplinkProcess.run(["validate", path], timeout: 30)
+            #expect(validated.status == 78, "\(validated.stderr)")
+        }
+
         /// The default data_dir, which this user may not create: said at the component that needs it.
         @Test func theDefaultDataDirectoryIsCheckedForTheUserWhoRuns() throws {
             let setpriv = "/usr/bin/setpriv"

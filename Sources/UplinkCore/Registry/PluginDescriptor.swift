@@ -65,6 +65,8 @@ public struct PluginBuildContext {
     public let dataDirectory: String
     /// Shared settings other components declared (for example the sink's device credentials), by name.
     public let shared: SharedSettings
+    /// Whether to check, on this machine, the paths `run` opens at start (``TopologyBuilder/checksPaths``).
+    public var checksPaths = true
 }
 
 /// A factory's refusal that is not tied to one option, reported at the component's location.

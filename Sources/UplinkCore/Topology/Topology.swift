@@ -45,16 +45,20 @@ public struct Topology: Sendable {
 /// type mismatches on edges and every plugin's own option errors, all collected in one pass.
 public struct TopologyBuilder {
     public var registry: PluginRegistry
+    /// Whether the paths `run` opens at start (`data_dir`, a file sink's path) are checked on this machine;
+    /// off for `uplink test`, which runs transforms only, their state in a temporary directory.
+    public var checksPaths: Bool
 
-    public init(registry: PluginRegistry) {
+    public init(registry: PluginRegistry, checksPaths: Bool = true) {
         self.registry = registry
+        self.checksPaths = checksPaths
     }
 
     /// `run` creates `<data_dir>/<id>` for a component that keeps state (and a disk buffer) and stops when it
     /// cannot: refuse such a `data_dir` here, where it is written (or at the component, for the default), so
     /// `validate` says it first. It looks at this machine, as `run` will; nothing is created.
     func checkDataDirectory(_ config: PipelineConfig, descriptors: [String: PluginDescriptor], diagnostics: DiagnosticCollector) {
-        guard
+        guard checksPaths,
             let user = config.components.first(where: { descriptors[$0.id]?.keepsState == true || $0.buffer.kind == .disk }),
             let problem = FileIO.directoryCreationProblem(config.global.dataDirectory)
         else { return }
@@ -218,7 +222,7 @@ public struct TopologyBuilder {
             sharedViews[component.id] = shared
             let context = PluginBuildContext(
                 id: component.id, config: reader, inputKind: inputKind ?? descriptor.accepts.sorted(by: { $0.rawValue < $1.rawValue }).first,
-                dataDirectory: config.global.dataDirectory, shared: shared)
+                dataDirectory: config.global.dataDirectory, shared: shared, checksPaths: checksPaths)
             let before = diagnostics.diagnostics.count
             let stage: BuiltStage?
             var buildError: (any Error)?

@@ -20,7 +20,7 @@ public struct FileSink<Input: Event>: SinkStage {
             let config = context.config
             let path = config.string("path") ?? ""
             // `run` opens the file at start and stops when it cannot: refuse it here, where it is written.
-            if config.contains("path") {
+            if config.contains("path") && context.checksPaths {
                 if path.isEmpty {
                     config.error("option 'path' must name a file", at: "path")
                 } else if let problem = FileIO.fileCreationProblem(path) {
