@@ -39,7 +39,17 @@ struct Test: AsyncParsableCommand {
         }
         for problem in testProblems { printError(problem.description) }
         if !testProblems.isEmpty { throw ExitCode(exitConfigError) }
-        if let filter { tests = tests.filter { $0.name.contains(filter) } }
+        if let filter {
+            let names = tests.map(\.name)
+            tests = tests.filter { $0.name.contains(filter) }
+            // A filter that selects nothing is a mistake, not a pass: say what there is.
+            if tests.isEmpty && !names.isEmpty {
+                var message = "no test name contains '\(filter)'"
+                if let hint = ValueParsing.suggestion(for: filter, among: names) { message += "; did you mean '\(hint)'?" }
+                printError(message + " (tests: " + names.map { "'\($0)'" }.joined(separator: ", ") + ")")
+                throw ExitCode(1)
+            }
+        }
         guard !tests.isEmpty else {
             printOut("no tests in \(configs.joined(separator: ", "))\n")
             return

@@ -178,11 +178,13 @@ public final class APIServer: Service, Sendable {
             if let output = reference.output {
                 guard component.outputNames.contains(output) else {
                     let outputs = component.outputNames.map { reference.id + "." + $0 }
+                    let hint = ValueParsing.suggestion(for: output, among: component.outputNames)
+                        .map { "; did you mean '\(reference.id).\($0)'?" } ?? ""
                     return Self.error(
                         .notFound,
                         outputs.isEmpty
                             ? "'\(reference.id)' has no named outputs: tap '\(reference.id)'"
-                            : "'\(reference.id)' has no output '\(output)' (outputs: \(outputs.joined(separator: ", ")))")
+                            : "'\(reference.id)' has no output '\(output)'\(hint) (outputs: \(outputs.joined(separator: ", ")))")
                 }
                 tap = component.metrics.tap(output: output)
             } else if !component.outputNames.isEmpty {

@@ -85,6 +85,21 @@ extension EndToEnd {
                         expect: { count: 1 }
                     """, expected: "no component 'wrapp'; did you mean 'wrap'?"),
             Case(
+                name: "a test filter that selects nothing", arguments: ["test", "CONFIG", "--filter", "pases"],
+                config: """
+                    sources:
+                      in: { type: stdin }
+                    transforms:
+                      wrap: { type: json, inputs: [in] }
+                    sinks:
+                      out: { type: stdout, inputs: [wrap] }
+                    tests:
+                      - name: passes
+                        input: { lines: [a] }
+                        through: [wrap]
+                        expect: { count: 1 }
+                    """, expected: "no test name contains 'pases'; did you mean 'passes'? (tests: 'passes')"),
+            Case(
                 name: "a command, a device and an output that do not exist", arguments: ["run", "CONFIG"],
                 config: """
                     data_dir: STATE

@@ -28,6 +28,21 @@ import UplinkPlugins
         #expect(found.contains { $0.hasPrefix("b.yaml:2:38: error: unknown option 'bogus'") }, "\(found)")
     }
 
+    /// `sorces:` got its "did you mean", then "the configuration has no sources" and "input 'in' of transform
+    /// 'wrap' does not exist" for the components written under it.
+    @Test func aMisspeltSectionIsTheOnlyError() {
+        let yaml = """
+            sorces:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in] }
+            sinks:
+              out: { type: stdout, inputs: [wrap] }
+            """
+        let found = errors(validate(yaml).1)
+        #expect(found == ["test.yaml:1:1: error: unknown option 'sorces'; did you mean 'sources'?"], "\(found)")
+    }
+
     /// `${DEVICE_SN}` unset: one error where it is written, none about the default topic built from it.
     @Test func aMissingVariableIsReportedOnceNotInOptionsBuiltFromIt() {
         let yaml = """

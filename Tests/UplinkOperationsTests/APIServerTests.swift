@@ -140,7 +140,7 @@ import UplinkOperations
             #expect(collector.lines.allSatisfy { $0.contains(#""event":{"n":"#) })
             let unknown = try await client.get("/tap/split.alarm")
             #expect(unknown.status == 404)
-            #expect(String(decoding: unknown.body, as: UTF8.self).contains("'split' has no output 'alarm' (outputs: split.alarms, split._unmatched)"))
+            #expect(String(decoding: unknown.body, as: UTF8.self).contains("'split' has no output 'alarm'; did you mean 'split.alarms'? (outputs: split.alarms, split._unmatched)"))
             let whole = try await client.get("/tap/split")
             #expect(whole.status == 400)
         }

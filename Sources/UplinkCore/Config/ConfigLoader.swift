@@ -73,6 +73,15 @@ public struct ConfigLoader {
             ] + OperationsConfig.options,
             diagnostics: diagnostics)
         reader.finish()
+        // A misspelt section (`sorces:`) hides its components: the checks on the whole pipeline (no sources, an
+        // input that does not exist) would only add follow-on errors to the "did you mean" just reported.
+        let sections = ComponentRole.allCases.map(\.section)
+        let known = Set(reader.options.map(\.name))
+        let misspeltSection = pairs.contains { pair in
+            guard let key = pair.key.scalar, !known.contains(key) else { return false }
+            return ValueParsing.suggestion(for: key, among: sections) != nil
+        }
+        if misspeltSection { config.unreadableFiles.append(file) }
         if let directory = reader.string("data_dir") {
             config.global.dataDirectory = directory
             config.global.dataDirectoryLocation = reader.value("data_dir").map { (file, $0.mark) }

@@ -9,8 +9,9 @@ public struct PipelineConfig: Sendable {
     public var plugins: [PluginReference] = []
     /// The `tests:` lists of the files, for `uplink test`.
     public var tests: [ConfigTestsNode] = []
-    /// The files that could not be read or parsed. Their components are unknown, so the checks on the whole
-    /// pipeline (no components, no sinks, an input that does not exist) would only add follow-on errors.
+    /// The files that could not be read or parsed, or that misspell a section (`sorces:`). Their components
+    /// are unknown, so the checks on the whole pipeline (no components, no sinks, an input that does not exist)
+    /// would only add follow-on errors.
     public var unreadableFiles: [String] = []
 
     public init(files: [String] = [], components: [ComponentConfig] = [], global: GlobalConfig = GlobalConfig()) {
