@@ -11,7 +11,7 @@ struct Test: AsyncParsableCommand {
             in-process, their state in a temporary directory, and checks what comes out (expect: count, \
             dropped, events, all; conditions json, text, contains, not_contains, topic). Prints ok or FAIL \
             per test, with the component, the input, the expected and the actual output. Exits 0 when every \
-            test passes, 1 when one fails, 78 when the configuration or a test is invalid.
+            test passes, 1 when one fails (or --filter selects none), 78 when the configuration or a test is invalid.
             """
     )
 

@@ -96,6 +96,7 @@ extension EndToEnd {
                 #expect(result.status == 78, "\(command): \(result.stderr)")
                 #expect(result.stderr.contains("\(path):\(test.location): error: "), "\(command): \(result.stderr)")
                 #expect(result.stderr.contains(expected), "\(command): \(result.stderr)")
+                #expect(ErrorMessagesTests.leaks(result.stderr).isEmpty, "Swift type names in: \(result.stderr)")
             }
         }
 
