@@ -20,12 +20,10 @@ public struct FileSink<Input: Event>: SinkStage {
             let config = context.config
             let path = config.string("path") ?? ""
             // `run` opens the file at start and stops when it cannot: refuse it here, where it is written.
-            if config.contains("path") && context.checksPaths {
-                if path.isEmpty {
-                    config.error("option 'path' must name a file", at: "path")
-                } else if let problem = FileIO.fileCreationProblem(path) {
-                    config.error("option 'path' cannot be opened for writing: \(problem)", at: "path")
-                }
+            if config.contains("path") && path.isEmpty {
+                config.error("option 'path' must name a file", at: "path")
+            } else if config.contains("path") && context.checksPaths, let problem = FileIO.fileCreationProblem(path) {
+                config.error("option 'path' cannot be opened for writing: \(problem)", at: "path")
             }
             let modeText = config.string("mode", default: "0644")
             let mode = mode_t(modeText, radix: 8)
