@@ -134,18 +134,6 @@ extension EndToEnd {
             Case(name: "an API that is not there (top)", arguments: ["top", "--api", "127.0.0.1:1", "--count", "1"], expected: "Connection refused"),
             Case(name: "an API that is not there (tap)", arguments: ["tap", "x", "--api", "127.0.0.1:1", "--limit", "1"], expected: "Connection refused"),
             Case(name: "devices that do not exist", arguments: ["emulator", "--devices", "/nonexistent/devices.yaml"], expected: "uplink: cannot read /nonexistent/devices.yaml: no such file or directory"),
-            Case(
-                name: "a state directory that cannot be made", arguments: ["run", "CONFIG"],
-                config: """
-                    data_dir: /dev/null/state
-                    sources:
-                      in: { type: stdin }
-                    transforms:
-                      wrap: { type: json, inputs: [in], mode: json }
-                      t: { type: thing_model, inputs: [wrap], product_sn: p, device_sn: d }
-                    sinks:
-                      out: { type: stdout, inputs: [t] }
-                    """, input: #"{"a":1}"# + "\n", expected: "'data_dir' cannot be used: /dev/null is not a directory"),
         ]
 
         @Test(arguments: cases) func anErrorIsForPeople(_ test: Case) async throws {
