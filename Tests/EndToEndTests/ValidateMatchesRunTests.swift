@@ -101,7 +101,8 @@ extension EndToEnd {
         }
 
         /// `uplink test` runs transforms only, their state in a temporary directory: the paths only `run` opens
-        /// are not its business (a CI machine runs the tests of a board's config).
+        /// are not its business (a CI machine runs the tests of a board's config); nor are they `graph`'s and
+        /// `plugins --config`'s.
         @Test func testLeavesThePathsOfRunAlone() throws {
             let directory = UplinkProcess.temporaryDirectory().path
             FileManager.default.createFile(atPath: directory + "/afile", contents: Data("x".utf8))
@@ -123,6 +124,10 @@ extension EndToEnd {
                 """)
             let tested = try UplinkProcess.run(["test", path], timeout: 30)
             #expect(tested.status == 0, "\(tested.stdoutText)\(tested.stderr)")
+            for command in [["graph", path], ["plugins", "--config", path]] {
+                let result = try UplinkProcess.run(command, timeout: 30)
+                #expect(result.status == 0, "\(command): \(result.stderr)")
+            }
             let validated = try UplinkProcess.run(["validate", path], timeout: 30)
             #expect(validated.status == 78, "\(validated.stderr)")
         }

@@ -46,7 +46,7 @@ public struct Topology: Sendable {
 public struct TopologyBuilder {
     public var registry: PluginRegistry
     /// Whether the paths `run` opens at start (`data_dir`, a file sink's path) are checked on this machine;
-    /// off for `uplink test`, which runs transforms only, their state in a temporary directory.
+    /// off for `uplink test` (transforms only, their state in a temporary directory), `graph` and `plugins`.
     public var checksPaths: Bool
 
     public init(registry: PluginRegistry, checksPaths: Bool = true) {
