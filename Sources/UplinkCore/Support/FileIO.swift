@@ -28,22 +28,12 @@ public enum FileIO {
         public var reason: String { FileIO.errorText(code) }
     }
 
-    /// Reads a whole file, refusing files larger than `limit`.
+    /// Reads a whole file, refusing files larger than `limit` (``FileSystem/readFile(_:limit:flags:)``).
     public static func readFile(_ path: String, limit: Int = 64 << 20) throws(Failure) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Failure("cannot open", path: path) }
-        defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw Failure("cannot read", path: path)
-            }
-            if count == 0 { return result }
-            result.append(contentsOf: chunk[0..<count])
-            if result.count > limit { throw Failure("file too large:", path: path, code: EFBIG) }
+        do {
+            return try PosixFileSystem().readFile(path, limit: limit)
+        } catch {
+            throw Failure(error)
         }
     }
 
