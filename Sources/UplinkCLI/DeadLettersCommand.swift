@@ -41,7 +41,7 @@ struct DeadLetters: AsyncParsableCommand {
             do {
                 bytes = try FileIO.readFile(file, limit: 1 << 30)
             } catch {
-                printError("\(error)")
+                printError("uplink: cannot read \(file): \(error.reason)")
                 throw ExitCode(1)
             }
             let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)

@@ -34,7 +34,7 @@ struct Publish: AsyncParsableCommand {
         do {
             body = try FileIO.readFile(file == "-" ? "/dev/stdin" : file, limit: 16 << 20)
         } catch {
-            printError("\(error)")
+            printError("uplink: cannot read \(file == "-" ? "standard input" : file): \(error.reason)")
             throw ExitCode(1)
         }
         if body.count > IoTCoreClient.maxBodyBytes {

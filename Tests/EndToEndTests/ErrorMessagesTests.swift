@@ -31,6 +31,17 @@ extension EndToEnd {
             }
         }
 
+        /// A pipeline whose sink is the embedded emulator, for the commands that use a sink's device.
+        static let embeddedSink = """
+            data_dir: STATE
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in] }
+            sinks:
+              cloud: { type: iotcore_http, inputs: [wrap], endpoint: embedded, product_sn: p, device_sn: d, device_secret: s }
+            """
+
         static let cases: [Case] = [
             Case(
                 name: "a YAML syntax error", arguments: ["validate", "CONFIG"],
@@ -133,6 +144,12 @@ extension EndToEnd {
                     """, expected: "missing-plugin.so"),
             Case(name: "an API that is not there (top)", arguments: ["top", "--api", "127.0.0.1:1", "--count", "1"], expected: "Connection refused"),
             Case(name: "an API that is not there (tap)", arguments: ["tap", "x", "--api", "127.0.0.1:1", "--limit", "1"], expected: "Connection refused"),
+            Case(
+                name: "a body that does not exist", arguments: ["publish", "CONFIG", "--file", "/nonexistent/body.json"],
+                config: Self.embeddedSink, expected: "uplink: cannot read /nonexistent/body.json: no such file or directory"),
+            Case(
+                name: "dead letters that do not exist", arguments: ["dead-letters", "replay", "/nonexistent/dl.jsonl", "--config", "CONFIG"],
+                config: Self.embeddedSink, expected: "uplink: cannot read /nonexistent/dl.jsonl: no such file or directory"),
             Case(name: "devices that do not exist", arguments: ["emulator", "--devices", "/nonexistent/devices.yaml"], expected: "uplink: cannot read /nonexistent/devices.yaml: no such file or directory"),
         ]
 
