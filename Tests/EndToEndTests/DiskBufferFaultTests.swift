@@ -30,42 +30,76 @@ extension EndToEnd {
             return last
         }
 
+        /// The bytes in the sink's disk buffer segments (header and framing included).
+        static func bufferedBytes(_ directory: URL) -> Int {
+            let buffer = directory.appendingPathComponent("state/cloud/buffer")
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: buffer.path)) ?? []
+            return names.filter { $0.hasPrefix("segment-") }.reduce(0) { $0 + fileSize(buffer.appendingPathComponent($1).path) }
+        }
+
+        /// Points the sink of the configuration at `config` to `link` instead of straight at `emulator`.
+        static func routeSink(of config: String, through link: CloudLink, to emulator: Faults.EmulatorProcess) throws {
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            let direct = "endpoint: https://127.0.0.1:\(emulator.port)"
+            precondition(text.contains(direct))
+            try text.replacingOccurrences(of: direct, with: "endpoint: \(link.endpoint)")
+                .write(toFile: config, atomically: true, encoding: .utf8)
+        }
+
         static let diskBuffer = "    buffer: { type: disk, max_size: 1MiB, when_full: %@, fsync_interval: 50ms }"
 
-        /// An emulator that refuses connections for its first 6 s, a log of ``lines`` lines, and a pipeline that
-        /// tails it into the sink through a 1 MiB disk buffer whose `when_full` is `whenFull`: the buffer fills
-        /// while the cloud is down. The caller stops the emulator.
+        /// An emulator behind a link that is down (a cloud the test brings back), a log of ``lines`` lines, and a
+        /// pipeline that tails it into the sink through a 1 MiB disk buffer whose `when_full` is `whenFull`: the
+        /// buffer fills while the cloud is down. The caller brings the link up and stops both.
         static func cloudDown(whenFull: String, global: String = "") throws -> (
-            directory: URL, emulator: Faults.EmulatorProcess, log: String, config: String
+            directory: URL, emulator: Faults.EmulatorProcess, link: CloudLink, log: String, config: String
         ) {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try Faults.EmulatorProcess(directory: directory)
             let log = directory.appendingPathComponent("app.log").path
+            var link: CloudLink?
             do {
+                link = try CloudLink(to: emulator.port)
                 try Faults.writeLines(log, 0..<Self.lines)
                 let config = try Faults.config(
                     directory: directory, log: log, emulator: emulator, buffer: String(format: Self.diskBuffer, whenFull),
                     global: global)
-                try emulator.faults(#"{"refuse_connections_seconds":6}"#)
-                return (directory, emulator, log, config)
+                try Self.routeSink(of: config, through: link!, to: emulator)
+                return (directory, emulator, link!, log, config)
             } catch {
+                link?.stop()
                 emulator.stop()
                 throw error
             }
         }
 
         @Test func aFullBufferThatBlocksStopsTheTailAndLosesNothing() throws {
-            let (directory, emulator, log, config) = try Self.cloudDown(whenFull: "block")
-            defer { emulator.stop() }
+            let (directory, emulator, link, log, config) = try Self.cloudDown(whenFull: "block")
+            defer {
+                link.stop()
+                emulator.stop()
+            }
             let agent = try Faults.startAgent(config)
-            // The cloud is down: the buffer fills up and the tail stops reading where it is.
-            Thread.sleep(forTimeInterval: 3)
-            let stalledAt = Self.checkpointedOffset(directory)
+            // The cloud is down: the buffer fills up (to within one record, a 500-line batch of ~75 KB, of its
+            // 1 MiB) and the tail stops reading where it is; its checkpoint settles within a checkpoint interval
+            // (200 ms) of the buffer's last write.
+            let full = (1 << 20) - (128 << 10)
+            Faults.waitFor(60) { Self.bufferedBytes(directory) >= full }
+            try #require(Self.bufferedBytes(directory) >= full, "the buffer fills while the cloud is down")
+            var stalledAt = Self.checkpointedOffset(directory)
+            Faults.waitFor(10) {
+                let previous = stalledAt
+                usleep(500_000)  // polls the checkpoint at 2.5 checkpoint intervals: it settled once unchanged
+                stalledAt = Self.checkpointedOffset(directory)
+                return stalledAt == previous
+            }
+            // Nothing may happen now: the tail must not move on while the buffer is full. Sleeping is the test here.
             Thread.sleep(forTimeInterval: 1)
             let stillAt = Self.checkpointedOffset(directory)
             #expect(stalledAt > 0 && stalledAt < Self.fileSize(log), "the tail waits for room in the buffer")
             #expect(stillAt == stalledAt)
             // The cloud comes back: everything arrives.
+            link.comeUp()
             Faults.waitFor(90) { Set(emulator.receivedLines()).count >= Self.lines }
             kill(agent.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: agent, timeout: 30)
@@ -79,14 +113,20 @@ extension EndToEnd {
         }
 
         @Test func aFullBufferThatDropsTheOldestKeepsReadingAndCountsEveryDrop() throws {
-            let (directory, emulator, _, config) = try Self.cloudDown(
+            let (directory, emulator, link, log, config) = try Self.cloudDown(
                 whenFull: "drop_oldest", global: "summary_interval: 1s")
-            defer { emulator.stop() }
+            defer {
+                link.stop()
+                emulator.stop()
+            }
             let agentLog = directory.appendingPathComponent("agent.log")
             let agent = try Faults.startAgent(config, log: agentLog)
+            // The tail reads the whole file while the cloud is down: whatever did not fit was dropped.
+            Faults.waitFor(60) { Self.checkpointedOffset(directory) == Self.fileSize(log) }
+            link.comeUp()
             Faults.waitFor(90) { emulator.receivedLines().contains(Faults.line(Self.lines - 1)) }
-            // One more summary line after the last delivery.
-            Thread.sleep(forTimeInterval: 2)
+            // A summary line (one a second) that counts every drop: delivered and dropped add up to what was sent.
+            Faults.waitFor(30) { Set(emulator.receivedLines()).count + Self.droppedByFullBuffer(agentLog) * 500 >= Self.lines }
             kill(agent.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: agent, timeout: 30)
             let received = emulator.receivedLines()
@@ -134,15 +174,16 @@ extension EndToEnd {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try Faults.EmulatorProcess(directory: directory)
             defer { emulator.stop() }
+            let link = try CloudLink(to: emulator.port)
+            defer { link.stop() }
             let log = directory.appendingPathComponent("app.log").path
             let total = 5_000
             try Faults.writeLines(log, 0..<total)
             let buffer = "    buffer: { type: disk, max_size: 1MiB, fsync_interval: 50ms }"
             let config = try Faults.config(
                 directory: directory, log: log, emulator: emulator, buffer: buffer, shutdownTimeout: "1s")
+            try Self.routeSink(of: config, through: link, to: emulator)
             // First run, cloud down: everything goes into the disk buffer (the checkpoint says so), then the agent stops.
-            try emulator.faults(#"{"refuse_connections_seconds":8}"#)
-            let start = Date()
             let first = try Faults.startAgent(config)
             Faults.waitFor(30) { Self.checkpointedOffset(directory) == Self.fileSize(log) }
             kill(first.processIdentifier, SIGTERM)
@@ -167,23 +208,26 @@ extension EndToEnd {
             try Data(lastBytes[..<(torn.offset + 8 + torn.length / 2)]).write(to: segments.last!)
 
             // Second run, once the cloud is back: the intact records are delivered, the damage is counted in the log.
-            let downFor = 8 - Date().timeIntervalSince(start)
-            if downFor > 0 { Thread.sleep(forTimeInterval: downFor + 0.5) }
+            link.comeUp()
             let agentLog = directory.appendingPathComponent("agent.log")
             let second = try Faults.startAgent(config, log: agentLog)
-            Faults.waitFor(60) { Set(emulator.receivedLines()).count >= total - damagedLines.count }
-            Thread.sleep(forTimeInterval: 0.5)
+            func recoveryLog() -> String { (try? String(contentsOf: agentLog, encoding: .utf8)) ?? "" }
+            // Everything intact delivered, and both damaged records counted (the torn one at recovery, the corrupted
+            // one when it is read).
+            Faults.waitFor(60) {
+                Set(emulator.receivedLines()).count >= total - damagedLines.count && recoveryLog().contains("buffer.damaged_records=2")
+            }
             kill(second.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: second, timeout: 30)
             let distinct = Set(emulator.receivedLines())
             let missing = Set((0..<total).filter { !distinct.contains(Faults.line($0)) })
-            let recoveryLog = (try? String(contentsOf: agentLog, encoding: .utf8)) ?? ""
+            let finalLog = recoveryLog()
             print(
                 "damaged disk buffer: sent \(total), in damaged records \(damagedLines.count), received distinct \(distinct.count), lost \(missing.count) (all of them in the damaged records: \(missing.isSubset(of: damagedLines)))"
             )
             #expect(!damagedLines.isEmpty)
             #expect(missing == damagedLines, "exactly the lines of the two damaged records are missing")
-            #expect(recoveryLog.contains("disk buffer recovered") && recoveryLog.contains("buffer.damaged_records=2"), "\(recoveryLog)")
+            #expect(finalLog.contains("disk buffer recovered") && finalLog.contains("buffer.damaged_records=2"), "\(finalLog)")
             #expect(second.terminationStatus == 0)
         }
 

@@ -256,12 +256,21 @@ extension EndToEnd {
             let (top, firstMaster) = try Self.startTop(api: agent.address)
             var master = firstMaster
 
-            // Read what top draws while events flow, for a few refreshes.
+            /// The `wrap` transform's rows as top drew them.
+            func rateRows(_ text: String) -> [String] {
+                text.components(separatedBy: "\r\n").filter { $0.contains("wrap") && $0.contains("transform") }
+            }
+            func showsARate(_ row: String) -> Bool {
+                let cells = row.split(separator: " ")
+                return cells.count > 5 && cells[4] != "0"
+            }
+            // Read what top draws while events flow (50 every 50 ms, about 1000 a second), until a refresh shows
+            // the transform's rate.
             var screen = Data()
-            let deadline = Date().addingTimeInterval(4)
+            let deadline = Date().addingTimeInterval(30)
             var sent = 0
             var buffer = [UInt8](repeating: 0, count: 65536)
-            while Date() < deadline {
+            while Date() < deadline, !rateRows(String(decoding: screen, as: UTF8.self)).contains(where: showsARate) {
                 sent += 1
                 agent.write((0..<50).map { "event \(sent)-\($0)" })
                 let count = read(master, &buffer, buffer.count)
@@ -274,11 +283,7 @@ extension EndToEnd {
             for header in ["ID", "KIND", "IN/s", "OUT/s", "DROPPED", "ERRORS", "BUFFER"] { #expect(text.contains(header)) }
             for id in ["console", "wrap", "out"] { #expect(text.contains(id)) }
             // About 1000 events per second flow: some refresh shows a rate that is not 0.
-            let rateRows = text.components(separatedBy: "\r\n").filter { $0.contains("wrap") && $0.contains("transform") }
-            #expect(rateRows.contains { row in
-                let cells = row.split(separator: " ")
-                return cells.count > 5 && cells[4] != "0"
-            }, "rows: \(rateRows.suffix(3))")
+            #expect(rateRows(text).contains(where: showsARate), "rows: \(rateRows(text).suffix(3))")
 
             // q quits and restores the terminal.
             _ = "q".withCString { write(master, $0, 1) }

@@ -61,38 +61,42 @@ extension EndToEnd {
             func outputLines() -> [String] {
                 ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
             }
-            func waitFor(_ count: Int) {
+            func waitFor(_ condition: () -> Bool) {
                 let deadline = Date().addingTimeInterval(30)
-                while outputLines().count < count, Date() < deadline { usleep(50_000) }
+                while !condition(), Date() < deadline { usleep(50_000) }
+            }
+            func waitFor(_ count: Int) { waitFor { outputLines().count >= count } }
+            func waitForLog(_ text: String) { waitFor { fixture.agentLog.contains(text) } }
+            // Lines keep coming while the agent reloads: 100 at a time, 20 ms apart (pacing the writer, not a wait).
+            func trickle(_ batches: Range<Int>) {
+                for batch in batches {
+                    write((batch * 100)..<(batch * 100 + 100))
+                    usleep(20_000)
+                }
             }
 
-            for batch in 0..<10 {
-                write((batch * 100)..<(batch * 100 + 100))
-                usleep(20_000)
-            }
+            // Signals find their handler once the tail runs.
+            waitForLog("tailing file")
+            trickle(0..<10)
             waitFor(500)
             // A changed configuration, applied while lines keep coming.
             try fixture.writeConfig(transform: true)
             kill(agent.processIdentifier, SIGHUP)
-            for batch in 10..<20 {
-                write((batch * 100)..<(batch * 100 + 100))
-                usleep(20_000)
-            }
+            trickle(10..<20)
+            waitForLog("configuration reloaded; unchanged components kept running")
             waitFor(2000)
             // A broken configuration is refused; the running pipeline keeps going.
             try "sources:\n  app: { type: fil }\n".write(toFile: configPath, atomically: true, encoding: .utf8)
             kill(agent.processIdentifier, SIGHUP)
-            usleep(300_000)
+            waitForLog("the new configuration is invalid; keeping the running pipeline")
             write(2000..<2500)
             waitFor(2500)
             // A change to a disk buffer cannot be applied in place: the pipeline drains and restarts, the tail resumes from its
             // checkpoint.
             try fixture.writeConfig(transform: true, disk: true)
             kill(agent.processIdentifier, SIGHUP)
-            for batch in 25..<30 {
-                write((batch * 100)..<(batch * 100 + 100))
-                usleep(20_000)
-            }
+            trickle(25..<30)
+            waitForLog("changed its disk buffer")
             waitFor(3000)
             kill(agent.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: agent, timeout: 30)

@@ -103,9 +103,9 @@ extension EndToEnd {
             let directory = UplinkProcess.temporaryDirectory()
             let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
             defer { emulator.stop() }
-            // The "cloud" is down for 4 s (every connection refused, its control endpoint included).
-            try emulator.faults(#"{"refuse_connections_seconds":4}"#)
-            let outageEnds = Date().addingTimeInterval(4)
+            // The "cloud" is down (every connection closed at once) until the test brings the link up.
+            let link = try CloudLink(to: emulator.port)
+            defer { link.stop() }
             let config = try UplinkProcess.writeConfig(
                 """
                 data_dir: \(directory.appendingPathComponent("state").path)
@@ -122,19 +122,27 @@ extension EndToEnd {
                     retry: { initial_backoff: 20ms, max_backoff: 200ms }
                     buffer: { type: disk, max_size: 16MiB, fsync_interval: 50ms }
                 """, name: "serial-disk.yaml")
+            try DiskBufferFaultTests.routeSink(of: config, through: link, to: emulator)
             let agent = try DeliveryFaultTests.startAgent(config)
-            // 3,000 readings while the cloud refuses every connection: the sink cannot send, the buffer fills.
+            // 3,000 readings while the cloud is unreachable: the sink cannot send, the buffer fills.
             for index in 0..<3_000 {
                 let line = "line \(index) " + String(repeating: "x", count: 80) + "\n"
                 _ = line.utf8CString.withUnsafeBufferPointer { write(master, $0.baseAddress, $0.count - 1) }
-                if index % 100 == 99 { usleep(20_000) }
+                if index % 100 == 99 { usleep(20_000) }  // a sensor's pace, not a wait
             }
-            usleep(300_000)
-            let segments = (try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("state/cloud/buffer").path)) ?? []
-            #expect(segments.contains { $0.hasPrefix("segment-") }, "the readings wait on disk")
-            #expect(Date() < outageEnds, "the readings were all taken during the outage")
+            // The last reading reaches the buffer's segments (their records hold the batches' NDJSON as written).
+            let buffer = directory.appendingPathComponent("state/cloud/buffer")
+            func buffered() -> Bool {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: buffer.path)) ?? []
+                return names.filter { $0.hasPrefix("segment-") }.contains {
+                    (try? Data(contentsOf: buffer.appendingPathComponent($0)))?.range(of: Data("line 2999 ".utf8)) != nil
+                }
+            }
+            DeliveryFaultTests.waitFor(60) { buffered() }
+            #expect(buffered(), "the readings wait on disk")
             #expect(emulator.receivedLines().isEmpty, "nothing could be sent during the outage")
-            // The cloud comes back by itself.
+            // The cloud comes back.
+            link.comeUp()
             DeliveryFaultTests.waitFor(60) { Set(emulator.receivedLines()).count >= 3_000 }
             kill(agent.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: agent, timeout: 30)

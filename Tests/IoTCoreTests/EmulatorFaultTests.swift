@@ -85,7 +85,7 @@ struct EmulatorFaultTests {
             #expect(refused.status == 0)
             #expect(harness.emulator.statistics().connectionsRefused >= 1)
 
-            // Refusal ends by itself at its deadline.
+            // Refusal ends by itself at its deadline (time passing is what is tested; nothing else can be awaited).
             try await Task.sleep(until: faults.refuseConnectionsUntil!.advanced(by: .milliseconds(100)))
             let recovered = try await harness.publish(topic: Self.topic, body: [1], token: token)
             #expect(recovered.exitCode == 0, "\(recovered.stderr)")

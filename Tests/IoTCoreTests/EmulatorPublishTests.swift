@@ -119,6 +119,7 @@ struct EmulatorPublishTests {
             let received = ContinuousClock.now
             let claims = try #require(EmulatorAuthTests.decodeJSON(token.split(separator: ".")[1]))
             #expect((claims["exp"] as? Int ?? 0) - (claims["iat"] as? Int ?? 0) == 1)
+            // Expiry is a matter of time passing; nothing can be awaited instead.
             try await Task.sleep(until: received.advanced(by: .milliseconds(1100)))
             let expired = try await harness.publish(
                 topic: "/abcdefgh12345678/device001/upload", body: [1], token: token)

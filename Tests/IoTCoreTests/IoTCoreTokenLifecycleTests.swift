@@ -50,7 +50,7 @@ struct IoTCoreTokenLifecycleTests {
         for index in 0..<25 {
             let outcome = try await client.publish(topic: topic, body: Array("{\"n\":\(index)}".utf8))
             if case .delivered = outcome { delivered += 1 }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(200))  // tokens expire as time passes: the pace is the test
         }
         client.shutdown()
         let statistics = emulator.statistics()

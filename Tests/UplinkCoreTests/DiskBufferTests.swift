@@ -149,8 +149,11 @@ private func segments(_ directory: String) -> [String] {
             }
             buffer.finishProducer()
         }
-        // 20,000 records of ~240 bytes are ~4.8 MB: more than the 1 MiB bound, so the producer must wait.
-        try await Task.sleep(for: .milliseconds(200))
+        // 20,000 records of ~240 bytes are ~4.8 MB: more than the 1 MiB bound, so the producer must wait once the
+        // buffer is within a chunk (500 records) of its bound, and nothing drains it yet.
+        let nearlyFull = (1 << 20) - 240 * 500
+        for _ in 0..<2000 where buffer.bytesOnDisk < nearlyFull { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(buffer.bytesOnDisk >= nearlyFull)
         #expect(buffer.bytesOnDisk <= (1 << 20) + 200 * 500)
         let seen = await drain(buffer, count: 20_000)
         try await producer.value

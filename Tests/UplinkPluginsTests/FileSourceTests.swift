@@ -30,6 +30,18 @@ import UplinkCore
         #expect(twice.isEmpty, "delivered twice \(twice.count): \(twice.prefix(10))", sourceLocation: sourceLocation)
     }
 
+    /// Appends a marker line to `path` and waits for it, then returns what arrived without it: the tail reads a
+    /// file in order, so whatever it would deliver before the marker (a line read twice after a restart or a
+    /// rotation) has arrived by then; no fixed wait for "anything extra".
+    func linesUpToAMarker(
+        _ harness: SourceHarness, appendingTo path: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> [String] {
+        append("marker\n", to: path)
+        let arrived = await waitUntil(timeout: .seconds(15)) { harness.lines.contains("marker") }
+        #expect(arrived, "the marker line arrives", sourceLocation: sourceLocation)
+        return harness.lines.filter { $0 != "marker" }
+    }
+
     @Test func tailsLinesWithOffsetsAndPathAndKeepsInvalidUTF8() async throws {
         let directory = sourceTemporaryDirectory("tail")
         let path = directory + "/app.log"
@@ -53,10 +65,11 @@ import UplinkCore
         let path = directory + "/app.log"
         for index in 0..<100 { append("r-\(index)\n", to: path) }
         let state = sourceTemporaryDirectory("state")
-        let first = SourceHarness(dataDirectory: state)
+        let log = FileSourceUnreadableTests.RecordedLog()
+        let first = SourceHarness(dataDirectory: state, logger: log.logger)
         first.start(try fileSource("include: [\(directory)/*.log], read_from: end"))
-        // read_from: end at the first start: the existing lines are skipped.
-        try await Task.sleep(for: .milliseconds(300))
+        // read_from: end at the first start: the existing lines are skipped, once the tail has its starting offset.
+        #expect(await waitUntil { !log.messages("tailing file").isEmpty })
         for index in 100..<200 { append("r-\(index)\n", to: path) }
         #expect(await first.waitFor(count: 100))
         await first.stop()
@@ -66,11 +79,11 @@ import UplinkCore
         let second = SourceHarness(dataDirectory: state)
         second.start(try fileSource("include: [\(directory)/*.log], read_from: end"))
         #expect(await second.waitFor(count: 100))
-        try await Task.sleep(for: .milliseconds(200))
+        let secondLines = await linesUpToAMarker(second, appendingTo: path)
         await second.stop()
-        #expect(first.lines.count + second.lines.count == 200)
-        #expect(Set(first.lines + second.lines).count == 200)
-        #expect(second.lines.first == "r-200")
+        #expect(first.lines.count + secondLines.count == 200)
+        #expect(Set(first.lines + secondLines).count == 200)
+        #expect(secondLines.first == "r-200")
     }
 
     @Test func unacknowledgedLinesAreReadAgainAfterARestart() async throws {
@@ -114,9 +127,9 @@ import UplinkCore
         let third = SourceHarness(dataDirectory: state)
         third.start(try fileSource(options))
         #expect(await third.waitFor(count: 150))
-        try await Task.sleep(for: .milliseconds(200))
+        let thirdLines = await linesUpToAMarker(third, appendingTo: path)
         await third.stop()
-        expectEachOnce(first.lines + third.lines, prefix: "k", count: 250)
+        expectEachOnce(first.lines + thirdLines, prefix: "k", count: 250)
     }
 
     @Test func rotationByRenameWhileWritingDeliversEveryLineOnce() async throws {
@@ -155,9 +168,9 @@ import UplinkCore
         }
         try await writer.value
         #expect(await harness.waitFor(count: total, timeout: .seconds(15)))
-        try await Task.sleep(for: .milliseconds(300))
+        let lines = await linesUpToAMarker(harness, appendingTo: path)
         await harness.stop()
-        expectEachOnce(harness.lines, prefix: "w", count: total)
+        expectEachOnce(lines, prefix: "w", count: total)
     }
 
     @Test func copytruncateWhileWritingDeliversEveryLineOnce() async throws {
@@ -191,20 +204,21 @@ import UplinkCore
         }
         try await writer.value
         #expect(await harness.waitFor(count: total, timeout: .seconds(15)))
-        try await Task.sleep(for: .milliseconds(300))
+        let lines = await linesUpToAMarker(harness, appendingTo: path)
         await harness.stop()
-        expectEachOnce(harness.lines, prefix: "c", count: total)
+        expectEachOnce(lines, prefix: "c", count: total)
     }
 
     @Test func newFilesArePickedUpAndDeletedFilesReleased() async throws {
         let directory = sourceTemporaryDirectory("discover")
         let harness = SourceHarness()
+        append("top\n", to: directory + "/y.log")
         harness.start(try fileSource("include: ['\(directory)/**/*.log'], exclude: ['*.gz'], scan_interval: 200ms"))
-        try await Task.sleep(for: .milliseconds(100))
+        // The first scan is done once its file's line arrived: what follows is found by later scans.
+        #expect(await harness.waitFor(count: 1))
         try FileManager.default.createDirectory(atPath: directory + "/a/b", withIntermediateDirectories: true)
         append("deep\n", to: directory + "/a/b/x.log")
         append("ignored\n", to: directory + "/a/b/x.log.gz")
-        append("top\n", to: directory + "/y.log")
         #expect(await harness.waitFor(count: 2))
         #expect(Set(harness.lines) == ["deep", "top"])
         // A deleted file is closed once read to its end: its descriptor is gone from /proc/self/fd.
