@@ -7,8 +7,13 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timex.h>
+#include <time.h>
 #include <unistd.h>
 
 // The flags for curl_global_init: CURL_GLOBAL_DEFAULT is a macro expression that Swift does not import.
@@ -150,6 +155,124 @@ static inline void uplink_socket_table_quickack(uplink_socket_table *table, long
             return;
         }
     }
+}
+
+// --- the driver's event loop: curl_multi_socket_action on epoll ---
+
+// curl_multi_perform visits every transfer on each call, and in libcurl 7.88 each visit polls that transfer's
+// socket: with 32 requests in flight behind a long round trip, every answer that trickles in costs 32 polls
+// and clock reads. With curl_multi_socket_action libcurl tells which sockets it waits on (socket callback,
+// kept in an epoll set here) and when it next needs the time (timer callback), and each ready socket wakes
+// only its own transfer. An eventfd in the same set replaces curl_multi_wakeup. Driver thread only, except
+// uplink_multi_events_wakeup.
+typedef struct {
+    int epoll;
+    int wake;
+    // CLOCK_MONOTONIC nanoseconds when libcurl wants CURL_SOCKET_TIMEOUT; -1 for none.
+    int64_t deadline;
+} uplink_multi_events;
+
+static inline int64_t uplink_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+static int uplink_multi_socket_callback(CURL *easy, curl_socket_t fd, int what, void *clientp, void *socketp) {
+    (void)easy;
+    (void)socketp;
+    uplink_multi_events *events = clientp;
+    if (what == CURL_POLL_REMOVE) {
+        // The socket may already be closed (and so out of the set): nothing to undo then.
+        (void)epoll_ctl(events->epoll, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event event = {0};
+    event.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+    event.data.fd = fd;
+    if (epoll_ctl(events->epoll, EPOLL_CTL_MOD, fd, &event) != 0 && errno == ENOENT) {
+        // A socket libcurl closed leaves the set by itself, and its number may come back as a new socket.
+        if (epoll_ctl(events->epoll, EPOLL_CTL_ADD, fd, &event) != 0) return -1;
+    }
+    return 0;
+}
+
+static int uplink_multi_timer_callback(CURLM *multi, long timeout_ms, void *clientp) {
+    (void)multi;
+    uplink_multi_events *events = clientp;
+    events->deadline = timeout_ms < 0 ? -1 : uplink_monotonic_ns() + (int64_t)timeout_ms * 1000000;
+    return 0;
+}
+
+// Creates the epoll set and the wakeup eventfd and installs the callbacks; 0, or -1 with errno.
+static inline int uplink_multi_events_open(uplink_multi_events *events, CURLM *multi) {
+    events->deadline = -1;
+    events->epoll = epoll_create1(EPOLL_CLOEXEC);
+    if (events->epoll < 0) return -1;
+    events->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event event = {0};
+    event.events = EPOLLIN;
+    event.data.fd = events->wake;
+    if (events->wake < 0 || epoll_ctl(events->epoll, EPOLL_CTL_ADD, events->wake, &event) != 0) {
+        int saved = errno;
+        if (events->wake >= 0) close(events->wake);
+        close(events->epoll);
+        errno = saved;
+        return -1;
+    }
+    if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, uplink_multi_socket_callback) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, events) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, uplink_multi_timer_callback) != CURLM_OK
+        || curl_multi_setopt(multi, CURLMOPT_TIMERDATA, events) != CURLM_OK) {
+        close(events->wake);
+        close(events->epoll);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+// Closes what uplink_multi_events_open opened; after curl_multi_cleanup (which still removes sockets).
+static inline void uplink_multi_events_close(uplink_multi_events *events) {
+    close(events->wake);
+    close(events->epoll);
+}
+
+// Ends a wait in uplink_multi_events_run from any thread.
+static inline void uplink_multi_events_wakeup(uplink_multi_events *events) {
+    uint64_t one = 1;
+    (void)write(events->wake, &one, sizeof one);
+}
+
+// Waits until a socket is ready, libcurl's timer is due, a wakeup comes or `max_wait_ms` passed, and lets
+// libcurl act on what happened (only the transfers concerned). Returns how many sockets were ready.
+static inline int uplink_multi_events_run(uplink_multi_events *events, CURLM *multi, int max_wait_ms) {
+    int wait = max_wait_ms;
+    if (events->deadline >= 0) {
+        int64_t left = (events->deadline - uplink_monotonic_ns() + 999999) / 1000000;
+        if (left < wait) wait = left < 0 ? 0 : (int)left;
+    }
+    struct epoll_event ready[64];
+    int count = epoll_wait(events->epoll, ready, 64, wait);
+    int running = 0;
+    int sockets = 0;
+    for (int i = 0; i < count; i++) {
+        if (ready[i].data.fd == events->wake) {
+            uint64_t value;
+            (void)read(events->wake, &value, sizeof value);
+            continue;
+        }
+        int bits = (ready[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ready[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0)
+            | (ready[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        (void)curl_multi_socket_action(multi, ready[i].data.fd, bits, &running);
+        sockets += 1;
+    }
+    if (events->deadline >= 0 && uplink_monotonic_ns() >= events->deadline) {
+        // Cleared first: the action may set the next deadline through the timer callback.
+        events->deadline = -1;
+        (void)curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    return sockets;
 }
 
 // --- the clock ---

@@ -55,6 +55,9 @@ public final class AdaptiveConcurrency: Sendable {
     /// The current limit.
     public var limit: Int { state.withLock { $0.limit } }
 
+    /// Publishes on the wire now.
+    public var inFlight: Int { state.withLock { $0.inFlight } }
+
     /// Whether the limit can change at all.
     public var isAdaptive: Bool { ceiling > initial }
 

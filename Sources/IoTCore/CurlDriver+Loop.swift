@@ -81,8 +81,8 @@ extension CurlDriver {
         }
     }
 
-    /// The driver thread's loop: take queued work, drive libcurl, complete finished transfers, sleep in
-    /// `curl_multi_poll` until a socket is ready, a timeout is due or `curl_multi_wakeup` is called.
+    /// The driver thread's loop: take queued work, sleep until a socket is ready, libcurl's timer is due or a
+    /// wakeup comes, let libcurl act on that (`uplink_multi_events_run`), complete finished transfers.
     func runLoop() {
         var transfers: [UInt64: Transfer] = [:]
         var idleHandles: [UnsafeMutableRawPointer] = []
@@ -98,6 +98,7 @@ extension CurlDriver {
             transfer.continuation.resume(with: result)
         }
 
+        var finished = false
         while true {
             let capacity = max(0, options.maxInFlight - transfers.count)
             let (jobs, cancelled, blockingJobs, stopping) = state.withLock { state in
@@ -159,10 +160,11 @@ extension CurlDriver {
                 transfers[transfer.id] = transfer
             }
 
-            var running: Int32 = 0
-            _ = curl_multi_perform(multi.pointer, &running)
+            // A finished transfer freed a slot for a queued request: look at the queue again without sleeping.
+            // Otherwise the bound only limits how long the loop sleeps when nothing happens; wakeups end it early.
+            _ = uplink_multi_events_run(events.pointer, multi.pointer, finished ? 0 : 1000)
             var remaining: Int32 = 0
-            var finished = false
+            finished = false
             while let message = curl_multi_info_read(multi.pointer, &remaining) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
                 var context: UnsafeMutableRawPointer?
@@ -173,12 +175,9 @@ extension CurlDriver {
                 finish(transfer, with: result(of: transfer, code: uplink_curl_msg_result(message)))
                 finished = true
             }
-            // A finished transfer frees a slot for a queued request: go round again before sleeping. Otherwise
-            // the timeout only bounds how long the loop sleeps when nothing happens; wakeups end it early.
-            _ = curl_multi_poll(multi.pointer, nil, 0, finished ? 0 : 1000, nil)
         }
 
-        // From `.stopped` on nobody calls curl_multi_wakeup (see `wakeThread`), so the handle can go: cleaning
+        // From `.stopped` on nobody wakes the loop (see `wakeThread`), so the handle can go: cleaning
         // it up closes the kept-alive connections now rather than whenever the driver is deinitialised (a
         // client may outlive its shutdown, held by a metrics reporter). Every easy handle was removed by
         // `finish`; they are cleaned up after the multi handle, as libcurl asks.
@@ -187,6 +186,7 @@ extension CurlDriver {
             state.multiCleanedUp = true
         }
         curl_multi_cleanup(multi.pointer)
+        uplink_multi_events_close(events.pointer)
         for handle in idleHandles {
             curl_easy_cleanup(handle)
         }

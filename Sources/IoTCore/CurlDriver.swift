@@ -8,8 +8,9 @@ let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
 
 /// The libcurl transport: one multi handle driven by one dedicated thread.
 ///
-/// Async callers queue a request under a lock and wake the thread (`curl_multi_wakeup`); the thread moves up to
-/// `maxInFlight` requests onto pooled easy handles, drives them with `curl_multi_perform` / `curl_multi_poll`,
+/// Async callers queue a request under a lock and wake the thread (an eventfd); the thread moves up to
+/// `maxInFlight` requests onto pooled easy handles, drives them with `curl_multi_socket_action` on an epoll set
+/// of the sockets libcurl waits on (so a ready socket wakes only its own transfer, not every one in flight),
 /// and completes each by resuming its continuation. No thread per request, no blocking call on the
 /// cooperative pool. Easy handles are reused, and the multi handle's connection cache keeps connections alive
 /// between requests.
@@ -19,9 +20,9 @@ let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
 /// handle there, which closes the kept-alive connections: a server waiting for its clients to leave (the
 /// in-process emulator's graceful shutdown) is not kept waiting by a client object that is still referenced.
 ///
-/// Other threads touch the multi handle only through `curl_multi_wakeup`, and only under the state lock while
-/// the phase is not `.stopped`; the thread sets `.stopped` under that lock before it cleans the handle up, so a
-/// late wakeup can never reach a freed handle.
+/// Other threads touch the event loop only through its wakeup, and only under the state lock while the phase is
+/// not `.stopped`; the thread sets `.stopped` under that lock before it closes the loop, so a late wakeup can
+/// never reach a closed descriptor.
 final class CurlDriver: HTTPTransport {
     struct Options: Sendable {
         var maxInFlight: Int
@@ -56,13 +57,20 @@ final class CurlDriver: HTTPTransport {
         var multiCleanedUp = false
     }
 
-    /// The multi handle, touched from other threads only through `curl_multi_wakeup`, which is made for that.
+    /// The multi handle, touched by the driver thread only (and by `deinit` when that never started).
     struct MultiHandle: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
     }
 
+    /// The epoll set, libcurl's timer and the wakeup eventfd (`uplink_multi_events` in the CCurl shim); other
+    /// threads only write to its eventfd (`uplink_multi_events_wakeup`), which is made for that.
+    struct EventLoop: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<uplink_multi_events>
+    }
+
     let options: Options
     let multi: MultiHandle
+    let events: EventLoop
     let state = Mutex(State())
 
     /// Starts the driver thread.
@@ -73,8 +81,16 @@ final class CurlDriver: HTTPTransport {
         guard let multi = curl_multi_init() else {
             throw IoTCoreError(code: .transport, message: "curl_multi_init failed")
         }
+        let events = UnsafeMutablePointer<uplink_multi_events>.allocate(capacity: 1)
+        guard uplink_multi_events_open(events, multi) == 0 else {
+            let error = errno
+            events.deallocate()
+            curl_multi_cleanup(multi)
+            throw IoTCoreError(code: .transport, message: "cannot set up the libcurl event loop (errno \(error))")
+        }
         self.options = options
         self.multi = MultiHandle(pointer: multi)
+        self.events = EventLoop(pointer: events)
         // Keep a connection per possible transfer, so keep-alive survives a burst.
         _ = uplink_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(4, options.maxInFlight))
 
@@ -93,14 +109,16 @@ final class CurlDriver: HTTPTransport {
         // thread never started still owns it here.
         if !state.withLock({ $0.multiCleanedUp }) {
             curl_multi_cleanup(multi.pointer)
+            uplink_multi_events_close(events.pointer)
         }
+        events.pointer.deallocate()
     }
 
-    /// Wakes the driver thread. Call with the state lock held: the thread cleans the multi handle up only after
-    /// setting `.stopped` under that lock, so the handle is alive whenever this runs.
+    /// Wakes the driver thread. Call with the state lock held: the thread closes the event loop only after
+    /// setting `.stopped` under that lock, so its eventfd is open whenever this runs.
     private func wakeThread(_ state: borrowing State) {
         guard state.phase != .stopped else { return }
-        curl_multi_wakeup(multi.pointer)
+        uplink_multi_events_wakeup(events.pointer)
     }
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {

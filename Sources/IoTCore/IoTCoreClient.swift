@@ -126,6 +126,18 @@ public final class IoTCoreClient: Sendable {
         concurrency.limit
     }
 
+    /// The most ``concurrencyLimit`` may grow to (``Configuration/maxConcurrency``, or ``Configuration/maxInFlight``
+    /// for a fixed limit).
+    public var concurrencyCeiling: Int {
+        concurrency.ceiling
+    }
+
+    /// Publishes on the wire now (auth requests are not counted), at most ``concurrencyLimit`` when the caller
+    /// keeps to it.
+    public var requestsInFlight: Int {
+        concurrency.inFlight
+    }
+
     /// A snapshot of the client's counters.
     public var statistics: ClientStatistics {
         counters.withLock { $0 }

@@ -183,6 +183,53 @@ extension EndToEnd {
             #expect(!log.contains("s3cr3tKey0000000"))
         }
 
+        @Test func metricsShowTheAdaptiveConcurrencyLimitAndTheRequestsInFlight() async throws {
+            let directory = UplinkProcess.temporaryDirectory()
+            let emulator = try DeliveryFaultTests.EmulatorProcess(directory: directory)
+            defer { emulator.stop() }
+            // 500 ms per answer: the limit grows from 2 to its ceiling of 6 within a few round trips, and the
+            // requests stay on the wire long enough to be seen there.
+            try emulator.faults(#"{"latency_ms":500}"#)
+            let config = try Self.localConfig(
+                directory,
+                extra: """
+                      cloud:
+                        type: iotcore_http
+                        inputs: [wrap]
+                        \(emulator.sinkOptions(indent: 4))
+                        concurrency: 2
+                        max_concurrency: 6
+                    """)
+            let agent = try await Agent.start(config: config)
+            defer { agent.stop() }
+            let cloud = #"component_id="cloud",component_type="iotcore_http",component_kind="sink""#
+
+            var text = try await agent.get("/metrics").body
+            #expect(text.contains("# TYPE uplink_iotcore_concurrency_limit gauge"))
+            #expect(text.contains("# TYPE uplink_iotcore_requests_in_flight gauge"))
+            #expect(Self.metric(text, "uplink_iotcore_concurrency_limit", [cloud]) == 2)
+            #expect(Self.metric(text, "uplink_iotcore_max_concurrency", [cloud]) == 6)
+            #expect(Self.metric(text, "uplink_iotcore_requests_in_flight", [cloud]) == 0)
+
+            agent.write((1...200).map { "reading \($0)" })
+            let full = try await Self.waitUntil(60) {
+                text = try await agent.get("/metrics").body
+                return Self.metric(text, "uplink_iotcore_concurrency_limit", [cloud]) == 6
+                    && Self.metric(text, "uplink_iotcore_requests_in_flight", [cloud]) == 6
+            }
+            #expect(full, "limit \(Self.metric(text, "uplink_iotcore_concurrency_limit", [cloud]) ?? -1), in flight \(Self.metric(text, "uplink_iotcore_requests_in_flight", [cloud]) ?? -1)")
+
+            try emulator.faults(#"{"latency_ms":0}"#)
+            #expect(try await Self.waitUntil(60) {
+                text = try await agent.get("/metrics").body
+                return Self.metric(text, "uplink_component_sent_events_total", [cloud]) == 200
+            })
+            #expect(try await Self.waitUntil(10) {
+                Self.metric(try await agent.get("/metrics").body, "uplink_iotcore_requests_in_flight", [cloud]) == 0
+            })
+            #expect(try await agent.finish() == 0)
+        }
+
         @Test func tapPrintsASampleOfTheEventsLeavingAComponent() async throws {
             let directory = UplinkProcess.temporaryDirectory()
             let agent = try await Agent.start(config: try Self.localConfig(directory))

@@ -310,6 +310,26 @@ struct EmulatorFixture {
         #expect(acked.delivered.load(ordering: .relaxed) == 300)
     }
 
+    @Test func aWaitingShadowUpdateLeavesItsPlaceToOtherTopics() async throws {
+        // Shadow updates and uploads alternate, 50 ms per answer, a fixed limit of 4. The shadow lane sends one
+        // at a time; its updates waiting for their turn must not hold places on the wire, so the uploads
+        // get the other 3 (before, the waiting updates filled the places and at most 3 requests overlapped).
+        let fixture = try await EmulatorFixture.start(faults: EmulatorFaults(latency: .milliseconds(50)))
+        let upload = "/\(EmulatorFixture.productSN)/\(EmulatorFixture.deviceSN)/upload"
+        let (pipeline, acked) = try fixture.pipeline(
+            source: "count: 40, topics: [\"\(Self.shadowTopic)\", \"\(upload)\"]",
+            sinkExtra: "    concurrency: 4\n    max_concurrency: 4")
+        try await pipeline.run()
+        let shadows = fixture.receivedNumbers(topic: Self.shadowTopic)
+        let uploads = fixture.receivedNumbers(topic: upload)
+        let statistics = fixture.emulator.statistics()
+        await fixture.stop()
+        #expect(shadows == Array(stride(from: 0, to: 40, by: 2)), "shadow updates arrived as \(shadows)")
+        #expect(Set(uploads) == Set(stride(from: 1, to: 40, by: 2)))
+        #expect(statistics.maxConcurrentRequests == 4, "at most \(statistics.maxConcurrentRequests) requests overlapped")
+        #expect(acked.delivered.load(ordering: .relaxed) == 40)
+    }
+
     @Test func unorderedTopicsStillSendConcurrently() async throws {
         // 50 ms per answer makes requests overlap whenever the sink sends more than one at a time.
         let fixture = try await EmulatorFixture.start(faults: EmulatorFaults(latency: .milliseconds(50)))

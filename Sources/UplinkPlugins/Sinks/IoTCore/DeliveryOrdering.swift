@@ -24,7 +24,7 @@ enum DeliveryOrdering: String, CaseIterable, Sendable {
 
 /// The turns of ordered lanes: a message on a lane starts only when the one before it on that lane has its
 /// final answer (delivered, dead-lettered, or split and both halves answered), so a retried or split batch
-/// keeps its place. Holds one entry per lane with a message in flight, so at most `concurrency` entries.
+/// keeps its place. Holds one entry per lane with a message sending or waiting, so at most twice the limit.
 final class DeliveryLanes: Sendable {
     private let tails = Mutex<[String: Turn]>([:])
 

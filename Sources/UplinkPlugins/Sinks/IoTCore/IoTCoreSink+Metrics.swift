@@ -11,6 +11,9 @@ extension IoTCoreClient {
     /// - `uplink_iotcore_delivered_messages_total`, `uplink_iotcore_delivered_bytes_total`,
     ///   `uplink_iotcore_refused_messages_total`
     /// - `uplink_iotcore_request_duration_seconds`: a histogram of complete responses
+    /// - `uplink_iotcore_concurrency_limit`, `uplink_iotcore_max_concurrency`: gauges, the adaptive limit of
+    ///   publishes in flight now and its ceiling (`max_concurrency`)
+    /// - `uplink_iotcore_requests_in_flight`: gauge, publishes on the wire now
     func componentReport() -> ComponentReport {
         let statistics = self.statistics
         var samples: [MetricSample] = []
@@ -45,6 +48,16 @@ extension IoTCoreClient {
                     HistogramValue(
                         bounds: ClientStatistics.LatencySummary.bucketBounds, bucketCounts: latency.bucketCounts,
                         sum: latency.sum, count: latency.count))))
+        let gauges: [(String, String, Int)] = [
+            ("uplink_iotcore_concurrency_limit", "Publishes the sink may have in flight now (the adaptive limit).",
+             concurrencyLimit),
+            ("uplink_iotcore_max_concurrency", "The most publishes in flight the adaptive limit may reach.",
+             concurrencyCeiling),
+            ("uplink_iotcore_requests_in_flight", "Publishes on the wire now.", requestsInFlight),
+        ]
+        for (name, help, value) in gauges {
+            samples.append(MetricSample(name: name, help: help, value: .gauge(Double(value))))
+        }
         let failure = self.failure.map { ComponentReport.Failure(since: $0.since, reason: "IoT-Core requests failing: \($0.reason)") }
         return ComponentReport(samples: samples, failure: failure)
     }

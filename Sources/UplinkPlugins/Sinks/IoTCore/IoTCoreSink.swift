@@ -7,8 +7,9 @@ import UplinkCore
 /// The IoT-Core client owns authentication, the token, retries with back-off and the RetCode policy; this sink
 /// decides what to do with the final answers: acknowledge on success, split a batch the server found too
 /// large and send the halves, dead-letter what can never succeed (with its reason and RetCode), and
-/// acknowledge only after one of those. Up to `concurrency` messages are in flight; those on an ordered lane
-/// (shadow updates always, every topic with `ordering: per_topic`) go one after the other (``DeliveryOrdering``).
+/// acknowledge only after one of those. Up to the client's adaptive limit of messages are on the wire; those on
+/// an ordered lane (shadow updates always, every topic with `ordering: per_topic`) go one after the other
+/// (``DeliveryOrdering``), and wait for their turn without holding a place on the wire (``DeliverySlots``).
 public struct IoTCoreSink<Input: Event>: SinkStage {
     public static var descriptor: PluginDescriptor {
         PluginDescriptor(
@@ -55,36 +56,76 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
         let delivery = Delivery(
             client: client, deadLetters: deadLetters, defaultTopic: settings.topic, context: context)
         let lanes = DeliveryLanes()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            // Messages waiting for their turn on a lane count as in flight, so the input is never read ahead
-            // of `concurrency`.
-            var inFlight = 0
-            for await chunk in input {
-                for event in chunk.events {
-                    let message = Self.message(for: event)
-                    // The client adapts the limit to the round trip and to 130 answers (AdaptiveConcurrency).
-                    while inFlight >= client.concurrencyLimit {
-                        try await group.next()
-                        inFlight -= 1
+        // A place on the wire is taken only by a message that can go now; an ordered message waiting for the
+        // one before it on its lane holds a waiting place instead, so one slow lane cannot take the places of
+        // the topics sharing the sink. Both are bounded by the adaptive limit, so at most twice the limit of
+        // messages are read ahead of their answers.
+        let sending = DeliverySlots { client.concurrencyLimit }
+        let waiting = DeliverySlots { client.concurrencyLimit }
+        try await withThrowingDiscardingTaskGroup { group in
+            /// Runs `work` as a child; a failure stops the sink (the reader and every waiter) and is rethrown
+            /// by the group.
+            func spawn(_ work: @escaping @Sendable () async throws -> Void) {
+                group.addTask {
+                    do {
+                        try await work()
+                    } catch {
+                        sending.abort()
+                        waiting.abort()
+                        throw error
                     }
-                    let acknowledgements = chunk.acknowledgements
-                    if let lane = settings.ordering.lane(for: message.topic ?? settings.topic) {
+                }
+            }
+            do {
+                for await chunk in input {
+                    for event in chunk.events {
+                        let message = Self.message(for: event)
+                        let acknowledgements = chunk.acknowledgements
+                        guard let lane = settings.ordering.lane(for: message.topic ?? settings.topic) else {
+                            try await sending.take()
+                            spawn {
+                                defer { sending.release() }
+                                try await delivery.deliver(message, acknowledgements: acknowledgements)
+                            }
+                            continue
+                        }
                         let (previous, mine) = lanes.enqueue(on: lane)
-                        group.addTask {
+                        guard let previous else {
+                            // The lane is free: the message goes now, like an unordered one.
+                            try await sending.take()
+                            spawn {
+                                var delivered = false
+                                defer {
+                                    sending.release()
+                                    lanes.finish(mine, on: lane, delivered: delivered)
+                                }
+                                try await delivery.deliver(message, acknowledgements: acknowledgements)
+                                delivered = true
+                            }
+                            continue
+                        }
+                        try await waiting.take()
+                        spawn {
                             var delivered = false
                             defer { lanes.finish(mine, on: lane, delivered: delivered) }
+                            var isWaiting = true
+                            defer { if isWaiting { waiting.release() } }
                             // The message before failed (the sink is stopping): this one must not overtake it.
-                            if let previous, await !previous.wait() { throw CancellationError() }
+                            guard await previous.wait() else { throw CancellationError() }
+                            // The waiting place is given back only once a sending place is taken, so the
+                            // messages read ahead stay bounded.
+                            try await sending.take()
+                            defer { sending.release() }
+                            waiting.release()
+                            isWaiting = false
                             try await delivery.deliver(message, acknowledgements: acknowledgements)
                             delivered = true
                         }
-                    } else {
-                        group.addTask { try await delivery.deliver(message, acknowledgements: acknowledgements) }
                     }
-                    inFlight += 1
                 }
+            } catch is DeliverySlots.Aborted {
+                // A delivery failed: the group rethrows its error.
             }
-            try await group.waitForAll()
         }
         let statistics = client.statistics
         context.logger.info(
