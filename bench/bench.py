@@ -212,6 +212,30 @@ def main():
                                   "sinks:\n  out: { type: stdout, inputs: [units] }\n" % work)],
             "stdin": csv_data, "lines": args.lines,
         },
+        # Each of the two stages alone after json: what each adds (a stage's own work and its hop: a task and a
+        # channel in front of it).
+        "csv-json-filter": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-json-filter",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "  plausible: { type: filter, inputs: [wrap], condition: '.temperature > -40 && .temperature < 125' }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [plausible] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
+        },
+        "csv-json-remap": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-json-remap",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "  units: { type: remap, inputs: [wrap], set: { temp_f: 'round(.temperature * 9 / 5 + 32, 1)' } }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [units] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
+        },
         "channel": {
             "argv": [args.binary, "bench-channel", "--events", str(args.lines)],
             "stdin": None, "lines": args.lines,

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import UplinkCore
 import UplinkYAML
@@ -123,6 +126,13 @@ import UplinkYAML
         #expect(try value("round(2.5)") == .double(3))
         #expect(try value("round(-2.5)") == .double(-3))
         #expect(try value("round(7, 1)") == .int(7))
+        // Scaled by a table of powers of ten, it gives what scaling by pow(10, digits) gives, for every digits.
+        for digits in 0...15 {
+            let number = 1234.56789012345
+            let scale = pow(10, Double(digits))
+            let expected = (number * scale).rounded(.toNearestOrAwayFromZero) / scale
+            #expect(try value("round(\(number), \(digits))") == .double(expected))
+        }
         #expect(try value("abs(-3)") == .int(3))
         #expect(try value("abs(-3.5)") == .double(3.5))
         #expect(try value("min(3, 1.5, 2)") == .double(1.5))

@@ -26,7 +26,9 @@ private func drive<T: TransformStage>(
     let input = EventChannel<T.Input>(capacity: 1 << 16)
     input.addProducer()
     for events in chunks {
-        try await input.send(EventChunk(events, acknowledgements: Acknowledgements([probe.token()])))
+        var chunk = EventChunk(events, acknowledgements: Acknowledgements([probe.token()]))
+        _ = chunk.measureByteCount()  // as the upstream stage's outbox does
+        try await input.send(chunk)
     }
     input.finishProducer()
     let main = EventChannel<T.Output>(capacity: 1 << 16)
@@ -103,6 +105,18 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         #expect(probe.heard == [.delivered], "a tail checkpoint must move past filtered lines")
     }
 
+    @Test func bytesSentAreThoseOfTheEventsKept() async throws {
+        // The first chunk passes whole (its byte count, measured upstream, goes on with it); the second loses one
+        // record (counted again).
+        let stage = try filter("condition: '.temp < 100'")
+        let first = records([["temp": .int(20), "site": .string("plant-4")], ["temp": .int(21)]])
+        let second = records([["temp": .int(500), "note": .string("far too hot")], ["temp": .double(-3.5)]])
+        let (events, metrics) = try await drive(stage, [first, second], probe: AcknowledgementProbe())
+        #expect(events[""]!.count == 3)
+        #expect(metrics.snapshot.receivedBytes == Record.totalByteCount(of: first + second))
+        #expect(metrics.snapshot.sentBytes == Record.totalByteCount(of: events[""]!))
+    }
+
     @Test func onErrorDropKeepAndDeadLetter() async throws {
         let input = records([["temp": .string("hot")], ["temp": .int(30)]])
         let dropping = try filter("condition: '.temp > 25'")
@@ -166,6 +180,16 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         let (events, _) = try await drive(
             stage, [records([["t": .int(20), "raw": .string("x"), "hum": .int(40)]])], probe: AcknowledgementProbe())
         #expect(events[""]!.map(\.json) == [#"{"hum":40,"temp_f":68.0,"site":"plant-4"}"#])
+    }
+
+    @Test func bytesSentAreThoseOfTheRecordsChanged() async throws {
+        let stage = try builtTransform(
+            "t", in: edgePipeline("type: remap, set: { site: '\"plant-4\"' }, remove: [raw]"), as: RemapTransform.self)
+        let input = records([["t": .int(20), "raw": .string("a long raw line")], ["t": .int(21)]])
+        let (events, metrics) = try await drive(stage, [input], probe: AcknowledgementProbe())
+        #expect(metrics.snapshot.receivedBytes == Record.totalByteCount(of: input))
+        #expect(metrics.snapshot.sentBytes == Record.totalByteCount(of: events[""]!))
+        #expect(metrics.snapshot.sentBytes != metrics.snapshot.receivedBytes)
     }
 
     @Test func renameKeepsThePositionAndReplacesAnExistingField() throws {

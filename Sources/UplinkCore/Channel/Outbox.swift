@@ -37,7 +37,9 @@ public struct Outbox<E: Event>: Sendable {
     /// Throws ``ChannelClosedError`` only when every downstream component is gone.
     public func send(_ chunk: EventChunk<E>) async throws {
         if chunk.isEmpty { return }
-        metrics.sent(events: chunk.count, bytes: chunk.byteCount)
+        var chunk = chunk
+        // Measured once here; the consumers' inboxes (and a byte-bounded channel) read the figure from the chunk.
+        metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
         // One relaxed load while nobody taps; copies only while `uplink tap` is attached.
         if metrics.tap.isActive { metrics.tap.offer(chunk) }
         var delivered = false
@@ -67,10 +69,11 @@ public struct Outbox<E: Event>: Sendable {
             preconditionFailure("output '\(name)' is not one of the stage's declared outputs")
         }
         if chunk.isEmpty { return true }
+        var chunk = chunk
         let channels = output.fanout.edges
         if output.tap.isActive { output.tap.offer(chunk) }
         if channels.isEmpty { return false }
-        metrics.sent(events: chunk.count, bytes: chunk.byteCount)
+        metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
         var delivered = false
         for channel in channels {
             do {
@@ -119,6 +122,7 @@ public struct Inbox<E: Event>: AsyncSequence, Sendable {
     /// The next chunk, or nil when every input has finished.
     public func next() async -> EventChunk<E>? {
         guard let chunk = await channel.next() else { return nil }
+        // The producer's outbox measured the chunk: no walk of the events here.
         metrics.received(events: chunk.count, bytes: chunk.byteCount)
         return chunk
     }

@@ -235,6 +235,10 @@ enum ExpressionFunctions {
         return value.jsonText
     }
 
+    /// 10^0 … 10^15, each exact in a double: what `pow(10, places)` gives, without a `pow` call per record (it was
+    /// a tenth of a `remap` computing `round(.t * 9 / 5 + 32, 1)`).
+    static let powersOfTen: [Double] = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15]
+
     static func round(_ value: Value, digits: Value) throws -> Value {
         guard case .int(let places) = digits, (0...15).contains(places) else {
             throw ExpressionEvaluationError("round's digits must be an integer between 0 and 15, got \(ExpressionCompiler.describe(digits))")
@@ -243,7 +247,7 @@ enum ExpressionFunctions {
         case .int: return value
         case .double(let number):
             guard number.isFinite else { return value }
-            let scale = pow(10, Double(places))
+            let scale = powersOfTen[Int(places)]
             let scaled = (number * scale).rounded(.toNearestOrAwayFromZero) / scale
             // Scaling past the float's precision would lose digits instead of rounding them.
             return .double(scaled.isFinite ? scaled : number)

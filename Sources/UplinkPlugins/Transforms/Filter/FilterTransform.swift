@@ -55,9 +55,11 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
         defer { failures.finish() }
         for await var chunk in input {
             // Compacted in the chunk's own array (taken out of the chunk so that copy-on-write copies nothing, when
-            // nothing else holds it): no array per chunk. A chunk that passes whole is sent on untouched.
-            var events: [E] = []
-            swap(&events, &chunk.events)
+            // nothing else holds it): no array per chunk. The byte count measured upstream goes on less the bytes
+            // of what is dropped, so the outbox walks no event again.
+            let measured = chunk.measuredByteCount
+            var events = chunk.takeEvents()
+            var droppedBytes = 0
             var kept = 0
             var filtered = 0
             for position in events.indices {
@@ -68,7 +70,10 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
                 } catch {
                     passes = failures.handle(events[position], label: "condition", error: error)
                 }
-                guard passes else { continue }
+                guard passes else {
+                    if measured != nil { droppedBytes &+= events[position].byteCount }
+                    continue
+                }
                 if kept != position { events.swapAt(kept, position) }
                 kept += 1
             }
@@ -79,7 +84,7 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
                 chunk.acknowledgements.resolve(.delivered)
                 continue
             }
-            chunk.events = events
+            chunk.restore(&events, byteCount: measured.map { $0 &- droppedBytes })
             try await output.send(chunk)
         }
     }

@@ -102,8 +102,7 @@ public struct RemapTransform: TransformStage {
             // The records are changed where they are, in the chunk's own array (taken out of the chunk so that it
             // is the only reference, and copy-on-write copies nothing): no array per chunk, and no fields' storage
             // per record beyond what a new field needs.
-            var records: [Record] = []
-            swap(&records, &chunk.events)
+            var records = chunk.takeEvents()
             var kept = 0
             for position in records.indices where apply(to: &records[position], failures: &failures) {
                 if kept != position { records.swapAt(kept, position) }
@@ -114,7 +113,7 @@ public struct RemapTransform: TransformStage {
                 chunk.acknowledgements.resolve(.delivered)
                 continue
             }
-            chunk.events = records
+            chunk.restore(&records, byteCount: nil)
             try await output.send(chunk)
         }
     }
