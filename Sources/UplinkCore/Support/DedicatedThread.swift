@@ -51,10 +51,16 @@ public final class DedicatedThread: @unchecked Sendable {
     }
 
     /// Runs `body` on the thread and returns its result; the caller suspends meanwhile. Not cancellable: a
-    /// blocking call cannot be interrupted.
+    /// blocking call cannot be interrupted. `body` and what it captured are released before the caller resumes:
+    /// a captured chunk's acknowledgements report when their last holder lets go, so the caller (a disk buffer's
+    /// `send` that synced) finds them resolved, not resolved a moment later by this thread.
     public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withUnsafeContinuation { continuation in
-            enqueue { continuation.resume(returning: body()) }
+            let pending = PendingJob(body)
+            enqueue {
+                let result = pending.run()
+                continuation.resume(returning: result)
+            }
         }
     }
 
@@ -66,5 +72,18 @@ public final class DedicatedThread: @unchecked Sendable {
     /// Ends the thread after the jobs already queued.
     public func stop() {
         enqueue(nil)
+    }
+}
+
+/// A job that lets go of its closure once it ran. Touched by the dedicated thread only.
+private final class PendingJob<T>: @unchecked Sendable {
+    private var body: (() -> T)?
+
+    init(_ body: @escaping @Sendable () -> T) { self.body = body }
+
+    func run() -> T {
+        let body = self.body!
+        self.body = nil
+        return body()
     }
 }
