@@ -186,6 +186,26 @@ import UplinkCore
         #expect(decoded.first?.delivered.count == CheckpointSlots.maximumRanges)
     }
 
+    /// The fuzzer's seeds (Fuzz/Corpus/checkpoint) were written by a separate encoder (a Python script following
+    /// the layout above), so they also check the decoder against what it did not write.
+    @Test func theFuzzSeedsDecodeAsTheirIndependentEncoderWroteThem() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/checkpoint")
+        func bytes(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: corpus.appendingPathComponent(name))) }
+        let format3 = try #require(CheckpointSlots.decode(try bytes("slots-format3")).newest)
+        #expect(format3.sequence == 7)
+        #expect(format3.entries.map(\.path) == ["/var/log/app.log", "/var/log/app.log.1"])
+        #expect(format3.entries.first?.offset == 4096)
+        #expect(format3.entries.first?.delivered == [4096..<8192, 9000..<9500, 20000..<65536])
+        #expect(format3.entries.last?.rotated == true && format3.entries.last?.delivered == [])
+        let format2 = try #require(CheckpointSlots.decode(try bytes("slots-format2")).newest)
+        #expect(format2.entries.map(\.offset) == [4096, 0] && format2.entries.allSatisfy(\.delivered.isEmpty))
+        let upgraded = CheckpointSlots.decode(try bytes("slots-upgraded"))
+        #expect(upgraded.newest?.index == 1 && upgraded.newest?.entries == format3.entries && upgraded.damagedSlots == 0)
+        let ranges = try CheckpointSlots.decodePayload(try bytes("payload-format3-maxranges")[...])
+        #expect(ranges.first?.delivered.count == CheckpointSlots.maximumRanges)
+    }
+
     @Test func manyFilesGrowTheSlotsToAPowerOfTwo() throws {
         let many = (0..<200).map { index in
             CheckpointEntry(
