@@ -129,6 +129,54 @@ import UplinkCore
         #expect(events.map(\.offset) == resent.map(\.offset))
     }
 
+    /// One read of many lines goes out in chunks of at most 64 events, each acknowledged on its own: a chunk not
+    /// acknowledged costs its own events after a restart, not the whole read.
+    @Test func aLargeReadIsSentInSmallChunksEachAcknowledgedOnItsOwn() async throws {
+        let directory = sourceTemporaryDirectory("small-chunks")
+        let path = directory + "/app.log"
+        append((0..<200).map { "s-\($0)\n" }.joined(), to: path)
+        let state = sourceTemporaryDirectory("state")
+        let options = "include: [\(directory)/*.log]"
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options), acknowledging: { events in !events.contains { $0.text == "s-100" } })
+        #expect(await first.waitFor(count: 200))
+        await first.stop()
+        #expect(first.chunks == 4)
+        append("end\n", to: path)
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options))
+        #expect(await second.waitUntilLast { $0.text == "end" })
+        await second.stop()
+        #expect(second.lines == (64..<128).map { "s-\($0)" } + ["end"])
+    }
+
+    /// Delivered ranges describe the file's bytes as they were: a file truncated (and written again, shorter than
+    /// a range) while the agent was stopped is not that content any more, so nothing of it is skipped.
+    @Test func rangesOfAFileTruncatedWhileStoppedAreDropped() async throws {
+        let directory = sourceTemporaryDirectory("ranges-truncated")
+        let path = directory + "/app.log"
+        let state = sourceTemporaryDirectory("state")
+        // The first 16 bytes identify the file: they survive the truncation below, so it resumes at its offset.
+        let options = "include: [\(directory)/*.log], fingerprint_bytes: 16"
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options), acknowledging: { events in !events.contains { $0.text.hasPrefix("t-1") } })
+        for p in 0..<3 {
+            append((0..<5).map { "t-\(p)\($0)\n" }.joined(), to: path)
+            #expect(await first.waitFor(count: 5 * (p + 1)))
+        }
+        await first.stop()
+        // Checkpoint: offset 25 (after part 0), and part 2 (bytes 50..<75) as a delivered range. The file is cut
+        // back into part 1 and written again with new lines, ending (at 56) before the range does.
+        _ = truncate(path, 40)
+        append("new-0\nnew-1\n", to: path)
+        append("end\n", to: path)
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options))
+        #expect(await second.waitUntilLast { $0.text == "end" })
+        await second.stop()
+        #expect(second.lines == ["t-10", "t-11", "t-12", "new-0", "new-1", "end"])
+    }
+
     @Test func aCopyBeingFinishedWhenStoppedIsFinishedAfterARestart() async throws {
         let directory = sourceTemporaryDirectory("copy-restart")
         let path = directory + "/app.log"
