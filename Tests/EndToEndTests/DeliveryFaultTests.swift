@@ -147,11 +147,11 @@ extension EndToEnd {
         /// at most this many lines are on the wire at once, so at most this many can be delivered and not yet
         /// acknowledged when the agent is killed.
         static let inFlightBound = 4 * 500
-        /// Acknowledgements are per source chunk (at most 64 lines, `FileTailer.maxEventsPerChunk`): a chunk split
-        /// between a delivered batch and one not finished at the kill is sent again whole. Each of the (at most 4)
-        /// batches on the wire has two such boundaries, and the batches not sent yet one more: at most 63 lines
-        /// each.
-        static let chunkBoundaryBound = (2 * 4 + 1) * 63
+        /// Acknowledgements are per source chunk (one read of up to 64 KiB: at most 745 of these lines, 88 bytes
+        /// or more each): a chunk split between a delivered batch and one not finished at the kill is sent again
+        /// whole. Each of the (at most 4) batches on the wire has two such boundaries, and the batches not sent
+        /// yet one more: at most 744 delivered lines each.
+        static let chunkBoundaryBound = (2 * 4 + 1) * (65_536 / 88)
 
         @Test func killNineMidTailThenRestartDuplicatesNoMoreThanWasInFlight() throws {
             let directory = UplinkProcess.temporaryDirectory()

@@ -129,27 +129,6 @@ import UplinkCore
         #expect(events.map(\.offset) == resent.map(\.offset))
     }
 
-    /// One read of many lines goes out in chunks of at most 64 events, each acknowledged on its own: a chunk not
-    /// acknowledged costs its own events after a restart, not the whole read.
-    @Test func aLargeReadIsSentInSmallChunksEachAcknowledgedOnItsOwn() async throws {
-        let directory = sourceTemporaryDirectory("small-chunks")
-        let path = directory + "/app.log"
-        append((0..<200).map { "s-\($0)\n" }.joined(), to: path)
-        let state = sourceTemporaryDirectory("state")
-        let options = "include: [\(directory)/*.log]"
-        let first = SourceHarness(dataDirectory: state)
-        first.start(try fileSource(options), acknowledging: { events in !events.contains { $0.text == "s-100" } })
-        #expect(await first.waitFor(count: 200))
-        await first.stop()
-        #expect(first.chunks == 4)
-        append("end\n", to: path)
-        let second = SourceHarness(dataDirectory: state)
-        second.start(try fileSource(options))
-        #expect(await second.waitUntilLast { $0.text == "end" })
-        await second.stop()
-        #expect(second.lines == (64..<128).map { "s-\($0)" } + ["end"])
-    }
-
     /// Delivered ranges describe the file's bytes as they were: a file truncated (and written again, shorter than
     /// a range) while the agent was stopped is not that content any more, so nothing of it is skipped.
     @Test func rangesOfAFileTruncatedWhileStoppedAreDropped() async throws {

@@ -193,9 +193,13 @@ final class FileTailer {
         return reads == Self.readsPerRound
     }
 
-    /// Sends the events of one read (if any), in chunks of at most ``maxEventsPerChunk`` events, each with the
-    /// acknowledgement that completes the file up to where the next chunk's first event begins (the last: up to
-    /// where every byte is in an event).
+    /// Sends the events of one read (if any) with the acknowledgement that completes the file up to where
+    /// every byte is in an event.
+    ///
+    /// One chunk per read is the granularity of acknowledgements: a chunk split between a delivered batch and
+    /// one in flight at a crash is sent again whole. Smaller chunks (64 lines) would bound that to a few lines
+    /// per batch boundary, but measured, they nearly doubled the CPU per line of the HTTPS pipeline
+    /// (bench/RESULTS.md, 2026-12-05 killbound).
     private func send(_ events: [RawEvent], from file: TailedFile) async throws {
         let complete = file.completeOffset
         if events.isEmpty {
@@ -205,29 +209,8 @@ final class FileTailer {
             }
             return
         }
-        if events.count <= Self.maxEventsPerChunk {
-            try await sendChunk(events, from: file, end: complete)
-            return
-        }
-        var start = 0
-        while start < events.count {
-            let end = min(start + Self.maxEventsPerChunk, events.count)
-            try await sendChunk(
-                Array(events[start..<end]), from: file, end: end < events.count ? events[end].offset : complete)
-            start = end
-        }
-    }
-
-    /// Events per chunk at most: the granularity of acknowledgements. A chunk is acknowledged once all its
-    /// events are delivered, so a chunk split between a delivered batch and one in flight at a crash is sent
-    /// again whole; small chunks keep that to a few events per batch boundary, and let acknowledgements that
-    /// arrive out of order be recorded as delivered ranges (see ``CheckpointBook``). Documented in the README
-    /// with the duplicate bound after `kill -9`.
-    static let maxEventsPerChunk = 64
-
-    private func sendChunk(_ events: [RawEvent], from file: TailedFile, end: Int64) async throws {
-        let token = book.acknowledgement(for: file.id, end: end)
-        file.registeredThrough = max(file.registeredThrough, end)
+        let token = book.acknowledgement(for: file.id, end: complete)
+        file.registeredThrough = max(file.registeredThrough, complete)
         try await output.send(events, acknowledgements: Acknowledgements([token]))
     }
 
