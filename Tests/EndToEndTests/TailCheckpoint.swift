@@ -4,14 +4,20 @@ import Foundation
 /// layout, independently of the agent's own decoder: two slots of half the file each; a slot is `UPCK`, a
 /// format byte, 3 zero bytes, capacity (u32 LE), sequence (u64 LE), payload length (u32 LE), CRC-32 (u32 LE),
 /// then the payload (a varint count, then per file: device, inode, fingerprint length and hash as varints, the
-/// offset as a zig-zag varint, a flags byte, the path with a varint length).
+/// offset as a zig-zag varint, a flags byte, the path with a varint length, and in format 3 the delivered ranges
+/// after the offset: a varint count, then per range the gap since the previous end and the length as varints).
 enum TailCheckpoint {
     /// The offset of the first file in the newest valid slot; 0 when there is none.
     static func offset(stateDirectory: URL, source: String = "app") -> Int {
+        first(stateDirectory: stateDirectory, source: source).offset
+    }
+
+    /// The first file's offset and the delivered ranges after it, in the newest valid slot.
+    static func first(stateDirectory: URL, source: String = "app") -> (offset: Int, delivered: [Range<Int>]) {
         let url = stateDirectory.appendingPathComponent(source).appendingPathComponent("checkpoints.slots")
-        guard let bytes = try? [UInt8](Data(contentsOf: url)), bytes.count >= 56, bytes.count % 2 == 0 else { return 0 }
+        guard let bytes = try? [UInt8](Data(contentsOf: url)), bytes.count >= 56, bytes.count % 2 == 0 else { return (0, []) }
         let capacity = bytes.count / 2
-        var best: (sequence: UInt64, offset: Int)? = nil
+        var best: (sequence: UInt64, offset: Int, delivered: [Range<Int>])? = nil
         for start in [0, capacity] {
             let slot = bytes[start..<(start + capacity)]
             guard slot.prefix(4).elementsEqual(Array("UPCK".utf8)) else { continue }
@@ -37,9 +43,20 @@ enum TailCheckpoint {
             for _ in 0..<4 { _ = varint() }
             let zigzag = varint()
             let offset = Int(Int64(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1))))
-            if best == nil || sequence > best!.sequence { best = (sequence, offset) }
+            var delivered: [Range<Int>] = []
+            if slot[start + 4] >= 3 {
+                index += 1  // flags
+                index += Int(varint())  // the path
+                var previous = offset
+                for _ in 0..<varint() {
+                    let lower = previous + Int(varint())
+                    previous = lower + Int(varint())
+                    delivered.append(lower..<previous)
+                }
+            }
+            if best == nil || sequence > best!.sequence { best = (sequence, offset, delivered) }
         }
-        return best?.offset ?? 0
+        return best.map { ($0.offset, $0.delivered) } ?? (0, [])
     }
 
     private static func little(_ bytes: ArraySlice<UInt8>, _ start: Int, _ count: Int) -> UInt64 {

@@ -101,6 +101,111 @@ import UplinkCore
         #expect(throws: CheckpointSlots.Damage.self) { try CheckpointSlots.decodePayload(payload.bytes[...]) }
     }
 
+    // MARK: Format 3: delivered ranges
+
+    static let withRanges = [
+        CheckpointEntry(
+            identity: FileIdentity(device: 2049, inode: 1 << 40, fingerprint: .of(Array("hello\n".utf8))),
+            path: "/var/log/app.log", offset: 1_000, delivered: [1_000..<1_500, 2_000..<2_001, 5_000_000_000..<6_000_000_000]),
+        CheckpointEntry(
+            identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/x", offset: 0, rotated: true),
+    ]
+
+    @Test func formatThreeRoundTripsDeliveredRanges() throws {
+        let file = try #require(CheckpointSlots.encodeFile(Self.withRanges, sequence: 9, capacity: 4096))
+        #expect(file[4] == 3)
+        #expect(CheckpointSlots.decode(file).newest?.entries == Self.withRanges)
+        // Per range: the gap since the previous end and the length, as varints.
+        let payload = CheckpointSlots.encodePayload([Self.entry(offset: 10)].map {
+            var entry = $0
+            entry.delivered = [20..<30, 31..<40]
+            return entry
+        })
+        #expect(Array(payload.suffix(5)) == [2, 10, 10, 1, 9])
+    }
+
+    /// A slot as the previous release (format 2) wrote it: the same payload without the ranges.
+    static func formatTwoFile(_ entry: CheckpointEntry, sequence: UInt64) throws -> [UInt8] {
+        var payload = CheckpointSlots.encodePayload([entry])
+        #expect(payload.last == 0, "no ranges: the format-3 payload ends with their count, 0")
+        payload.removeLast()
+        var slot = Array("UPCK".utf8) + [2, 0, 0, 0]
+        slot += [0x00, 0x10, 0, 0]  // capacity 4096
+        slot += (0..<8).map { UInt8(truncatingIfNeeded: sequence >> (8 * UInt64($0))) }
+        slot += (0..<4).map { UInt8(truncatingIfNeeded: payload.count >> (8 * $0)) }
+        let crc = CRC32.checksum(slot + payload)
+        slot += (0..<4).map { UInt8(truncatingIfNeeded: crc >> (8 * UInt32($0))) }
+        slot += payload
+        return slot + [UInt8](repeating: 0, count: 8192 - slot.count)
+    }
+
+    @Test func aFormatTwoFileStillLoadsAndTheNextWriteIsFormatThree() throws {
+        let file = try Self.formatTwoFile(Self.entries[0], sequence: 5)
+        #expect(CheckpointSlots.decode(file).newest == CheckpointSlots.Slot(index: 0, sequence: 5, entries: [Self.entries[0]]))
+        let directory = sourceTemporaryDirectory("book")
+        try Data(file).write(to: URL(fileURLWithPath: directory + "/checkpoints.slots"))
+        let book = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        #expect(!book.firstStart)
+        #expect(book.dormantEntries().map(\.entry) == [Self.entries[0]])
+        book.skip(book.dormantEntries()[0].id, to: 123_456_789_100)
+        book.write(final: true)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))
+        let newest = try #require(CheckpointSlots.decode(bytes).newest)
+        #expect(newest.sequence == 6 && bytes[newest.index * 4096 + 4] == 3)
+        #expect(newest.entries.first?.offset == 123_456_789_100)
+    }
+
+    @Test(arguments: [
+        // count, then (gap, length) pairs after offset 10
+        [1, 0, 0],  // an empty range
+        [2, 0, 5, 0, 5],  // a second range touching the first
+        [1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 1],  // a gap past Int64.max
+        [1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],  // a length past Int64.max
+        [65] + [UInt8](repeating: 1, count: 130),  // more ranges than a file may record
+        [2, 1, 1],  // fewer ranges than announced
+    ] as [[UInt8]])
+    func malformedRangesAreDamage(ranges: [UInt8]) throws {
+        var payload = CheckpointSlots.encodePayload([Self.entry(offset: 10)])
+        payload.removeLast()
+        payload += ranges
+        #expect(throws: (any Error).self) { try CheckpointSlots.decodePayload(payload[...]) }
+        // Format 2 has no ranges: the same bytes are trailing garbage there.
+        #expect(throws: (any Error).self) { try CheckpointSlots.decodePayload(payload[...], format: 2) }
+    }
+
+    @Test func rangesTheFormatCannotHoldAreLeftOutNotWritten() throws {
+        var entry = Self.entry(offset: 100)
+        entry.delivered = [50..<60, 100..<110, 105..<120, 110..<111, 130..<130, 140..<150]
+        #expect(CheckpointSlots.encodableRanges(entry) == [100..<110, 140..<150])
+        entry.delivered = (0..<100).map { (index: Int) -> Range<Int64> in
+            let start = Int64(200 + index * 10)
+            return start..<(start + 5)
+        }
+        #expect(CheckpointSlots.encodableRanges(entry) == Array(entry.delivered.prefix(CheckpointSlots.maximumRanges)))
+        let decoded = try CheckpointSlots.decodePayload(CheckpointSlots.encodePayload([entry])[...])
+        #expect(decoded.first?.delivered.count == CheckpointSlots.maximumRanges)
+    }
+
+    /// The fuzzer's seeds (Fuzz/Corpus/checkpoint) were written by a separate encoder (a Python script following
+    /// the layout above), so they also check the decoder against what it did not write.
+    @Test func theFuzzSeedsDecodeAsTheirIndependentEncoderWroteThem() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/checkpoint")
+        func bytes(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: corpus.appendingPathComponent(name))) }
+        let format3 = try #require(CheckpointSlots.decode(try bytes("slots-format3")).newest)
+        #expect(format3.sequence == 7)
+        #expect(format3.entries.map(\.path) == ["/var/log/app.log", "/var/log/app.log.1"])
+        #expect(format3.entries.first?.offset == 4096)
+        #expect(format3.entries.first?.delivered == [4096..<8192, 9000..<9500, 20000..<65536])
+        #expect(format3.entries.last?.rotated == true && format3.entries.last?.delivered == [])
+        let format2 = try #require(CheckpointSlots.decode(try bytes("slots-format2")).newest)
+        #expect(format2.entries.map(\.offset) == [4096, 0] && format2.entries.allSatisfy(\.delivered.isEmpty))
+        let upgraded = CheckpointSlots.decode(try bytes("slots-upgraded"))
+        #expect(upgraded.newest?.index == 1 && upgraded.newest?.entries == format3.entries && upgraded.damagedSlots == 0)
+        let ranges = try CheckpointSlots.decodePayload(try bytes("payload-format3-maxranges")[...])
+        #expect(ranges.first?.delivered.count == CheckpointSlots.maximumRanges)
+    }
+
     @Test func manyFilesGrowTheSlotsToAPowerOfTwo() throws {
         let many = (0..<200).map { index in
             CheckpointEntry(
@@ -164,6 +269,86 @@ import UplinkCore
         // Nothing changed: nothing is written.
         book.writeIfDue()
         #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path))) == bytes)
+    }
+
+    @Test func chunksAcknowledgedOutOfOrderAreWrittenAsRangesAndCarriedIntoTheNextRun() throws {
+        let directory = sourceTemporaryDirectory("book")
+        let metrics = ComponentMetrics()
+        let book = CheckpointBook(directory: directory, interval: .seconds(3600), logger: SourceHarness.logger, metrics: metrics)
+        let identity = FileIdentity(device: 1, inode: 2, fingerprint: .of([1, 2, 3]))
+        let id = book.create(identity: identity, path: "/a.log", offset: 0)
+        var tokens: [Acknowledgement?] = (1...5).map { book.acknowledgement(for: id, end: Int64($0 * 100)) }
+        // The first waits for a retry; 2, 3 and 5 are delivered; 4 is still in flight when the process is killed.
+        for index in [1, 2, 4] {
+            tokens[index]?.resolve(.delivered)
+            tokens[index] = nil
+        }
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))
+        let written = try #require(CheckpointSlots.decode(bytes).newest?.entries.first)
+        #expect(written.offset == 0)
+        #expect(written.delivered == [100..<300, 400..<500])
+        _ = tokens
+
+        let reopened = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        let (carriedID, entry) = try #require(reopened.dormantEntries().first)
+        #expect(entry.delivered == [100..<300, 400..<500])
+        // A file shorter than a range is not the content the ranges describe: they are forgotten.
+        #expect(reopened.carriedRanges(carriedID, fileSize: 499) == [])
+        #expect(reopened.dormantEntries().first?.entry.delivered == [])
+        #expect(metrics.snapshot.errors == 0)
+    }
+
+    @Test func theReaderSkippingCarriedRangesKeepsTheRestUntilReached() throws {
+        let directory = sourceTemporaryDirectory("book")
+        let first = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        let id = first.create(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", offset: 0)
+        var tokens: [Acknowledgement?] = (1...4).map { first.acknowledgement(for: id, end: Int64($0 * 100)) }
+        tokens[1]?.resolve(.delivered)
+        tokens[3]?.resolve(.delivered)
+        tokens = []
+        first.stop()
+        let book = CheckpointBook(directory: directory, interval: .seconds(1), logger: SourceHarness.logger)
+        let carriedID = try #require(book.dormantEntries().first?.id)
+        book.revive(carriedID, identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", rotated: false)
+        #expect(book.carriedRanges(carriedID, fileSize: 400) == [100..<200, 300..<400])
+        // Run 2 sends 0..<100 again, skips 100..<200, sends 200..<300 (both still in flight): the checkpoint keeps
+        // the skipped range and the one not reached yet.
+        var resent: Acknowledgement? = book.acknowledgement(for: carriedID, end: 100)
+        book.skipCarried(carriedID, 100..<200)
+        var more: Acknowledgement? = book.acknowledgement(for: carriedID, end: 300)
+        book.write(final: false)
+        var entry = CheckpointSlots.decode(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))).newest?.entries.first
+        #expect(entry?.offset == 0 && entry?.delivered == [100..<200, 300..<400])
+        resent?.resolve(.delivered)
+        resent = nil
+        more?.resolve(.delivered)
+        more = nil
+        book.skipCarried(carriedID, 300..<400)
+        book.write(final: false)
+        entry = CheckpointSlots.decode(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))).newest?.entries.first
+        #expect(entry?.offset == 400 && entry?.delivered == [])
+    }
+
+    @Test func moreGapsThanTheFormatHoldsKeepTheFirstRangesAndAreCounted() throws {
+        let metrics = ComponentMetrics()
+        let book = CheckpointBook(
+            directory: sourceTemporaryDirectory("book"), interval: .seconds(3600), logger: SourceHarness.logger,
+            metrics: metrics)
+        let id = book.create(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", offset: 0)
+        var held: [Acknowledgement] = []
+        for index in 0..<(2 * CheckpointSlots.maximumRanges + 4) {
+            let token = book.acknowledgement(for: id, end: Int64(index + 1) * 10)
+            // Every other chunk stays in flight: each delivered one is a range of its own.
+            if index % 2 == 0 { held.append(token) } else { token.resolve(.delivered) }
+        }
+        book.write(final: false)
+        let entry = CheckpointSlots.decode(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))).newest?.entries.first
+        #expect(entry?.delivered.count == CheckpointSlots.maximumRanges)
+        #expect(entry?.delivered.first == 10..<20)
+        let omitted = metrics.report().samples.first { $0.name == "uplink_file_checkpoint_ranges_omitted_total" }
+        #expect(omitted != nil)
+        if case .counter(let value)? = omitted?.value { #expect(value >= 1) } else { Issue.record("not a counter") }
+        _ = held
     }
 
     @Test func theFirstFormatIsReadOnceAndReplaced() throws {

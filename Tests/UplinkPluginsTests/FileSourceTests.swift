@@ -102,6 +102,73 @@ import UplinkCore
         expectEachOnce(second.lines, prefix: "n", count: 50)
     }
 
+    /// Chunks acknowledged after one that was not (a batch waiting for a retry while later ones are delivered)
+    /// are recorded as delivered ranges: a restart sends again exactly the events of the unacknowledged chunks,
+    /// identified by their byte offsets, with single lines and with multi-line events (flushed at a range's
+    /// start as the first run flushed them).
+    @Test(arguments: [false, true])
+    func aRestartSendsAgainOnlyTheChunksNotAcknowledged(multiline: Bool) async throws {
+        let directory = sourceTemporaryDirectory("ranges")
+        let path = directory + "/app.log"
+        let state = sourceTemporaryDirectory("state")
+        var options = "include: [\(directory)/*.log]"
+        if multiline { options += ", multiline: { start_pattern: '^event', timeout: 100ms }" }
+        // Part p holds events p-0 ..< p-5 (with two continuation lines each in multi-line mode).
+        func part(_ p: Int) -> String {
+            (0..<5).map { "event \(p)-\($0)\n" + (multiline ? "  at frame 1\n  at frame 2\n" : "") }.joined()
+        }
+        // Parts 1 and 3 are not acknowledged; 0, 2 and 4 are, out of order with them.
+        let unacknowledged: @Sendable ([ReceivedEvent]) -> Bool = { events in
+            events.contains { $0.text.hasPrefix("event 1-") || $0.text.hasPrefix("event 3-") }
+        }
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options), acknowledging: { !unacknowledged($0) })
+        for p in 0..<5 {
+            append(part(p), to: path)
+            #expect(await first.waitFor(count: 5 * (p + 1)))
+        }
+        await first.stop()
+        let resent = first.events.filter { unacknowledged([$0]) }
+        #expect(resent.count == 10)
+
+        append(multiline ? "event end\n" : "end\n", to: path)
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options))
+        // The last line is read after everything before it: once it is in, nothing else is coming.
+        #expect(await second.waitUntilLast { $0.text.hasSuffix("end") })
+        await second.stop()
+        let events = second.events.dropLast()
+        #expect(events.map(\.text) == resent.map(\.text))
+        #expect(events.map(\.offset) == resent.map(\.offset))
+    }
+
+    /// Delivered ranges describe the file's bytes as they were: a file truncated (and written again, shorter than
+    /// a range) while the agent was stopped is not that content any more, so nothing of it is skipped.
+    @Test func rangesOfAFileTruncatedWhileStoppedAreDropped() async throws {
+        let directory = sourceTemporaryDirectory("ranges-truncated")
+        let path = directory + "/app.log"
+        let state = sourceTemporaryDirectory("state")
+        // The first 16 bytes identify the file: they survive the truncation below, so it resumes at its offset.
+        let options = "include: [\(directory)/*.log], fingerprint_bytes: 16"
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options), acknowledging: { events in !events.contains { $0.text.hasPrefix("t-1") } })
+        for p in 0..<3 {
+            append((0..<5).map { "t-\(p)\($0)\n" }.joined(), to: path)
+            #expect(await first.waitFor(count: 5 * (p + 1)))
+        }
+        await first.stop()
+        // Checkpoint: offset 25 (after part 0), and part 2 (bytes 50..<75) as a delivered range. The file is cut
+        // back into part 1 and written again with new lines, ending (at 56) before the range does.
+        _ = truncate(path, 40)
+        append("new-0\nnew-1\n", to: path)
+        append("end\n", to: path)
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options))
+        #expect(await second.waitUntilLast { $0.text == "end" })
+        await second.stop()
+        #expect(second.lines == ["t-10", "t-11", "t-12", "new-0", "new-1", "end"])
+    }
+
     @Test func aCopyBeingFinishedWhenStoppedIsFinishedAfterARestart() async throws {
         let directory = sourceTemporaryDirectory("copy-restart")
         let path = directory + "/app.log"

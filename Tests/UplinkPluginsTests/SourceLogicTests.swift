@@ -96,6 +96,46 @@ import UplinkCore
         #expect(tracker.pending.last?.end == 20010)
     }
 
+    @Test func offsetTrackerReportsChunksDeliveredBeyondTheOffsetAsRanges() {
+        var tracker = OffsetTracker(committed: 100)
+        let a = tracker.send(end: 200)
+        let b = tracker.send(end: 300)
+        let c = tracker.send(end: 400)
+        let d = tracker.send(end: 500)
+        tracker.skip(to: 550)
+        let e = tracker.send(end: 600)
+        tracker.finish(b, delivered: true)
+        tracker.finish(d, delivered: true)
+        tracker.finish(e, delivered: true)
+        #expect(tracker.committed == 100)
+        // d, the skipped bytes and e touch: one range.
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [200..<300, 400..<600])
+        #expect(tracker.deliveredRanges(limit: 1) == ([200..<300], 1))
+        tracker.finish(c, delivered: false)  // failed for good: sent again after a restart
+        tracker.finish(a, delivered: true)
+        #expect(tracker.committed == 300)
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [400..<600])
+    }
+
+    @Test func offsetTrackerKeepsCarriedRangesUntilTheReaderSkipsThem() {
+        var tracker = OffsetTracker(committed: 100, carried: [200..<300, 400..<500])
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [200..<300, 400..<500])
+        let resent = tracker.send(end: 200)
+        tracker.skipCarried(200..<300)
+        #expect(tracker.carried == [400..<500])
+        #expect(tracker.committed == 100)
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [200..<300, 400..<500])
+        tracker.finish(resent, delivered: true)
+        #expect(tracker.committed == 300)
+        tracker.skip(to: 400)
+        tracker.skipCarried(400..<500)
+        #expect(tracker.committed == 500)
+        #expect(tracker.deliveredRanges(limit: 8).ranges.isEmpty)
+        var dropped = OffsetTracker(committed: 0, carried: [10..<20])
+        dropped.dropCarried()
+        #expect(dropped.deliveredRanges(limit: 8).ranges.isEmpty)
+    }
+
     @Test func offsetTrackerSkipsBytesWithoutEvents() {
         var tracker = OffsetTracker(committed: 0)
         tracker.skip(to: 50)
@@ -134,7 +174,9 @@ import UplinkCore
         second?.resolve(.delivered)
         second = nil
         book.stop()
-        #expect(!FileManager.default.fileExists(atPath: path))  // waits for the first
+        // The final checkpoint waits for the first; meanwhile the second is written as a delivered range.
+        let early = CheckpointSlots.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).newest?.entries
+        #expect(early == [CheckpointEntry(identity: identity, path: "/a.log", offset: 10, delivered: [20..<30])])
         first?.resolve(.delivered)
         first = nil
         let written = CheckpointSlots.decode(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).newest?.entries

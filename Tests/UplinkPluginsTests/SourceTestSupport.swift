@@ -76,6 +76,14 @@ final class SourceHarness: Sendable {
 
     /// Starts the source; `acknowledge: false` leaves every chunk unresolved (reported as dropped).
     func start<S: SourceStage>(_ source: S, acknowledge: Bool = true) where S.Output == RawEvent {
+        start(source, acknowledging: { _ in acknowledge })
+    }
+
+    /// Starts the source; a chunk is acknowledged as delivered when `acknowledging` says so for its events, else
+    /// left unresolved (reported as dropped).
+    func start<S: SourceStage>(
+        _ source: S, acknowledging: @escaping @Sendable ([ReceivedEvent]) -> Bool
+    ) where S.Output == RawEvent {
         channel.addProducer()
         let context = ComponentContext(
             id: id, type: "test", role: .source, logger: logger, metrics: metrics, dataDirectory: dataDirectory)
@@ -98,7 +106,7 @@ final class SourceHarness: Sendable {
                     }
                     received.withLock { $0.append(contentsOf: copies) }
                     chunkCount.withLock { $0 += 1 }
-                    if acknowledge { chunk.acknowledgements.resolve(.delivered) }
+                    if acknowledging(copies) { chunk.acknowledgements.resolve(.delivered) }
                 }
             }
         }
@@ -112,6 +120,12 @@ final class SourceHarness: Sendable {
     @discardableResult
     func waitFor(count: Int, timeout: Duration = .seconds(10)) async -> Bool {
         await waitUntil(timeout: timeout) { self.events.count >= count }
+    }
+
+    /// Waits until the last event received satisfies `condition`; false on timeout.
+    @discardableResult
+    func waitUntilLast(timeout: Duration = .seconds(10), _ condition: @escaping @Sendable (ReceivedEvent) -> Bool) async -> Bool {
+        await waitUntil(timeout: timeout) { self.events.last.map(condition) ?? false }
     }
 
     /// Cancels the source (as the pipeline does at shutdown) and waits for everything it sent to be consumed.

@@ -169,6 +169,7 @@ public struct JSONTransform: TransformStage {
                 }
                 records.append(Record(fields: fields, origin: event.origin, timestamp: event.timestamp))
             }
+            rejections.settle(chunk.acknowledgements)
             if records.isEmpty {
                 // Every line was dropped or dead-lettered on purpose: that is their final answer, and a source
                 // waiting for it must not take them for lost.

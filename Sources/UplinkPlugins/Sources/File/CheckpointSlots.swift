@@ -4,17 +4,25 @@ import UplinkCore
 /// in place and in turn, so that rewriting a checkpoint is one small `pwrite` and never a temporary file and a
 /// rename (which wear out SD cards and eMMC).
 ///
-/// A slot: `"UPCK"`, a format byte (2), three zero bytes, `capacity` (u32 LE), `sequence` (u64 LE), the payload's
+/// A slot: `"UPCK"`, a format byte (3), three zero bytes, `capacity` (u32 LE), `sequence` (u64 LE), the payload's
 /// `length` (u32 LE), a CRC-32 (u32 LE) of the 24 bytes before it and of the payload, then the payload. The
 /// payload is a varint count of entries, each: device, inode, fingerprint length, fingerprint hash (varints),
-/// offset (zig-zag varint), flags (one byte: 1 = rotated), path (varint length and UTF-8 bytes).
+/// offset (zig-zag varint), flags (one byte: 1 = rotated), path (varint length and UTF-8 bytes), then (format 3)
+/// the delivered ranges after the offset: a varint count (at most ``maximumRanges``), and per range the gap
+/// since the previous range's end (the offset for the first) and the range's length, as varints. Ranges are
+/// sorted, disjoint, not touching and not empty. Format 2 (the same without ranges) is still read.
 ///
 /// Recovery takes the valid slot with the highest sequence; a torn or corrupted slot (bad magic, length or CRC)
 /// is skipped, so the other slot is used. Decoding is a pure function of the file's bytes (fuzzed, and unit
 /// tested with torn and corrupted slots).
 enum CheckpointSlots {
     static let magic: [UInt8] = Array("UPCK".utf8)
-    static let format: UInt8 = 2
+    /// The format written; ``readableFormats`` are read.
+    static let format: UInt8 = 3
+    static let readableFormats: ClosedRange<UInt8> = 2...3
+    /// Delivered ranges recorded per file, beyond its contiguous offset: a file whose acknowledgements leave more
+    /// gaps than this records the first ones only (the rest is sent again after a crash, and counted).
+    static let maximumRanges = 64
     static let headerBytes = 28
     /// One page per slot: a rewrite touches one page.
     static let minimumCapacity = 4096
@@ -97,7 +105,7 @@ enum CheckpointSlots {
         _ slot: ArraySlice<UInt8>, capacity: Int
     ) -> (sequence: UInt64, entries: [CheckpointEntry])? {
         let start = slot.startIndex
-        guard slot.count >= headerBytes, slot.prefix(4).elementsEqual(magic), slot[start + 4] == format,
+        guard slot.count >= headerBytes, slot.prefix(4).elementsEqual(magic), readableFormats.contains(slot[start + 4]),
             readLittleEndian(slot, at: start + 8, bytes: 4) == UInt64(capacity)
         else { return nil }
         let sequence = readLittleEndian(slot, at: start + 12, bytes: 8)
@@ -106,7 +114,7 @@ enum CheckpointSlots {
         guard length <= slot.count - headerBytes else { return nil }
         let payload = slot[(start + headerBytes)..<(start + headerBytes + length)]
         guard checksum(header: Array(slot[start..<(start + 24)]), payload: payload) == crc,
-            let entries = try? decodePayload(payload)
+            let entries = try? decodePayload(payload, format: slot[start + 4])
         else { return nil }
         return (sequence, entries)
     }
@@ -122,14 +130,38 @@ enum CheckpointSlots {
             writer.signed(entry.offset)
             writer.byte(entry.rotated ? 1 : 0)
             writer.string(entry.path)
+            let delivered = encodableRanges(entry)
+            writer.varint(UInt64(delivered.count))
+            var previous = entry.offset
+            for range in delivered {
+                writer.varint(UInt64(range.lowerBound - previous))
+                writer.varint(UInt64(range.count))
+                previous = range.upperBound
+            }
         }
         return writer.bytes
+    }
+
+    /// The entry's ranges that the format can hold: a range that is empty, overlaps or touches the one before,
+    /// or starts before the offset is left out (its bytes are read again: a duplicate, never a loss), and so are
+    /// those after the first ``maximumRanges``.
+    static func encodableRanges(_ entry: CheckpointEntry) -> [Range<Int64>] {
+        var ranges: [Range<Int64>] = []
+        var previous = entry.offset
+        for range in entry.delivered where ranges.count < maximumRanges && !range.isEmpty {
+            guard range.lowerBound > previous || (ranges.isEmpty && range.lowerBound == previous) else { continue }
+            ranges.append(range)
+            previous = range.upperBound
+        }
+        return ranges
     }
 
     /// A payload that does not hold checkpoint entries.
     struct Damage: Error {}
 
-    static func decodePayload(_ payload: ArraySlice<UInt8>) throws -> [CheckpointEntry] {
+    /// Decodes a payload of `format` (2: without ranges, 3: with them); throws ``Damage`` for anything but a
+    /// well-formed payload.
+    static func decodePayload(_ payload: ArraySlice<UInt8>, format: UInt8 = format) throws -> [CheckpointEntry] {
         var reader = BinaryReader(payload)
         let count = try reader.varint()
         // Each entry takes at least 7 bytes: a count beyond that is damage, not a reason to reserve memory.
@@ -145,11 +177,27 @@ enum CheckpointSlots {
             let flags = try reader.byte()
             let path = try reader.string()
             guard length <= 65536, offset >= 0, flags <= 1 else { throw Damage() }
+            var delivered: [Range<Int64>] = []
+            if format >= 3 {
+                let rangeCount = try reader.varint()
+                guard rangeCount <= UInt64(maximumRanges) else { throw Damage() }
+                var previous = offset
+                for index in 0..<Int(rangeCount) {
+                    let gap = try reader.varint()
+                    let count = try reader.varint()
+                    // Sorted, disjoint and apart (touching ranges are written as one), not empty, no overflow.
+                    guard count > 0, index == 0 || gap > 0, gap <= UInt64(Int64.max - previous) else { throw Damage() }
+                    let lower = previous + Int64(gap)
+                    guard count <= UInt64(Int64.max - lower) else { throw Damage() }
+                    delivered.append(lower..<(lower + Int64(count)))
+                    previous = lower + Int64(count)
+                }
+            }
             entries.append(
                 CheckpointEntry(
                     identity: FileIdentity(
                         device: device, inode: inode, fingerprint: FileFingerprint(length: Int(length), hash: hash)),
-                    path: path, offset: offset, rotated: flags == 1))
+                    path: path, offset: offset, rotated: flags == 1, delivered: delivered))
         }
         guard reader.isAtEnd else { throw Damage() }
         return entries

@@ -15,6 +15,9 @@ struct CheckpointEntry: Sendable, Equatable {
     var offset: Int64
     /// Rotated away (or a copytruncate copy): no longer matched by the patterns but still to be read to its end.
     var rotated = false
+    /// Byte ranges after `offset` whose events were delivered (acknowledged out of order): a restart skips them.
+    /// Sorted, disjoint, at most ``CheckpointSlots/maximumRanges``; not in the first (JSON) format.
+    var delivered: [Range<Int64>] = []
 }
 
 /// The first checkpoint format, `checkpoints.json`: `{"version":1,"files":[{"path":…,"device":…,"inode":…,
@@ -86,7 +89,10 @@ enum CheckpointCodec {
 /// by acknowledgements, and written in place into `checkpoints.slots` (``CheckpointSlotFile``).
 ///
 /// A checkpoint is written as soon as an acknowledgement moves it (one `pwrite` into the page cache, which a
-/// killed process does not lose), so a restart after `kill -9` sends again only what was in flight. It is
+/// killed process does not lose), so a restart after `kill -9` sends again only what was in flight. Besides the
+/// offset up to which everything was delivered, it records the byte ranges acknowledged out of order after it
+/// (``OffsetTracker/deliveredRanges(limit:)``, at most ``CheckpointSlots/maximumRanges`` per file), which the
+/// restart skips: a batch waiting for a retry does not make every later batch be sent again. It is
 /// synced every `interval`, and only when something was written: a power cut may lose up to `interval` of
 /// checkpoints (those lines are sent again), never a checkpoint beyond delivered data.
 ///
@@ -120,6 +126,8 @@ final class CheckpointBook: Sendable {
         var stopped = false
         var finalWritten = false
         var dirty = false
+        /// A checkpoint left out delivered ranges (more than the format holds); logged once.
+        var rangesOmittedReported = false
     }
 
     /// The file's writer and what the book knows about its failures; only touched under its lock, which also
@@ -165,6 +173,8 @@ final class CheckpointBook: Sendable {
     let metrics: ComponentMetrics?
     /// True when no checkpoint file existed: the source has never run with this id and state directory.
     let firstStart: Bool
+    /// Checkpoint writes that left out some file's delivered ranges (more gaps than ``CheckpointSlots/maximumRanges``).
+    let rangesOmitted: ExtraCounter?
     private let state = Mutex(State())
     private let writer: Mutex<Writer>
 
@@ -203,11 +213,15 @@ final class CheckpointBook: Sendable {
             metrics?.error()
         }
         firstStart = first
+        rangesOmitted = metrics?.counter(
+            "uplink_file_checkpoint_ranges_omitted_total",
+            help: "checkpoint writes that left out delivered ranges beyond the per-file maximum (sent again after a crash)")
         writer = Mutex(Writer(file: file, legacyPath: migrateFrom))
         state.withLock { state in
             for entry in entries {
                 state.records[state.nextID] = Record(
-                    identity: entry.identity, path: entry.path, tracker: OffsetTracker(committed: entry.offset),
+                    identity: entry.identity, path: entry.path,
+                    tracker: OffsetTracker(committed: entry.offset, carried: entry.delivered),
                     status: .dormant, rotated: entry.rotated)
                 state.nextID += 1
             }
@@ -223,15 +237,41 @@ final class CheckpointBook: Sendable {
     func dormantEntries() -> [(id: Int, entry: CheckpointEntry)] {
         state.withLock { state in
             state.records.compactMap { id, record in
-                record.status == .dormant
-                    ? (
-                        id,
-                        CheckpointEntry(
-                            identity: record.identity, path: record.path, offset: record.tracker.committed,
-                            rotated: record.rotated)
-                    )
-                    : nil
+                record.status == .dormant ? (id, Self.entry(record).entry) : nil
             }.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// What the checkpoint holds for a record, and whether delivered ranges had to be left out.
+    private static func entry(_ record: Record) -> (entry: CheckpointEntry, omitted: Bool) {
+        let (ranges, omitted) = record.tracker.deliveredRanges(limit: CheckpointSlots.maximumRanges)
+        return (
+            CheckpointEntry(
+                identity: record.identity, path: record.path, offset: record.tracker.committed,
+                rotated: record.rotated, delivered: ranges),
+            omitted > 0
+        )
+    }
+
+    /// The delivered ranges a reader opening the record's file must skip; none (they are forgotten) when one
+    /// ends past `fileSize`: the file is shorter than what was delivered, so it is not that content any more.
+    func carriedRanges(_ id: Int, fileSize: Int64) -> [Range<Int64>] {
+        state.withLock { state in
+            guard let carried = state.records[id]?.tracker.carried else { return [] }
+            if let last = carried.last, last.upperBound > fileSize {
+                state.records[id]!.tracker.dropCarried()
+                state.dirty = true
+                return []
+            }
+            return carried
+        }
+    }
+
+    /// The reader skipped a carried range (its events were delivered by an earlier run).
+    func skipCarried(_ id: Int, _ range: Range<Int64>) {
+        state.withLock { state in
+            state.records[id]?.tracker.skipCarried(range)
+            state.dirty = true
         }
     }
 
@@ -327,7 +367,9 @@ final class CheckpointBook: Sendable {
             state.outstanding -= 1
             var moved = false
             if var record = state.records[id] {
-                if record.tracker.finish(sequence, delivered: delivered) {
+                // A delivered chunk changes the checkpoint even when an earlier one holds the offset back: it
+                // becomes (or extends) a delivered range.
+                if record.tracker.finish(sequence, delivered: delivered) || delivered {
                     state.dirty = true
                     moved = true
                 }
@@ -402,13 +444,23 @@ final class CheckpointBook: Sendable {
                     return nil
                 }
                 state.dirty = false
-                return state.records.sorted { $0.key < $1.key }.compactMap { _, record in
-                    record.status == .forgotten
-                        ? nil
-                        : CheckpointEntry(
-                            identity: record.identity, path: record.path, offset: record.tracker.committed,
-                            rotated: record.rotated)
+                var omitted = false
+                let entries = state.records.sorted { $0.key < $1.key }.compactMap { _, record -> CheckpointEntry? in
+                    guard record.status != .forgotten else { return nil }
+                    let (entry, cut) = Self.entry(record)
+                    if cut { omitted = true }
+                    return entry
                 }
+                if omitted {
+                    rangesOmitted?.increment()
+                    if !state.rangesOmittedReported {
+                        state.rangesOmittedReported = true
+                        logger.info(
+                            "a checkpoint holds at most \(CheckpointSlots.maximumRanges) delivered ranges per file; the later ones are sent again after a crash",
+                            metadata: ["checkpoint.path": "\(path)"])
+                    }
+                }
+                return entries
             }
             guard let entries else { return }
             do {

@@ -136,6 +136,7 @@ extension FileTailer {
         }
         let file = TailedFile(id: id, path: path, fd: fd, identity: identity, framer: framer, multiline: multiline)
         file.seek(to: offset)
+        file.skips = book.carriedRanges(id, fileSize: FileStatus.of(fd: fd)?.size ?? 0).filter { $0.lowerBound >= offset }
         file.watch = watcher.watchFile(path)
         files[id] = file
         return file

@@ -150,9 +150,19 @@ final class FileTailer {
         guard files[file.id] != nil else { return false }
         var reads = 0
         while reads < Self.readsPerRound {
+            if let range = file.skips.first, file.readOffset >= range.lowerBound {
+                // Reads stop at a range's start, so the offset is there; past its end (never expected) the range
+                // is simply not skipped.
+                if file.readOffset < range.upperBound {
+                    try await skipDelivered(range, in: file)
+                } else {
+                    file.skips.removeFirst()
+                }
+                continue
+            }
             let bytes: [UInt8]?
             do {
-                bytes = try file.read(size: settings.readSize)
+                bytes = try file.read(size: file.readSize(settings.readSize))
             } catch {
                 logger.error(
                     "cannot read file; closing it", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
@@ -185,6 +195,11 @@ final class FileTailer {
 
     /// Sends the events of one read (if any) with the acknowledgement that completes the file up to where
     /// every byte is in an event.
+    ///
+    /// One chunk per read is the granularity of acknowledgements: a chunk split between a delivered batch and
+    /// one in flight at a crash is sent again whole. Smaller chunks (64 lines) would bound that to a few lines
+    /// per batch boundary, but measured, they nearly doubled the CPU per line of the HTTPS pipeline
+    /// (bench/RESULTS.md, 2026-12-05 killbound).
     private func send(_ events: [RawEvent], from file: TailedFile) async throws {
         let complete = file.completeOffset
         if events.isEmpty {
@@ -197,6 +212,19 @@ final class FileTailer {
         let token = book.acknowledgement(for: file.id, end: complete)
         file.registeredThrough = max(file.registeredThrough, complete)
         try await output.send(events, acknowledgements: Acknowledgements([token]))
+    }
+
+    /// Jumps over bytes whose events an earlier run delivered (a range its checkpoint recorded beyond the
+    /// offset). The earlier run ended an event where the range begins, so what is held back (a partial line, a
+    /// multi-line event) is sent first, as it was then; the range's bytes are then exactly those events.
+    private func skipDelivered(_ range: Range<Int64>, in file: TailedFile) async throws {
+        try await flushPending(file)
+        file.skips.removeFirst()
+        file.seek(to: range.upperBound)
+        book.skipCarried(file.id, range)
+        logger.debug(
+            "skipping what was delivered before the restart",
+            metadata: ["file.path": "\(file.path)", "file.range": "\(range.lowerBound)..<\(range.upperBound)"])
     }
 
     private func joinLines(_ lines: [RawEvent], file: TailedFile) -> [RawEvent] {

@@ -2,6 +2,11 @@
 /// record. Acknowledgements may arrive in any order; a range that was not delivered (dropped or failed) stops
 /// the checkpoint there, so a restart reads it again (at-least-once).
 ///
+/// Beyond `committed`, chunks acknowledged out of order form delivered ranges (``deliveredRanges``) that the
+/// checkpoint also records, so that after a crash a restart skips them and sends again only what was not
+/// acknowledged. Ranges carried over from such a checkpoint (`carried`) lie ahead of the read position until
+/// the reader reaches and skips them (``skipCarried(_:)``).
+///
 /// A pure state machine: ``send(end:)`` when a chunk leaves, ``finish(_:delivered:)`` when its acknowledgement
 /// comes back.
 struct OffsetTracker: Sendable, Equatable {
@@ -21,8 +26,53 @@ struct OffsetTracker: Sendable, Equatable {
     /// Chunks whose acknowledgement has not come back.
     private(set) var inFlight = 0
 
-    init(committed: Int64) {
+    /// Delivered ranges recorded by an earlier run that the reader has not reached yet: sorted, disjoint, and
+    /// after `committed` and every pending end.
+    private(set) var carried: [Range<Int64>]
+
+    init(committed: Int64, carried: [Range<Int64>] = []) {
         self.committed = committed
+        self.carried = carried
+    }
+
+    /// The reader reached a carried range and skipped its bytes (delivered by the earlier run): it counts as
+    /// delivered once everything sent before it is.
+    mutating func skipCarried(_ range: Range<Int64>) {
+        carried.removeAll { $0.upperBound <= range.upperBound }
+        skip(to: range.upperBound)
+    }
+
+    /// Forgets the carried ranges (the file is not the content they describe any more).
+    mutating func dropCarried() {
+        carried = []
+    }
+
+    /// The delivered byte ranges after `committed`, in file order and merged where they touch: the ranges of
+    /// chunks acknowledged after an earlier one that is still in flight or failed, then the carried ones.
+    /// At most `limit`; the ones after are left out (they are read and sent again after a crash: duplicates,
+    /// never loss). `omitted` is how many were left out.
+    func deliveredRanges(limit: Int) -> (ranges: [Range<Int64>], omitted: Int) {
+        var ranges: [Range<Int64>] = []
+        var omitted = 0
+        // The end of the last range seen, kept or left out: a range touching it extends it.
+        var lastEnd: Int64 = -1
+        func add(_ range: Range<Int64>) {
+            defer { lastEnd = range.upperBound }
+            if range.lowerBound == lastEnd {
+                if omitted == 0 { ranges[ranges.count - 1] = ranges[ranges.count - 1].lowerBound..<range.upperBound }
+            } else if ranges.count < limit {
+                ranges.append(range)
+            } else {
+                omitted += 1
+            }
+        }
+        var start = committed
+        for entry in pending {
+            if entry.state == .delivered && entry.end > start { add(start..<entry.end) }
+            start = max(start, entry.end)
+        }
+        for range in carried where range.lowerBound >= start && !range.isEmpty { add(range) }
+        return (ranges, omitted)
     }
 
     /// Records a chunk covering the file up to `end`; returns its sequence number for ``finish(_:delivered:)``.

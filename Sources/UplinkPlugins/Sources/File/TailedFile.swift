@@ -29,6 +29,9 @@ final class TailedFile {
     var lastSize: Int64 = -1
     /// The offset up to which a chunk's acknowledgement (or a skip) has been registered.
     var registeredThrough: Int64
+    /// Byte ranges ahead whose events an earlier run delivered (from the checkpoint): reads stop at the next
+    /// one's start, and the reader jumps over it. Sorted, disjoint, after the read offset.
+    var skips: [Range<Int64>] = []
 
     init(id: Int, path: String, fd: Int32, identity: FileIdentity, framer: EventFramer, multiline: MultilineAggregator?)
     {
@@ -54,6 +57,12 @@ final class TailedFile {
 
     /// Something is held back waiting for more data (a partial line or a multi-line event).
     var hasPending: Bool { framer.hasPendingBytes || !(multiline?.isEmpty ?? true) }
+
+    /// How much the next read may take: `size`, or less so as to stop where the next skipped range begins.
+    func readSize(_ size: Int) -> Int {
+        guard let next = skips.first else { return size }
+        return Int(max(0, min(Int64(size), next.lowerBound - readOffset)))
+    }
 
     /// Reads one buffer; nil at end of file. Throws on read errors.
     func read(size: Int) throws -> [UInt8]? {

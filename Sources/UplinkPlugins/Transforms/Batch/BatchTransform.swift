@@ -125,6 +125,7 @@ public struct BatchTransform<Input: Event>: TransformStage {
                     chunk.acknowledgements.resolve(.delivered)
                 }
                 try await perform(&actions, rejections: &rejections, output: output)
+                rejections.settle(chunk.acknowledgements)
             case .timedOut:
                 continue
             case .ended:

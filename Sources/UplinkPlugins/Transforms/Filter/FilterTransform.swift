@@ -77,6 +77,7 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
                 if kept != position { events.swapAt(kept, position) }
                 kept += 1
             }
+            failures.settle(chunk.acknowledgements)
             if kept < events.count { events.removeLast(events.count - kept) }
             if filtered > 0 { context.metrics.dropped(filtered, reason: .filtered) }
             if events.isEmpty {

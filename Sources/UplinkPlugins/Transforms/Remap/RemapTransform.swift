@@ -108,6 +108,7 @@ public struct RemapTransform: TransformStage {
                 if kept != position { records.swapAt(kept, position) }
                 kept += 1
             }
+            failures.settle(chunk.acknowledgements)
             if kept < records.count { records.removeLast(records.count - kept) }
             if records.isEmpty {
                 chunk.acknowledgements.resolve(.delivered)

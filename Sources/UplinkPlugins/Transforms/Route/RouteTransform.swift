@@ -127,6 +127,7 @@ public struct RouteTransform<E: ExpressionSubject>: NamedOutputStage {
                     for index in matches { buckets[index].append(event) }
                 }
             }
+            failures.settle(chunk.acknowledgements)
             var reachedReader = false
             for index in names.indices where !buckets[index].isEmpty {
                 let events = buckets[index]

@@ -50,8 +50,13 @@ struct DeadLetterSettings: Sendable {
 /// Counts, logs and dead-letters the events a transform cannot turn into output.
 ///
 /// Every reject counts as a component error; the first is logged with its reason, the rest are summarised when
-/// the transform ends, never one log line per event. A reject that cannot be dead-lettered (the disk is full)
-/// is dropped and counted, never a crash.
+/// the transform ends, never one log line per event.
+///
+/// A dead letter is a final answer only once it is on disk. When writing it fails (the file cannot be opened,
+/// written or fsynced), the event is not acknowledged: ``settle(_:)`` resolves the chunk it came from as failed,
+/// so the source keeps it (a file's checkpoint stays before it and a restart reads it again). The failure is
+/// counted in `errors_total`, logged with the path and errno (the first of a run of failures; the next success is
+/// logged too), and reported to `/health` (degraded, then unhealthy) until a dead letter is written again.
 struct Rejections {
     let context: ComponentContext
     let deadLetters: DeadLetterFile?
@@ -60,12 +65,20 @@ struct Rejections {
     private(set) var rejected = 0
     private(set) var deadLettered = 0
     private(set) var dropped = 0
-    private var writeFailed = false
+    /// Dead letters that could not be written.
+    private(set) var writeFailures = 0
+    /// A dead-letter write failed since the last ``settle(_:)``: the chunk being handled must not be acknowledged.
+    private var unsettledFailure = false
+    private let health = DeadLetterHealth()
 
     init(context: ComponentContext, deadLetters: DeadLetterFile?, dropReason: DropReason = .parseError) {
         self.context = context
         self.deadLetters = deadLetters
         self.dropReason = dropReason
+        if deadLetters != nil {
+            let health = self.health
+            context.metrics.addReporter { health.report() }
+        }
     }
 
     /// Rejects an event: dead-letters `payload` when `deadLetter` is true (and a file is configured), else drops it.
@@ -76,18 +89,34 @@ struct Rejections {
                 try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
                 deadLettered += 1
                 context.metrics.dropped(1, reason: .deadLetter)
+                if health.recovered() {
+                    context.logger.info("dead letters are written again", metadata: ["file.path": "\(deadLetters.path)"])
+                }
                 return
             } catch {
-                if !writeFailed {
-                    writeFailed = true
+                writeFailures += 1
+                unsettledFailure = true
+                context.metrics.error()
+                if health.failed(error) {
                     context.logger.error(
-                        "cannot write a dead letter; rejected events are dropped",
-                        metadata: ["file.path": "\(deadLetters.path)", "error": "\(error)"])
+                        "cannot write a dead letter; the rejected events are not acknowledged, so their source keeps them",
+                        metadata: [
+                            "file.path": "\(error.path)", "errno": "\(error.code)", "error": "\(error)",
+                        ])
                 }
             }
         }
         dropped += 1
         context.metrics.dropped(1, reason: dropReason)
+    }
+
+    /// Ends the handling of one input chunk: when a dead letter of its events could not be written, its
+    /// acknowledgements are resolved as failed (whatever happens to its other events), so the source does not
+    /// take the event for delivered. Call it for each chunk, while still holding the chunk.
+    mutating func settle(_ acknowledgements: Acknowledgements) {
+        guard unsettledFailure else { return }
+        unsettledFailure = false
+        acknowledgements.resolve(.failed)
     }
 
     /// Counts a problem with an event that is still sent on (kept as raw text).
@@ -109,7 +138,7 @@ struct Rejections {
             "events rejected",
             metadata: [
                 "events.rejected": "\(rejected)", "events.dead_lettered": "\(deadLettered)",
-                "events.dropped": "\(dropped)",
+                "events.dropped": "\(dropped)", "events.dead_letter_failures": "\(writeFailures)",
             ])
     }
 }

@@ -68,6 +68,9 @@ struct ExpressionFailures {
         return false
     }
 
+    /// Ends one input chunk: see ``Rejections/settle(_:)``.
+    mutating func settle(_ acknowledgements: Acknowledgements) { rejections.settle(acknowledgements) }
+
     /// Closes the dead-letter file and logs the totals.
     func finish() { rejections.finish() }
 }

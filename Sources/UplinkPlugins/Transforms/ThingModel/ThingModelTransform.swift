@@ -184,6 +184,7 @@ public struct ThingModelTransform: TransformStage {
                 }
                 messages.append(Message(topic: topic, body: body, metadata: metadata))
             }
+            rejections.settle(chunk.acknowledgements)
             if messages.isEmpty {
                 // Every record was rejected on purpose: that is their final answer, not a loss.
                 chunk.acknowledgements.resolve(.delivered)

@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import UplinkCore
+import UplinkFileSystem
+import UplinkFileSystemTesting
+
+@testable import UplinkPlugins
+
+/// A transform's rejects on a simulated disk whose fsync fails (EIO): the dead letter is not durable, so the
+/// chunk it came from is not acknowledged; once fsync works again, dead letters are acknowledged as before.
+@Suite struct DeadLetterRejectionsTests {
+    @Test func aDeadLetterWhoseFsyncFailsLeavesItsChunkUnacknowledged() throws {
+        let fileSystem = SimulatedFileSystem()
+        _ = fileSystem.makeDirectory("/state", mode: 0o700)
+        fileSystem.failSyncs(times: 1) { $0.hasSuffix("dead-letters.jsonl") }
+        let metrics = ComponentMetrics()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let context = ComponentContext(
+            id: "wrap", type: "json", role: .transform, logger: logger, metrics: metrics, dataDirectory: "/state")
+        var rejections = Rejections(
+            context: context, deadLetters: DeadLetterFile(path: "/state/wrap/dead-letters.jsonl", fileSystem: fileSystem))
+        let statuses = Mutex<[DeliveryStatus]>([])
+        func token() -> Acknowledgement { Acknowledgement { status in statuses.withLock { $0.append(status) } } }
+
+        var first: Acknowledgements? = Acknowledgements([token()])
+        rejections.reject(Array("bad".utf8), topic: nil, reason: "does not parse", deadLetter: true)
+        rejections.settle(first!)
+        // A transform resolves a chunk whose events all were rejected as delivered: the failure must win.
+        first!.resolve(.delivered)
+        first = nil
+        #expect(statuses.withLock { $0 } == [.failed])
+        #expect(metrics.errors.load(ordering: .relaxed) == 2, "the reject and the failed write")
+        #expect(metrics.report().failure?.reason.contains("errno \(EIO)") == true)
+        #expect(fileSystem.syncCounts.failed == 1)
+
+        var second: Acknowledgements? = Acknowledgements([token()])
+        rejections.reject(Array("bad again".utf8), topic: nil, reason: "does not parse", deadLetter: true)
+        rejections.settle(second!)
+        second!.resolve(.delivered)
+        second = nil
+        #expect(statuses.withLock { $0 } == [.failed, .delivered])
+        #expect(metrics.report().failure == nil)
+        #expect(fileSystem.durableSnapshot.contents(of: "/state/wrap/dead-letters.jsonl").map { !$0.isEmpty } == true)
+    }
+}
