@@ -64,8 +64,50 @@ private func segments(_ directory: String) -> [String] {
         buffer.closeReceiver()
         #expect(segments(directory).count <= 1)
         #expect(buffer.bufferedEvents == 0)
-        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.json")[.posixPermissions] as? Int
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.slots")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    @Test func aLedgerLeftByTheFirstFormatIsReadAndReplacedOnceItsSuccessorIsOnDisk() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<300)))
+            buffer.finishProducer()
+            buffer.closeReceiver()
+        }
+        // What an earlier version left: its JSON ledger, 100 records in (the 8-byte header, then a frame header of
+        // 8 bytes and the encoded record each).
+        try? FileManager.default.removeItem(atPath: directory + "/ledger.slots")
+        let offset = messages(0..<100).reduce(8) { offset, message in
+            var writer = BinaryWriter()
+            message.encode(to: &writer)
+            return offset + 8 + writer.bytes.count
+        }
+        let segment = try #require(segments(directory).first.flatMap { Int($0.dropFirst(8).dropLast(4)) })
+        try Data("{\"segment\":\(segment),\"offset\":\(offset)}\n".utf8).write(to: URL(fileURLWithPath: directory + "/ledger.json"))
+
+        let reopened = try open(directory)
+        #expect(reopened.bufferedEvents == 200)
+        reopened.addProducer()
+        reopened.finishProducer()
+        do {
+            // The acknowledgement reports when its last holder (this chunk) lets go, at the end of the scope.
+            let first = try #require(await reopened.next())
+            #expect(first.events.map(number) == Array(100..<200))
+            first.acknowledgements.resolve(.delivered)
+        }
+        reopened.flush()
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ledger.json"), "replaced by ledger.slots")
+        #expect(FileManager.default.fileExists(atPath: directory + "/ledger.slots"))
+        reopened.closeReceiver()
+
+        let again = try open(directory)
+        #expect(again.bufferedEvents == 100)
+        again.addProducer()
+        again.finishProducer()
+        #expect(await drain(again, count: 100) == Array(200..<300))
     }
 
     @Test func restartResumesAfterTheLastAcknowledgedChunkAndResendsWhatWasInFlight() async throws {
