@@ -297,6 +297,28 @@ private func segments(_ directory: String) -> [String] {
         }
     }
 
+    @Test func theChecksumIsTheClassicCRC32AtEveryLengthAndAlignment() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+        // Against the bit-at-a-time definition, over every length and start offset of a buffer.
+        func reference(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            return ~crc
+        }
+        let bytes = (0..<80).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ 13) }
+        for start in 0..<9 {
+            for end in start...bytes.count {
+                #expect(CRC32.checksum(bytes[start..<end]) == reference(bytes[start..<end]))
+            }
+        }
+        // In pieces, as a slot's header and payload are checksummed.
+        #expect(CRC32.update(CRC32.checksum(bytes[..<30]), Array(bytes[30...])) == CRC32.checksum(bytes))
+    }
+
     @Test func batchesSplitIntoValidHalves() {
         let parts = (0..<5).map { Array("{\"n\":\($0)}".utf8)[...] }
         for framing in BatchFraming.allCases {

@@ -108,6 +108,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var ledgerDirty = false
         var ledger: TwoSlotFile<DiskBufferLedger>
         var lastLedgerSync = ContinuousClock.now
+        var lastLedgerWrite = ContinuousClock.now
         var ledgerSyncScheduled = false
         /// The first format's ledger (`ledger.json`), removed once the slot file is on disk.
         var legacyLedger: String?
@@ -152,6 +153,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         /// Where the first event not yet handed out starts.
         var next: Int { taken == 0 ? start : ends[taken - 1] }
     }
+
+    /// The ledger is written in place at most this often while acknowledgements flow (and synced at most once
+    /// per `fsyncInterval`).
+    static var ledgerWriteInterval: Duration { .milliseconds(100) }
 
     /// How much of what was just written is kept in memory for the consumer.
     static var recentLimit: Int { 2 << 20 }
@@ -917,8 +922,19 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// now (`syncNow`) or within `fsyncInterval`, never more often: a ledger that lags only means records sent
     /// again after a power cut, never a loss (it never points past what the sink acknowledged).
     private func writeLedger(_ state: inout State, syncNow: Bool) {
+        let now = ContinuousClock.now
+        if !syncNow, state.ledgerDirty, now - state.lastLedgerWrite < Self.ledgerWriteInterval {
+            // Acknowledgements come per chunk: write at most every ledgerWriteInterval; the deferred sync writes
+            // the last position.
+            if !state.ledgerSyncScheduled {
+                state.ledgerSyncScheduled = true
+                scheduleLedgerSync(after: max(Self.ledgerWriteInterval, configuration.fsyncInterval - (now - state.lastLedgerSync)))
+            }
+            return
+        }
         do throws(FileSystemFailure) {
             if state.ledgerDirty {
+                state.lastLedgerWrite = now
                 try state.ledger.write(DiskBufferLedger.Entry(segment: state.acknowledged.segment, offset: state.acknowledged.offset))
                 state.ledgerDirty = false
                 state.ledgerWritten = true
