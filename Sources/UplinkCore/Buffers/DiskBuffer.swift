@@ -743,8 +743,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     state.unreadEvents = 0
                 }
                 if state.openProducers <= 0 || state.receiverClosed { return .finished }
-                // Caught up: make what was written durable now rather than at the next write.
-                return .wait(sync(&state))
+                // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync
+                // that every unsynced write schedules does it): at most one fsync per interval while data flows.
+                let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
+                return .wait(due ? sync(&state) : [])
             } }
             switch step {
             case .chunk(let chunk): return chunk
