@@ -158,6 +158,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// per `fsyncInterval`).
     static var ledgerWriteInterval: Duration { .milliseconds(100) }
 
+    /// About how many record bytes one chunk for the consumer holds at most.
+    static var chunkBytes: Int { 1 << 20 }
+
     /// How much of what was just written is kept in memory for the consumer.
     static var recentLimit: Int { 2 << 20 }
 
@@ -775,7 +778,14 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
     private func readChunk(_ state: inout State) -> EventChunk<E>? {
         var events: [E] = []
+        // Bytes of the records taken so far: a sink that fell behind gets chunks of about `chunkBytes`, not
+        // `chunkEvents` large messages (a whole segment) at once.
+        var taken = 0
+        var last = state.read
         while events.count < configuration.chunkEvents {
+            if state.read.segment == last.segment { taken += state.read.offset - last.offset }
+            last = state.read
+            guard taken < Self.chunkBytes else { break }
             guard let segmentIndex = state.segments.firstIndex(where: { $0.id >= state.read.segment }) else { break }
             let segment = state.segments[segmentIndex]
             if segment.id != state.read.segment {
