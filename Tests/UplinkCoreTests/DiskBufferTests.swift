@@ -397,6 +397,31 @@ private func segments(_ directory: String) -> [String] {
         #expect(seen == Array(0..<10))
     }
 
+    @Test func aFailedFsyncIsRetriedWhenNothingIsWrittenOrReadAfterIt() async throws {
+        let fileSystem = SimulatedFileSystem()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(
+                directory: Self.directory, maxBytes: 1 << 20, fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem,
+                retryDelay: .milliseconds(20)),
+            logger: Logger(label: "disk-buffer-test"))
+        fileSystem.failSyncs(times: 2) { $0.hasSuffix(".dat") }
+        let upstream = Atomic<Int>(0)
+        // The last chunk before the input ends: its sync and the first rewrite fail, and nothing follows.
+        try await buffer.send(
+            EventChunk(
+                messages(0..<10),
+                acknowledgements: Acknowledgements([
+                    Acknowledgement { status in if status == .delivered { upstream.add(10, ordering: .relaxed) } }
+                ])))
+        #expect(upstream.load(ordering: .relaxed) == 0)
+        // The buffer retries on its own (every 20 ms here): bounded wait for the acknowledgement.
+        for _ in 0..<500 where upstream.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(upstream.load(ordering: .relaxed) == 10, "the rewrite was retried and acknowledged")
+        for state in fileSystem.crashStates() {
+            #expect(Set(try await Self.recovered(from: state)).isSuperset(of: 0..<10))
+        }
+    }
+
     @Test func writersWaitWhileRecordsAwaitTheirRewrite() async throws {
         let fileSystem = SimulatedFileSystem()
         let buffer = try Self.open(fileSystem)

@@ -614,6 +614,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         do throws(FileIO.Failure) {
             try makeDurable(&state)
         } catch {
+            // Try again after `retryDelay` even if nothing is written or read meanwhile (the last writes before
+            // the input ends): the sources are waiting for these acknowledgements.
+            if !state.syncScheduled && state.broken == nil {
+                state.syncScheduled = true
+                scheduleSync(after: configuration.retryDelay, &state)
+            }
             return []
         }
         state.lastSync = .now
