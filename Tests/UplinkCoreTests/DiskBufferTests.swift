@@ -452,3 +452,69 @@ private func segments(_ directory: String) -> [String] {
         #expect(try await Self.recovered(from: durable) == Array(0..<5))
     }
 }
+
+/// The real disk, with segment fdatasyncs that wait for `open()`: a sync that takes as long as the test wants.
+private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
+    // @unchecked: the semaphores are thread-safe and set once.
+    private let disk = PosixFileSystem()
+    let entered = DispatchSemaphore(value: 0)
+    private let gate = DispatchSemaphore(value: 0)
+    private let closed = Atomic<Bool>(true)
+
+    func open() {
+        closed.store(false, ordering: .sequentiallyConsistent)
+        gate.signal()
+    }
+
+    func fdatasync(_ fd: Int32) -> Int32 {
+        if closed.load(ordering: .sequentiallyConsistent) {
+            entered.signal()
+            gate.wait()
+            gate.signal()
+        }
+        return disk.fdatasync(fd)
+    }
+
+    func open(_ path: String, flags: Int32, mode: mode_t) -> Int32 { disk.open(path, flags: flags, mode: mode) }
+    @discardableResult func close(_ fd: Int32) -> Int32 { disk.close(fd) }
+    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int { disk.write(fd, bytes) }
+    func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int { disk.pwrite(fd, bytes, at: offset) }
+    func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int { disk.read(fd, into: buffer) }
+    func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int { disk.pread(fd, into: buffer, at: offset) }
+    func fsync(_ fd: Int32) -> Int32 { disk.fsync(fd) }
+    func truncate(_ fd: Int32, to length: Int) -> Int32 { disk.truncate(fd, to: length) }
+    func size(_ fd: Int32) -> Int { disk.size(fd) }
+    func setMode(_ fd: Int32, _ mode: mode_t) -> Int32 { disk.setMode(fd, mode) }
+    func rename(_ from: String, to: String) -> Int32 { disk.rename(from, to: to) }
+    func unlink(_ path: String) -> Int32 { disk.unlink(path) }
+    func makeDirectory(_ path: String, mode: mode_t) -> Int32 { disk.makeDirectory(path, mode: mode) }
+    func syncDirectory(_ path: String) -> Int32 { disk.syncDirectory(path) }
+    func list(_ directory: String) -> Result<[String], FileSystemFailure> { disk.list(directory) }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct DiskBufferSlowDiskTests {
+    @Test func theBuffersCountersAreReadWithoutWaitingForAnFsync() async throws {
+        let fileSystem = GatedSyncFileSystem()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(directory: temporaryDirectory(), fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem),
+            logger: Logger(label: "disk-buffer-test"))
+        let writer = Task { try await buffer.send(EventChunk(messages(0..<10))) }
+        // The buffer's thread is now inside the segment's fdatasync (a slow card).
+        #expect(fileSystem.entered.wait(timeout: .now() + 10) == .success)
+        // Metrics, /health and the status read the counters meanwhile: from another thread, bounded.
+        let answered = DispatchSemaphore(value: 0)
+        let events = Atomic<Int>(-1)
+        Thread {
+            events.store(buffer.bufferedEvents, ordering: .sequentiallyConsistent)
+            answered.signal()
+        }.start()
+        let prompt = answered.wait(timeout: .now() + 2) == .success
+        fileSystem.open()
+        try await writer.value
+        if !prompt { answered.wait() }
+        #expect(prompt, "a counter read waited for the fsync")
+        // The counters as of the step before the one under way.
+        #expect(events.load(ordering: .sequentiallyConsistent) == 0)
+        #expect(buffer.bufferedEvents == 10)
+    }
+}

@@ -164,6 +164,34 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// How much of what was just written is kept in memory for the consumer.
     static var recentLimit: Int { 2 << 20 }
 
+    struct Published: Sendable {
+        var unreadEvents: Int
+        var totalBytes: Int
+        var droppedEvents: Int
+        var damagedRecords: Int
+        var syncFailure: (since: ContinuousClock.Instant, error: FileIO.Failure)?
+        var syncFailures: Int
+
+        init(_ state: State) {
+            unreadEvents = state.unreadEvents
+            totalBytes = state.totalBytes
+            droppedEvents = state.droppedEvents
+            damagedRecords = state.damagedRecords
+            syncFailure = state.syncFailure
+            syncFailures = state.syncFailures
+        }
+    }
+
+    /// Runs `body` under the state's lock (on the buffer's thread, or a rare cold path) and publishes the counters.
+    private func withState<T: Sendable>(_ body: (inout State) -> T) -> T {
+        state.withLock { state in
+            let result = body(&state)
+            let counters = Published(state)
+            published.withLock { $0 = counters }
+            return result
+        }
+    }
+
     private enum SendStep: Sendable {
         case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
         case wait([Acknowledgements])
@@ -184,6 +212,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     let logger: Logger
     private let fileSystem: any FileSystem
     private let state: Mutex<State>
+    /// What other threads read (metrics, `/health`, the buffer's status), copied from `state` by ``withState(_:)``
+    /// after each step, under a lock of its own that is never held across a write or an fsync.
+    private let published: Mutex<Published>
     /// Where the buffer's blocking I/O runs (writes, fsyncs, segment rolls, reads for the consumer), so a slow
     /// disk stalls this buffer only, never a cooperative-pool thread and the unrelated stages waiting for one.
     /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
@@ -209,6 +240,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         initial.damagedRecords = damaged
         initial.read = recovered.start
         initial.acknowledged = recovered.start
+        published = Mutex(Published(initial))
         state = Mutex(initial)
         if events > 0 || damaged > 0 {
             logger.notice(
@@ -236,7 +268,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         self.metrics.withLock { $0 = metrics }
         metrics.addReporter { [weak self] in
             guard let self else { return ComponentReport() }
-            let (failure, count) = self.state.withLock { ($0.syncFailure, $0.syncFailures) }
+            let (failure, count) = self.published.withLock { ($0.syncFailure, $0.syncFailures) }
             return ComponentReport(
                 samples: [
                     MetricSample(
@@ -250,18 +282,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
     }
 
-    public var bufferedEvents: Int { state.withLock { $0.unreadEvents } }
-    public var droppedEvents: Int { state.withLock { $0.droppedEvents } }
+    public var bufferedEvents: Int { published.withLock { $0.unreadEvents } }
+    public var droppedEvents: Int { published.withLock { $0.droppedEvents } }
     /// Records skipped because a power cut or disk error damaged them.
-    public var damagedRecords: Int { state.withLock { $0.damagedRecords } }
-    public var bytesOnDisk: Int { state.withLock { $0.totalBytes } }
+    public var damagedRecords: Int { published.withLock { $0.damagedRecords } }
+    public var bytesOnDisk: Int { published.withLock { $0.totalBytes } }
 
     public func addProducer() { state.withLock { $0.openProducers += 1 } }
 
     public func finishProducer() {
         // The last producer's end syncs: on the buffer's thread, after what the producers queued there.
         ioThread.post { [self] in
-            let (consumer, released) = state.withLock { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
+            let (consumer, released) = withState { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
                 state.openProducers -= 1
                 guard state.openProducers <= 0 else { return (nil, []) }
                 let released = sync(&state)
@@ -277,7 +309,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// when that is done (shutdown: a restart must find the ledger where the sink left it).
     public func closeReceiver() {
         let (waiters, released) = ioThread.runAndWait { [self] in
-            state.withLock { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
+            withState { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
                 state.receiverClosed = true
                 let released = sync(&state)
                 writeLedger(&state, syncNow: true)
@@ -307,7 +339,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private func attach() {
-        state.withLock { state in
+        withState { state in
             state.consumerDetached = false
             guard !state.inFlight.isEmpty else { return }
             state.inFlight.removeAll()
@@ -354,7 +386,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         let (frames, ends) = Self.frames(of: chunk.events)
         var loggedWriteError = false
         while true {
-            let step: SendStep = await ioThread.run { [self] in state.withLock { state in
+            let step: SendStep = await ioThread.run { [self] in withState { state in
                 if state.receiverClosed { return .closed }
                 if let broken = state.broken { return .broken(broken) }
                 if let error = state.writeError { return .failed(error) }
@@ -432,12 +464,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     loggedWriteError = true
                 }
                 try await Task.sleep(for: configuration.retryDelay)
-                await ioThread.run { [self] in state.withLock { $0.writeError = nil } }
+                await ioThread.run { [self] in withState { $0.writeError = nil } }
             case .wait(let released):
                 release(released)
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     ioThread.post { [self] in
-                        let resumeNow = state.withLock { state -> Bool in
+                        let resumeNow = withState { state -> Bool in
                             if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
                             state.spaceWaiters.append(continuation)
                             return false
@@ -592,7 +624,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.deferredSync = Task { [weak self] in
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let (released, consumer) = await self.ioThread.run { self.state.withLock { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
+            let (released, consumer) = await self.ioThread.run { self.withState { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
                 state.syncScheduled = false
                 state.deferredSync = nil
                 guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
@@ -744,7 +776,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     public func next() async -> EventChunk<E>? {
         while true {
-            let step: ReceiveStep = await ioThread.run { [self] in state.withLock { state in
+            let step: ReceiveStep = await ioThread.run { [self] in withState { state in
                 if state.consumerDetached { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
@@ -765,7 +797,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if Task.isCancelled { return nil }
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     ioThread.post { [self] in
-                        let resumeNow = state.withLock { state -> Bool in
+                        let resumeNow = withState { state -> Bool in
                             if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
                                 || state.consumerDetached
                             {
@@ -902,7 +934,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     // MARK: Acknowledgement and the ledger
 
     private func acknowledge(through end: Position) {
-        let waiters = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+        let waiters = withState { state -> [UnsafeContinuation<Void, Never>] in
             guard let index = state.inFlight.firstIndex(where: { $0.end == end && !$0.acknowledged }) else { return [] }
             state.inFlight[index].acknowledged = true
             var advanced = false
@@ -992,7 +1024,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
             self.ioThread.post {
-                self.state.withLock { state in
+                self.withState { state in
                     state.ledgerSyncScheduled = false
                     self.writeLedger(&state, syncNow: true)
                 }
@@ -1092,7 +1124,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// Writes the acknowledged position now (shutdown).
     public func flush() {
         let released = ioThread.runAndWait { [self] in
-            state.withLock { state -> [Acknowledgements] in
+            withState { state -> [Acknowledgements] in
                 writeLedger(&state, syncNow: true)
                 return sync(&state)
             }
@@ -1104,7 +1136,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 extension DiskBuffer: ErasedChannel {
     /// A disk buffer only drops under its `when_full` policy, so every drop is a full buffer.
     var status: BufferStatus {
-        let (events, bytes, dropped, damaged) = state.withLock {
+        let (events, bytes, dropped, damaged) = published.withLock {
             ($0.unreadEvents, $0.totalBytes, $0.droppedEvents, $0.damagedRecords)
         }
         return BufferStatus(
