@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "UplinkFuzz",
             dependencies: [
-                "UplinkYAML", "UplinkCore", "IoTCore", "UplinkPlugins",
+                "UplinkYAML", "UplinkCore", "UplinkFileSystem", "IoTCore", "UplinkPlugins",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Targets/UplinkFuzz",

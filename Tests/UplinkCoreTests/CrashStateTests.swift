@@ -359,6 +359,83 @@ private final class BufferModel: Sendable {
         }
     }
 
+    // MARK: Two-slot file (the disk buffer's ledger)
+
+    @Test func theLedgerHoldsItsLastSyncedPositionOrOneWrittenSinceInEveryCrashState() async {
+        await Self.explore("disk buffer ledger (two slots)", sequences: 80, seed: 0x5EED_0006) { seed in
+            var random = SeededGenerator(seed: seed)
+            let fileSystem = SimulatedFileSystem()
+            try fileSystem.makeDirectories("/device/state", mode: 0o700)
+            let path = "/device/state/ledger.slots"
+            if Bool.random(using: &random) {
+                fileSystem.failSyncs(times: Int.random(in: 1...3, using: &random)) { $0.hasSuffix(".slots") }
+            }
+            // The position last made durable (-1: none yet), and those written since (any may be on disk). After a
+            // failed fsync Linux may have dropped a slot's page while the process still reads it, so a restart's
+            // load cannot vouch for it: from then on any position ever written may be found (an older one means
+            // records sent again; a position never written would be a loss or an invention).
+            let progress = Shared((durable: -1, written: [Int]()))
+            let everWritten = Shared<[Int]>([])
+            let captured = Shared<[(SimulatedFileSystem.Snapshot, [Int], Bool)]>([])
+            let allowed = { @Sendable () -> ([Int], Bool) in
+                let (durable, written) = progress.value
+                if fileSystem.syncCounts.failed > 0 { return (everWritten.value, true) }
+                return ((durable >= 0 ? [durable] : []) + written, durable < 0)
+            }
+            fileSystem.observeEachStep {
+                let (positions, none) = allowed()
+                let states = fileSystem.crashStates()
+                captured.withLock { list in for state in states { list.append((state, positions, none)) } }
+            }
+            var file = TwoSlotFile<DiskBufferLedger>(path: path, fileSystem: fileSystem)
+            var position = 0
+            for _ in 0..<Int.random(in: 10...40, using: &random) {
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0..<6:
+                    position += Int.random(in: 1...5000, using: &random)
+                    progress.withLock { $0.written.append(position) }
+                    everWritten.withLock { $0.append(position) }
+                    try? file.write(DiskBufferLedger.Entry(segment: position / 1000, offset: position))
+                    // The first write creates the file whole and synced.
+                    if !file.needsSync, fileSystem.volatileSnapshot.contents(of: path) != nil,
+                        case let durable = fileSystem.durableSnapshot.contents(of: path),
+                        let entry = durable.flatMap({ DiskBufferLedger.decode($0).newest?.entry }), entry.offset == position
+                    {
+                        progress.withLock { $0 = (position, []) }
+                    }
+                case 6..<9:
+                    if (try? file.sync()) != nil, !progress.value.written.isEmpty {
+                        progress.withLock { $0 = (position, []) }
+                    }
+                default:
+                    // A restart: the newest slot is read and made durable.
+                    file = TwoSlotFile<DiskBufferLedger>(path: path, fileSystem: fileSystem)
+                    if let recovery = try? file.load(), let entry = recovery.newest?.entry {
+                        progress.withLock { $0 = (entry.offset, []) }
+                        position = entry.offset
+                    }
+                }
+            }
+            fileSystem.observeEachStep(nil)
+            let (positions, none) = allowed()
+            let states = captured.value + fileSystem.crashStates().map { ($0, positions, none) }
+            for (state, allowed, noneAllowed) in states {
+                let restarted = TwoSlotFile<DiskBufferLedger>(path: path, fileSystem: SimulatedFileSystem(booting: state))
+                let found: Int?
+                do {
+                    found = try restarted.load()?.newest?.entry.offset
+                } catch {
+                    throw CrashStateFailure(description: "seed \(seed): the ledger cannot be read after a crash: \(error)")
+                }
+                guard found.map(allowed.contains) ?? noneAllowed else {
+                    throw CrashStateFailure(
+                        description: "seed \(seed): after a crash the ledger holds \(found ?? -1), allowed: \(allowed)")
+                }
+            }
+            return states.count
+        }
+    }
+
     @Test func theRequestIDCounterNeverRepeatsAValueAcrossACrash() async {
         await Self.explore("persistent counter", sequences: 40, seed: 0x5EED_0004) { seed in
             var random = SeededGenerator(seed: seed)

@@ -64,8 +64,50 @@ private func segments(_ directory: String) -> [String] {
         buffer.closeReceiver()
         #expect(segments(directory).count <= 1)
         #expect(buffer.bufferedEvents == 0)
-        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.json")[.posixPermissions] as? Int
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.slots")[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    @Test func aLedgerLeftByTheFirstFormatIsReadAndReplacedOnceItsSuccessorIsOnDisk() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<300)))
+            buffer.finishProducer()
+            buffer.closeReceiver()
+        }
+        // What an earlier version left: its JSON ledger, 100 records in (the 8-byte header, then a frame header of
+        // 8 bytes and the encoded record each).
+        try? FileManager.default.removeItem(atPath: directory + "/ledger.slots")
+        let offset = messages(0..<100).reduce(8) { offset, message in
+            var writer = BinaryWriter()
+            message.encode(to: &writer)
+            return offset + 8 + writer.bytes.count
+        }
+        let segment = try #require(segments(directory).first.flatMap { Int($0.dropFirst(8).dropLast(4)) })
+        try Data("{\"segment\":\(segment),\"offset\":\(offset)}\n".utf8).write(to: URL(fileURLWithPath: directory + "/ledger.json"))
+
+        let reopened = try open(directory)
+        #expect(reopened.bufferedEvents == 200)
+        reopened.addProducer()
+        reopened.finishProducer()
+        do {
+            // The acknowledgement reports when its last holder (this chunk) lets go, at the end of the scope.
+            let first = try #require(await reopened.next())
+            #expect(first.events.map(number) == Array(100..<200))
+            first.acknowledgements.resolve(.delivered)
+        }
+        reopened.flush()
+        #expect(!FileManager.default.fileExists(atPath: directory + "/ledger.json"), "replaced by ledger.slots")
+        #expect(FileManager.default.fileExists(atPath: directory + "/ledger.slots"))
+        reopened.closeReceiver()
+
+        let again = try open(directory)
+        #expect(again.bufferedEvents == 100)
+        again.addProducer()
+        again.finishProducer()
+        #expect(await drain(again, count: 100) == Array(200..<300))
     }
 
     @Test func restartResumesAfterTheLastAcknowledgedChunkAndResendsWhatWasInFlight() async throws {
@@ -258,6 +300,28 @@ private func segments(_ directory: String) -> [String] {
         }
     }
 
+    @Test func theChecksumIsTheClassicCRC32AtEveryLengthAndAlignment() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+        // Against the bit-at-a-time definition, over every length and start offset of a buffer.
+        func reference(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            return ~crc
+        }
+        let bytes = (0..<80).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ 13) }
+        for start in 0..<9 {
+            for end in start...bytes.count {
+                #expect(CRC32.checksum(bytes[start..<end]) == reference(bytes[start..<end]))
+            }
+        }
+        // In pieces, as a slot's header and payload are checksummed.
+        #expect(CRC32.update(CRC32.checksum(bytes[..<30]), Array(bytes[30...])) == CRC32.checksum(bytes))
+    }
+
     @Test func batchesSplitIntoValidHalves() {
         let parts = (0..<5).map { Array("{\"n\":\($0)}".utf8)[...] }
         for framing in BatchFraming.allCases {
@@ -336,6 +400,31 @@ private func segments(_ directory: String) -> [String] {
         #expect(seen == Array(0..<10))
     }
 
+    @Test func aFailedFsyncIsRetriedWhenNothingIsWrittenOrReadAfterIt() async throws {
+        let fileSystem = SimulatedFileSystem()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(
+                directory: Self.directory, maxBytes: 1 << 20, fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem,
+                retryDelay: .milliseconds(20)),
+            logger: Logger(label: "disk-buffer-test"))
+        fileSystem.failSyncs(times: 2) { $0.hasSuffix(".dat") }
+        let upstream = Atomic<Int>(0)
+        // The last chunk before the input ends: its sync and the first rewrite fail, and nothing follows.
+        try await buffer.send(
+            EventChunk(
+                messages(0..<10),
+                acknowledgements: Acknowledgements([
+                    Acknowledgement { status in if status == .delivered { upstream.add(10, ordering: .relaxed) } }
+                ])))
+        #expect(upstream.load(ordering: .relaxed) == 0)
+        // The buffer retries on its own (every 20 ms here): bounded wait for the acknowledgement.
+        for _ in 0..<500 where upstream.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(upstream.load(ordering: .relaxed) == 10, "the rewrite was retried and acknowledged")
+        for state in fileSystem.crashStates() {
+            #expect(Set(try await Self.recovered(from: state)).isSuperset(of: 0..<10))
+        }
+    }
+
     @Test func writersWaitWhileRecordsAwaitTheirRewrite() async throws {
         let fileSystem = SimulatedFileSystem()
         let buffer = try Self.open(fileSystem)
@@ -364,5 +453,71 @@ private func segments(_ directory: String) -> [String] {
         // Only what is durable for sure, with no unsynced operation replayed: the records are there.
         let durable = fileSystem.crashStates(tornWrites: false)[0]
         #expect(try await Self.recovered(from: durable) == Array(0..<5))
+    }
+}
+
+/// The real disk, with segment fdatasyncs that wait for `open()`: a sync that takes as long as the test wants.
+private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
+    // @unchecked: the semaphores are thread-safe and set once.
+    private let disk = PosixFileSystem()
+    let entered = DispatchSemaphore(value: 0)
+    private let gate = DispatchSemaphore(value: 0)
+    private let closed = Atomic<Bool>(true)
+
+    func open() {
+        closed.store(false, ordering: .sequentiallyConsistent)
+        gate.signal()
+    }
+
+    func fdatasync(_ fd: Int32) -> Int32 {
+        if closed.load(ordering: .sequentiallyConsistent) {
+            entered.signal()
+            gate.wait()
+            gate.signal()
+        }
+        return disk.fdatasync(fd)
+    }
+
+    func open(_ path: String, flags: Int32, mode: mode_t) -> Int32 { disk.open(path, flags: flags, mode: mode) }
+    @discardableResult func close(_ fd: Int32) -> Int32 { disk.close(fd) }
+    func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int { disk.write(fd, bytes) }
+    func pwrite(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Int { disk.pwrite(fd, bytes, at: offset) }
+    func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int { disk.read(fd, into: buffer) }
+    func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int { disk.pread(fd, into: buffer, at: offset) }
+    func fsync(_ fd: Int32) -> Int32 { disk.fsync(fd) }
+    func truncate(_ fd: Int32, to length: Int) -> Int32 { disk.truncate(fd, to: length) }
+    func size(_ fd: Int32) -> Int { disk.size(fd) }
+    func setMode(_ fd: Int32, _ mode: mode_t) -> Int32 { disk.setMode(fd, mode) }
+    func rename(_ from: String, to: String) -> Int32 { disk.rename(from, to: to) }
+    func unlink(_ path: String) -> Int32 { disk.unlink(path) }
+    func makeDirectory(_ path: String, mode: mode_t) -> Int32 { disk.makeDirectory(path, mode: mode) }
+    func syncDirectory(_ path: String) -> Int32 { disk.syncDirectory(path) }
+    func list(_ directory: String) -> Result<[String], FileSystemFailure> { disk.list(directory) }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct DiskBufferSlowDiskTests {
+    @Test func theBuffersCountersAreReadWithoutWaitingForAnFsync() async throws {
+        let fileSystem = GatedSyncFileSystem()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(directory: temporaryDirectory(), fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem),
+            logger: Logger(label: "disk-buffer-test"))
+        let writer = Task { try await buffer.send(EventChunk(messages(0..<10))) }
+        // The buffer's thread is now inside the segment's fdatasync (a slow card).
+        #expect(fileSystem.entered.wait(timeout: .now() + 10) == .success)
+        // Metrics, /health and the status read the counters meanwhile: from another thread, bounded.
+        let answered = DispatchSemaphore(value: 0)
+        let events = Atomic<Int>(-1)
+        Thread {
+            events.store(buffer.bufferedEvents, ordering: .sequentiallyConsistent)
+            answered.signal()
+        }.start()
+        let prompt = answered.wait(timeout: .now() + 2) == .success
+        fileSystem.open()
+        try await writer.value
+        if !prompt { answered.wait() }
+        #expect(prompt, "a counter read waited for the fsync")
+        // The counters as of the step before the one under way.
+        #expect(events.load(ordering: .sequentiallyConsistent) == 0)
+        #expect(buffer.bufferedEvents == 10)
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 @testable import UplinkCore
+import UplinkFileSystem
 
 /// Disk-buffer recovery: the segment files and ledger an earlier run left, as a restart reads them.
 ///

@@ -20,8 +20,11 @@ public import UplinkFileSystem
 ///   the pipeline stops) rather than acknowledge what is not on disk.
 /// - Records are framed `[length u32][crc32 u32][payload]`. After a power cut a torn or corrupted record is
 ///   skipped and counted; everything intact is delivered. A restart never appends to an old segment.
-/// - The read position that the sink has acknowledged is kept in `ledger` (atomically replaced), so a restart
-///   re-sends what was in flight (at least once) and never skips.
+/// - The read position that the sink has acknowledged is kept in `ledger.slots` (``DiskBufferLedger``, written in
+///   place, fdatasynced at most once per `fsyncInterval`), so a restart re-sends what was in flight (at least
+///   once) and never skips.
+/// - What was just written is also kept in memory (``Recent``, bounded), so a sink that keeps up gets the events
+///   themselves and nothing is read back, checksummed or decoded; one that falls behind reads the segments.
 /// - The total size is bounded by `maxBytes`; `when_full` decides between back-pressure and counted drops.
 /// - Nothing is loaded into memory at start-up beyond one segment's scan buffer.
 public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
@@ -101,8 +104,20 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         /// A deferred sync is on its way for writes that came before the interval was up.
         var syncScheduled = false
         var lastSync = ContinuousClock.now
-        var lastLedgerWrite = ContinuousClock.now
+        /// The acknowledged position moved since the ledger was last written.
         var ledgerDirty = false
+        var ledger: TwoSlotFile<DiskBufferLedger>
+        var lastLedgerSync = ContinuousClock.now
+        var lastLedgerWrite = ContinuousClock.now
+        var ledgerSyncScheduled = false
+        /// The first format's ledger (`ledger.json`), removed once the slot file is on disk.
+        var legacyLedger: String?
+        var loggedLedgerFailure = false
+        /// This run wrote the ledger (so its slot file exists).
+        var ledgerWritten = false
+        /// Chunks just written, oldest first, for a consumer that keeps up.
+        var recent = Deque<Recent>()
+        var recentBytes = 0
         var openProducers = 0
         var receiverClosed = false
         /// The consumer is being replaced: it reads nil while the segments wait for its successor.
@@ -125,6 +140,58 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var deferredSync: Task<Void, Never>?
     }
 
+    /// A chunk as written: where its frames are, where each ends, and the events themselves.
+    struct Recent {
+        var segment: Int
+        /// End offset of each event's frame; `taken` events (the frames before `ends[taken - 1]`) were handed out.
+        var ends: [Int]
+        var events: [E]
+        var taken = 0
+        var bytes: Int
+        var start: Int
+
+        /// Where the first event not yet handed out starts.
+        var next: Int { taken == 0 ? start : ends[taken - 1] }
+    }
+
+    /// The ledger is written in place at most this often while acknowledgements flow (and synced at most once
+    /// per `fsyncInterval`).
+    static var ledgerWriteInterval: Duration { .milliseconds(100) }
+
+    /// About how many record bytes one chunk for the consumer holds at most.
+    static var chunkBytes: Int { 1 << 20 }
+
+    /// How much of what was just written is kept in memory for the consumer.
+    static var recentLimit: Int { 2 << 20 }
+
+    struct Published: Sendable {
+        var unreadEvents: Int
+        var totalBytes: Int
+        var droppedEvents: Int
+        var damagedRecords: Int
+        var syncFailure: (since: ContinuousClock.Instant, error: FileIO.Failure)?
+        var syncFailures: Int
+
+        init(_ state: State) {
+            unreadEvents = state.unreadEvents
+            totalBytes = state.totalBytes
+            droppedEvents = state.droppedEvents
+            damagedRecords = state.damagedRecords
+            syncFailure = state.syncFailure
+            syncFailures = state.syncFailures
+        }
+    }
+
+    /// Runs `body` under the state's lock (on the buffer's thread, or a rare cold path) and publishes the counters.
+    private func withState<T: Sendable>(_ body: (inout State) -> T) -> T {
+        state.withLock { state in
+            let result = body(&state)
+            let counters = Published(state)
+            published.withLock { $0 = counters }
+            return result
+        }
+    }
+
     private enum SendStep: Sendable {
         case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
         case wait([Acknowledgements])
@@ -144,7 +211,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public let configuration: Configuration
     let logger: Logger
     private let fileSystem: any FileSystem
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    /// What other threads read (metrics, `/health`, the buffer's status), copied from `state` by ``withState(_:)``
+    /// after each step, under a lock of its own that is never held across a write or an fsync.
+    private let published: Mutex<Published>
     /// Where the buffer's blocking I/O runs (writes, fsyncs, segment rolls, reads for the consumer), so a slow
     /// disk stalls this buffer only, never a cooperative-pool thread and the unrelated stages waiting for one.
     /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
@@ -160,20 +230,24 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         self.fileSystem = configuration.fileSystem
         try FileIO.makeDirectories(configuration.directory, mode: 0o700, fileSystem: fileSystem)
         let recovered = try Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
-        state.withLock { state in
-            state.segments = Deque(recovered.segments)
-            state.totalBytes = recovered.segments.reduce(0) { $0 + $1.bytes }
-            state.unreadEvents = recovered.unreadEvents
-            state.damagedRecords = recovered.damaged
-            state.read = recovered.start
-            state.acknowledged = recovered.start
-        }
-        if recovered.unreadEvents > 0 || recovered.damaged > 0 {
+        let (events, damaged) = (recovered.unreadEvents, recovered.damaged)
+        let bytes = recovered.segments.reduce(0) { $0 + $1.bytes }
+        var initial = State(ledger: recovered.ledger)
+        initial.legacyLedger = recovered.legacyLedger
+        initial.segments = Deque(recovered.segments)
+        initial.totalBytes = bytes
+        initial.unreadEvents = events
+        initial.damagedRecords = damaged
+        initial.read = recovered.start
+        initial.acknowledged = recovered.start
+        published = Mutex(Published(initial))
+        state = Mutex(initial)
+        if events > 0 || damaged > 0 {
             logger.notice(
                 "disk buffer recovered",
                 metadata: [
-                    "buffer.path": "\(configuration.directory)", "buffer.events": "\(recovered.unreadEvents)",
-                    "buffer.damaged_records": "\(recovered.damaged)", "buffer.bytes": "\(state.withLock { $0.totalBytes })",
+                    "buffer.path": "\(configuration.directory)", "buffer.events": "\(events)",
+                    "buffer.damaged_records": "\(damaged)", "buffer.bytes": "\(bytes)",
                 ])
         }
     }
@@ -194,7 +268,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         self.metrics.withLock { $0 = metrics }
         metrics.addReporter { [weak self] in
             guard let self else { return ComponentReport() }
-            let (failure, count) = self.state.withLock { ($0.syncFailure, $0.syncFailures) }
+            let (failure, count) = self.published.withLock { ($0.syncFailure, $0.syncFailures) }
             return ComponentReport(
                 samples: [
                     MetricSample(
@@ -208,33 +282,40 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
     }
 
-    public var bufferedEvents: Int { state.withLock { $0.unreadEvents } }
-    public var droppedEvents: Int { state.withLock { $0.droppedEvents } }
+    public var bufferedEvents: Int { published.withLock { $0.unreadEvents } }
+    public var droppedEvents: Int { published.withLock { $0.droppedEvents } }
     /// Records skipped because a power cut or disk error damaged them.
-    public var damagedRecords: Int { state.withLock { $0.damagedRecords } }
-    public var bytesOnDisk: Int { state.withLock { $0.totalBytes } }
+    public var damagedRecords: Int { published.withLock { $0.damagedRecords } }
+    public var bytesOnDisk: Int { published.withLock { $0.totalBytes } }
 
     public func addProducer() { state.withLock { $0.openProducers += 1 } }
 
     public func finishProducer() {
-        let (consumer, released) = state.withLock { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
-            state.openProducers -= 1
-            guard state.openProducers <= 0 else { return (nil, []) }
-            let released = sync(&state)
-            defer { state.consumer = nil }
-            return (state.consumer, released)
+        // The last producer's end syncs: on the buffer's thread, after what the producers queued there.
+        ioThread.post { [self] in
+            let (consumer, released) = withState { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
+                state.openProducers -= 1
+                guard state.openProducers <= 0 else { return (nil, []) }
+                let released = sync(&state)
+                defer { state.consumer = nil }
+                return (state.consumer, released)
+            }
+            release(released)
+            consumer?.resume()
         }
-        release(released)
-        consumer?.resume()
     }
 
+    /// Syncs and writes the ledger on the buffer's thread, after the acknowledgements queued there, and returns
+    /// when that is done (shutdown: a restart must find the ledger where the sink left it).
     public func closeReceiver() {
-        let (waiters, released) = state.withLock { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
-            state.receiverClosed = true
-            let released = sync(&state)
-            writeLedger(&state, force: true)
-            defer { state.spaceWaiters.removeAll() }
-            return (state.spaceWaiters, released)
+        let (waiters, released) = ioThread.runAndWait { [self] in
+            withState { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
+                state.receiverClosed = true
+                let released = sync(&state)
+                writeLedger(&state, syncNow: true)
+                defer { state.spaceWaiters.removeAll() }
+                return (state.spaceWaiters, released)
+            }
         }
         release(released)
         for waiter in waiters { waiter.resume() }
@@ -253,7 +334,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// cancelled past its drain deadline) is read again from the acknowledged position: at least once, as
     /// after a restart.
     public func attachConsumer() {
-        state.withLock { state in
+        // On the buffer's thread (it reads frame headers), after the acknowledgements queued there; a reload waits.
+        ioThread.runAndWait { [self] in attach() }
+    }
+
+    private func attach() {
+        withState { state in
             state.consumerDetached = false
             guard !state.inFlight.isEmpty else { return }
             state.inFlight.removeAll()
@@ -297,19 +383,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     public func send(_ chunk: EventChunk<E>) async throws {
         if chunk.isEmpty { return }
-        var writer = BinaryWriter(reserving: chunk.count * 128)
-        var payload = BinaryWriter(reserving: 256)
-        for event in chunk.events {
-            payload.bytes.removeAll(keepingCapacity: true)
-            event.encode(to: &payload)
-            appendUInt32(&writer.bytes, UInt32(payload.bytes.count))
-            appendUInt32(&writer.bytes, CRC32.checksum(payload.bytes))
-            writer.bytes.append(contentsOf: payload.bytes)
-        }
-        let frames = writer.bytes
+        let (frames, ends) = Self.frames(of: chunk.events)
         var loggedWriteError = false
         while true {
-            let step: SendStep = await ioThread.run { [self] in state.withLock { state in
+            let step: SendStep = await ioThread.run { [self] in withState { state in
                 if state.receiverClosed { return .closed }
                 if let broken = state.broken { return .broken(broken) }
                 if let error = state.writeError { return .failed(error) }
@@ -345,6 +422,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 do throws(FileIO.Failure) {
                     try append(frames, events: chunk.count, to: &state)
+                    remember(chunk.events, ends: ends, bytes: frames.count, &state)
                 } catch {
                     if let broken = state.broken { return .broken(broken) }
                     state.writeError = error
@@ -386,12 +464,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     loggedWriteError = true
                 }
                 try await Task.sleep(for: configuration.retryDelay)
-                await ioThread.run { [self] in state.withLock { $0.writeError = nil } }
+                await ioThread.run { [self] in withState { $0.writeError = nil } }
             case .wait(let released):
                 release(released)
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     ioThread.post { [self] in
-                        let resumeNow = state.withLock { state -> Bool in
+                        let resumeNow = withState { state -> Bool in
                             if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
                             state.spaceWaiters.append(continuation)
                             return false
@@ -404,11 +482,77 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
     }
 
+    /// The chunk's records framed `[length u32][crc32 u32][payload]`, each encoded straight into the one buffer
+    /// that is written, and where each frame ends (relative to the first).
+    static func frames(of events: [E]) -> (frames: [UInt8], ends: [Int]) {
+        let payloadBytes = E.totalByteCount(of: events)
+        var writer = BinaryWriter(reserving: payloadBytes + payloadBytes / 16 + events.count * (frameHeaderBytes + 48))
+        var ends: [Int] = []
+        ends.reserveCapacity(events.count)
+        for event in events {
+            let start = writer.bytes.count
+            writer.bytes.append(contentsOf: repeatElement(0, count: frameHeaderBytes))
+            event.encode(to: &writer)
+            let length = writer.bytes.count - start - frameHeaderBytes
+            writer.bytes.withUnsafeMutableBytes { bytes in
+                let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[(start + frameHeaderBytes)...]))
+                bytes.storeBytes(of: UInt32(length).littleEndian, toByteOffset: start, as: UInt32.self)
+                bytes.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
+            }
+            ends.append(writer.bytes.count)
+        }
+        return (writer.bytes, ends)
+    }
+
     private func appendUInt32(_ bytes: inout [UInt8], _ value: UInt32) {
         bytes.append(UInt8(truncatingIfNeeded: value))
         bytes.append(UInt8(truncatingIfNeeded: value >> 8))
         bytes.append(UInt8(truncatingIfNeeded: value >> 16))
         bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+    }
+
+    /// Keeps a chunk just appended (it ends the write segment) for the consumer, within ``recentLimit``.
+    private func remember(_ events: [E], ends: [Int], bytes: Int, _ state: inout State) {
+        guard bytes <= Self.recentLimit, let segment = state.segments.last else { return }
+        let start = segment.bytes - bytes
+        while let oldest = state.recent.first, state.recentBytes + bytes > Self.recentLimit {
+            state.recentBytes -= oldest.bytes
+            state.recent.removeFirst()
+        }
+        state.recent.append(Recent(segment: segment.id, ends: ends.map { $0 + start }, events: events, bytes: bytes, start: start))
+        state.recentBytes += bytes
+    }
+
+    /// Hands out, from memory, up to `room` events of the chunk that starts at the read position (if it is still
+    /// kept), and moves the read position past them. Chunks the position has passed are forgotten.
+    private func takeRecent(room: Int, into events: inout [E], segmentIndex: Int, _ state: inout State) -> Bool {
+        while let oldest = state.recent.first,
+            oldest.segment < state.read.segment || (oldest.segment == state.read.segment && oldest.next < state.read.offset)
+        {
+            state.recentBytes -= oldest.bytes
+            state.recent.removeFirst()
+        }
+        guard room > 0, var entry = state.recent.first, entry.segment == state.read.segment,
+            entry.next == state.read.offset
+        else { return false }
+        let count = min(room, entry.events.count - entry.taken)
+        events.append(contentsOf: entry.events[entry.taken..<(entry.taken + count)])
+        entry.taken += count
+        state.read.offset = entry.ends[entry.taken - 1]
+        state.segments[segmentIndex].consumed += count
+        state.unreadEvents -= count
+        if entry.taken == entry.events.count {
+            state.recentBytes -= entry.bytes
+            state.recent.removeFirst()
+        } else {
+            state.recent[0] = entry
+        }
+        return true
+    }
+
+    private func forgetRecent(_ state: inout State) {
+        state.recent.removeAll()
+        state.recentBytes = 0
     }
 
     private func segmentPath(_ id: Int) -> String {
@@ -480,7 +624,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.deferredSync = Task { [weak self] in
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let (released, consumer) = await self.ioThread.run { self.state.withLock { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
+            let (released, consumer) = await self.ioThread.run { self.withState { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
                 state.syncScheduled = false
                 state.deferredSync = nil
                 guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
@@ -502,6 +646,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         do throws(FileIO.Failure) {
             try makeDurable(&state)
         } catch {
+            // Try again after `retryDelay` even if nothing is written or read meanwhile (the last writes before
+            // the input ends): the sources are waiting for these acknowledgements.
+            if !state.syncScheduled && state.broken == nil {
+                state.syncScheduled = true
+                scheduleSync(after: configuration.retryDelay, &state)
+            }
             return []
         }
         state.lastSync = .now
@@ -570,6 +720,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             return
         }
         let events = segment.events - state.syncedEvents
+        forgetRecent(&state)
         state.unreadEvents -= segment.events - segment.consumed
         state.segments[index].bytes = state.syncedBytes
         state.segments[index].events = state.syncedEvents
@@ -616,6 +767,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.totalBytes -= candidate.bytes
         state.unreadEvents -= candidate.events - candidate.consumed
         state.droppedEvents += candidate.events - candidate.consumed
+        forgetRecent(&state)
         _ = fileSystem.unlink(segmentPath(candidate.id))
         return true
     }
@@ -624,7 +776,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     public func next() async -> EventChunk<E>? {
         while true {
-            let step: ReceiveStep = await ioThread.run { [self] in state.withLock { state in
+            let step: ReceiveStep = await ioThread.run { [self] in withState { state in
                 if state.consumerDetached { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
@@ -632,8 +784,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     state.unreadEvents = 0
                 }
                 if state.openProducers <= 0 || state.receiverClosed { return .finished }
-                // Caught up: make what was written durable now rather than at the next write.
-                return .wait(sync(&state))
+                // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync
+                // that every unsynced write schedules does it): at most one fsync per interval while data flows.
+                let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
+                return .wait(due ? sync(&state) : [])
             } }
             switch step {
             case .chunk(let chunk): return chunk
@@ -643,7 +797,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if Task.isCancelled { return nil }
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     ioThread.post { [self] in
-                        let resumeNow = state.withLock { state -> Bool in
+                        let resumeNow = withState { state -> Bool in
                             if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
                                 || state.consumerDetached
                             {
@@ -662,7 +816,14 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
     private func readChunk(_ state: inout State) -> EventChunk<E>? {
         var events: [E] = []
+        // Bytes of the records taken so far: a sink that fell behind gets chunks of about `chunkBytes`, not
+        // `chunkEvents` large messages (a whole segment) at once.
+        var taken = 0
+        var last = state.read
         while events.count < configuration.chunkEvents {
+            if state.read.segment == last.segment { taken += state.read.offset - last.offset }
+            last = state.read
+            guard taken < Self.chunkBytes else { break }
             guard let segmentIndex = state.segments.firstIndex(where: { $0.id >= state.read.segment }) else { break }
             let segment = state.segments[segmentIndex]
             if segment.id != state.read.segment {
@@ -674,6 +835,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 // still drop what it has not read.
                 guard segmentIndex + 1 < state.segments.count, events.isEmpty else { break }
                 state.read = Position(segment: state.segments[segmentIndex + 1].id, offset: Self.headerBytes)
+                continue
+            }
+            if takeRecent(room: configuration.chunkEvents - events.count, into: &events, segmentIndex: segmentIndex, &state) {
                 continue
             }
             if state.readFDSegment != segment.id {
@@ -688,8 +852,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
             }
             let wanted = min(segment.bytes - state.read.offset, 1 << 20)
-            var buffer = [UInt8](repeating: 0, count: wanted)
-            let count = buffer.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
+            var count = 0
+            var buffer = [UInt8](unsafeUninitializedCapacity: wanted) { bytes, initialized in
+                count = fileSystem.preadFully(state.readFD, into: UnsafeMutableRawBufferPointer(bytes), at: state.read.offset)
+                initialized = max(0, count)
+            }
             guard count > 0 else {
                 state.read.offset = segment.bytes
                 continue
@@ -739,8 +906,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         let end = state.read
         state.inFlight.append(InFlight(end: end, acknowledged: false))
         let token = Acknowledgement { [weak self] status in
-            guard status == .delivered else { return }
-            self?.acknowledge(through: end)
+            guard status == .delivered, let self else { return }
+            // On the buffer's thread: freeing segments and moving the ledger are file-system calls.
+            self.ioThread.post { self.acknowledge(through: end) }
         }
         return EventChunk(events, acknowledgements: Acknowledgements([token]))
     }
@@ -766,7 +934,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     // MARK: Acknowledgement and the ledger
 
     private func acknowledge(through end: Position) {
-        let waiters = state.withLock { state -> [UnsafeContinuation<Void, Never>] in
+        let waiters = withState { state -> [UnsafeContinuation<Void, Never>] in
             guard let index = state.inFlight.firstIndex(where: { $0.end == end && !$0.acknowledged }) else { return [] }
             state.inFlight[index].acknowledged = true
             var advanced = false
@@ -792,7 +960,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 freed = true
             }
             state.ledgerDirty = true
-            writeLedger(&state, force: freed)
+            writeLedger(&state, syncNow: false)
             guard freed else { return [] }
             defer { state.spaceWaiters.removeAll() }
             return state.spaceWaiters
@@ -800,16 +968,67 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func writeLedger(_ state: inout State, force: Bool) {
-        guard state.ledgerDirty, force || ContinuousClock.now - state.lastLedgerWrite >= .seconds(1) else { return }
-        let text = "{\"segment\":\(state.acknowledged.segment),\"offset\":\(state.acknowledged.offset)}\n"
-        do {
-            try FileIO.writeFileAtomically(
-                configuration.directory + "/ledger.json", Array(text.utf8), mode: 0o600, fileSystem: fileSystem)
-            state.ledgerDirty = false
-            state.lastLedgerWrite = .now
+    /// Writes the acknowledged position into the ledger's slot in place (when it moved), and makes it durable
+    /// now (`syncNow`) or within `fsyncInterval`, never more often: a ledger that lags only means records sent
+    /// again after a power cut, never a loss (it never points past what the sink acknowledged).
+    private func writeLedger(_ state: inout State, syncNow: Bool) {
+        let now = ContinuousClock.now
+        if !syncNow, state.ledgerDirty, now - state.lastLedgerWrite < Self.ledgerWriteInterval {
+            // Acknowledgements come per chunk: write at most every ledgerWriteInterval; the deferred sync writes
+            // the last position.
+            if !state.ledgerSyncScheduled {
+                state.ledgerSyncScheduled = true
+                scheduleLedgerSync(after: max(Self.ledgerWriteInterval, configuration.fsyncInterval - (now - state.lastLedgerSync)))
+            }
+            return
+        }
+        do throws(FileSystemFailure) {
+            if state.ledgerDirty {
+                state.lastLedgerWrite = now
+                try state.ledger.write(DiskBufferLedger.Entry(segment: state.acknowledged.segment, offset: state.acknowledged.offset))
+                state.ledgerDirty = false
+                state.ledgerWritten = true
+            }
+            if state.ledger.needsSync {
+                let sinceSync = ContinuousClock.now - state.lastLedgerSync
+                guard syncNow || sinceSync >= configuration.fsyncInterval else {
+                    if !state.ledgerSyncScheduled {
+                        state.ledgerSyncScheduled = true
+                        scheduleLedgerSync(after: configuration.fsyncInterval - sinceSync)
+                    }
+                    return
+                }
+                try state.ledger.sync()
+                state.lastLedgerSync = .now
+            }
+            state.loggedLedgerFailure = false
+            if state.ledgerWritten, let legacy = state.legacyLedger {
+                // Its successor is on disk: the first format is never read again.
+                _ = fileSystem.unlink(legacy)
+                state.legacyLedger = nil
+            }
         } catch {
-            logger.warning("cannot write the disk buffer ledger", metadata: ["error": "\(error)"])
+            // The previous position stays on disk: a restart sends more again, nothing is lost.
+            metrics.withLock { $0 }?.error()
+            if !state.loggedLedgerFailure {
+                state.loggedLedgerFailure = true
+                logger.warning(
+                    "cannot write the disk buffer ledger; a restart sends again what came after its last position",
+                    metadata: ["file.path": "\(error.path)", "error.errno": "\(error.code)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func scheduleLedgerSync(after delay: Duration) {
+        Task { [weak self] in
+            do { try await Task.sleep(for: delay) } catch { return }
+            guard let self else { return }
+            self.ioThread.post {
+                self.withState { state in
+                    state.ledgerSyncScheduled = false
+                    self.writeLedger(&state, syncNow: true)
+                }
+            }
         }
     }
 
@@ -820,23 +1039,48 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var start: Position
         var unreadEvents: Int
         var damaged: Int
+        var ledger: TwoSlotFile<DiskBufferLedger>
+        var legacyLedger: String?
     }
 
     /// Finds the segments and the acknowledged position an earlier run left, counting (not loading) records.
     static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) throws -> Recovered {
         var ids: [Int] = []
+        var legacyLedger: String?
         if case .success(let names) = fileSystem.list(directory) {
+            if names.contains(DiskBufferLedger.legacyFileName) { legacyLedger = directory + "/" + DiskBufferLedger.legacyFileName }
             for name in names where name.hasPrefix("segment-") && name.hasSuffix(".dat") {
                 if let id = Int(name.dropFirst(8).dropLast(4)) { ids.append(id) }
             }
         }
         ids.sort()
         var start = Position(segment: ids.first ?? 0, offset: headerBytes)
-        if let ledger = try? fileSystem.readFile(directory + "/ledger.json", limit: 4096),
-            case .object(let fields) = try? JSONReader.parse(ledger),
-            case .int(let segment) = fields["segment"], case .int(let offset) = fields["offset"]
-        {
-            start = Position(segment: Int(segment), offset: max(headerBytes, Int(offset)))
+        let ledger = TwoSlotFile<DiskBufferLedger>(path: directory + "/" + DiskBufferLedger.fileName, fileSystem: fileSystem)
+        var acknowledged: DiskBufferLedger.Entry?
+        do {
+            if let recovery = try ledger.load() {
+                acknowledged = recovery.newest?.entry
+                if recovery.damagedSlots > 0 {
+                    logger.warning(
+                        recovery.newest == nil
+                            ? "the disk buffer ledger is damaged; its records are sent again from the oldest segment"
+                            : "a disk buffer ledger slot is damaged (a torn write); resuming from the other slot",
+                        metadata: ["file.path": "\(ledger.path)", "buffer.damaged_slots": "\(recovery.damagedSlots)"])
+                }
+            } else if let legacyLedger, let text = try? fileSystem.readFile(legacyLedger, limit: 4096) {
+                // The first format, left by an earlier version: read once, removed when its successor is on disk.
+                if case .object(let fields) = try? JSONReader.parse(text),
+                    case .int(let segment) = fields["segment"], case .int(let offset) = fields["offset"]
+                {
+                    acknowledged = DiskBufferLedger.Entry(segment: Int(segment), offset: Int(offset))
+                }
+            }
+        } catch {
+            // Unreadable: everything is sent again (duplicates, never a loss); the next write replaces the file.
+            logger.warning("cannot read the disk buffer ledger; its records are sent again", metadata: ["error": "\(error)"])
+        }
+        if let acknowledged {
+            start = Position(segment: acknowledged.segment, offset: max(headerBytes, acknowledged.offset))
             for id in ids where id < start.segment {
                 _ = fileSystem.unlink(segmentPath(id, in: directory))
             }
@@ -872,14 +1116,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             segments.append(Segment(id: id, bytes: size, events: events))
             unread += events
         }
-        return Recovered(segments: segments, start: start, unreadEvents: unread, damaged: damaged)
+        return Recovered(
+            segments: segments, start: start, unreadEvents: unread, damaged: damaged, ledger: ledger,
+            legacyLedger: legacyLedger)
     }
 
     /// Writes the acknowledged position now (shutdown).
     public func flush() {
-        let released = state.withLock { state -> [Acknowledgements] in
-            writeLedger(&state, force: true)
-            return sync(&state)
+        let released = ioThread.runAndWait { [self] in
+            withState { state -> [Acknowledgements] in
+                writeLedger(&state, syncNow: true)
+                return sync(&state)
+            }
         }
         release(released)
     }
@@ -888,7 +1136,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 extension DiskBuffer: ErasedChannel {
     /// A disk buffer only drops under its `when_full` policy, so every drop is a full buffer.
     var status: BufferStatus {
-        let (events, bytes, dropped, damaged) = state.withLock {
+        let (events, bytes, dropped, damaged) = published.withLock {
             ($0.unreadEvents, $0.totalBytes, $0.droppedEvents, $0.damagedRecords)
         }
         return BufferStatus(

@@ -109,28 +109,3 @@ public struct BinaryReader {
         return Double(bitPattern: bits)
     }
 }
-
-/// CRC-32 (IEEE, as zlib) over a record's payload, to find torn and corrupted records after a power cut.
-public enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { index in
-        var value = UInt32(index)
-        for _ in 0..<8 { value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
-        return value
-    }
-
-    public static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        let table = Self.table
-        let result: UInt32? = bytes.withContiguousStorageIfAvailable { buffer in
-            var crc = crc
-            for byte in buffer { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-            return crc
-        }
-        if let result {
-            crc = result
-        } else {
-            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        }
-        return crc ^ 0xFFFF_FFFF
-    }
-}

@@ -64,6 +64,16 @@ public final class DedicatedThread: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the thread after the jobs already queued and blocks the calling thread until it returns:
+    /// only for rare paths that must be done when they return (a disk buffer's shutdown flush), never on the
+    /// thread itself.
+    public func runAndWait<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        let done = Done<T>()
+        let pending = PendingJob(body)
+        enqueue { done.finish(pending.run()) }
+        return done.wait()
+    }
+
     /// Queues `body` without waiting for it.
     public func post(_ body: @escaping @Sendable () -> Void) {
         enqueue(body)
@@ -85,5 +95,32 @@ private final class PendingJob<T>: @unchecked Sendable {
         let body = self.body!
         self.body = nil
         return body()
+    }
+}
+
+/// A result handed from the thread to a caller blocked in ``DedicatedThread/runAndWait(_:)``.
+private final class Done<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `value` is written before the semaphore is posted and read after it is waited for.
+    private var value: T?
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    init() {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+    }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    func finish(_ result: T) {
+        value = result
+        sem_post(semaphore)
+    }
+
+    func wait() -> T {
+        while sem_wait(semaphore) != 0 {}  // EINTR
+        return value!
     }
 }

@@ -1,4 +1,5 @@
 import UplinkCore
+import UplinkFileSystem
 
 /// The checkpoint file's layout: two slots of `capacity` bytes each (the file is exactly two slots long), written
 /// in place and in turn, so that rewriting a checkpoint is one small `pwrite` and never a temporary file and a
