@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UplinkCore
+import UplinkFileSystem
 
 @testable import UplinkPlugins
 
