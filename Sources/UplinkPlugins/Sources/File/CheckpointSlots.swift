@@ -24,9 +24,7 @@ enum CheckpointSlots {
     /// Delivered ranges recorded per file, beyond its contiguous offset: a file whose acknowledgements leave more
     /// gaps than this records the first ones only (the rest is sent again after a crash, and counted).
     static let maximumRanges = 64
-    static let headerBytes = 28
-    /// One page per slot: a rewrite touches one page.
-    static let minimumCapacity = 4096
+    static let minimumCapacity = SlotFraming.minimumCapacity
     /// A checkpoint file larger than this (two slots) is refused as damaged rather than read.
     static let maximumCapacity = 16 << 20
 
@@ -50,74 +48,40 @@ enum CheckpointSlots {
 
     /// The slot capacity (a power of two, at least one page) that holds `entries`.
     static func capacity(for entries: [CheckpointEntry]) -> Int {
-        let needed = headerBytes + encodePayload(entries).count
-        var capacity = minimumCapacity
-        while capacity < needed { capacity *= 2 }
-        return capacity
+        SlotFraming.capacity(forPayload: encodePayload(entries).count)
     }
 
     /// The bytes of one slot holding `entries` (header and payload, without padding); nil when they do not fit
     /// in `capacity`.
     static func encodeSlot(_ entries: [CheckpointEntry], sequence: UInt64, capacity: Int) -> [UInt8]? {
-        let payload = encodePayload(entries)
-        guard headerBytes + payload.count <= capacity, capacity <= maximumCapacity else { return nil }
-        var bytes = magic
-        bytes.reserveCapacity(headerBytes + payload.count)
-        bytes += [format, 0, 0, 0]
-        appendLittleEndian(UInt64(capacity), bytes: 4, to: &bytes)
-        appendLittleEndian(sequence, bytes: 8, to: &bytes)
-        appendLittleEndian(UInt64(payload.count), bytes: 4, to: &bytes)
-        let crc = checksum(header: bytes, payload: payload[...])
-        appendLittleEndian(UInt64(crc), bytes: 4, to: &bytes)
-        bytes += payload
-        return bytes
+        SlotFraming.encodeSlot(
+            magic: magic, format: format, payload: encodePayload(entries), sequence: sequence, capacity: capacity,
+            maximumCapacity: maximumCapacity)
     }
 
     /// A whole new file: `entries` in slot 0 with `sequence`, slot 1 never written.
     static func encodeFile(_ entries: [CheckpointEntry], sequence: UInt64, capacity: Int) -> [UInt8]? {
-        guard var slot = encodeSlot(entries, sequence: sequence, capacity: capacity) else { return nil }
-        slot += [UInt8](repeating: 0, count: 2 * capacity - slot.count)
-        return slot
+        SlotFraming.encodeFile(
+            magic: magic, format: format, payload: encodePayload(entries), sequence: sequence, capacity: capacity,
+            maximumCapacity: maximumCapacity)
     }
 
-    /// Decodes a checkpoint file's bytes; never traps, whatever the bytes.
+    /// Decodes a checkpoint file's bytes; never traps, whatever the bytes. A slot whose framing is valid but whose
+    /// payload does not decode counts as damaged, like a torn one.
     static func decode(_ file: [UInt8]) -> Recovery {
-        let capacity = file.count / 2
-        guard file.count % 2 == 0, capacity >= headerBytes, capacity <= maximumCapacity else {
-            return Recovery(newest: nil, damagedSlots: file.allSatisfy { $0 == 0 } ? 0 : 2, capacity: capacity)
+        var payloads: [[CheckpointEntry]] = []  // one per slot `SlotFraming` accepts, in the same order
+        let framed = SlotFraming.decode(file, magic: magic, maximumCapacity: maximumCapacity) { format, payload in
+            guard readableFormats.contains(format), let entries = try? decodePayload(payload, format: format) else {
+                return false
+            }
+            payloads.append(entries)
+            return true
         }
         var newest: Slot?
-        var damaged = 0
-        for index in 0..<2 {
-            let slot = file[(index * capacity)..<((index + 1) * capacity)]
-            if slot.prefix(headerBytes).allSatisfy({ $0 == 0 }) { continue }
-            guard let decoded = decodeSlot(slot, capacity: capacity) else {
-                damaged += 1
-                continue
-            }
-            if newest == nil || decoded.sequence > newest!.sequence {
-                newest = Slot(index: index, sequence: decoded.sequence, entries: decoded.entries)
-            }
+        for (slot, entries) in zip(framed.slots, payloads) where newest == nil || slot.sequence > newest!.sequence {
+            newest = Slot(index: slot.index, sequence: slot.sequence, entries: entries)
         }
-        return Recovery(newest: newest, damagedSlots: damaged, capacity: capacity)
-    }
-
-    private static func decodeSlot(
-        _ slot: ArraySlice<UInt8>, capacity: Int
-    ) -> (sequence: UInt64, entries: [CheckpointEntry])? {
-        let start = slot.startIndex
-        guard slot.count >= headerBytes, slot.prefix(4).elementsEqual(magic), readableFormats.contains(slot[start + 4]),
-            readLittleEndian(slot, at: start + 8, bytes: 4) == UInt64(capacity)
-        else { return nil }
-        let sequence = readLittleEndian(slot, at: start + 12, bytes: 8)
-        let length = Int(readLittleEndian(slot, at: start + 20, bytes: 4))
-        let crc = UInt32(readLittleEndian(slot, at: start + 24, bytes: 4))
-        guard length <= slot.count - headerBytes else { return nil }
-        let payload = slot[(start + headerBytes)..<(start + headerBytes + length)]
-        guard checksum(header: Array(slot[start..<(start + 24)]), payload: payload) == crc,
-            let entries = try? decodePayload(payload, format: slot[start + 4])
-        else { return nil }
-        return (sequence, entries)
+        return Recovery(newest: newest, damagedSlots: framed.damaged, capacity: framed.capacity)
     }
 
     static func encodePayload(_ entries: [CheckpointEntry]) -> [UInt8] {
@@ -202,19 +166,5 @@ enum CheckpointSlots {
         }
         guard reader.isAtEnd else { throw Damage() }
         return entries
-    }
-
-    private static func checksum(header: [UInt8], payload: ArraySlice<UInt8>) -> UInt32 {
-        CRC32.checksum(header.prefix(24) + payload)
-    }
-
-    private static func appendLittleEndian(_ value: UInt64, bytes count: Int, to bytes: inout [UInt8]) {
-        for index in 0..<count { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(index)))) }
-    }
-
-    private static func readLittleEndian(_ bytes: ArraySlice<UInt8>, at start: Int, bytes count: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for index in 0..<count { value |= UInt64(bytes[start + index]) << (8 * UInt64(index)) }
-        return value
     }
 }
