@@ -107,7 +107,9 @@ final class CloudLink: Sendable {
             guard count > 0 else { break }
             var offset = 0
             while offset < count {
-                let written = buffer.withUnsafeBytes { send(to, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL)) }
+                let written = buffer.withUnsafeBytes {
+                    send(to, $0.baseAddress! + offset, count - offset, Int32(MSG_NOSIGNAL))
+                }
                 if written < 0 && errno == EINTR { continue }
                 guard written > 0 else { break copying }
                 offset += written

@@ -34,7 +34,9 @@ extension EndToEnd {
         static func bufferedBytes(_ directory: URL) -> Int {
             let buffer = directory.appendingPathComponent("state/cloud/buffer")
             let names = (try? FileManager.default.contentsOfDirectory(atPath: buffer.path)) ?? []
-            return names.filter { $0.hasPrefix("segment-") }.reduce(0) { $0 + fileSize(buffer.appendingPathComponent($1).path) }
+            return names.filter { $0.hasPrefix("segment-") }.reduce(0) {
+                $0 + fileSize(buffer.appendingPathComponent($1).path)
+            }
         }
 
         /// Points the sink of the configuration at `config` to `link` instead of straight at `emulator`.
@@ -126,7 +128,9 @@ extension EndToEnd {
             link.comeUp()
             Faults.waitFor(90) { emulator.receivedLines().contains(Faults.line(Self.lines - 1)) }
             // A summary line (one a second) that counts every drop: delivered and dropped add up to what was sent.
-            Faults.waitFor(30) { Set(emulator.receivedLines()).count + Self.droppedByFullBuffer(agentLog) * 500 >= Self.lines }
+            Faults.waitFor(30) {
+                Set(emulator.receivedLines()).count + Self.droppedByFullBuffer(agentLog) * 500 >= Self.lines
+            }
             kill(agent.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: agent, timeout: 30)
             let received = emulator.receivedLines()
@@ -215,7 +219,8 @@ extension EndToEnd {
             // Everything intact delivered, and both damaged records counted (the torn one at recovery, the corrupted
             // one when it is read).
             Faults.waitFor(60) {
-                Set(emulator.receivedLines()).count >= total - damagedLines.count && recoveryLog().contains("buffer.damaged_records=2")
+                Set(emulator.receivedLines()).count >= total - damagedLines.count
+                    && recoveryLog().contains("buffer.damaged_records=2")
             }
             kill(second.processIdentifier, SIGTERM)
             try UplinkProcess.wait(for: second, timeout: 30)
@@ -227,7 +232,8 @@ extension EndToEnd {
             )
             #expect(!damagedLines.isEmpty)
             #expect(missing == damagedLines, "exactly the lines of the two damaged records are missing")
-            #expect(finalLog.contains("disk buffer recovered") && finalLog.contains("buffer.damaged_records=2"), "\(finalLog)")
+            #expect(
+                finalLog.contains("disk buffer recovered") && finalLog.contains("buffer.damaged_records=2"), "\(finalLog)")
             #expect(second.terminationStatus == 0)
         }
 

@@ -135,7 +135,8 @@ extension EndToEnd {
             func buffered() -> Bool {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: buffer.path)) ?? []
                 return names.filter { $0.hasPrefix("segment-") }.contains {
-                    (try? Data(contentsOf: buffer.appendingPathComponent($0)))?.range(of: Data("line 2999 ".utf8)) != nil
+                    let bytes = try? Data(contentsOf: buffer.appendingPathComponent($0))
+                    return bytes?.range(of: Data("line 2999 ".utf8)) != nil
                 }
             }
             DeliveryFaultTests.waitFor(60) { buffered() }

@@ -126,7 +126,9 @@ extension EndToEnd {
                 """)
             let log = RotatingLog(path: logs + "/app.log")
             log.write(500)
-            func outputLines() -> Int { (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n").count ?? 0 }
+            func outputLines() -> Int {
+                (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            }
             /// Waits until everything written so far was delivered (the output is the readiness signal).
             func waitForEverythingWritten() {
                 let deadline = Date().addingTimeInterval(30)

@@ -62,7 +62,9 @@ import UplinkCore
         #expect(summary.kept.sorted() == ["a", "gen"])
         #expect(summary.added.sorted() == ["b", "mark"])
         #expect(summary.replaced.isEmpty && summary.removed.isEmpty)
-        try await Self.waitUntil { plugins.store("b").count >= 200 && Self.endsWith(200, linesPrefixed: "new:", plugins.store("a")) }
+        try await Self.waitUntil {
+            plugins.store("b").count >= 200 && Self.endsWith(200, linesPrefixed: "new:", plugins.store("a"))
+        }
         pipeline.stop()
         try await run
 

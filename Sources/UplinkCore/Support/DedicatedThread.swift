@@ -51,15 +51,16 @@ public final class DedicatedThread: @unchecked Sendable {
     }
 
     /// Runs `body` on the thread and returns its result; the caller suspends meanwhile. Not cancellable: a
-    /// blocking call cannot be interrupted. `body` and what it captured are released before the caller resumes:
-    /// a captured chunk's acknowledgements report when their last holder lets go, so the caller (a disk buffer's
-    /// `send` that synced) finds them resolved, not resolved a moment later by this thread.
+    /// blocking call cannot be interrupted. This thread lets go of `body`, what it captured and its result before
+    /// the caller resumes: a chunk's acknowledgements report when their last holder lets go, so the caller (a disk
+    /// buffer's `send` that synced) finds them resolved, not resolved a moment later by this thread.
     public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withUnsafeContinuation { continuation in
             let pending = PendingJob(body)
             enqueue {
+                // `consume`: this thread keeps no copy of the result (a disk buffer's acknowledgements) either.
                 let result = pending.run()
-                continuation.resume(returning: result)
+                continuation.resume(returning: consume result)
             }
         }
     }
