@@ -122,6 +122,8 @@ private final class Done<T: Sendable>: @unchecked Sendable {
 
     func wait() -> T {
         while sem_wait(semaphore) != 0 {}  // EINTR
-        return value!
+        // Taken, not copied: like `run`, nothing here keeps the result (acknowledgements) alive after the caller.
+        let result = value.take()!
+        return result
     }
 }
