@@ -203,6 +203,39 @@ private func segments(_ directory: String) -> [String] {
         #expect(buffer.droppedEvents == 0)
     }
 
+    @Test func aProducerBlockedOnAFullBufferHasEverythingWrittenAcknowledgedWhileItWaits() async throws {
+        // A long fsync interval: every write before the buffer is full waits for the sync the full buffer makes
+        // before blocking. The tokens it releases must report then, not when the cloud makes room (a tail blocked
+        // on a full buffer checkpoints what the buffer holds; it did not while the wait kept the released tokens).
+        let directory = temporaryDirectory()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(directory: directory, maxBytes: 1 << 20, whenFull: .block, fsyncInterval: .seconds(30), chunkEvents: 100),
+            logger: Logger(label: "disk-buffer-test"))
+        buffer.addProducer()
+        let acknowledged = Atomic<Int>(0)
+        let started = Atomic<Int>(0)
+        let producer = Task {
+            for start in stride(from: 0, to: 20_000, by: 500) {
+                let token = Acknowledgement { status in
+                    if status == .delivered { acknowledged.add(1, ordering: .relaxed) }
+                }
+                started.add(1, ordering: .relaxed)
+                try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200), acknowledgements: Acknowledgements([token])))
+            }
+            buffer.finishProducer()
+        }
+        let nearlyFull = (1 << 20) - 240 * 500
+        for _ in 0..<2000 where buffer.bytesOnDisk < nearlyFull { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<2000 where acknowledged.load(ordering: .relaxed) < started.load(ordering: .relaxed) - 1 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(started.load(ordering: .relaxed) > 1, "the producer is blocked on the full buffer")
+        #expect(acknowledged.load(ordering: .relaxed) == started.load(ordering: .relaxed) - 1)
+        let seen = await drain(buffer, count: 20_000)
+        try await producer.value
+        #expect(seen == Array(0..<20_000))
+    }
+
     @Test func writesAreAcknowledgedUpstreamWithinTheFsyncIntervalEvenWhenNothingFollows() async throws {
         let buffer = try open(temporaryDirectory())
         buffer.addProducer()

@@ -441,6 +441,15 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 defer { state.consumer = nil }
                 return .written(released, state.consumer)
             } }
+            if case .wait = step {
+                // The acknowledgements of what is durable go before the wait for room, and so does every reference
+                // to them (`consume`): a token reports when its last holder lets go, and a source blocked on a full
+                // buffer must still checkpoint everything the buffer holds, not wait for the cloud to make room.
+                if case .wait(let released) = consume step { release(released) }
+                await waitForRoom(frames.count)
+                try Task.checkCancellation()
+                continue
+            }
             switch step {
             case .written(let released, let consumer):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
@@ -465,19 +474,22 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 try await Task.sleep(for: configuration.retryDelay)
                 await ioThread.run { [self] in withState { $0.writeError = nil } }
-            case .wait(let released):
-                release(released)
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    ioThread.post { [self] in
-                        let resumeNow = withState { state -> Bool in
-                            if state.receiverClosed || state.totalBytes + frames.count <= configuration.maxBytes { return true }
-                            state.spaceWaiters.append(continuation)
-                            return false
-                        }
-                        if resumeNow { continuation.resume() }
-                    }
+            case .wait:
+                preconditionFailure("handled above")
+            }
+        }
+    }
+
+    /// Waits until `bytes` more fit in the buffer (or the receiver closed); the consumer's reads make the room.
+    private func waitForRoom(_ bytes: Int) async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            ioThread.post { [self] in
+                let resumeNow = withState { state -> Bool in
+                    if state.receiverClosed || state.totalBytes + bytes <= configuration.maxBytes { return true }
+                    state.spaceWaiters.append(continuation)
+                    return false
                 }
-                try Task.checkCancellation()
+                if resumeNow { continuation.resume() }
             }
         }
     }
