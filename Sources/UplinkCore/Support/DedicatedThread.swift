@@ -71,7 +71,11 @@ public final class DedicatedThread: @unchecked Sendable {
     public func runAndWait<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
         let done = Done<T>()
         let pending = PendingJob(body)
-        enqueue { done.finish(pending.run()) }
+        enqueue {
+            // `consume`, as in `run`: the caller may wake before this closure ends, and must hold the only copy.
+            let result = pending.run()
+            done.finish(consume result)
+        }
         return done.wait()
     }
 
@@ -115,8 +119,8 @@ private final class Done<T: Sendable>: @unchecked Sendable {
         semaphore.deallocate()
     }
 
-    func finish(_ result: T) {
-        value = result
+    func finish(_ result: consuming T) {
+        value = consume result
         sem_post(semaphore)
     }
 
