@@ -36,7 +36,9 @@ public enum AtomicFile {
                 if code != 0 { failure = FileSystemFailure("cannot fsync", path: temporary, code: code) }
             }
         }
-        fileSystem.close(fd)
+        // Checked too: the rename below publishes the file, so a close that reports an error must stop it.
+        let closed = fileSystem.close(fd)
+        if failure == nil, closed != 0 { failure = FileSystemFailure("cannot close", path: temporary, code: closed) }
         if let failure {
             _ = fileSystem.unlink(temporary)
             throw failure
