@@ -9,15 +9,13 @@ import Synchronization
 /// fsyncs), which must never happen on a cooperative-pool thread: a blocked pool thread stalls unrelated stages
 /// (the pool has as many threads as cores, two on a small board). Jobs run one at a time, in the order queued.
 public final class DedicatedThread: @unchecked Sendable {
-    // @unchecked: `semaphore` is created before the thread starts and destroyed in deinit, which runs only
-    // after the thread released its reference; everything else is under `jobs`' lock.
+    // @unchecked: `queued` is created before the thread starts and destroyed only after the thread released its
+    // reference; everything else is under `jobs`' lock.
     private let jobs = Mutex<Deque<(@Sendable () -> Void)?>>(Deque())
-    private let semaphore: UnsafeMutablePointer<sem_t>
+    private let queued = Semaphore()
 
     /// Starts the thread; `purpose` names it in the failure message if the system refuses one.
     public init(purpose: String) {
-        semaphore = .allocate(capacity: 1)
-        sem_init(semaphore, 0, 0)
         var thread = pthread_t()
         let box = Unmanaged.passRetained(self)
         let result = pthread_create(
@@ -31,19 +29,14 @@ public final class DedicatedThread: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    deinit {
-        sem_destroy(semaphore)
-        semaphore.deallocate()
-    }
-
     private func enqueue(_ job: (@Sendable () -> Void)?) {
         jobs.withLock { $0.append(job) }
-        sem_post(semaphore)
+        queued.post()
     }
 
     private func loop() {
         while true {
-            while sem_wait(semaphore) != 0 {}  // EINTR
+            queued.wait()
             let job = jobs.withLock { $0.removeFirst() }
             guard let job else { return }
             job()
@@ -105,29 +98,39 @@ private final class PendingJob<T>: @unchecked Sendable {
 
 /// A result handed from the thread to a caller blocked in ``DedicatedThread/runAndWait(_:)``.
 private final class Done<T: Sendable>: @unchecked Sendable {
-    // @unchecked: `value` is written before the semaphore is posted and read after it is waited for.
+    // @unchecked: `value` is written before `done` is posted and read after it is waited for.
     private var value: T?
-    private let semaphore: UnsafeMutablePointer<sem_t>
-
-    init() {
-        semaphore = .allocate(capacity: 1)
-        sem_init(semaphore, 0, 0)
-    }
-
-    deinit {
-        sem_destroy(semaphore)
-        semaphore.deallocate()
-    }
+    private let done = Semaphore()
 
     func finish(_ result: consuming T) {
         value = consume result
-        sem_post(semaphore)
+        done.post()
     }
 
     func wait() -> T {
-        while sem_wait(semaphore) != 0 {}  // EINTR
+        done.wait()
         // Taken, not copied: like `run`, nothing here keeps the result (acknowledgements) alive after the caller.
         let result = value.take()!
         return result
+    }
+}
+
+/// A POSIX semaphore (counting, process-private) that blocks its waiter's thread, which is what a dedicated
+/// thread and a caller of ``DedicatedThread/runAndWait(_:)`` want, and what the cooperative pool must never do.
+private final class Semaphore: @unchecked Sendable {
+    // @unchecked: sem_t is made for concurrent post and wait; it is destroyed when nobody can use it any more.
+    private let raw = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+
+    init() { sem_init(raw, 0, 0) }
+
+    deinit {
+        sem_destroy(raw)
+        raw.deallocate()
+    }
+
+    func post() { sem_post(raw) }
+
+    func wait() {
+        while sem_wait(raw) != 0 {}  // EINTR
     }
 }
