@@ -441,16 +441,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 defer { state.consumer = nil }
                 return .written(released, state.consumer)
             } }
-            if case .wait = step {
-                // The acknowledgements of what is durable go before the wait for room, and so does every reference
-                // to them (`consume`): a token reports when its last holder lets go, and a source blocked on a full
-                // buffer must still checkpoint everything the buffer holds, not wait for the cloud to make room.
-                if case .wait(let released) = consume step { release(released) }
-                await waitForRoom(frames.count)
-                try Task.checkCancellation()
-                continue
-            }
-            switch step {
+            // `consume`, and the wait for room after the switch: a token reports when its last holder lets go, so
+            // nothing here may keep the acknowledgements released before that wait. A source blocked on a full
+            // buffer must checkpoint everything the buffer holds, not wait for the cloud to make room.
+            var waitsForRoom = false
+            switch consume step {
             case .written(let released, let consumer):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
                 release(released)
@@ -474,8 +469,13 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 }
                 try await Task.sleep(for: configuration.retryDelay)
                 await ioThread.run { [self] in withState { $0.writeError = nil } }
-            case .wait:
-                preconditionFailure("handled above")
+            case .wait(let released):
+                release(released)
+                waitsForRoom = true
+            }
+            if waitsForRoom {
+                await waitForRoom(frames.count)
+                try Task.checkCancellation()
             }
         }
     }
