@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import UplinkCore
 import UplinkPlugins
@@ -262,6 +265,16 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
     @Test func unreadableSecretFileIsALocatedError() {
         let (_, diagnostics) = validate(sink("device_secret_file: /nonexistent/secret"))
         #expect(errors(diagnostics).contains { $0.hasPrefix("test.yaml:12:") && $0.contains("cannot read 'device_secret_file' /nonexistent/secret") })
+        // The one cause, without a follow-on "the device secret is empty" for the file nobody could read.
+        #expect(!errors(diagnostics).contains { $0.contains("empty") }, "\(errors(diagnostics))")
+    }
+
+    @Test func emptySecretFileIsAnError() throws {
+        let path = "/tmp/uplink-secret-\(UInt64.random(in: 0...UInt64.max))"
+        try FileIO.writeFileAtomically(path, Array("\n".utf8))
+        defer { unlink(path) }
+        let (_, diagnostics) = validate(sink("device_secret_file: \(path)"))
+        #expect(errors(diagnostics).contains { $0.contains("the device secret is empty") })
     }
 
     @Test func missingSecretNamesBothWays() {

@@ -72,7 +72,10 @@ struct IoTCoreSinkSettings: Sendable {
                 "'device_secret_file' \(path) can be read by other users (mode \(String(mode, radix: 8))); chmod 600 it",
                 at: "device_secret_file")
         }
-        let secret = config.secret("device_secret") ?? ""
+        // nil when neither option is given or the file could not be read (that error is already reported, and an
+        // "empty secret" on top of it would be a follow-on).
+        let givenSecret = config.secret("device_secret")
+        let secret = givenSecret ?? ""
         if config.contains("product_sn") && productSN.isEmpty { config.error("option 'product_sn' must not be empty", at: "product_sn") }
         if config.contains("device_sn") && deviceSN.isEmpty { config.error("option 'device_sn' must not be empty", at: "device_sn") }
         // A serial number goes into every topic (the default one, thing-model and shadow topics): what a topic
@@ -80,7 +83,7 @@ struct IoTCoreSinkSettings: Sendable {
         for (name, value) in [("product_sn", productSN), ("device_sn", deviceSN)] where !value.isEmpty {
             if let problem = Self.serialNumberProblem(value) { config.error("option '\(name)' \(problem)", at: name) }
         }
-        if (config.contains("device_secret") || config.contains("device_secret_file")) && secret.isEmpty {
+        if let givenSecret, givenSecret.isEmpty {
             config.error("the device secret is empty", at: config.contains("device_secret") ? "device_secret" : "device_secret_file")
         }
 
