@@ -6,11 +6,11 @@ import UplinkCore
 import UplinkPlugins
 
 /// Loads a config from text and builds its topology, returning the diagnostics.
-func validate(_ yaml: String, environment: [String: String] = [:]) -> (Topology?, [ConfigDiagnostic]) {
+func validate(_ yaml: String, environment: [String: String] = [:], checksPaths: Bool = true) -> (Topology?, [ConfigDiagnostic]) {
     let diagnostics = DiagnosticCollector()
     var config = PipelineConfig(files: ["test.yaml"])
     ConfigLoader(environment: environment).load(bytes: Array(yaml.utf8), file: "test.yaml", into: &config, diagnostics: diagnostics)
-    let topology = TopologyBuilder(registry: Builtins.registry).build(config, diagnostics: diagnostics)
+    let topology = TopologyBuilder(registry: Builtins.registry, checksPaths: checksPaths).build(config, diagnostics: diagnostics)
     return (diagnostics.hasErrors ? nil : topology, diagnostics.diagnostics)
 }
 
@@ -267,6 +267,18 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
         #expect(errors(diagnostics).contains { $0.hasPrefix("test.yaml:12:") && $0.contains("cannot read 'device_secret_file' /nonexistent/secret") })
         // The one cause, without a follow-on "the device secret is empty" for the file nobody could read.
         #expect(!errors(diagnostics).contains { $0.contains("empty") }, "\(errors(diagnostics))")
+    }
+
+    /// `uplink test` and `graph` check the configuration without this machine's files: a pipeline's tests run on
+    /// a laptop or in CI where the board's secret and CA bundle do not exist.
+    @Test func pipelineTestsDoNotOpenTheBoardsSecretOrCAFile() {
+        let options = "device_secret_file: /nonexistent/secret\n    ca_file: /nonexistent/ca.pem"
+        let (topology, diagnostics) = validate(sink(options), checksPaths: false)
+        #expect(errors(diagnostics).isEmpty, "\(errors(diagnostics))")
+        #expect(topology != nil)
+        let (_, onTheBoard) = validate(sink(options))
+        #expect(errors(onTheBoard).contains { $0.contains("cannot read 'device_secret_file'") })
+        #expect(errors(onTheBoard).contains { $0.contains("ca_file") })
     }
 
     @Test func emptySecretFileIsAnError() throws {

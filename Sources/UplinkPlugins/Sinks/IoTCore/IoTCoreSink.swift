@@ -19,7 +19,7 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
             // Its input is usually batches of up to 128 KB: 16 of them wait at most (2 MiB), not 4096 (512 MiB).
             defaultBufferEvents: IoTCoreSinkSettings.defaultBufferEvents, keepsState: true
         ) { context in
-            guard let settings = IoTCoreSinkSettings.read(context.config) else {
+            guard let settings = IoTCoreSinkSettings.read(context.config, checksPaths: context.checksPaths) else {
                 return .sink(IoTCoreSink<Message>(settings: nil))
             }
             // Thing-model and shadow transforms use the sink's device instead of repeating it.

@@ -62,19 +62,24 @@ struct IoTCoreSinkSettings: Sendable {
     ]
 
     /// Reads the options; records located errors and returns nil when the sink cannot be built.
-    static func read(_ config: ConfigReader) -> IoTCoreSinkSettings? {
+    ///
+    /// `checksPaths` false (`uplink test`, `graph`): the secret file and `ca_file` are not opened. They are this
+    /// machine's, and a pipeline's tests never reach the cloud, so they must pass where the board's files are absent.
+    static func read(_ config: ConfigReader, checksPaths: Bool = true) -> IoTCoreSinkSettings? {
         let productSN = config.string("product_sn") ?? ""
         let deviceSN = config.string("device_sn") ?? ""
         if config.contains("device_secret") && config.contains("device_secret_file") {
             config.error("give either 'device_secret' or 'device_secret_file', not both", at: "device_secret_file")
-        } else if let path = config.string("device_secret_file"), let mode = Self.permissions(of: path), mode & 0o077 != 0 {
+        } else if checksPaths, let path = config.string("device_secret_file"), let mode = Self.permissions(of: path),
+            mode & 0o077 != 0
+        {
             config.warning(
                 "'device_secret_file' \(path) can be read by other users (mode \(String(mode, radix: 8))); chmod 600 it",
                 at: "device_secret_file")
         }
         // nil when neither option is given or the file could not be read (that error is already reported, and an
         // "empty secret" on top of it would be a follow-on).
-        let givenSecret = config.secret("device_secret")
+        let givenSecret = checksPaths || !config.contains("device_secret_file") ? config.secret("device_secret") : nil
         let secret = givenSecret ?? ""
         if config.contains("product_sn") && productSN.isEmpty { config.error("option 'product_sn' must not be empty", at: "product_sn") }
         if config.contains("device_sn") && deviceSN.isEmpty { config.error("option 'device_sn' must not be empty", at: "device_sn") }
@@ -160,7 +165,7 @@ struct IoTCoreSinkSettings: Sendable {
         // it was written so validate refuses it too.
         let probe = IoTCoreClient.Configuration(
             endpoint: "https://127.0.0.1", credentials: DeviceCredentials(productSN: "p", deviceSN: "d", deviceSecret: Secret("s")),
-            caFile: settings.caFile, connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout)
+            caFile: checksPaths ? settings.caFile : nil, connectTimeout: settings.connectTimeout, requestTimeout: settings.requestTimeout)
         for problem in probe.problems() {
             let option = String(problem.prefix(while: { $0 != ":" }))
             config.error("option '\(option)'\(problem.dropFirst(option.count))", at: option)
