@@ -5,6 +5,7 @@ import Musl
 #endif
 import Synchronization
 import CUplinkLinux
+import UplinkFileSystem
 
 /// One epoll thread that wakes tasks when their file descriptors become readable (pipes, ttys, serial
 /// ports, inotify) or writable (a process plugin's stdin). Sources never block a cooperative-pool thread and

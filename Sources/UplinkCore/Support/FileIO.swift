@@ -7,34 +7,13 @@ public import UplinkFileSystem
 
 /// Small POSIX file helpers, so the engine needs no Foundation.
 public enum FileIO {
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public var operation: String
-        public var path: String
-        public var code: Int32
-
-        public init(_ operation: String, path: String, code: Int32 = errno) {
-            self.operation = operation
-            self.path = path
-            self.code = code
-        }
-
-        public init(_ failure: FileSystemFailure) {
-            self.init(failure.operation, path: failure.path, code: failure.code)
-        }
-
-        public var description: String { "\(operation) \(path): \(String(cString: strerror(code))) (errno \(code))" }
-
-        /// The errno's text as it reads inside a sentence: `permission denied`.
-        public var reason: String { FileIO.errorText(code) }
-    }
+    /// A failed file call: what was done, to which file, and the errno. The same type as the file-system seam's,
+    /// so a failure keeps its text through every layer and nothing converts between two copies.
+    public typealias Failure = FileSystemFailure
 
     /// Reads a whole file, refusing files larger than `limit` (``FileSystem/readFile(_:limit:flags:)``).
     public static func readFile(_ path: String, limit: Int = 64 << 20) throws(Failure) -> [UInt8] {
-        do {
-            return try PosixFileSystem().readFile(path, limit: limit)
-        } catch {
-            throw Failure(error)
-        }
+        try PosixFileSystem().readFile(path, limit: limit)
     }
 
     /// Writes all bytes to a descriptor (``writeFully(_:retrying:_:)``); one another process made non-blocking
@@ -57,11 +36,7 @@ public enum FileIO {
     public static func writeFileAtomically(
         _ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, fileSystem: some FileSystem = PosixFileSystem()
     ) throws(Failure) {
-        do {
-            try AtomicFile.write(path, bytes, mode: mode, fileSystem: fileSystem)
-        } catch {
-            throw Failure(error)
-        }
+        try AtomicFile.write(path, bytes, mode: mode, fileSystem: fileSystem)
     }
 
     /// Creates a directory and its parents with the given mode (existing ones are left as they are); each one
@@ -69,11 +44,7 @@ public enum FileIO {
     public static func makeDirectories(
         _ path: String, mode: mode_t = 0o700, fileSystem: some FileSystem = PosixFileSystem()
     ) throws(Failure) {
-        do {
-            try fileSystem.makeDirectories(path, mode: mode)
-        } catch {
-            throw Failure(error)
-        }
+        try fileSystem.makeDirectories(path, mode: mode)
     }
 
     public static func parentDirectory(of path: String) -> String {
@@ -139,4 +110,9 @@ public enum FileIO {
         let text = String(cString: strerror(code))
         return text.prefix(1).lowercased() + text.dropFirst()
     }
+}
+
+extension FileSystemFailure {
+    /// The errno's text as it reads inside a sentence: `permission denied`.
+    public var reason: String { FileIO.errorText(code) }
 }

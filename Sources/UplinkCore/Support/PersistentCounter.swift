@@ -45,8 +45,6 @@ public struct PersistentCounter {
             stored = try AtomicFile.read(path, limit: 64, fileSystem: fileSystem)
         } catch where error.code == ENOENT {
             stored = nil
-        } catch {
-            throw FileIO.Failure(error)
         }
         if var bytes = stored {
             while let last = bytes.last, last == 0x0A || last == 0x20 { bytes.removeLast() }

@@ -5,6 +5,7 @@ import UplinkYAML
 #if canImport(Glibc)
 import Glibc
 #endif
+import UplinkFileSystem
 
 /// Runs ``ConfigTestCase``s against a validated topology: the `through` transforms only, in-process, one after
 /// the other, with no source and no sink; their state directories live in a fresh temporary directory.

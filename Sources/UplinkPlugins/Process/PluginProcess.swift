@@ -1,5 +1,6 @@
 import CUplinkLinux
 import Synchronization
+import UplinkFileSystem
 import UplinkCore
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import UplinkFileSystem
 import UplinkCore
 
 /// `file`: appends one line per event to a file, created with the given mode. Lines are written whole per

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import UplinkFileSystem
 import UplinkCore
 
 /// Writes events as lines to a descriptor through one reused buffer: one `write` per chunk, not per event.

@@ -16,17 +16,17 @@ final class CheckpointSlotFile {
 
     /// Opens an existing file and makes its newest checkpoint durable; nil when there is no file.
     func load() throws(FileIO.Failure) -> CheckpointSlots.Recovery? {
-        do { return try file.load() } catch { throw FileIO.Failure(error) }
+        try file.load()
     }
 
     /// Writes `entries` in place (not synced), or a whole new file when needed (synced).
     func write(_ entries: [CheckpointEntry]) throws(FileIO.Failure) {
-        do { try file.write(entries) } catch { throw FileIO.Failure(error) }
+        try file.write(entries)
     }
 
     /// Makes the last write durable; on failure it is not, and the next write goes into the same slot again.
     func sync() throws(FileIO.Failure) {
-        do { try file.sync() } catch { throw FileIO.Failure(error) }
+        try file.sync()
     }
 
     func closeFile() { file.closeFile() }

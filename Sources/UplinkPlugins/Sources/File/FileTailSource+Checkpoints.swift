@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import UplinkFileSystem
 import UplinkCore
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@ import UplinkCore
 #elseif canImport(Musl)
     import Musl
 #endif
+import UplinkFileSystem
 
 /// How the file source learns that files changed.
 enum WatchMode: String, Sendable, CaseIterable {

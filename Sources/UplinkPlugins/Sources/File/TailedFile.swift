@@ -5,6 +5,7 @@ import UplinkCore
 #elseif canImport(Musl)
     import Musl
 #endif
+import UplinkFileSystem
 
 /// One file being read: its descriptor, identity, read position, framing state and rotation state.
 final class TailedFile {

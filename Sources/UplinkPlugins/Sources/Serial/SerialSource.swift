@@ -1,6 +1,7 @@
 import CUplinkLinux
 import Logging
 import Synchronization
+import UplinkFileSystem
 import UplinkCore
 
 /// `serial`: reads frames from a serial port (raw termios, opened exclusively), reconnecting with back-off when

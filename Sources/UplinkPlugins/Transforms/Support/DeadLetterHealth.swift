@@ -1,4 +1,5 @@
 import Synchronization
+import UplinkFileSystem
 import UplinkCore
 
 /// Whether a transform's dead letters can be written, for `/health`: failing from the first failed write until

@@ -1,5 +1,6 @@
 import Logging
 import UplinkCore
+import UplinkFileSystem
 
 /// Where a transform's dead letters go: the `dead_letter_*` options shared by `json`, `thing_model` and `batch`.
 struct DeadLetterSettings: Sendable {
