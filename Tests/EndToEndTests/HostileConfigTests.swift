@@ -15,37 +15,36 @@ extension EndToEnd {
             var maxRSSKiB: Int
         }
 
-        /// Runs `uplink` with posix_spawn and reaps it with wait4, which returns that child's own peak RSS.
+        /// Runs `uplink` and measures its own peak RSS. Not with posix_spawn from this process and wait4: the
+        /// kernel carries the spawning process's peak RSS into a child across exec (vfork shares the test
+        /// runner's memory, and exec keeps its high-water mark), so the figure was the whole test runner's
+        /// (223 MB in a full suite run). A small Python process forks a fresh child for `uplink` and reports
+        /// that child's wait4 rusage instead.
         static func spawn(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> Finished {
             let stderrPath = try UplinkProcess.temporaryFile("stderr").path
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_TRUNC, 0o600)
-            let argv = ([UplinkProcess.executable.path] + arguments).map { strdup($0) } + [nil]
-            defer { for pointer in argv { free(pointer) } }
-            var pid: pid_t = 0
-            let spawned = posix_spawn(&pid, UplinkProcess.executable.path, &actions, nil, argv, environ)
-            guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EINVAL) }
-            var status: Int32 = 0
-            var usage = rusage()
-            let clock = ContinuousClock()
-            let deadline = clock.now + timeout
-            while wait4(pid, &status, WNOHANG, &usage) == 0 {
-                if clock.now > deadline {
-                    kill(pid, SIGKILL)
-                    _ = wait4(pid, &status, 0, &usage)
-                    throw UplinkProcess.TimeoutError()
-                }
-                usleep(5_000)
-            }
-            let exited = status & 0x7F == 0
+            let rssPath = try UplinkProcess.temporaryFile("maxrss").path
+            let measure = """
+                import os, sys
+                pid = os.fork()
+                if pid == 0:
+                    os.execv(sys.argv[2], sys.argv[2:])
+                _, status, usage = os.wait4(pid, 0)
+                open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+                sys.exit(os.waitstatus_to_exitcode(status) % 256 if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+                """
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", measure, rssPath, UplinkProcess.executable.path] + arguments
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+            try process.run()
+            try UplinkProcess.wait(for: process, timeout: Double(timeout.components.seconds))
+            let rss = (try? String(contentsOfFile: rssPath, encoding: .utf8)).flatMap { Int($0) }
             return Finished(
-                status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
+                status: process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus,
                 stderr: (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "",
-                maxRSSKiB: usage.ru_maxrss)
+                maxRSSKiB: try #require(rss, "the measuring process did not report the peak RSS"))
         }
 
         /// `levels` anchored lists of 10, each made of 10 aliases of the one before, indented by `indent`.
