@@ -85,7 +85,8 @@ def measure(argv, stdin_path=None):
         stdin.close()
     if status != 0:
         sys.exit("command failed (%s): %s\n%s" % (status, " ".join(argv), err.decode(errors="replace")))
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_kib": usage.ru_maxrss, "out": out.decode()}
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_kib": usage.ru_maxrss, "out": out.decode(),
+            "faults": usage.ru_minflt + usage.ru_majflt, "switches": usage.ru_nvcsw + usage.ru_nivcsw}
 
 
 def start_receiver(binary, work):

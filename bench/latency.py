@@ -3,7 +3,8 @@
 (ndjson, 128 KB) -> iotcore_http over HTTPS, as bench.py's tail-batch-https, with one or more binaries (before
 and after a change) measured interleaved in the same run.
 
-Scenarios (each run reads the whole input file from its start; lines/s, CPU s per 1M lines of the agent):
+Scenarios (each run reads the whole input file from its start; lines/s, and the agent's CPU s per 1M lines, peak
+RSS, page faults and context switches):
 - loopback, loopback-ordered: straight to the emulator (`uplink emulator`), ordering none / per_topic;
 - delayed, delayed-ordered: through bench/delay_proxy.py adding --delay-ms (25) each way;
 - two-send: to bench/two_send_server.py (headers and body in two sends, no TCP_NODELAY: delayed ACKs).
@@ -119,13 +120,16 @@ def main():
     print("machine: %s, %d CPUs, load %s; %d lines of 100 bytes; %d runs each, median (min-max); delay %g ms each way"
           % (os.uname().machine, os.cpu_count(), "%.1f %.1f %.1f" % os.getloadavg(), args.lines, args.runs,
              args.delay_ms))
-    print("%-18s %-8s %-32s %-26s %-20s" % ("scenario", "binary", "lines/s", "CPU s per 1M lines", "peak RSS MiB"))
+    print("%-18s %-8s %-32s %-26s %-20s %-24s %-24s" % ("scenario", "binary", "lines/s", "CPU s per 1M lines",
+                                                       "peak RSS MiB", "page faults", "context switches"))
     for scenario, label, *_ in plan:
         runs = results[(scenario, label)]
-        print("%-18s %-8s %-32s %-26s %-20s" % (
+        print("%-18s %-8s %-32s %-26s %-20s %-24s %-24s" % (
             scenario, label, summary([args.lines / r["wall"] for r in runs], lambda v: "{:,.0f}".format(v)),
             summary([r["cpu"] * 1_000_000 / args.lines for r in runs], lambda v: "%.2f" % v),
-            summary([r["rss_kib"] / 1024 for r in runs], lambda v: "%.1f" % v)))
+            summary([r["rss_kib"] / 1024 for r in runs], lambda v: "%.1f" % v),
+            summary([r["faults"] for r in runs], lambda v: "{:,.0f}".format(v)),
+            summary([r["switches"] for r in runs], lambda v: "{:,.0f}".format(v))))
     print("receiver (uplink emulator) CPU %.1f s; delay proxy CPU %.1f s" % (receiver_cpu, proxy_cpu))
 
 

@@ -5,8 +5,10 @@ public import UplinkCore
 /// ```json
 /// {"uptime_seconds":12.5,"ready":true,"components":[{"id":"cloud","type":"iotcore_http","kind":"sink",
 ///  "state":"running","received_events":10,"received_bytes":900,"sent_events":10,"sent_bytes":900,
-///  "dropped_events":0,"errors":0,"buffer_events":0,"buffer_fill":0,"failing":null}]}
+///  "dropped_events":0,"errors":0,"buffer_events":0,"buffer_fill":0,"failing":null,
+///  "concurrency_limit":8,"max_concurrency":32,"requests_in_flight":5}]}
 /// ```
+/// The last three only for a component that reports them (an `iotcore_http` sink's adaptive concurrency).
 public struct ComponentsSnapshot: Sendable, Equatable {
     public struct Component: Sendable, Equatable {
         public var id: String
@@ -25,11 +27,18 @@ public struct ComponentsSnapshot: Sendable, Equatable {
         public var bufferFill: Double?
         /// Why the component is failing right now, if it is.
         public var failing: String?
+        /// Requests the component may have in flight now (an adaptive limit); nil when it has none.
+        public var concurrencyLimit: Int?
+        /// The ceiling of ``concurrencyLimit``.
+        public var maxConcurrency: Int?
+        /// Requests on the wire now.
+        public var requestsInFlight: Int?
 
         public init(
             id: String, type: String, kind: String, state: String, receivedEvents: Int = 0, receivedBytes: Int = 0,
             sentEvents: Int = 0, sentBytes: Int = 0, droppedEvents: Int = 0, errors: Int = 0,
-            bufferEvents: Int? = nil, bufferFill: Double? = nil, failing: String? = nil
+            bufferEvents: Int? = nil, bufferFill: Double? = nil, failing: String? = nil,
+            concurrencyLimit: Int? = nil, maxConcurrency: Int? = nil, requestsInFlight: Int? = nil
         ) {
             self.id = id
             self.type = type
@@ -44,6 +53,9 @@ public struct ComponentsSnapshot: Sendable, Equatable {
             self.bufferEvents = bufferEvents
             self.bufferFill = bufferFill
             self.failing = failing
+            self.concurrencyLimit = concurrencyLimit
+            self.maxConcurrency = maxConcurrency
+            self.requestsInFlight = requestsInFlight
         }
     }
 
@@ -63,15 +75,29 @@ public struct ComponentsSnapshot: Sendable, Equatable {
         self.ready = ready
         self.components = statuses.map { status in
             let snapshot = status.metrics.snapshot
+            let report = status.metrics.report()
+            func gauge(_ name: String) -> Int? {
+                for sample in report.samples where sample.name == name && sample.labels.isEmpty {
+                    if case .gauge(let value) = sample.value { return Int(value) }
+                }
+                return nil
+            }
             return Component(
                 id: status.id, type: status.type, kind: status.role.rawValue, state: status.metrics.state.name,
                 receivedEvents: snapshot.receivedEvents, receivedBytes: snapshot.receivedBytes,
                 sentEvents: snapshot.sentEvents, sentBytes: snapshot.sentBytes,
                 droppedEvents: snapshot.droppedEvents + (status.buffer?.droppedFull ?? 0), errors: snapshot.errors,
                 bufferEvents: status.buffer?.events, bufferFill: status.buffer?.fillRatio,
-                failing: status.metrics.report().failure?.reason)
+                failing: report.failure?.reason,
+                concurrencyLimit: gauge(Self.concurrencyLimitGauge), maxConcurrency: gauge(Self.maxConcurrencyGauge),
+                requestsInFlight: gauge(Self.requestsInFlightGauge))
         }
     }
+
+    /// The gauges an `iotcore_http` sink reports (IoTCoreSink+Metrics.swift) that `uplink top` shows.
+    static let concurrencyLimitGauge = "uplink_iotcore_concurrency_limit"
+    static let maxConcurrencyGauge = "uplink_iotcore_max_concurrency"
+    static let requestsInFlightGauge = "uplink_iotcore_requests_in_flight"
 
     public var json: [UInt8] {
         var output: [UInt8] = []
@@ -106,6 +132,12 @@ public struct ComponentsSnapshot: Sendable, Equatable {
                 JSONWriter.appendString(failing, to: &output)
             } else {
                 output += "null".utf8
+            }
+            for (key, value) in [
+                ("concurrency_limit", component.concurrencyLimit), ("max_concurrency", component.maxConcurrency),
+                ("requests_in_flight", component.requestsInFlight),
+            ] {
+                if let value { output += ",\"\(key)\":\(value)".utf8 }
             }
             output.append(UInt8(ascii: "}"))
         }
@@ -145,7 +177,9 @@ public struct ComponentsSnapshot: Sendable, Equatable {
                     receivedEvents: int("received_events") ?? 0, receivedBytes: int("received_bytes") ?? 0,
                     sentEvents: int("sent_events") ?? 0, sentBytes: int("sent_bytes") ?? 0,
                     droppedEvents: int("dropped_events") ?? 0, errors: int("errors") ?? 0,
-                    bufferEvents: int("buffer_events"), bufferFill: fill, failing: failing))
+                    bufferEvents: int("buffer_events"), bufferFill: fill, failing: failing,
+                    concurrencyLimit: int("concurrency_limit"), maxConcurrency: int("max_concurrency"),
+                    requestsInFlight: int("requests_in_flight")))
         }
         var uptime = 0.0
         switch root["uptime_seconds"] {

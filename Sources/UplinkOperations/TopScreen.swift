@@ -1,5 +1,6 @@
 /// The table `uplink top` shows: one row per component with its rates over the last refresh, totals, drops,
-/// errors and input buffer fill. Pure text, so it is tested without a terminal.
+/// errors, requests in flight against the adaptive limit (`3/8`, `iotcore_http` sinks) and input buffer fill.
+/// Pure text, so it is tested without a terminal.
 public struct TopScreen: Sendable {
     public var address: String
 
@@ -26,7 +27,7 @@ public struct TopScreen: Sendable {
             bytesOutPerSecond: max(0, Double(current.sentBytes - previous.sentBytes)) / seconds)
     }
 
-    static let header = ["ID", "KIND", "TYPE", "STATE", "IN/s", "OUT/s", "OUT B/s", "IN", "OUT", "DROPPED", "ERRORS", "BUFFER"]
+    static let header = ["ID", "KIND", "TYPE", "STATE", "IN/s", "OUT/s", "OUT B/s", "IN", "OUT", "DROPPED", "ERRORS", "IN FLIGHT", "BUFFER"]
 
     /// The screen's lines: a title, the header, a row per component, and a footer (`hint`).
     public func lines(
@@ -45,7 +46,8 @@ public struct TopScreen: Sendable {
                 Self.rate(rates.eventsInPerSecond), Self.rate(rates.eventsOutPerSecond),
                 Self.bytes(rates.bytesOutPerSecond),
                 Self.count(component.receivedEvents), Self.count(component.sentEvents),
-                Self.count(component.droppedEvents), Self.count(component.errors), buffer ?? "-",
+                Self.count(component.droppedEvents), Self.count(component.errors), Self.inFlight(component),
+                buffer ?? "-",
             ])
         }
         var widths = Array(repeating: 0, count: Self.header.count)
@@ -77,6 +79,12 @@ public struct TopScreen: Sendable {
             lines.append(Self.clip(hint, width))
         }
         return lines
+    }
+
+    /// `in flight/limit` for a component with a concurrency limit, `-` for the others.
+    static func inFlight(_ component: ComponentsSnapshot.Component) -> String {
+        guard let limit = component.concurrencyLimit else { return "-" }
+        return "\(component.requestsInFlight ?? 0)/\(limit)"
     }
 
     static func clip(_ line: String, _ width: Int) -> String {

@@ -218,6 +218,16 @@ extension EndToEnd {
                     && Self.metric(text, "uplink_iotcore_requests_in_flight", [cloud]) == 6
             }
             #expect(full, "limit \(Self.metric(text, "uplink_iotcore_concurrency_limit", [cloud]) ?? -1), in flight \(Self.metric(text, "uplink_iotcore_requests_in_flight", [cloud]) ?? -1)")
+            // `uplink top` shows the same gauges as `in flight/limit` (a request may just be ending, so not
+            // necessarily 6/6 at that instant).
+            let top = try await UplinkProcess.runAsync(["top", "--api", agent.address, "--count", "1"])
+            #expect(top.status == 0)
+            let table = top.stdoutText.split(separator: "\n")
+            #expect(table.contains { $0.hasPrefix("ID ") && $0.contains("IN FLIGHT") })
+            let row = try #require(table.first { $0.hasPrefix("cloud ") }, "\(top.stdoutText)")
+            let cell = try #require(row.split(separator: " ").first { $0.contains("/") }, "\(row)")
+            let numbers = cell.split(separator: "/").compactMap { Int($0) }
+            #expect(numbers.count == 2 && (2...6).contains(numbers[1]) && (0...numbers[1]).contains(numbers[0]), "\(row)")
 
             try emulator.faults(#"{"latency_ms":0}"#)
             #expect(try await Self.waitUntil(60) {

@@ -34,6 +34,71 @@ private func numbers(_ chunk: EventChunk<RawEvent>) -> [Int] {
         #expect(await channel.next() == nil)
     }
 
+    @Test func aStalledProducerResumesOnlyOnceTheBufferIsDrainedToHalf() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 4)
+        channel.addProducer()
+        for value in 1...4 { try await channel.send(chunk([value])) }
+        let sent = Atomic<Bool>(false)
+        let producer = Task {
+            try await channel.send(chunk([5]))
+            sent.store(true, ordering: .sequentiallyConsistent)
+        }
+        for _ in 0..<100 { await Task.yield() }
+        #expect(sent.load(ordering: .sequentiallyConsistent) == false)
+        #expect(await channel.next().map(numbers) == [1])
+        // A place is free, but the buffer holds more than half: the producer is not woken for one chunk.
+        for _ in 0..<100 { await Task.yield() }
+        #expect(sent.load(ordering: .sequentiallyConsistent) == false)
+        #expect(channel.bufferedEvents == 3)
+        #expect(await channel.next().map(numbers) == [2])
+        try await producer.value
+        #expect(channel.bufferedEvents == 3, "admitted at the low watermark, behind what was buffered")
+        channel.finishProducer()
+        var rest: [Int] = []
+        while let next = await channel.next() { rest += numbers(next) }
+        #expect(rest == [3, 4, 5])
+    }
+
+    @Test func theLowWatermarkKeepsTheBoundsOrderAndEveryChunkUnderBackPressure() async throws {
+        // A slow consumer behind several producers: whatever the wake-up policy, nothing is lost or reordered
+        // and the buffer never holds more than its bound plus one chunk.
+        let capacity = 16
+        let largestChunk = 5
+        let channel = EventChannel<RawEvent>(capacity: capacity, maxBytes: 40)
+        let producers = 3
+        let perProducer = 1_500
+        for _ in 0..<producers { channel.addProducer() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<producers {
+                group.addTask {
+                    var value = 0
+                    while value < perProducer {
+                        let size = min(1 + value % largestChunk, perProducer - value)
+                        try await channel.send(chunk((value..<(value + size)).map { producer * 1_000_000 + $0 }))
+                        value += size
+                    }
+                    channel.finishProducer()
+                }
+            }
+            var seen: [Int: [Int]] = [:]
+            var mostBuffered = 0
+            var mostBytes = 0
+            while let received = await channel.next() {
+                mostBuffered = max(mostBuffered, channel.bufferedEvents + received.count)
+                mostBytes = max(mostBytes, channel.bufferedBytes)
+                for number in numbers(received) { seen[number / 1_000_000, default: []].append(number % 1_000_000) }
+                await Task.yield()
+            }
+            try await group.waitForAll()
+            for producer in 0..<producers {
+                #expect(seen[producer] == Array(0..<perProducer), "producer \(producer) lost or reordered events")
+            }
+            #expect(mostBuffered <= capacity - 1 + largestChunk)
+            // Each event here is at most 7 bytes ("1001499").
+            #expect(mostBytes <= 40 - 1 + largestChunk * 7)
+        }
+    }
+
     @Test func aByteBoundFillsTheChannelBeforeItsEventCapacity() async throws {
         // Events of 100 bytes: the 250-byte bound is reached by the third event, far below 1000 events.
         func big(_ value: Int) -> EventChunk<RawEvent> {

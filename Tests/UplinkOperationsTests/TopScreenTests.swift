@@ -1,4 +1,5 @@
 import Testing
+import UplinkCore
 import UplinkOperations
 
 @Suite struct TopScreenTests {
@@ -10,7 +11,7 @@ import UplinkOperations
                 .init(
                     id: "cloud", type: "iotcore_http", kind: "sink", state: "running", receivedEvents: received,
                     sentEvents: received, droppedEvents: 3, errors: 1, bufferEvents: 512, bufferFill: 0.125,
-                    failing: failing),
+                    failing: failing, concurrencyLimit: 8, maxConcurrency: 32, requestsInFlight: 5),
             ])
     }
 
@@ -28,6 +29,41 @@ import UplinkOperations
         let cloud = try! #require(lines.first { $0.hasPrefix("cloud") })
         #expect(cloud.contains("13% (512)"))
         #expect(text.contains("2.5k"))
+    }
+
+    @Test func theSinksRequestsInFlightShowAgainstItsLimit() throws {
+        let lines = TopScreen(address: "x").lines(
+            current: Self.snapshot(sent: 1, received: 1), previous: nil, elapsed: .zero)
+        let header = try #require(lines.first { $0.hasPrefix("ID ") })
+        let cloud = try #require(lines.first { $0.hasPrefix("cloud") })
+        let console = try #require(lines.first { $0.hasPrefix("console") })
+        let column = try #require(header.firstRange(of: "IN FLIGHT"))
+        // Right-aligned under its header: the cell ends where the header does.
+        let end = header.distance(from: header.startIndex, to: column.upperBound)
+        #expect(String(cloud.prefix(end)).hasSuffix(" 5/8"))
+        #expect(String(console.prefix(end)).hasSuffix(" -"))
+    }
+
+    @Test func theSnapshotTakesTheSinksConcurrencyGauges() {
+        let sink = ComponentMetrics()
+        sink.addReporter {
+            ComponentReport(samples: [
+                MetricSample(name: "uplink_iotcore_concurrency_limit", help: "", value: .gauge(12)),
+                MetricSample(name: "uplink_iotcore_max_concurrency", help: "", value: .gauge(32)),
+                MetricSample(name: "uplink_iotcore_requests_in_flight", help: "", value: .gauge(7)),
+            ])
+        }
+        let snapshot = ComponentsSnapshot(
+            [component("parse"), component("cloud", type: "iotcore_http", role: .sink, metrics: sink)], uptime: .seconds(1),
+            ready: true)
+        #expect(snapshot.components[0].concurrencyLimit == nil && snapshot.components[0].requestsInFlight == nil)
+        #expect(snapshot.components[1].concurrencyLimit == 12)
+        #expect(snapshot.components[1].maxConcurrency == 32)
+        #expect(snapshot.components[1].requestsInFlight == 7)
+        let json = String(decoding: snapshot.json, as: UTF8.self)
+        #expect(json.contains(#""concurrency_limit":12,"max_concurrency":32,"requests_in_flight":7}"#))
+        // Only the component that reports a limit carries one.
+        #expect(json.ranges(of: "concurrency_limit").count == 1)
     }
 
     @Test func aFailingComponentIsMarkedAndExplained() {

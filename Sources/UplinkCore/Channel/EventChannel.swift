@@ -21,6 +21,9 @@ public struct ChannelClosedError: Error, Sendable, CustomStringConvertible {
 /// Capacity counts events, not chunks, so a chunk of 1000 lines weighs what it carries. A chunk is admitted
 /// whenever the buffer is below capacity (so a chunk larger than the capacity cannot deadlock), and
 /// suspended producers are admitted in arrival order: several producers never reorder one another's chunks.
+/// Suspended producers are resumed only once the consumer has drained the buffer to half of both bounds (a low
+/// watermark), not at the first free place: a stalled stage then produces a burst of chunks per wake-up instead
+/// of one, which behind a slow sink halves the wake-ups along the pipeline. The bounds stay the same.
 /// The channel finishes when every registered producer has finished and the buffer is drained.
 public final class EventChannel<E: Event>: Sendable {
     public let capacity: Int
@@ -75,6 +78,12 @@ public final class EventChannel<E: Event>: Sendable {
     /// Below both bounds: a chunk is admitted whatever its size, so one larger than the bounds cannot deadlock.
     private func hasRoom(_ state: inout State) -> Bool {
         state.bufferedEvents < capacity && state.bufferedBytes < maxBytes
+    }
+
+    /// Drained to the low watermark: waiting producers may be resumed (see the type's comment). An empty buffer
+    /// always is, so a waiting producer is never left behind a consumer that has nothing to read.
+    private func isDrainedToLowWatermark(_ state: inout State) -> Bool {
+        state.bufferedEvents <= capacity / 2 && state.bufferedBytes <= maxBytes / 2
     }
 
     private func push(_ chunk: EventChunk<E>, bytes: Int, into state: inout State) {
@@ -302,9 +311,11 @@ public final class EventChannel<E: Event>: Sendable {
 
     public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }
 
-    /// Moves waiting producers' chunks into the buffer while there is room; returns whom to resume.
+    /// Once the buffer is drained to the low watermark, moves waiting producers' chunks into it while there is
+    /// room; returns whom to resume.
     private func admitWaiting(_ state: inout State) -> [UnsafeContinuation<Void, any Error>] {
         var admitted: [UnsafeContinuation<Void, any Error>] = []
+        guard isDrainedToLowWatermark(&state) else { return admitted }
         while hasRoom(&state), let waiter = state.waiting.popFirst() {
             push(waiter.chunk, bytes: waiter.bytes, into: &state)
             admitted.append(waiter.continuation)
