@@ -228,7 +228,9 @@ final class InlineConsumer<E: Event>: Sendable {
                 guard !slot.finished else { throw ChannelClosedError() }
                 return try slot.processor.process(pending.take()!)
             }
-            if let produced { try await outbox.send(produced) }
+            // Moved on for the same reason (a fused stage after this one).
+            guard let produced else { return }
+            try await outbox.send(consume produced)
         }
         finishProcessor = {
             processor.withLock { slot in

@@ -29,7 +29,8 @@ extension InlineTransform {
         let processor = try makeProcessor(context: context)
         defer { processor.finish() }
         for await chunk in input {
-            if let produced = try processor.process(chunk) { try await output.send(produced) }
+            guard let produced = try processor.process(chunk) else { continue }
+            try await output.send(consume produced)
         }
     }
 }

@@ -176,7 +176,9 @@ public struct JSONTransform: TransformStage {
                 chunk.acknowledgements.resolve(.delivered)
                 continue
             }
-            try await output.send(EventChunk(records, acknowledgements: chunk.acknowledgements))
+            // Moved, not copied: a fused stage downstream (``InlineEdge``) runs during this send, and changes the records
+            // where they are only if nothing else (this variable) still holds their array.
+            try await output.send(EventChunk(consume records, acknowledgements: chunk.acknowledgements))
         }
     }
 

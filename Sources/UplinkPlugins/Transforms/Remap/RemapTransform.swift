@@ -114,6 +114,9 @@ public struct RemapTransform: InlineTransform {
             // is the only reference, and copy-on-write copies nothing): no array per chunk, and no fields' storage
             // per record beyond what a new field needs.
             var records = chunk.takeEvents()
+            // A local copy for the loop: passing the class's property inout would check exclusive access per record.
+            var failures = self.failures
+            defer { self.failures = failures }
             var kept = 0
             for position in records.indices where stage.apply(to: &records[position], failures: &failures) {
                 if kept != position { records.swapAt(kept, position) }
