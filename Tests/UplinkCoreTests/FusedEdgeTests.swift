@@ -58,6 +58,20 @@ struct FailingInlineTransform: InlineTransform {
     }
 }
 
+/// A plugin author's stateless transform: sets `marked` on every record.
+struct MarkingChunkTransform: ChunkTransform {
+    typealias Input = Record
+    typealias Output = Record
+
+    func transform(_ events: [Record], context: ComponentContext) -> [Record] {
+        events.map { record in
+            var marked = record
+            marked.fields["marked"] = .bool(true)
+            return marked
+        }
+    }
+}
+
 /// Fused edges (``InlineTransform`` behind a single transform producer): the stage runs in its producer's task,
 /// yet everything observable stays the stage's own, as when it reads a channel.
 @Suite(.timeLimit(.minutes(1))) struct FusedEdgeTests {
@@ -88,6 +102,10 @@ struct FailingInlineTransform: InlineTransform {
                 type: "explode", role: .transform, summary: "test", options: [OptionSpec("fail_on", .string, "message")],
                 accepts: [.record], output: .kind(.record)
             ) { context in .transform(FailingInlineTransform(failOn: context.config.string("fail_on") ?? "")) })
+        registry.register(
+            PluginDescriptor(type: "mark", role: .transform, summary: "test", options: [], accepts: [.record], output: .kind(.record)) {
+                _ in .transform(MarkingChunkTransform())
+            })
         return registry
     }
 
@@ -148,6 +166,25 @@ struct FailingInlineTransform: InlineTransform {
         #expect(shape.receivedEvents == 2700 && shape.droppedByReason[.processingError] == 81)
         #expect(shape.sentEvents == 2619 && snapshots[0]["out"]!.receivedEvents == 2619)
         #expect(delivered[0].count == 2619 && delivered[0].allSatisfy { $0.contains(#""tag":"x""#) })
+    }
+
+    @Test func aChunkTransformRunsFused() async throws {
+        let pipeline = try pipeline(
+            """
+            sources:
+              a: { type: counter, count: 500, chunk: 9 }
+            transforms:
+              parse: { type: json, inputs: [a] }
+              marked: { type: mark, inputs: [parse] }
+            sinks:
+              out: { type: records, inputs: [marked] }
+            """)
+        #expect(Self.fusedIDs(pipeline) == ["marked"])
+        try await pipeline.run()
+        let json = store("out").json.withLock { $0 }
+        #expect(json.count == 500 && json.allSatisfy { $0.contains(#""marked":true"#) })
+        #expect(pipeline.metrics["marked"]!.snapshot.receivedEvents == 500)
+        #expect(plugins.acked.delivered.load(ordering: .relaxed) == 500)
     }
 
     @Test func aFusedStagesFailureIsReportedByItsOwnID() async throws {
