@@ -148,13 +148,13 @@ final class InlineEdge<E: Event>: EventEdge, Sendable {
     /// or when the calling task is cancelled.
     func serve(_ consumer: InlineConsumer<E>) async {
         let (released, waiters) = state.withLock { state -> ([InlineConsumer<E>], [UnsafeContinuation<Void, Never>]) in
-            if state.closed || state.producers <= 0 {
-                // Nothing will ever be sent: the input has ended already.
+            if state.closed || state.producers <= 0 || state.detached {
+                // Nothing will ever be sent to it: the input has ended already, or a reload detached the instance
+                // before its task got here (its successor binds after ``attachConsumer()``).
                 state.retiring.append(consumer)
                 return (state.releasable(), [])
             }
             state.current = consumer
-            state.detached = false
             return ([], state.takeWaiters())
         }
         for consumer in released { consumer.released.fire() }
