@@ -187,6 +187,26 @@ struct MarkingChunkTransform: ChunkTransform {
         #expect(plugins.acked.delivered.load(ordering: .relaxed) == 500)
     }
 
+    @Test func jsonBehindATransformRunsFusedAndSoDoesWhatFollowsIt() async throws {
+        let pipeline = try pipeline(
+            """
+            sources:
+              a: { type: counter, count: 1000, chunk: 9 }
+            transforms:
+              mark: { type: prefix, inputs: [a], prefix: "p" }
+              parse: { type: json, inputs: [mark], sequence_field: seq }
+              keep: { type: filter, inputs: [parse], condition: '.seq % 2 == 0' }
+            sinks:
+              out: { type: records, inputs: [keep] }
+            """)
+        #expect(Self.fusedIDs(pipeline) == ["parse", "keep"])
+        try await pipeline.run()
+        let messages = store("out").messages.withLock { $0 }
+        #expect(messages == stride(from: 1, to: 1000, by: 2).map { "pa-\($0)" })
+        #expect(pipeline.metrics["parse"]!.snapshot.sentEvents == 1000)
+        #expect(plugins.acked.delivered.load(ordering: .relaxed) == 1000)
+    }
+
     @Test func aFusedStagesFailureIsReportedByItsOwnID() async throws {
         let pipeline = try pipeline(
             """
