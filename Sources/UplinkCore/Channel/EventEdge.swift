@@ -5,8 +5,9 @@
 public protocol EventEdge<Element>: AnyObject, Sendable {
     associatedtype Element: Event
 
-    /// Sends a chunk, suspending while the edge is full under the `block` policy.
-    func send(_ chunk: EventChunk<Element>) async throws
+    /// Sends a chunk, suspending while the edge is full under the `block` policy. Consumed, so an edge that hands
+    /// it on (``InlineEdge``) keeps the events' array uniquely referenced.
+    func send(_ chunk: consuming EventChunk<Element>) async throws
     /// The next chunk; nil once every producer has finished and everything is read.
     func next() async -> EventChunk<Element>?
     /// Registers one producer; the edge ends after each has called ``finishProducer()``.

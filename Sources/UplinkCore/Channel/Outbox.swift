@@ -35,24 +35,35 @@ public struct Outbox<E: Event>: Sendable {
 
     /// Sends a chunk downstream, suspending while a downstream channel is full (back-pressure).
     /// Throws ``ChannelClosedError`` only when every downstream component is gone.
-    public func send(_ chunk: EventChunk<E>) async throws {
+    ///
+    /// The chunk is consumed: the last edge gets it without a copy, so a fused stage downstream (``InlineEdge``)
+    /// owns the events' array alone and changes it where it is.
+    public func send(_ chunk: consuming EventChunk<E>) async throws {
         if chunk.isEmpty { return }
-        var chunk = chunk
         // Measured once here; the consumers' inboxes (and a byte-bounded channel) read the figure from the chunk.
         metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
         // One relaxed load while nobody taps; copies only while `uplink tap` is attached.
         if metrics.tap.isActive { metrics.tap.offer(chunk) }
-        var delivered = false
         let channels = fanout.edges
-        for channel in channels {
-            do {
-                try await channel.send(chunk)
-                delivered = true
-            } catch is ChannelClosedError {
-                metrics.dropped(chunk.count, reason: .consumerGone)
-            }
+        guard let last = channels.last else { return }
+        var delivered = false
+        for channel in channels.dropLast() {
+            if try await deliver(copy chunk, to: channel) { delivered = true }
         }
-        if !delivered && !channels.isEmpty { throw ChannelClosedError() }
+        if try await deliver(consume chunk, to: last) { delivered = true }
+        if !delivered { throw ChannelClosedError() }
+    }
+
+    /// Sends into one edge; false when its consumer is gone (counted).
+    private func deliver(_ chunk: consuming EventChunk<E>, to channel: any EventEdge<E>) async throws -> Bool {
+        let count = chunk.count
+        do {
+            try await channel.send(chunk)
+            return true
+        } catch is ChannelClosedError {
+            metrics.dropped(count, reason: .consumerGone)
+            return false
+        }
     }
 
     public func send(_ events: [E], acknowledgements: Acknowledgements = .none) async throws {
@@ -64,25 +75,20 @@ public struct Outbox<E: Event>: Sendable {
     /// events' fate is (count them, answer their acknowledgements). Counted in the component's sent events.
     /// Throws ``ChannelClosedError`` when every consumer of the output is gone.
     @discardableResult
-    public func send(_ chunk: EventChunk<E>, to name: String) async throws -> Bool {
+    public func send(_ chunk: consuming EventChunk<E>, to name: String) async throws -> Bool {
         guard let output = named[name] else {
             preconditionFailure("output '\(name)' is not one of the stage's declared outputs")
         }
         if chunk.isEmpty { return true }
-        var chunk = chunk
         let channels = output.fanout.edges
         if output.tap.isActive { output.tap.offer(chunk) }
-        if channels.isEmpty { return false }
+        guard let last = channels.last else { return false }
         metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
         var delivered = false
-        for channel in channels {
-            do {
-                try await channel.send(chunk)
-                delivered = true
-            } catch is ChannelClosedError {
-                metrics.dropped(chunk.count, reason: .consumerGone)
-            }
+        for channel in channels.dropLast() {
+            if try await deliver(copy chunk, to: channel) { delivered = true }
         }
+        if try await deliver(consume chunk, to: last) { delivered = true }
         if !delivered { throw ChannelClosedError() }
         return true
     }

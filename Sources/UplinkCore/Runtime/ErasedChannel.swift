@@ -13,10 +13,13 @@ protocol ErasedChannel: AnyObject, Sendable {
     var isConsumerDetached: Bool { get }
     /// Counts the edge's own failures (a disk buffer's failed syncs) in its consumer's metrics.
     func reportFailures(to metrics: ComponentMetrics)
+    /// Whether the edge runs its consumer in the producer's task (``InlineEdge``) rather than buffering for it.
+    var isInline: Bool { get }
 }
 
 extension ErasedChannel {
     func reportFailures(to metrics: ComponentMetrics) {}
+    var isInline: Bool { false }
 }
 
 extension EventChannel: ErasedChannel {

@@ -57,12 +57,17 @@ final class LiveComponent: Sendable {
 
     // MARK: Building
 
-    /// The edge in front of a transform or sink: a memory channel, or for a sink with `buffer.type: disk` a
-    /// disk buffer in `<data_dir>/<id>/buffer`. Nil for sources.
-    static func makeInput(for node: Topology.Node, global: GlobalConfig, logger: Logger) throws -> (any ErasedChannel)? {
+    /// The edge in front of a transform or sink: an ``InlineEdge`` for a transform that ``fuses(_:in:)``, a memory
+    /// channel, or for a sink with `buffer.type: disk` a disk buffer in `<data_dir>/<id>/buffer`. Nil for sources.
+    static func makeInput(for node: Topology.Node, in topology: Topology, logger: Logger) throws -> (any ErasedChannel)? {
+        let global = topology.global
         switch node.stage {
         case .source: return nil
-        case .transform(let stage): return memoryChannel(inputOf: stage, node.buffer)
+        case .transform(let stage):
+            if fuses(node, in: topology), let inline = stage as? any InlineTransform {
+                return inlineEdge(inputOf: inline, node.buffer)
+            }
+            return memoryChannel(inputOf: stage, node.buffer)
         case .sink(let stage):
             return try sinkChannel(
                 inputOf: stage, node.buffer, directory: global.dataDirectory + "/" + node.id + "/buffer",
@@ -70,7 +75,7 @@ final class LiveComponent: Sendable {
         }
     }
 
-    /// A new instance of `node` reading `input` (from ``makeInput(for:global:logger:)``, or the edge of the
+    /// A new instance of `node` reading `input` (from ``makeInput(for:in:logger:)``, or the edge of the
     /// instance it replaces). Its fanout starts empty: the runtime wires it.
     static func make(
         _ node: Topology.Node, input: (any ErasedChannel)?, global: GlobalConfig, logger: Logger
@@ -95,6 +100,21 @@ final class LiveComponent: Sendable {
         logger[metadataKey: "component_type"] = "\(node.type)"
         logger[metadataKey: "component_kind"] = "\(node.role.rawValue)"
         return logger
+    }
+
+    /// Whether `node` runs in its producer's task (``InlineEdge``): a transform whose work is a synchronous
+    /// function of each chunk (``InlineTransform``), reading exactly one input, which is a transform's (a source
+    /// keeps its own task, so reading and parsing overlap), with no `buffer:` settings of its own (a drop policy
+    /// or a size bound needs a buffer).
+    static func fuses(_ node: Topology.Node, in topology: Topology) -> Bool {
+        guard case .transform(let stage) = node.stage, stage is any InlineTransform, node.buffer == BufferConfig(),
+            node.inputReferences.count == 1, let producer = topology.node(node.inputReferences[0].id)
+        else { return false }
+        return producer.role == .transform
+    }
+
+    private static func inlineEdge<T: InlineTransform>(inputOf stage: T, _ buffer: BufferConfig) -> any ErasedChannel {
+        InlineEdge<T.Input>(capacity: buffer.maxEvents)
     }
 
     private static func memoryChannel<T: TransformStage>(inputOf stage: T, _ buffer: BufferConfig) -> any ErasedChannel {
@@ -143,6 +163,9 @@ final class LiveComponent: Sendable {
     private static func transform<T: TransformStage>(
         _ stage: T, node: Topology.Node, context: ComponentContext, input: any ErasedChannel
     ) -> LiveComponent {
+        if let edge = input as? InlineEdge<T.Input>, let inline = stage as? any InlineTransform {
+            return fused(inline, node: node, context: context, edge: edge)
+        }
         let channel = typed(input, as: T.Input.self)
         let inbox = Inbox(channel: channel, metrics: context.metrics)
         let fanout = Fanout<T.Output>()
@@ -159,6 +182,32 @@ final class LiveComponent: Sendable {
             }
             await supervise(context, pipelineStop: pipelineStop, failures: failures) {
                 try await stage.run(context: context, input: inbox, output: outbox)
+            }
+        }
+    }
+
+    /// A transform run by its ``InlineEdge`` in the producer's task. Its own task binds it to the edge and waits
+    /// until the edge releases it, then finishes as any transform does at the end of its input: the processor's
+    /// totals, then its outbox (so what reads it ends in order). A failure while processing is its own.
+    private static func fused<T: InlineTransform>(
+        _ stage: T, node: Topology.Node, context: ComponentContext, edge: some ErasedChannel
+    ) -> LiveComponent {
+        guard let edge = edge as? InlineEdge<T.Input> else {
+            preconditionFailure("edge type mismatch reached the runtime: expected \(T.Input.kind)")
+        }
+        let fanout = Fanout<T.Output>()
+        let outbox = Outbox(fanout: fanout, metrics: context.metrics)
+        return LiveComponent(node: node, metrics: context.metrics, input: edge, output: fanout) { failures, pipelineStop in
+            defer {
+                outbox.finish()
+                if !edge.isConsumerDetached { edge.closeReceiver() }
+            }
+            await supervise(context, pipelineStop: pipelineStop, failures: failures) {
+                let consumer = try InlineConsumer(stage, context: context, outbox: outbox)
+                defer { consumer.finish() }
+                await edge.serve(consumer)
+                try Task.checkCancellation()
+                if let failure = consumer.outcome { throw failure }
             }
         }
     }

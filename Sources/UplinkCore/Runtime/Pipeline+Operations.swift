@@ -11,10 +11,12 @@ public struct ComponentStatus: Sendable {
     public var buffer: BufferStatus?
     /// Its named outputs (a `route`'s), which `uplink tap <id>.<output>` watches one by one.
     public var outputNames: [String]
+    /// Whether it runs in its producer's task (a fused stage: no buffer of its own, see ``InlineTransform``).
+    public var fused: Bool
 
     public init(
         id: String, type: String, role: ComponentRole, metrics: ComponentMetrics, buffer: BufferStatus?,
-        outputNames: [String] = []
+        outputNames: [String] = [], fused: Bool = false
     ) {
         self.id = id
         self.type = type
@@ -22,6 +24,7 @@ public struct ComponentStatus: Sendable {
         self.metrics = metrics
         self.buffer = buffer
         self.outputNames = outputNames
+        self.fused = fused
     }
 }
 
@@ -33,7 +36,8 @@ extension Pipeline {
             guard let component = components[node.id] else { return nil }
             return ComponentStatus(
                 id: node.id, type: node.type, role: node.role, metrics: component.metrics,
-                buffer: component.input?.status, outputNames: node.outputNames)
+                buffer: component.input?.status, outputNames: node.outputNames,
+                fused: component.input?.isInline ?? false)
         }
     }
 

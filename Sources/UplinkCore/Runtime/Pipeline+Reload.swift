@@ -68,12 +68,17 @@ extension Pipeline {
             guard previous.role == node.role else {
                 return .restartRequired("'\(node.id)' changed from a \(previous.role.rawValue) to a \(node.role.rawValue)")
             }
-            if previous.fingerprint == node.fingerprint && previous.inputKind == node.inputKind {
+            // A fused stage (``InlineEdge``) that no longer qualifies (a second input, a `buffer:` of its own) is
+            // replaced by an instance reading a channel.
+            let unfused = current[node.id]?.input?.isInline == true && !LiveComponent.fuses(node, in: new)
+            if previous.fingerprint == node.fingerprint && previous.inputKind == node.inputKind && !unfused {
                 summary.kept.append(node.id)
                 continue
             }
             summary.replaced.append(node.id)
-            if node.role != .source && (previous.buffer != node.buffer || previous.inputKind != node.inputKind) {
+            if unfused {
+                freshEdges.insert(node.id)
+            } else if node.role != .source && (previous.buffer != node.buffer || previous.inputKind != node.inputKind) {
                 // The old edge drains into the old instance while a new one fills; two disk buffers in one
                 // directory cannot be open at once, so a disk buffer involved means a restart.
                 guard previous.buffer.kind == .memory && node.buffer.kind == .memory else {
@@ -87,7 +92,7 @@ extension Pipeline {
         // Everything that can fail comes first, so a failure leaves the running pipeline untouched.
         var inputs: [String: any ErasedChannel] = [:]
         for id in summary.added + freshEdges.sorted() {
-            inputs[id] = try LiveComponent.makeInput(for: new.node(id)!, global: new.global, logger: logger)
+            inputs[id] = try LiveComponent.makeInput(for: new.node(id)!, in: new, logger: logger)
         }
         for id in summary.kept + summary.replaced where !freshEdges.contains(id) { inputs[id] = current[id]!.input }
 

@@ -61,7 +61,7 @@ public final class Pipeline: Service, Sendable {
         self.launches = launches
         var inputs: [String: any ErasedChannel] = [:]
         for node in topology.nodes {
-            inputs[node.id] = try LiveComponent.makeInput(for: node, global: topology.global, logger: logger)
+            inputs[node.id] = try LiveComponent.makeInput(for: node, in: topology, logger: logger)
         }
         var components: [String: LiveComponent] = [:]
         for node in topology.nodes {

@@ -29,19 +29,34 @@ public protocol SinkStage: Sendable {
 }
 
 /// A stateless transform that maps each chunk to a chunk: implement ``transform(_:context:)`` and the loop,
-/// acknowledgement hand-over and metrics come for free.
-public protocol ChunkTransform: TransformStage {
+/// acknowledgement hand-over and metrics come for free. Being synchronous, it is an ``InlineTransform``: behind a
+/// single transform it runs fused, in that transform's task.
+public protocol ChunkTransform: InlineTransform {
     /// Called for each chunk; the acknowledgements of the input are carried to the output automatically.
     func transform(_ events: [Input], context: ComponentContext) -> [Output]
 }
 
 extension ChunkTransform {
-    public func run(context: ComponentContext, input: Inbox<Input>, output: Outbox<Output>) async throws {
-        for await chunk in input {
-            let produced = transform(chunk.events, context: context)
-            try await output.send(EventChunk(produced, acknowledgements: chunk.acknowledgements))
-        }
+    public func makeProcessor(context: ComponentContext) -> ChunkTransformProcessor<Self> {
+        ChunkTransformProcessor(stage: self, context: context)
     }
+}
+
+/// A ``ChunkTransform``'s processor: no state but the stage.
+public final class ChunkTransformProcessor<T: ChunkTransform>: ChunkProcessor {
+    let stage: T
+    let context: ComponentContext
+
+    init(stage: T, context: ComponentContext) {
+        self.stage = stage
+        self.context = context
+    }
+
+    public func process(_ chunk: consuming EventChunk<T.Input>) -> EventChunk<T.Output>? {
+        EventChunk(stage.transform(chunk.events, context: context), acknowledgements: chunk.acknowledgements)
+    }
+
+    public func finish() {}
 }
 
 /// A built component, type-erased so the topology can hold stages of any event types.

@@ -24,7 +24,7 @@ import UplinkCore
 /// host, source id, path or device, and a sequence number. A line that does not parse, or a value that does not
 /// convert, is handled by `on_error` (`drop`, `keep_raw`, `dead_letter`), always counted, never a crash. Records
 /// encode to valid JSON whatever bytes the line held.
-public struct JSONTransform: TransformStage {
+public struct JSONTransform: InlineTransform {
     public typealias Input = RawEvent
     public typealias Output = Record
 
@@ -116,32 +116,58 @@ public struct JSONTransform: TransformStage {
     /// fields' room is about 80 bytes per record while it is in flight.
     static let spareFields = 2
 
-    public func run(context: ComponentContext, input: Inbox<RawEvent>, output: Outbox<Record>) async throws {
-        let host = hostField == nil ? "" : Self.hostName()
+    public func makeProcessor(context: ComponentContext) throws -> Processor {
+        try Processor(stage: self, context: context)
+    }
+
+    /// One run's state: the sequence number, what it rejected, the parsing scratch (and compiled regex).
+    public final class Processor: ChunkProcessor {
+        let stage: JSONTransform
+        let host: String
         var sequence: Int64 = 0
-        var rejections = Rejections(
-            context: context, deadLetters: onError == .deadLetter ? deadLetters.file(for: context) : nil)
-        defer { rejections.finish() }
-        var scratch = try ParseScratch(pattern: pattern)
-        // The fields a record gets, plus ``spareFields``, so the fields' storage is allocated once at its final size.
-        let optionalFields = [timestampField, hostField, sourceField, pathField, attributesField, sequenceField].count {
-            $0 != nil
-        }
+        var rejections: Rejections
+        /// Nil only while a chunk is being parsed (taken out, so its cells' storage stays uniquely referenced).
+        var scratch: ParseScratch?
+        /// The fields a record gets, plus ``spareFields``, so the fields' storage is allocated once at its final size.
         let reservedFields: Int
-        switch mode {
-        case .raw: reservedFields = 1 + optionalFields + Self.spareFields
-        case .csv: reservedFields = columns.count + optionalFields + Self.spareFields
-        case .kv, .regex: reservedFields = max(4, pattern?.captureNames.count ?? 0) + optionalFields + Self.spareFields
-        case .json: reservedFields = 0
+
+        init(stage: JSONTransform, context: ComponentContext) throws {
+            self.stage = stage
+            host = stage.hostField == nil ? "" : JSONTransform.hostName()
+            rejections = Rejections(
+                context: context, deadLetters: stage.onError == .deadLetter ? stage.deadLetters.file(for: context) : nil)
+            scratch = try ParseScratch(pattern: stage.pattern)
+            let optionalFields = [
+                stage.timestampField, stage.hostField, stage.sourceField, stage.pathField, stage.attributesField,
+                stage.sequenceField,
+            ].count { $0 != nil }
+            switch stage.mode {
+            case .raw: reservedFields = 1 + optionalFields + JSONTransform.spareFields
+            case .csv: reservedFields = stage.columns.count + optionalFields + JSONTransform.spareFields
+            case .kv, .regex:
+                reservedFields = max(4, stage.pattern?.captureNames.count ?? 0) + optionalFields + JSONTransform.spareFields
+            case .json: reservedFields = 0
+            }
         }
-        for await chunk in input {
+
+        public func finish() { rejections.finish() }
+
+        public func process(_ chunk: consuming EventChunk<RawEvent>) -> EventChunk<Record>? {
+            // Locals for the loop: passing the class's properties inout would check exclusive access per line.
+            var scratch = self.scratch.take()!
+            defer { self.scratch = scratch }
+            var rejections = self.rejections
+            defer { self.rejections = rejections }
+            var sequence = self.sequence
+            defer { self.sequence = sequence }
+            let onError = stage.onError
             var records: [Record] = []
             records.reserveCapacity(chunk.count)
             for event in chunk.events {
                 var fields = Fields()
                 // json mode replaces the fields with the parsed object: reserving would allocate for nothing.
                 if reservedFields > 0 { fields.reserveCapacity(reservedFields) }
-                switch parse(event.bytes, into: &fields, scratch: &scratch) {
+                switch stage.parse(event.bytes, into: &fields, scratch: &scratch) {
                 case nil:
                     break
                 case .unconverted(let reason) where onError == .keepRaw:
@@ -150,20 +176,22 @@ public struct JSONTransform: TransformStage {
                 case .unparsable(let reason) where onError == .keepRaw:
                     rejections.count(reason: reason)
                     fields = Fields()
-                    fields.append(messageField, .string(String(decoding: event.bytes, as: UTF8.self)))
+                    fields.append(stage.messageField, .string(String(decoding: event.bytes, as: UTF8.self)))
                     fields.append("error", .string(reason))
                 case .unparsable(let reason), .unconverted(let reason):
                     rejections.reject(event.bytes, topic: nil, reason: reason, deadLetter: onError == .deadLetter)
                     continue
                 }
-                if let timestampField { fields[timestampField] = .int(event.timestamp) }
-                if let hostField { fields[hostField] = .string(host) }
-                if let sourceField { fields[sourceField] = .string(event.origin.sourceID) }
-                if let pathField, let location = event.origin.location { fields[pathField] = .string(location) }
-                if let attributesField, !event.origin.attributes.isEmpty {
-                    fields[attributesField] = Self.attributes(event.origin.attributes)
+                if let timestampField = stage.timestampField { fields[timestampField] = .int(event.timestamp) }
+                if let hostField = stage.hostField { fields[hostField] = .string(host) }
+                if let sourceField = stage.sourceField { fields[sourceField] = .string(event.origin.sourceID) }
+                if let pathField = stage.pathField, let location = event.origin.location {
+                    fields[pathField] = .string(location)
                 }
-                if let sequenceField {
+                if let attributesField = stage.attributesField, !event.origin.attributes.isEmpty {
+                    fields[attributesField] = JSONTransform.attributes(event.origin.attributes)
+                }
+                if let sequenceField = stage.sequenceField {
                     sequence += 1
                     fields[sequenceField] = .int(sequence)
                 }
@@ -174,9 +202,11 @@ public struct JSONTransform: TransformStage {
                 // Every line was dropped or dead-lettered on purpose: that is their final answer, and a source
                 // waiting for it must not take them for lost.
                 chunk.acknowledgements.resolve(.delivered)
-                continue
+                return nil
             }
-            try await output.send(EventChunk(records, acknowledgements: chunk.acknowledgements))
+            // Moved, not copied: a fused stage downstream (``InlineEdge``) changes the records where they are only
+            // if nothing else (this variable) still holds their array.
+            return EventChunk(consume records, acknowledgements: chunk.acknowledgements)
         }
     }
 

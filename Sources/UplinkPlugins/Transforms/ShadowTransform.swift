@@ -10,7 +10,7 @@ import UplinkCore
 /// reported key in the cloud (`"k":null`), as the shadow protocol defines. `Version` is -1 by default: over HTTP
 /// the device cannot read the cloud's version back, and -1 applies the values whatever it is; `version` pins a
 /// number for a deployment that tracks it. A record with nothing to report is dropped and counted.
-public struct ShadowTransform: TransformStage {
+public struct ShadowTransform: InlineTransform {
     public typealias Input = Record
     public typealias Output = Message
 
@@ -40,15 +40,27 @@ public struct ShadowTransform: TransformStage {
         version = Int64(config.int("version", default: -1, range: -1...Int.max))
     }
 
-    public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Message>) async throws {
-        let topic = self.topic
-        var rejections = Rejections(context: context, deadLetters: nil)
-        defer { rejections.finish() }
-        for await chunk in input {
+    public func makeProcessor(context: ComponentContext) -> Processor {
+        Processor(stage: self, context: context)
+    }
+
+    /// One run's state: what it rejected.
+    public final class Processor: ChunkProcessor {
+        let stage: ShadowTransform
+        let topic: String
+        var rejections: Rejections
+
+        init(stage: ShadowTransform, context: ComponentContext) {
+            self.stage = stage
+            topic = stage.topic
+            rejections = Rejections(context: context, deadLetters: nil)
+        }
+
+        public func process(_ chunk: consuming EventChunk<Record>) -> EventChunk<Message>? {
             var messages: [Message] = []
             messages.reserveCapacity(chunk.count)
             for record in chunk.events {
-                guard let body = encode(record) else {
+                guard let body = stage.encode(record) else {
                     rejections.reject([UInt8](), topic: topic, reason: "the record has nothing to report", deadLetter: false)
                     continue
                 }
@@ -57,10 +69,12 @@ public struct ShadowTransform: TransformStage {
             if messages.isEmpty {
                 // Nothing to report is a final answer, not a loss.
                 chunk.acknowledgements.resolve(.delivered)
-                continue
+                return nil
             }
-            try await output.send(EventChunk(messages, acknowledgements: chunk.acknowledgements))
+            return EventChunk(messages, acknowledgements: chunk.acknowledgements)
         }
+
+        public func finish() { rejections.finish() }
     }
 
     /// The update for one record, or nil when it selects no field.

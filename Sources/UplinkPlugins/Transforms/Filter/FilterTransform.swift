@@ -6,7 +6,7 @@ import UplinkCore
 /// final: a chunk whose every event was filtered out resolves its acknowledgements as delivered, so a file tail's
 /// checkpoint moves past it (one that keeps some events is answered when those are). A condition that cannot be
 /// evaluated for an event follows `on_error` (`keep` passes the event).
-public struct FilterTransform<E: ExpressionSubject>: TransformStage {
+public struct FilterTransform<E: ExpressionSubject>: InlineTransform {
     public typealias Input = E
     public typealias Output = E
 
@@ -50,10 +50,23 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
         self.deadLetters = deadLetters
     }
 
-    public func run(context: ComponentContext, input: Inbox<E>, output: Outbox<E>) async throws {
-        var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
-        defer { failures.finish() }
-        for await var chunk in input {
+    public func makeProcessor(context: ComponentContext) -> Processor {
+        Processor(stage: self, context: context)
+    }
+
+    /// One run's state: the failures' counters and dead-letter file.
+    public final class Processor: ChunkProcessor {
+        let condition: Expression
+        let metrics: ComponentMetrics
+        var failures: ExpressionFailures
+
+        init(stage: FilterTransform, context: ComponentContext) {
+            condition = stage.condition
+            metrics = context.metrics
+            failures = ExpressionFailures(policy: stage.onError, deadLetters: stage.deadLetters, context: context)
+        }
+
+        public func process(_ chunk: consuming EventChunk<E>) -> EventChunk<E>? {
             // Compacted in the chunk's own array (taken out of the chunk so that copy-on-write copies nothing, when
             // nothing else holds it): no array per chunk. The byte count measured upstream goes on less the bytes
             // of what is dropped, so the outbox walks no event again.
@@ -79,14 +92,16 @@ public struct FilterTransform<E: ExpressionSubject>: TransformStage {
             }
             failures.settle(chunk.acknowledgements)
             if kept < events.count { events.removeLast(events.count - kept) }
-            if filtered > 0 { context.metrics.dropped(filtered, reason: .filtered) }
+            if filtered > 0 { metrics.dropped(filtered, reason: .filtered) }
             if events.isEmpty {
                 // Every event was filtered or rejected on purpose: that is their final answer.
                 chunk.acknowledgements.resolve(.delivered)
-                continue
+                return nil
             }
             chunk.restore(&events, byteCount: measured.map { $0 &- droppedBytes })
-            try await output.send(chunk)
+            return chunk
         }
+
+        public func finish() { failures.finish() }
     }
 }

@@ -7,7 +7,7 @@ import UplinkYAML
 /// each option's entries in theirs, so `set: {f: '.t * 9 / 5 + 32'}` written before `remove: [t]` still sees `t`.
 /// Field names are top-level names. An expression that cannot be evaluated for a record follows `on_error`
 /// (`keep` leaves that one field unset and applies the other operations).
-public struct RemapTransform: TransformStage {
+public struct RemapTransform: InlineTransform {
     public typealias Input = Record
     public typealias Output = Record
 
@@ -95,16 +95,30 @@ public struct RemapTransform: TransformStage {
         return name
     }
 
-    public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Record>) async throws {
-        var failures = ExpressionFailures(policy: onError, deadLetters: deadLetters, context: context)
-        defer { failures.finish() }
-        for await var chunk in input {
+    public func makeProcessor(context: ComponentContext) -> Processor {
+        Processor(stage: self, context: context)
+    }
+
+    /// One run's state: the failures' counters and dead-letter file.
+    public final class Processor: ChunkProcessor {
+        let stage: RemapTransform
+        var failures: ExpressionFailures
+
+        init(stage: RemapTransform, context: ComponentContext) {
+            self.stage = stage
+            failures = ExpressionFailures(policy: stage.onError, deadLetters: stage.deadLetters, context: context)
+        }
+
+        public func process(_ chunk: consuming EventChunk<Record>) -> EventChunk<Record>? {
             // The records are changed where they are, in the chunk's own array (taken out of the chunk so that it
             // is the only reference, and copy-on-write copies nothing): no array per chunk, and no fields' storage
             // per record beyond what a new field needs.
             var records = chunk.takeEvents()
+            // A local copy for the loop: passing the class's property inout would check exclusive access per record.
+            var failures = self.failures
+            defer { self.failures = failures }
             var kept = 0
-            for position in records.indices where apply(to: &records[position], failures: &failures) {
+            for position in records.indices where stage.apply(to: &records[position], failures: &failures) {
                 if kept != position { records.swapAt(kept, position) }
                 kept += 1
             }
@@ -112,11 +126,13 @@ public struct RemapTransform: TransformStage {
             if kept < records.count { records.removeLast(records.count - kept) }
             if records.isEmpty {
                 chunk.acknowledgements.resolve(.delivered)
-                continue
+                return nil
             }
             chunk.restore(&records, byteCount: nil)
-            try await output.send(chunk)
+            return chunk
         }
+
+        public func finish() { failures.finish() }
     }
 
     /// Applies every operation to `record` in place; false when an expression failed and `on_error` dropped it.

@@ -21,7 +21,7 @@ import UplinkCore
 /// the Unix-ms field `time_field`. RequestIDs are decimal strings, unique and increasing across restarts
 /// (a counter in the component's state directory, reserved in blocks ahead). A record that cannot be posted (a bad
 /// identifier, too many outputs, a string over 2048 bytes) is handled by `on_error`, always counted.
-public struct ThingModelTransform: TransformStage {
+public struct ThingModelTransform: InlineTransform {
     public typealias Input = Record
     public typealias Output = Message
 
@@ -137,23 +137,46 @@ public struct ThingModelTransform: TransformStage {
         }
     }
 
-    public func run(context: ComponentContext, input: Inbox<Record>, output: Outbox<Message>) async throws {
-        let topic = self.topic
+    public func makeProcessor(context: ComponentContext) -> Processor {
+        Processor(stage: self, context: context)
+    }
+
+    /// One run's state: the request-id counter (opened on the first record), what it rejected, and the buffers
+    /// reused from record to record.
+    public final class Processor: ChunkProcessor {
+        let stage: ThingModelTransform
+        let context: ComponentContext
+        let topic: String
         var requestIDs: PersistentCounter?
-        var rejections = Rejections(
-            context: context, deadLetters: onError == .deadLetter ? deadLetters.file(for: context) : nil)
-        defer { rejections.finish() }
+        var rejections: Rejections
         var tail: [UInt8] = []
         var identifiers: [Value] = []
         var names = EncodedNames()
         var lastIdentifiers: [Value] = []
-        for await chunk in input {
+
+        init(stage: ThingModelTransform, context: ComponentContext) {
+            self.stage = stage
+            self.context = context
+            topic = stage.topic
+            rejections = Rejections(
+                context: context, deadLetters: stage.onError == .deadLetter ? stage.deadLetters.file(for: context) : nil)
+        }
+
+        public func finish() {
+            rejections.finish()
+            // The counter's file is closed here, before a successor (a reload) opens it.
+            requestIDs = nil
+        }
+
+        public func process(_ chunk: consuming EventChunk<Record>) throws -> EventChunk<Message>? {
+            let kind = stage.kind
+            let onError = stage.onError
             var messages: [Message] = []
             messages.reserveCapacity(chunk.count)
             for record in chunk.events {
                 tail.removeAll(keepingCapacity: true)
                 identifiers.removeAll(keepingCapacity: true)
-                if let reason = encodeTail(record, into: &tail, identifiers: &identifiers, names: &names) {
+                if let reason = stage.encodeTail(record, into: &tail, identifiers: &identifiers, names: &names) {
                     var payload: [UInt8] = []
                     record.appendText(to: &payload)
                     rejections.reject(payload, topic: topic, reason: reason, deadLetter: onError == .deadLetter)
@@ -162,16 +185,16 @@ public struct ThingModelTransform: TransformStage {
                 // The counter file is opened on the first record, so validating a config touches no disk.
                 if requestIDs == nil {
                     requestIDs = try PersistentCounter(
-                        path: try context.stateDirectory() + "/request-id", blockSize: Self.requestIDBlock,
-                        maxBlockSize: Self.requestIDMaxBlock)
+                        path: try context.stateDirectory() + "/request-id", blockSize: ThingModelTransform.requestIDBlock,
+                        maxBlockSize: ThingModelTransform.requestIDMaxBlock)
                 }
                 let requestID = String(try requestIDs!.next())
                 var body: [UInt8] = []
                 body.reserveCapacity(tail.count + 36)
-                body.append(contentsOf: Self.requestIDKey)
+                body.append(contentsOf: ThingModelTransform.requestIDKey)
                 JSONWriter.appendString(requestID, to: &body)
                 body.append(UInt8(ascii: ","))
-                let entriesStart = body.count + Self.propertyOpening.count
+                let entriesStart = body.count + ThingModelTransform.propertyOpening.count
                 body.append(contentsOf: tail)
                 var metadata = Fields()
                 if kind == .property {
@@ -188,9 +211,9 @@ public struct ThingModelTransform: TransformStage {
             if messages.isEmpty {
                 // Every record was rejected on purpose: that is their final answer, not a loss.
                 chunk.acknowledgements.resolve(.delivered)
-                continue
+                return nil
             }
-            try await output.send(EventChunk(messages, acknowledgements: chunk.acknowledgements))
+            return EventChunk(messages, acknowledgements: chunk.acknowledgements)
         }
     }
 }
