@@ -30,7 +30,9 @@ public protocol SinkStage: Sendable {
 
 /// A stateless transform that maps each chunk to a chunk: implement ``transform(_:context:)`` and the loop,
 /// acknowledgement hand-over and metrics come for free. Being synchronous, it is an ``InlineTransform``: behind a
-/// single transform it runs fused, in that transform's task.
+/// single transform it runs fused, in that transform's task. A fused stage never calls `run`, so a type that
+/// needs more than `transform` (setup per run, state, a final flush) implements ``InlineTransform`` and its
+/// processor instead of overriding `run`.
 public protocol ChunkTransform: InlineTransform {
     /// Called for each chunk; the acknowledgements of the input are carried to the output automatically.
     func transform(_ events: [Input], context: ComponentContext) -> [Output]
