@@ -223,25 +223,43 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// The sink's metrics, where failed syncs are counted (set by the runtime; a reload attaches the successor's).
     private let metrics = Mutex<ComponentMetrics?>(nil)
 
-    /// Opens (or creates) the buffer in `configuration.directory`, recovering what an earlier run left.
+    /// Opens (or creates) the buffer in `configuration.directory`. Only the directory is made here (so a data
+    /// directory that cannot be created fails the start); recovering what an earlier run left (listing the
+    /// segments, reading and checksumming every record in them, reading the ledger) is the buffer thread's first
+    /// job, so a slow card stalls no cooperative-pool thread meanwhile. Every call that reads or writes the buffer
+    /// runs on that thread after it; ``opened()`` waits for it.
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.fileSystem = configuration.fileSystem
         try FileIO.makeDirectories(configuration.directory, mode: 0o700, fileSystem: fileSystem)
-        let recovered = try Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
-        let (events, damaged) = (recovered.unreadEvents, recovered.damaged)
-        let bytes = recovered.segments.reduce(0) { $0 + $1.bytes }
-        var initial = State(ledger: recovered.ledger)
-        initial.legacyLedger = recovered.legacyLedger
-        initial.segments = Deque(recovered.segments)
-        initial.totalBytes = bytes
-        initial.unreadEvents = events
-        initial.damagedRecords = damaged
-        initial.read = recovered.start
-        initial.acknowledged = recovered.start
+        let initial = State(
+            ledger: TwoSlotFile<DiskBufferLedger>(path: configuration.directory + "/" + DiskBufferLedger.fileName, fileSystem: fileSystem))
         published = Mutex(Published(initial))
         state = Mutex(initial)
+        ioThread.post { [self] in recoverOnThread() }
+    }
+
+    /// Returns once the buffer has recovered what an earlier run left (its counters include it from then on).
+    public func opened() async {
+        await ioThread.run {}
+    }
+
+    /// Scans what an earlier run left, outside the state's lock (counters stay readable meanwhile), and installs it.
+    private func recoverOnThread() {
+        let recovered = Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
+        let (events, damaged) = (recovered.unreadEvents, recovered.damaged)
+        let bytes = recovered.segments.reduce(0) { $0 + $1.bytes }
+        withState { state in
+            state.ledger = recovered.ledger
+            state.legacyLedger = recovered.legacyLedger
+            state.segments = Deque(recovered.segments)
+            state.totalBytes = bytes
+            state.unreadEvents = events
+            state.damagedRecords = damaged
+            state.read = recovered.start
+            state.acknowledged = recovered.start
+        }
         if events > 0 || damaged > 0 {
             logger.notice(
                 "disk buffer recovered",
@@ -306,9 +324,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Syncs and writes the ledger on the buffer's thread, after the acknowledgements queued there, and returns
-    /// when that is done (shutdown: a restart must find the ledger where the sink left it).
-    public func closeReceiver() {
-        let (waiters, released) = ioThread.runAndWait { [self] in
+    /// when that is done (shutdown: a restart must find the ledger where the sink left it). The caller suspends
+    /// meanwhile: a slow fsync holds no cooperative-pool thread.
+    public func closeReceiver() async {
+        let (waiters, released) = await ioThread.run { [self] in
             withState { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
                 state.receiverClosed = true
                 let released = sync(&state)
@@ -333,9 +352,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// Hands the buffer to a new consumer. What the previous one read but never got acknowledged (it was
     /// cancelled past its drain deadline) is read again from the acknowledged position: at least once, as
     /// after a restart.
-    public func attachConsumer() {
+    public func attachConsumer() async {
         // On the buffer's thread (it reads frame headers), after the acknowledgements queued there; a reload waits.
-        ioThread.runAndWait { [self] in attach() }
+        await ioThread.run { [self] in attach() }
     }
 
     private func attach() {
@@ -1056,7 +1075,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Finds the segments and the acknowledged position an earlier run left, counting (not loading) records.
-    static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) throws -> Recovered {
+    static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) -> Recovered {
         var ids: [Int] = []
         var legacyLedger: String?
         if case .success(let names) = fileSystem.list(directory) {
@@ -1133,9 +1152,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             legacyLedger: legacyLedger)
     }
 
-    /// Writes the acknowledged position now (shutdown).
-    public func flush() {
-        let released = ioThread.runAndWait { [self] in
+    /// Writes the acknowledged position now (shutdown), suspending the caller until it is written and synced.
+    public func flush() async {
+        let released = await ioThread.run { [self] in
             withState { state -> [Acknowledgements] in
                 writeLedger(&state, syncNow: true)
                 return sync(&state)
