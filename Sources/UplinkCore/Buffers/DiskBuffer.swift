@@ -115,6 +115,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var loggedLedgerFailure = false
         /// This run wrote the ledger (so its slot file exists).
         var ledgerWritten = false
+        /// Where a consumer that fell behind reads segments into: ``readWindowBytes``, allocated at the first such read
+        /// and reused, so that a read neither maps, zero-fills and unmaps a fresh megabyte nor page-faults on it
+        /// (unless the decoded events keep slices of it: ``PersistableEvent/decodedEventsKeepTheirBytes``).
+        var readWindow: [UInt8] = []
         /// Chunks just written, oldest first, for a consumer that keeps up.
         var recent = Deque<Recent>()
         var recentBytes = 0
@@ -160,6 +164,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     /// About how many record bytes one chunk for the consumer holds at most.
     static var chunkBytes: Int { 1 << 20 }
+
+    /// How much of a segment one read for a consumer that fell behind takes at most.
+    static var readWindowBytes: Int { 1 << 20 }
 
     /// How much of what was just written is kept in memory for the consumer.
     static var recentLimit: Int { 2 << 20 }
@@ -811,8 +818,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 if state.consumerDetached { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
-                    // At the writer's end: whatever the counters say, nothing is left to read.
+                    // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught
+                    // up reads what comes next from memory (``Recent``): the read window is not needed until it lags.
                     state.unreadEvents = 0
+                    state.readWindow = []
                 }
                 if state.openProducers <= 0 || state.receiverClosed { return .finished }
                 // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync
@@ -847,6 +856,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
     private func readChunk(_ state: inout State) -> EventChunk<E>? {
         var events: [E] = []
+        // The read window, taken out of `state` while in use (so writing into it copies nothing) and put back.
+        var buffer: [UInt8] = []
+        swap(&buffer, &state.readWindow)
+        defer { if !E.decodedEventsKeepTheirBytes { swap(&buffer, &state.readWindow) } }
         // Bytes of the records taken so far: a sink that fell behind gets chunks of about `chunkBytes`, not
         // `chunkEvents` large messages (a whole segment) at once.
         var taken = 0
@@ -882,11 +895,20 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     continue
                 }
             }
-            let wanted = min(segment.bytes - state.read.offset, 1 << 20)
+            let wanted = min(segment.bytes - state.read.offset, Self.readWindowBytes)
             var count = 0
-            var buffer = [UInt8](unsafeUninitializedCapacity: wanted) { bytes, initialized in
-                count = fileSystem.preadFully(state.readFD, into: UnsafeMutableRawBufferPointer(bytes), at: state.read.offset)
-                initialized = max(0, count)
+            if E.decodedEventsKeepTheirBytes {
+                // The events keep slices of the window, and writing into a shared one would copy it: a fresh one.
+                buffer = [UInt8](unsafeUninitializedCapacity: wanted) { bytes, initialized in
+                    count = fileSystem.preadFully(state.readFD, into: UnsafeMutableRawBufferPointer(bytes), at: state.read.offset)
+                    initialized = max(0, count)
+                }
+            } else {
+                if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: Self.readWindowBytes) }
+                count = buffer.withUnsafeMutableBytes { bytes in
+                    fileSystem.preadFully(
+                        state.readFD, into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<wanted]), at: state.read.offset)
+                }
             }
             guard count > 0 else {
                 state.read.offset = segment.bytes
@@ -912,13 +934,13 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 guard index + Self.frameHeaderBytes + length <= count else {
                     if index == 0 {
                         // One record larger than the read window: read exactly it.
-                        buffer = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
-                        let full = buffer.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
-                        if full != buffer.count { state.read.offset = segment.bytes; progressed = true; break }
-                        decodeRecord(buffer[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
+                        var record = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
+                        let full = record.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
+                        if full != record.count { state.read.offset = segment.bytes; progressed = true; break }
+                        decodeRecord(record[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
                         state.segments[segmentIndex].consumed += 1
                         state.unreadEvents -= 1
-                        index = buffer.count
+                        index = record.count
                         progressed = true
                     }
                     break
