@@ -124,8 +124,6 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var recentBytes = 0
         var openProducers = 0
         var receiverClosed = false
-        /// The consumer is being replaced: it reads nil while the segments wait for its successor.
-        var consumerDetached = false
         var consumer: UnsafeContinuation<Void, Never>?
         var spaceWaiters: [UnsafeContinuation<Void, Never>] = []
         var droppedEvents = 0
@@ -227,6 +225,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
     /// `state`'s lock only on this thread, so no pool thread waits on the lock while a sync is under way.
     private let ioThread = DedicatedThread(purpose: "a disk buffer")
+    /// The consumer is being replaced: it reads nil while the segments wait for its successor. Outside `state`, so
+    /// that a reload sets and reads it without waiting for the buffer's thread.
+    private let consumerDetached = Atomic<Bool>(false)
     /// The sink's metrics, where failed syncs are counted (set by the runtime; a reload attaches the successor's).
     private let metrics = Mutex<ComponentMetrics?>(nil)
 
@@ -313,7 +314,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public var damagedRecords: Int { published.withLock { $0.damagedRecords } }
     public var bytesOnDisk: Int { published.withLock { $0.totalBytes } }
 
-    public func addProducer() { state.withLock { $0.openProducers += 1 } }
+    /// Counted on the buffer's thread, before anything queued after it there (a `next()` that checks for producers):
+    /// the caller never waits on the state's lock, which that thread may hold across an fsync.
+    public func addProducer() {
+        ioThread.post { [self] in withState { $0.openProducers += 1 } }
+    }
 
     public func finishProducer() {
         // The last producer's end syncs: on the buffer's thread, after what the producers queued there.
@@ -347,13 +352,17 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Ends the current consumer's input without waiting for the buffer's thread (which may be inside an fsync):
+    /// the flag is set at once, and a consumer parked in `next()` is woken on the thread.
     public func detachConsumer() {
-        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.consumerDetached = true
-            defer { state.consumer = nil }
-            return state.consumer
+        consumerDetached.store(true, ordering: .sequentiallyConsistent)
+        ioThread.post { [self] in
+            let consumer = withState { state -> UnsafeContinuation<Void, Never>? in
+                defer { state.consumer = nil }
+                return state.consumer
+            }
+            consumer?.resume()
         }
-        consumer?.resume()
     }
 
     /// Hands the buffer to a new consumer. What the previous one read but never got acknowledged (it was
@@ -366,7 +375,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     private func attach() {
         withState { state in
-            state.consumerDetached = false
+            consumerDetached.store(false, ordering: .sequentiallyConsistent)
             guard !state.inFlight.isEmpty else { return }
             state.inFlight.removeAll()
             state.read = state.acknowledged
@@ -403,7 +412,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         return count
     }
 
-    public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }
+    public var isConsumerDetached: Bool { consumerDetached.load(ordering: .sequentiallyConsistent) }
 
     // MARK: Writing
 
@@ -815,7 +824,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public func next() async -> EventChunk<E>? {
         while true {
             let step: ReceiveStep = await ioThread.run { [self] in withState { state in
-                if state.consumerDetached { return .finished }
+                if consumerDetached.load(ordering: .sequentiallyConsistent) { return .finished }
                 if let chunk = readChunk(&state) { return .chunk(chunk) }
                 if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
                     // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught
@@ -839,7 +848,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     ioThread.post { [self] in
                         let resumeNow = withState { state -> Bool in
                             if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
-                                || state.consumerDetached
+                                || consumerDetached.load(ordering: .sequentiallyConsistent)
                             {
                                 return true
                             }
