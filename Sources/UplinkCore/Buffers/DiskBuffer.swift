@@ -124,7 +124,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var recentBytes = 0
         var openProducers = 0
         var receiverClosed = false
-        var consumer: UnsafeContinuation<Void, Never>?
+        /// The consumer waiting in `next()` for a chunk, answered by whatever makes one readable (``wakeConsumer(_:)``).
+        var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
         var spaceWaiters: [UnsafeContinuation<Void, Never>] = []
         var droppedEvents = 0
         var damagedRecords = 0
@@ -198,7 +199,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private enum SendStep: Sendable {
-        case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
+        case written([Acknowledgements], Wake)
         case wait([Acknowledgements])
         case dropped, closed
         case failed(FileIO.Failure)
@@ -207,10 +208,20 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         case rewritten([Acknowledgements])
     }
 
-    private enum ReceiveStep: Sendable {
-        case chunk(EventChunk<E>)
-        case finished
-        case wait([Acknowledgements])
+    /// What a consumer asking for its next chunk gets, decided on the buffer's thread.
+    private enum Answer {
+        /// A chunk, or nil at the end of the input.
+        case now(EventChunk<E>?)
+        /// Nothing yet: the consumer waits in `state.consumer`.
+        case parked
+    }
+
+    /// A parked consumer's answer and the acknowledgements a sync made durable on the way, handed from the
+    /// buffer's thread to whoever resumes it, outside the lock.
+    struct Wake: Sendable {
+        var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
+        var chunk: EventChunk<E>?
+        var released: [Acknowledgements]
     }
 
     public let configuration: Configuration
@@ -323,15 +334,15 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public func finishProducer() {
         // The last producer's end syncs: on the buffer's thread, after what the producers queued there.
         ioThread.post { [self] in
-            let (consumer, released) = withState { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
+            let wake = withState { state -> Wake? in
                 state.openProducers -= 1
-                guard state.openProducers <= 0 else { return (nil, []) }
+                guard state.openProducers <= 0 else { return nil }
                 let released = sync(&state)
-                defer { state.consumer = nil }
-                return (state.consumer, released)
+                var wake = wakeConsumer(&state)
+                wake.released += released
+                return wake
             }
-            release(released)
-            consumer?.resume()
+            if let wake { finish(consume wake) }
         }
     }
 
@@ -356,13 +367,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// the flag is set at once, and a consumer parked in `next()` is woken on the thread.
     public func detachConsumer() {
         consumerDetached.store(true, ordering: .sequentiallyConsistent)
-        ioThread.post { [self] in
-            let consumer = withState { state -> UnsafeContinuation<Void, Never>? in
-                defer { state.consumer = nil }
-                return state.consumer
-            }
-            consumer?.resume()
-        }
+        ioThread.post { [self] in finish(withState { wakeConsumer(&$0) }) }
     }
 
     /// Hands the buffer to a new consumer. What the previous one read but never got acknowledged (it was
@@ -473,18 +478,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     state.syncScheduled = true
                     scheduleSync(after: configuration.fsyncInterval - sinceSync, &state)
                 }
-                defer { state.consumer = nil }
-                return .written(released, state.consumer)
+                // A consumer waiting for data gets its chunk (from memory) right here: no second hand-over.
+                return .written(released, wakeConsumer(&state))
             } }
             // `consume`, and the wait for room after the switch: a token reports when its last holder lets go, so
             // nothing here may keep the acknowledgements released before that wait. A source blocked on a full
             // buffer must checkpoint everything the buffer holds, not wait for the cloud to make room.
             var waitsForRoom = false
             switch consume step {
-            case .written(let released, let consumer):
+            case .written(let released, let wake):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
                 release(released)
-                consumer?.resume()
+                finish(consume wake)
                 return
             case .broken(let error):
                 throw error
@@ -671,19 +676,17 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.deferredSync = Task { [weak self] in
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let (released, consumer) = await self.ioThread.run { self.withState { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
+            let wake = await self.ioThread.run { self.withState { state -> Wake? in
                 state.syncScheduled = false
                 state.deferredSync = nil
-                guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
+                guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return nil }
                 let released = self.sync(&state)
-                // A rewrite may have made records readable again: wake the consumer then (and only then, or its
-                // continuation would be lost).
-                guard state.unreadEvents > 0, let consumer = state.consumer else { return (released, nil) }
-                state.consumer = nil
-                return (released, consumer)
+                // A rewrite may have made records readable again: the consumer gets them (or keeps waiting).
+                var wake = self.wakeConsumer(&state)
+                wake.released += released
+                return wake
             } }
-            self.release(released)
-            consumer?.resume()
+            if let wake { self.finish(consume wake) }
         }
     }
 
@@ -799,7 +802,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Resolves outside the lock: a source's callback must never run while we hold it.
-    private func release(_ acknowledgements: [Acknowledgements]) {
+    private func release(_ acknowledgements: consuming [Acknowledgements]) {
         for acknowledgement in acknowledgements { acknowledgement.resolve(.delivered) }
     }
 
@@ -821,45 +824,66 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     // MARK: Reading
 
+    /// One hand-over to the buffer's thread, which answers at once (a chunk, or nil at the end) or keeps the
+    /// consumer until a write, the end of the input or a rewrite answers it with a chunk: a consumer that keeps up
+    /// costs one hand-over each way per chunk, not a second one to be woken and then to ask again.
     public func next() async -> EventChunk<E>? {
-        while true {
-            let step: ReceiveStep = await ioThread.run { [self] in withState { state in
-                if consumerDetached.load(ordering: .sequentiallyConsistent) { return .finished }
-                if let chunk = readChunk(&state) { return .chunk(chunk) }
-                if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
-                    // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught
-                    // up reads what comes next from memory (``Recent``): the read window is not needed until it lags.
-                    state.unreadEvents = 0
-                    state.readWindow = []
-                }
-                if state.openProducers <= 0 || state.receiverClosed { return .finished }
-                // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync
-                // that every unsynced write schedules does it): at most one fsync per interval while data flows.
-                let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
-                return .wait(due ? sync(&state) : [])
-            } }
-            switch step {
-            case .chunk(let chunk): return chunk
-            case .finished: return nil
-            case .wait(let released):
-                release(released)
-                if Task.isCancelled { return nil }
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    ioThread.post { [self] in
-                        let resumeNow = withState { state -> Bool in
-                            if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
-                                || consumerDetached.load(ordering: .sequentiallyConsistent)
-                            {
-                                return true
-                            }
-                            state.consumer = continuation
-                            return false
-                        }
-                        if resumeNow { continuation.resume() }
-                    }
-                }
+        let cancelled = Task.isCancelled
+        return await withUnsafeContinuation { (consumer: UnsafeContinuation<EventChunk<E>?, Never>) in
+            ioThread.post { [self] in
+                let (answer, released) = withState { receive(&$0, parking: cancelled ? nil : consumer) }
+                guard case .now(let chunk) = consume answer else { return release(consume released) }
+                // Nothing here may hold what is handed over once the consumer runs: a chunk's acknowledgements (and
+                // those released) report when their last holder lets go.
+                finish(Wake(consumer: consumer, chunk: consume chunk, released: consume released))
             }
         }
+    }
+
+    /// On the buffer's thread: the next chunk, nil at the end, or (with `parking`; a cancelled consumer gets nil
+    /// instead) nothing yet, the consumer kept in `state`. Also returns the acknowledgements a sync made durable, to
+    /// be released outside the lock.
+    private func receive(
+        _ state: inout State, parking: UnsafeContinuation<EventChunk<E>?, Never>?
+    ) -> (Answer, [Acknowledgements]) {
+        if consumerDetached.load(ordering: .sequentiallyConsistent) { return (.now(nil), []) }
+        if let chunk = readChunk(&state) { return (.now(chunk), []) }
+        if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
+            // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught up
+            // reads what comes next from memory (``Recent``): the read window is not needed until it lags.
+            state.unreadEvents = 0
+            state.readWindow = []
+        }
+        if state.openProducers <= 0 || state.receiverClosed { return (.now(nil), []) }
+        // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync that every
+        // unsynced write schedules does it): at most one fsync per interval while data flows.
+        let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
+        let released = due ? sync(&state) : []
+        // A sync that rewrote records after a failed fsync may have made some readable again.
+        if state.unreadEvents > 0, let chunk = readChunk(&state) { return (.now(chunk), released) }
+        guard let parking else { return (.now(nil), released) }
+        state.consumer = parking
+        return (.parked, released)
+    }
+
+    /// On the buffer's thread, after something changed for a parked consumer: its answer, if it has one now
+    /// (otherwise it stays parked and only `released` is handed back).
+    private func wakeConsumer(_ state: inout State) -> Wake {
+        guard let consumer = state.consumer else { return Wake(released: []) }
+        state.consumer = nil
+        let (answer, released) = receive(&state, parking: consumer)
+        guard case .now(let chunk) = consume answer else { return Wake(released: released) }
+        return Wake(consumer: consumer, chunk: chunk, released: released)
+    }
+
+    /// Releases a wake's acknowledgements and resumes its consumer, outside the lock, keeping nothing of either
+    /// (they report when their last holder lets go: the consumer must find them reported, and hold its chunk alone).
+    private func finish(_ wake: consuming Wake) {
+        var released: [Acknowledgements] = []
+        swap(&released, &wake.released)
+        release(consume released)
+        guard let consumer = wake.consumer else { return }
+        consumer.resume(returning: wake.chunk.take())
     }
 
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
