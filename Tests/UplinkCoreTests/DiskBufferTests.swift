@@ -349,7 +349,7 @@ private func segments(_ directory: String) -> [String] {
             return ~crc
         }
         let bytes = (0..<80).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ 13) }
-        for start in 0..<9 {
+        for start in 0..<17 {
             for end in start...bytes.count {
                 #expect(CRC32.checksum(bytes[start..<end]) == reference(bytes[start..<end]))
             }
