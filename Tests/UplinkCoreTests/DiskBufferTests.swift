@@ -162,6 +162,51 @@ private func segments(_ directory: String) -> [String] {
         print("disk buffer corruption: 100 written, 1 damaged, \(seen.count) delivered")
     }
 
+    @Test func aConsumerReadsOnPastMoreThanAChunkOfDamagedRecordsWhileProducersAreOpen() async throws {
+        // 10 MiB of records in one segment, the first 6 MiB damaged on disk (the last 2 MiB are also kept in memory):
+        // one read stops after about two megabytes, and the consumer must not wait for another write (or, here, the deferred sync an hour
+        // away) in front of the intact records. A consumer that waited would fail the suite's time limit.
+        let directory = temporaryDirectory()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(directory: directory, fsyncInterval: .seconds(3600), chunkEvents: 100, segmentBytes: 32 << 20),
+            logger: Logger(label: "disk-buffer-test"))
+        buffer.addProducer()
+        let size = 16_000
+        for start in stride(from: 0, to: 640, by: 10) {
+            try await buffer.send(EventChunk(messages(start..<(start + 10), size: size)))
+        }
+        let path = directory + "/" + segments(directory)[0]
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var offset = 8
+        var damaged = 0
+        while offset + 8 <= bytes.count, offset < 6 << 20 {
+            let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
+            bytes[offset + 8 + length - 1] ^= 0xFF
+            damaged += 1
+            offset += 8 + length
+        }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.write(contentsOf: bytes)
+        try handle.close()
+        // Bounded: a consumer left waiting cannot be cancelled, so the answer races a 10 s deadline.
+        let answer = await withCheckedContinuation { (answered: CheckedContinuation<EventChunk<Message>?, Never>) in
+            let once = Shared<CheckedContinuation<EventChunk<Message>?, Never>?>(answered)
+            Task {
+                let chunk = await buffer.next()
+                once.withLock { $0.take() }?.resume(returning: chunk)
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(10))
+                once.withLock { $0.take() }?.resume(returning: nil)
+            }
+        }
+        let chunk = try #require(answer, "the consumer waited in front of intact records")
+        #expect(chunk.events.first.map(number) == damaged)
+        #expect(buffer.damagedRecords == damaged)
+        #expect(segments(directory).count == 1)
+        #expect(damaged > (4 << 20) / size)
+    }
+
     @Test func tornTailAfterAPowerCutLosesOnlyTheTornRecord() async throws {
         let directory = temporaryDirectory()
         do {

@@ -847,7 +847,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         _ state: inout State, parking: UnsafeContinuation<EventChunk<E>?, Never>?
     ) -> (Answer, [Acknowledgements]) {
         if consumerDetached.load(ordering: .sequentiallyConsistent) { return (.now(nil), []) }
-        if let chunk = readChunk(&state) { return (.now(chunk), []) }
+        if let chunk = readReadableChunk(&state) { return (.now(chunk), []) }
         if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
             // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught up
             // reads what comes next from memory (``Recent``): the read window is not needed until it lags.
@@ -860,7 +860,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
         let released = due ? sync(&state) : []
         // A sync that rewrote records after a failed fsync may have made some readable again.
-        if state.unreadEvents > 0, let chunk = readChunk(&state) { return (.now(chunk), released) }
+        if state.unreadEvents > 0, let chunk = readReadableChunk(&state) { return (.now(chunk), released) }
         guard let parking else { return (.now(nil), released) }
         state.consumer = parking
         return (.parked, released)
@@ -884,6 +884,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         release(consume released)
         guard let consumer = wake.consumer else { return }
         consumer.resume(returning: wake.chunk.take())
+    }
+
+    /// The next chunk of intact records, or nil once nothing more is readable. `readChunk` stops after about
+    /// ``chunkBytes`` even when every record there was damaged: read on while the position moves, or a consumer
+    /// would wait (parked until the next write) in front of intact records.
+    private func readReadableChunk(_ state: inout State) -> EventChunk<E>? {
+        var before = state.read
+        while true {
+            if let chunk = readChunk(&state) { return chunk }
+            if state.read == before { return nil }
+            before = state.read
+        }
     }
 
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
