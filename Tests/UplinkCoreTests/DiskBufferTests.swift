@@ -695,4 +695,39 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         let ranWhileHeld = prompt.load(ordering: .sequentiallyConsistent)
         #expect(ranWhileHeld, "a task waited for the disk to \(step) the buffers")
     }
+
+    /// A reload detaches the consumer (and counts producers) from a pool thread while the buffer's thread may be
+    /// inside a slow fsync: neither waits for it.
+    @Test func detachingTheConsumerDoesNotWaitForAnFsyncUnderWay() async throws {
+        let fileSystem = GatedSyncFileSystem(holding: false)
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(
+                directory: temporaryDirectory(), fsyncInterval: .seconds(3600), chunkEvents: 100, fileSystem: fileSystem),
+            logger: Logger(label: "disk-buffer-test"))
+        buffer.addProducer()
+        try await buffer.send(EventChunk(messages(0..<10)))
+        fileSystem.hold()
+        let flushing = Task { await buffer.flush() }
+        let prompt = Atomic<Bool>(false)
+        let detached = Atomic<Bool>(false)
+        Thread {
+            // The buffer's thread is inside the flush's fdatasync (bounded), then another thread detaches.
+            guard fileSystem.entered.wait(timeout: .now() + 10) == .success else { return fileSystem.open() }
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                buffer.detachConsumer()
+                buffer.addProducer()
+                detached.store(buffer.isConsumerDetached, ordering: .sequentiallyConsistent)
+                done.signal()
+            }.start()
+            prompt.store(done.wait(timeout: .now() + 5) == .success, ordering: .sequentiallyConsistent)
+            fileSystem.open()
+        }.start()
+        await flushing.value
+        let answeredWhileHeld = prompt.load(ordering: .sequentiallyConsistent)
+        #expect(answeredWhileHeld, "detaching the consumer waited for the fsync")
+        let isDetached = detached.load(ordering: .sequentiallyConsistent)
+        #expect(isDetached)
+        #expect(await buffer.next() == nil)
+    }
 }
