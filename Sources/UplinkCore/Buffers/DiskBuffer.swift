@@ -188,7 +188,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
     }
 
-    /// Runs `body` under the state's lock (on the buffer's thread, or a rare cold path) and publishes the counters.
+    /// Runs `body` under the state's lock (on the buffer's thread only) and publishes the counters.
     private func withState<T: Sendable>(_ body: (inout State) -> T) -> T {
         state.withLock { state in
             let result = body(&state)
@@ -233,8 +233,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     private let published: Mutex<Published>
     /// Where the buffer's blocking I/O runs (writes, fsyncs, segment rolls, reads for the consumer), so a slow
     /// disk stalls this buffer only, never a cooperative-pool thread and the unrelated stages waiting for one.
-    /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
-    /// `state`'s lock only on this thread, so no pool thread waits on the lock while a sync is under way.
+    /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). Every path takes
+    /// `state`'s lock only on this thread (the cold ones too: open, flush, close, attach, detach), so no pool thread
+    /// waits on the lock while a sync is under way.
     private let ioThread = DedicatedThread(purpose: "a disk buffer")
     /// The consumer is being replaced: it reads nil while the segments wait for its successor. Outside `state`, so
     /// that a reload sets and reads it without waiting for the buffer's thread.
