@@ -215,7 +215,7 @@ private final class BufferModel: Sendable {
                 model.state.withLock { $0.deliveredBySink.formUnion(numbers) }
                 chunk.acknowledgements.resolve(.delivered)
             default:
-                buffer.flush()
+                await buffer.flush()
             }
         }
         fileSystem.observeEachStep(nil)

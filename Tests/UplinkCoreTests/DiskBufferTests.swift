@@ -24,10 +24,13 @@ private func number(_ message: Message) -> Int {
     return Int(text.dropFirst(5).prefix(while: \.isNumber))!
 }
 
-private func open(_ directory: String, maxBytes: Int = 64 << 20, whenFull: OverflowPolicy = .block) throws -> DiskBuffer<Message> {
-    try DiskBuffer<Message>(
+/// Opens a buffer and waits until it has recovered what an earlier one left (so its counters include it).
+private func open(_ directory: String, maxBytes: Int = 64 << 20, whenFull: OverflowPolicy = .block) async throws -> DiskBuffer<Message> {
+    let buffer = try DiskBuffer<Message>(
         configuration: .init(directory: directory, maxBytes: maxBytes, whenFull: whenFull, fsyncInterval: .milliseconds(50), chunkEvents: 100),
         logger: Logger(label: "disk-buffer-test"))
+    await buffer.opened()
+    return buffer
 }
 
 /// Reads until `count` events arrived (or the buffer ends), acknowledging each chunk as delivered if `ack`.
@@ -47,7 +50,7 @@ private func segments(_ directory: String) -> [String] {
 @Suite(.serialized, .timeLimit(.minutes(1))) struct DiskBufferTests {
     @Test func everythingWrittenIsReadBackInOrderAndAcknowledgedSegmentsAreDeleted() async throws {
         let directory = temporaryDirectory()
-        let buffer = try open(directory, maxBytes: 1 << 20)  // small segments: 128 KiB
+        let buffer = try await open(directory, maxBytes: 1 << 20)  // small segments: 128 KiB
         buffer.addProducer()
         let upstream = Atomic<Int>(0)
         for start in stride(from: 0, to: 10_000, by: 250) {
@@ -61,7 +64,7 @@ private func segments(_ directory: String) -> [String] {
         #expect(await buffer.next() == nil)
         // Upstream was acknowledged once the data was durable.
         #expect(upstream.load(ordering: .relaxed) == 10_000)
-        buffer.closeReceiver()
+        await buffer.closeReceiver()
         #expect(segments(directory).count <= 1)
         #expect(buffer.bufferedEvents == 0)
         let mode = try FileManager.default.attributesOfItem(atPath: directory + "/ledger.slots")[.posixPermissions] as? Int
@@ -71,11 +74,11 @@ private func segments(_ directory: String) -> [String] {
     @Test func aLedgerLeftByTheFirstFormatIsReadAndReplacedOnceItsSuccessorIsOnDisk() async throws {
         let directory = temporaryDirectory()
         do {
-            let buffer = try open(directory)
+            let buffer = try await open(directory)
             buffer.addProducer()
             try await buffer.send(EventChunk(messages(0..<300)))
             buffer.finishProducer()
-            buffer.closeReceiver()
+            await buffer.closeReceiver()
         }
         // What an earlier version left: its JSON ledger, 100 records in (the 8-byte header, then a frame header of
         // 8 bytes and the encoded record each).
@@ -88,7 +91,7 @@ private func segments(_ directory: String) -> [String] {
         let segment = try #require(segments(directory).first.flatMap { Int($0.dropFirst(8).dropLast(4)) })
         try Data("{\"segment\":\(segment),\"offset\":\(offset)}\n".utf8).write(to: URL(fileURLWithPath: directory + "/ledger.json"))
 
-        let reopened = try open(directory)
+        let reopened = try await open(directory)
         #expect(reopened.bufferedEvents == 200)
         reopened.addProducer()
         reopened.finishProducer()
@@ -98,12 +101,12 @@ private func segments(_ directory: String) -> [String] {
             #expect(first.events.map(number) == Array(100..<200))
             first.acknowledgements.resolve(.delivered)
         }
-        reopened.flush()
+        await reopened.flush()
         #expect(!FileManager.default.fileExists(atPath: directory + "/ledger.json"), "replaced by ledger.slots")
         #expect(FileManager.default.fileExists(atPath: directory + "/ledger.slots"))
-        reopened.closeReceiver()
+        await reopened.closeReceiver()
 
-        let again = try open(directory)
+        let again = try await open(directory)
         #expect(again.bufferedEvents == 100)
         again.addProducer()
         again.finishProducer()
@@ -113,7 +116,7 @@ private func segments(_ directory: String) -> [String] {
     @Test func restartResumesAfterTheLastAcknowledgedChunkAndResendsWhatWasInFlight() async throws {
         let directory = temporaryDirectory()
         do {
-            let buffer = try open(directory)
+            let buffer = try await open(directory)
             buffer.addProducer()
             try await buffer.send(EventChunk(messages(0..<1000)))
             // Read 500 (5 chunks) but acknowledge only the first 2 chunks: 3 are "in flight" when we crash.
@@ -122,9 +125,9 @@ private func segments(_ directory: String) -> [String] {
             chunks[0].acknowledgements.resolve(.delivered)
             chunks[1].acknowledgements.resolve(.delivered)
             chunks.removeAll()  // the rest are dropped unacknowledged
-            buffer.closeReceiver()
+            await buffer.closeReceiver()
         }
-        let reopened = try open(directory)
+        let reopened = try await open(directory)
         #expect(reopened.bufferedEvents == 800)
         reopened.addProducer()
         reopened.finishProducer()
@@ -136,11 +139,11 @@ private func segments(_ directory: String) -> [String] {
     @Test func corruptedRecordIsSkippedAndTheRestDelivered() async throws {
         let directory = temporaryDirectory()
         do {
-            let buffer = try open(directory)
+            let buffer = try await open(directory)
             buffer.addProducer()
             try await buffer.send(EventChunk(messages(0..<100)))
             buffer.finishProducer()
-            buffer.closeReceiver()
+            await buffer.closeReceiver()
         }
         // Flip one byte inside record 50's payload.
         let path = directory + "/" + segments(directory)[0]
@@ -150,7 +153,7 @@ private func segments(_ directory: String) -> [String] {
         bytes[range.lowerBound + 3] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
 
-        let reopened = try open(directory)
+        let reopened = try await open(directory)
         reopened.addProducer()
         reopened.finishProducer()
         let seen = await drain(reopened, count: 100)
@@ -159,19 +162,64 @@ private func segments(_ directory: String) -> [String] {
         print("disk buffer corruption: 100 written, 1 damaged, \(seen.count) delivered")
     }
 
+    @Test func aConsumerReadsOnPastMoreThanAChunkOfDamagedRecordsWhileProducersAreOpen() async throws {
+        // 10 MiB of records in one segment, the first 6 MiB damaged on disk (the last 2 MiB are also kept in memory):
+        // one read stops after about two megabytes, and the consumer must not wait for another write (or, here, the deferred sync an hour
+        // away) in front of the intact records. A consumer that waited would fail the suite's time limit.
+        let directory = temporaryDirectory()
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(directory: directory, fsyncInterval: .seconds(3600), chunkEvents: 100, segmentBytes: 32 << 20),
+            logger: Logger(label: "disk-buffer-test"))
+        buffer.addProducer()
+        let size = 16_000
+        for start in stride(from: 0, to: 640, by: 10) {
+            try await buffer.send(EventChunk(messages(start..<(start + 10), size: size)))
+        }
+        let path = directory + "/" + segments(directory)[0]
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var offset = 8
+        var damaged = 0
+        while offset + 8 <= bytes.count, offset < 6 << 20 {
+            let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
+            bytes[offset + 8 + length - 1] ^= 0xFF
+            damaged += 1
+            offset += 8 + length
+        }
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.write(contentsOf: bytes)
+        try handle.close()
+        // Bounded: a consumer left waiting cannot be cancelled, so the answer races a 10 s deadline.
+        let answer = await withCheckedContinuation { (answered: CheckedContinuation<EventChunk<Message>?, Never>) in
+            let once = Shared<CheckedContinuation<EventChunk<Message>?, Never>?>(answered)
+            Task {
+                let chunk = await buffer.next()
+                once.withLock { $0.take() }?.resume(returning: chunk)
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(10))
+                once.withLock { $0.take() }?.resume(returning: nil)
+            }
+        }
+        let chunk = try #require(answer, "the consumer waited in front of intact records")
+        #expect(chunk.events.first.map(number) == damaged)
+        #expect(buffer.damagedRecords == damaged)
+        #expect(segments(directory).count == 1)
+        #expect(damaged > (4 << 20) / size)
+    }
+
     @Test func tornTailAfterAPowerCutLosesOnlyTheTornRecord() async throws {
         let directory = temporaryDirectory()
         do {
-            let buffer = try open(directory)
+            let buffer = try await open(directory)
             buffer.addProducer()
             try await buffer.send(EventChunk(messages(0..<100)))
             buffer.finishProducer()
-            buffer.closeReceiver()
+            await buffer.closeReceiver()
         }
         let path = directory + "/" + segments(directory)[0]
         let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
         truncate(path, off_t(size - 10))
-        let reopened = try open(directory)
+        let reopened = try await open(directory)
         #expect(reopened.damagedRecords == 1)
         reopened.addProducer()
         // New writes after the restart go to a new segment and are delivered after the intact old ones.
@@ -183,7 +231,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func fullBufferBlocksTheProducerUntilTheConsumerCatchesUp() async throws {
         let directory = temporaryDirectory()
-        let buffer = try open(directory, maxBytes: 1 << 20)
+        let buffer = try await open(directory, maxBytes: 1 << 20)
         buffer.addProducer()
         let producer = Task {
             for start in stride(from: 0, to: 20_000, by: 500) {
@@ -237,7 +285,7 @@ private func segments(_ directory: String) -> [String] {
     }
 
     @Test func writesAreAcknowledgedUpstreamWithinTheFsyncIntervalEvenWhenNothingFollows() async throws {
-        let buffer = try open(temporaryDirectory())
+        let buffer = try await open(temporaryDirectory())
         buffer.addProducer()
         let acknowledged = Atomic<Int>(0)
         // Two writes in quick succession: the first syncs, the second falls inside the interval. No write and
@@ -254,7 +302,7 @@ private func segments(_ directory: String) -> [String] {
     }
 
     @Test func aNewConsumerRereadsWhatItsPredecessorLeftUnacknowledged() async throws {
-        let buffer = try open(temporaryDirectory())
+        let buffer = try await open(temporaryDirectory())
         buffer.addProducer()
         try await buffer.send(EventChunk(messages(0..<300)))
         // The first consumer gets two chunks of 100 and delivers only the first, then is replaced.
@@ -266,7 +314,7 @@ private func segments(_ directory: String) -> [String] {
         #expect(second.events.map(number) == Array(100..<200))
         buffer.detachConsumer()
         #expect(await buffer.next() == nil, "a detached consumer reads the end of its input")
-        buffer.attachConsumer()
+        await buffer.attachConsumer()
         #expect(buffer.bufferedEvents == 200)
         buffer.finishProducer()
         let seen = await drain(buffer, count: 300)
@@ -276,7 +324,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func dropNewestCountsWhatDoesNotFit() async throws {
         let directory = temporaryDirectory()
-        let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropNewest)
+        let buffer = try await open(directory, maxBytes: 1 << 20, whenFull: .dropNewest)
         buffer.addProducer()
         for start in stride(from: 0, to: 20_000, by: 500) {
             try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200)))
@@ -290,7 +338,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func dropOldestKeepsTheNewestAndCounts() async throws {
         let directory = temporaryDirectory()
-        let buffer = try open(directory, maxBytes: 1 << 20, whenFull: .dropOldest)
+        let buffer = try await open(directory, maxBytes: 1 << 20, whenFull: .dropOldest)
         buffer.addProducer()
         for start in stride(from: 0, to: 20_000, by: 500) {
             try await buffer.send(EventChunk(messages(start..<(start + 500), size: 200)))
@@ -346,7 +394,7 @@ private func segments(_ directory: String) -> [String] {
             return ~crc
         }
         let bytes = (0..<80).map { UInt8(truncatingIfNeeded: $0 &* 167 &+ 13) }
-        for start in 0..<9 {
+        for start in 0..<17 {
             for end in start...bytes.count {
                 #expect(CRC32.checksum(bytes[start..<end]) == reference(bytes[start..<end]))
             }
@@ -377,16 +425,18 @@ private func segments(_ directory: String) -> [String] {
 @Suite(.timeLimit(.minutes(1))) struct DiskBufferSyncFailureTests {
     static let directory = "/device/state/cloud/buffer"
 
-    static func open(_ fileSystem: SimulatedFileSystem) throws -> DiskBuffer<Message> {
-        try DiskBuffer<Message>(
+    static func open(_ fileSystem: SimulatedFileSystem) async throws -> DiskBuffer<Message> {
+        let buffer = try DiskBuffer<Message>(
             configuration: .init(
                 directory: directory, maxBytes: 1 << 20, fsyncInterval: .zero, chunkEvents: 100, fileSystem: fileSystem),
             logger: Logger(label: "disk-buffer-test"))
+        await buffer.opened()
+        return buffer
     }
 
     /// Every record a buffer recovered from `state` delivers.
     static func recovered(from state: SimulatedFileSystem.Snapshot) async throws -> [Int] {
-        let buffer = try open(SimulatedFileSystem(booting: state))
+        let buffer = try await open(SimulatedFileSystem(booting: state))
         var seen: [Int] = []
         while let chunk = await buffer.next() {
             seen += chunk.events.map(number)
@@ -397,7 +447,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func aFailedFsyncAcknowledgesNothingUntilItsRecordsAreRewrittenDurably() async throws {
         let fileSystem = SimulatedFileSystem()
-        let buffer = try Self.open(fileSystem)
+        let buffer = try await Self.open(fileSystem)
         let metrics = ComponentMetrics()
         buffer.reportFailures(to: metrics)
         // The segment's fsync fails, and so does the first rewrite's.
@@ -421,7 +471,7 @@ private func segments(_ directory: String) -> [String] {
         }
 
         // The next sync rewrites them into a fresh segment; only then are they acknowledged, and durable.
-        buffer.flush()
+        await buffer.flush()
         #expect(upstream.load(ordering: .relaxed) == 10)
         #expect(metrics.report().failure == nil)
         for state in fileSystem.crashStates() {
@@ -460,7 +510,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func writersWaitWhileRecordsAwaitTheirRewrite() async throws {
         let fileSystem = SimulatedFileSystem()
-        let buffer = try Self.open(fileSystem)
+        let buffer = try await Self.open(fileSystem)
         fileSystem.failSyncs(times: 2) { $0.hasSuffix(".dat") }
         try await buffer.send(EventChunk(messages(0..<10)))
         // The next chunk must not go before the ten that are not durable yet: the rewrite comes first (it now
@@ -474,7 +524,7 @@ private func segments(_ directory: String) -> [String] {
 
     @Test func aNewSegmentsNameIsDurableBeforeItsRecordsAreAcknowledged() async throws {
         let fileSystem = SimulatedFileSystem()
-        let buffer = try Self.open(fileSystem)
+        let buffer = try await Self.open(fileSystem)
         let upstream = Atomic<Int>(0)
         try await buffer.send(
             EventChunk(
@@ -489,26 +539,52 @@ private func segments(_ directory: String) -> [String] {
     }
 }
 
-/// The real disk, with segment fdatasyncs that wait for `open()`: a sync that takes as long as the test wants.
+/// The real disk, with the calls in `held` (fdatasyncs, directory listings) waiting while the disk is held: a
+/// sync or a scan that takes as long as the test wants. Held from the start unless `holding` is false.
 private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
-    // @unchecked: the semaphores are thread-safe and set once.
-    private let disk = PosixFileSystem()
-    let entered = DispatchSemaphore(value: 0)
-    private let gate = DispatchSemaphore(value: 0)
-    private let closed = Atomic<Bool>(true)
+    // @unchecked: the semaphores are thread-safe and set once; `gate` is under its lock.
+    enum Call { case fdatasync, list }
 
+    private let disk = PosixFileSystem()
+    private let held: Set<Call>
+    /// Signalled by each held call as it starts waiting.
+    let entered = DispatchSemaphore(value: 0)
+    private let gate: Mutex<DispatchSemaphore?>
+
+    init(holding: Bool = true, held: Set<Call> = [.fdatasync]) {
+        self.held = held
+        gate = Mutex(holding ? DispatchSemaphore(value: 0) : nil)
+    }
+
+    /// Lets every held call, waiting or to come, through.
     func open() {
-        closed.store(false, ordering: .sequentiallyConsistent)
-        gate.signal()
+        let waiting = gate.withLock { gate in
+            defer { gate = nil }
+            return gate
+        }
+        waiting?.signal()
+    }
+
+    /// Holds the calls from now on (none may be waiting).
+    func hold() {
+        gate.withLock { $0 = DispatchSemaphore(value: 0) }
+    }
+
+    private func pass(_ call: Call) {
+        guard held.contains(call), let waiting = gate.withLock({ $0 }) else { return }
+        entered.signal()
+        waiting.wait()
+        waiting.signal()
     }
 
     func fdatasync(_ fd: Int32) -> Int32 {
-        if closed.load(ordering: .sequentiallyConsistent) {
-            entered.signal()
-            gate.wait()
-            gate.signal()
-        }
+        pass(.fdatasync)
         return disk.fdatasync(fd)
+    }
+
+    func list(_ directory: String) -> Result<[String], FileSystemFailure> {
+        pass(.list)
+        return disk.list(directory)
     }
 
     func open(_ path: String, flags: Int32, mode: mode_t) -> Int32 { disk.open(path, flags: flags, mode: mode) }
@@ -525,7 +601,6 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
     func unlink(_ path: String) -> Int32 { disk.unlink(path) }
     func makeDirectory(_ path: String, mode: mode_t) -> Int32 { disk.makeDirectory(path, mode: mode) }
     func syncDirectory(_ path: String) -> Int32 { disk.syncDirectory(path) }
-    func list(_ directory: String) -> Result<[String], FileSystemFailure> { disk.list(directory) }
 }
 
 @Suite(.timeLimit(.minutes(1))) struct DiskBufferSlowDiskTests {
@@ -552,5 +627,107 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         // The counters as of the step before the one under way.
         #expect(events.load(ordering: .sequentiallyConsistent) == 0)
         #expect(buffer.bufferedEvents == 10)
+    }
+}
+
+/// The buffer's cold paths on a slow disk: they suspend their caller, never block a cooperative-pool thread.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct DiskBufferColdPathTests {
+    enum Step: CaseIterable { case open, flush, close }
+
+    /// More buffers than the pool has threads each start `step` on a disk that holds it. If the step blocked its
+    /// caller's thread, every pool thread would wait on the disk and a task started meanwhile could not run until
+    /// the disk lets go (the watchdog does, after 5 s, and reports whether the task ran before).
+    @Test(arguments: Step.allCases) func aSlowDiskHoldsNoPoolThreadWhileTheBuffer(_ step: Step) async throws {
+        let count = ProcessInfo.processInfo.activeProcessorCount + 2
+        let fileSystem = GatedSyncFileSystem(holding: false, held: [.fdatasync, .list])
+        let configuration = DiskBuffer<Message>.Configuration(
+            directory: temporaryDirectory(), fsyncInterval: .seconds(3600), chunkEvents: 100, fileSystem: fileSystem)
+        let logger = Logger(label: "disk-buffer-test")
+        var written: [DiskBuffer<Message>] = []
+        if step != .open {
+            for index in 0..<count {
+                var own = configuration
+                own.directory += "/\(index)"
+                let buffer = try DiskBuffer<Message>(configuration: own, logger: logger)
+                buffer.addProducer()
+                // Written, not yet synced (the interval is an hour): the flush or close syncs it.
+                try await buffer.send(EventChunk(messages(0..<10)))
+                written.append(buffer)
+            }
+        }
+        let buffers = written
+        fileSystem.hold()
+        let tasks = (0..<count).map { index in
+            Task {
+                switch step {
+                case .open:
+                    var own = configuration
+                    own.directory += "/\(index)"
+                    let buffer = try DiskBuffer<Message>(configuration: own, logger: logger)
+                    await buffer.opened()
+                    return buffer.bufferedEvents
+                case .flush:
+                    await buffers[index].flush()
+                    return buffers[index].bufferedEvents
+                case .close:
+                    await buffers[index].closeReceiver()
+                    return buffers[index].bufferedEvents
+                }
+            }
+        }
+        // A thread of its own waits for every buffer's thread to be inside the held call (bounded: one that never
+        // arrives fails the test), starts the probe and lets the disk go after it ran, or after 5 s: this test's own
+        // task never blocks a pool thread.
+        let arrivals = Atomic<Int>(0)
+        let prompt = Atomic<Bool>(false)
+        let watchdog = Thread {
+            while arrivals.load(ordering: .sequentiallyConsistent) < count, fileSystem.entered.wait(timeout: .now() + 10) == .success {
+                arrivals.add(1, ordering: .sequentiallyConsistent)
+            }
+            let ran = DispatchSemaphore(value: 0)
+            Task { ran.signal() }
+            prompt.store(ran.wait(timeout: .now() + 5) == .success, ordering: .sequentiallyConsistent)
+            fileSystem.open()
+        }
+        watchdog.start()
+        for task in tasks { #expect(try await task.value == (step == .open ? 0 : 10)) }
+        #expect(arrivals.load(ordering: .sequentiallyConsistent) == count)
+        let ranWhileHeld = prompt.load(ordering: .sequentiallyConsistent)
+        #expect(ranWhileHeld, "a task waited for the disk to \(step) the buffers")
+    }
+
+    /// A reload detaches the consumer (and counts producers) from a pool thread while the buffer's thread may be
+    /// inside a slow fsync: neither waits for it.
+    @Test func detachingTheConsumerDoesNotWaitForAnFsyncUnderWay() async throws {
+        let fileSystem = GatedSyncFileSystem(holding: false)
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(
+                directory: temporaryDirectory(), fsyncInterval: .seconds(3600), chunkEvents: 100, fileSystem: fileSystem),
+            logger: Logger(label: "disk-buffer-test"))
+        buffer.addProducer()
+        try await buffer.send(EventChunk(messages(0..<10)))
+        fileSystem.hold()
+        let flushing = Task { await buffer.flush() }
+        let prompt = Atomic<Bool>(false)
+        let detached = Atomic<Bool>(false)
+        Thread {
+            // The buffer's thread is inside the flush's fdatasync (bounded), then another thread detaches.
+            guard fileSystem.entered.wait(timeout: .now() + 10) == .success else { return fileSystem.open() }
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                buffer.detachConsumer()
+                buffer.addProducer()
+                detached.store(buffer.isConsumerDetached, ordering: .sequentiallyConsistent)
+                done.signal()
+            }.start()
+            prompt.store(done.wait(timeout: .now() + 5) == .success, ordering: .sequentiallyConsistent)
+            fileSystem.open()
+        }.start()
+        await flushing.value
+        let answeredWhileHeld = prompt.load(ordering: .sequentiallyConsistent)
+        #expect(answeredWhileHeld, "detaching the consumer waited for the fsync")
+        let isDetached = detached.load(ordering: .sequentiallyConsistent)
+        #expect(isDetached)
+        #expect(await buffer.next() == nil)
     }
 }

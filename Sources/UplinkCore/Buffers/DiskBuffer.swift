@@ -115,14 +115,17 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var loggedLedgerFailure = false
         /// This run wrote the ledger (so its slot file exists).
         var ledgerWritten = false
+        /// Where a consumer that fell behind reads segments into: ``readWindowBytes``, allocated at the first such read
+        /// and reused, so that a read neither maps, zero-fills and unmaps a fresh megabyte nor page-faults on it
+        /// (unless the decoded events keep slices of it: ``PersistableEvent/decodedEventsKeepTheirBytes``).
+        var readWindow: [UInt8] = []
         /// Chunks just written, oldest first, for a consumer that keeps up.
         var recent = Deque<Recent>()
         var recentBytes = 0
         var openProducers = 0
         var receiverClosed = false
-        /// The consumer is being replaced: it reads nil while the segments wait for its successor.
-        var consumerDetached = false
-        var consumer: UnsafeContinuation<Void, Never>?
+        /// The consumer waiting in `next()` for a chunk, answered by whatever makes one readable (``wakeConsumer(_:)``).
+        var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
         var spaceWaiters: [UnsafeContinuation<Void, Never>] = []
         var droppedEvents = 0
         var damagedRecords = 0
@@ -161,6 +164,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// About how many record bytes one chunk for the consumer holds at most.
     static var chunkBytes: Int { 1 << 20 }
 
+    /// How much of a segment one read for a consumer that fell behind takes at most.
+    static var readWindowBytes: Int { 1 << 20 }
+
     /// How much of what was just written is kept in memory for the consumer.
     static var recentLimit: Int { 2 << 20 }
 
@@ -182,7 +188,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
     }
 
-    /// Runs `body` under the state's lock (on the buffer's thread, or a rare cold path) and publishes the counters.
+    /// Runs `body` under the state's lock (on the buffer's thread only) and publishes the counters.
     private func withState<T: Sendable>(_ body: (inout State) -> T) -> T {
         state.withLock { state in
             let result = body(&state)
@@ -193,7 +199,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     private enum SendStep: Sendable {
-        case written([Acknowledgements], UnsafeContinuation<Void, Never>?)
+        case written([Acknowledgements], Wake)
         case wait([Acknowledgements])
         case dropped, closed
         case failed(FileIO.Failure)
@@ -202,10 +208,20 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         case rewritten([Acknowledgements])
     }
 
-    private enum ReceiveStep: Sendable {
-        case chunk(EventChunk<E>)
-        case finished
-        case wait([Acknowledgements])
+    /// What a consumer asking for its next chunk gets, decided on the buffer's thread.
+    private enum Answer {
+        /// A chunk, or nil at the end of the input.
+        case now(EventChunk<E>?)
+        /// Nothing yet: the consumer waits in `state.consumer`.
+        case parked
+    }
+
+    /// A parked consumer's answer and the acknowledgements a sync made durable on the way, handed from the
+    /// buffer's thread to whoever resumes it, outside the lock.
+    struct Wake: Sendable {
+        var consumer: UnsafeContinuation<EventChunk<E>?, Never>?
+        var chunk: EventChunk<E>?
+        var released: [Acknowledgements]
     }
 
     public let configuration: Configuration
@@ -217,31 +233,53 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     private let published: Mutex<Published>
     /// Where the buffer's blocking I/O runs (writes, fsyncs, segment rolls, reads for the consumer), so a slow
     /// disk stalls this buffer only, never a cooperative-pool thread and the unrelated stages waiting for one.
-    /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). The hot paths take
-    /// `state`'s lock only on this thread, so no pool thread waits on the lock while a sync is under way.
+    /// One thread also serialises the fsyncs on a descriptor (a roll's and the periodic one). Every path takes
+    /// `state`'s lock only on this thread (the cold ones too: open, flush, close, attach, detach), so no pool thread
+    /// waits on the lock while a sync is under way.
     private let ioThread = DedicatedThread(purpose: "a disk buffer")
+    /// The consumer is being replaced: it reads nil while the segments wait for its successor. Outside `state`, so
+    /// that a reload sets and reads it without waiting for the buffer's thread.
+    private let consumerDetached = Atomic<Bool>(false)
     /// The sink's metrics, where failed syncs are counted (set by the runtime; a reload attaches the successor's).
     private let metrics = Mutex<ComponentMetrics?>(nil)
 
-    /// Opens (or creates) the buffer in `configuration.directory`, recovering what an earlier run left.
+    /// Opens (or creates) the buffer in `configuration.directory`. Only the directory is made here (so a data
+    /// directory that cannot be created fails the start); recovering what an earlier run left (listing the
+    /// segments, reading and checksumming every record in them, reading the ledger) is the buffer thread's first
+    /// job, so a slow card stalls no cooperative-pool thread meanwhile. Every call that reads or writes the buffer
+    /// runs on that thread after it; ``opened()`` waits for it.
     public init(configuration: Configuration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.fileSystem = configuration.fileSystem
         try FileIO.makeDirectories(configuration.directory, mode: 0o700, fileSystem: fileSystem)
-        let recovered = try Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
-        let (events, damaged) = (recovered.unreadEvents, recovered.damaged)
-        let bytes = recovered.segments.reduce(0) { $0 + $1.bytes }
-        var initial = State(ledger: recovered.ledger)
-        initial.legacyLedger = recovered.legacyLedger
-        initial.segments = Deque(recovered.segments)
-        initial.totalBytes = bytes
-        initial.unreadEvents = events
-        initial.damagedRecords = damaged
-        initial.read = recovered.start
-        initial.acknowledged = recovered.start
+        let initial = State(
+            ledger: TwoSlotFile<DiskBufferLedger>(path: configuration.directory + "/" + DiskBufferLedger.fileName, fileSystem: fileSystem))
         published = Mutex(Published(initial))
         state = Mutex(initial)
+        ioThread.post { [self] in recoverOnThread() }
+    }
+
+    /// Returns once the buffer has recovered what an earlier run left (its counters include it from then on).
+    public func opened() async {
+        await ioThread.run {}
+    }
+
+    /// Scans what an earlier run left, outside the state's lock (counters stay readable meanwhile), and installs it.
+    private func recoverOnThread() {
+        let recovered = Self.recover(configuration.directory, fileSystem: fileSystem, logger: logger)
+        let (events, damaged) = (recovered.unreadEvents, recovered.damaged)
+        let bytes = recovered.segments.reduce(0) { $0 + $1.bytes }
+        withState { state in
+            state.ledger = recovered.ledger
+            state.legacyLedger = recovered.legacyLedger
+            state.segments = Deque(recovered.segments)
+            state.totalBytes = bytes
+            state.unreadEvents = events
+            state.damagedRecords = damaged
+            state.read = recovered.start
+            state.acknowledged = recovered.start
+        }
         if events > 0 || damaged > 0 {
             logger.notice(
                 "disk buffer recovered",
@@ -288,27 +326,32 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     public var damagedRecords: Int { published.withLock { $0.damagedRecords } }
     public var bytesOnDisk: Int { published.withLock { $0.totalBytes } }
 
-    public func addProducer() { state.withLock { $0.openProducers += 1 } }
+    /// Counted on the buffer's thread, before anything queued after it there (a `next()` that checks for producers):
+    /// the caller never waits on the state's lock, which that thread may hold across an fsync.
+    public func addProducer() {
+        ioThread.post { [self] in withState { $0.openProducers += 1 } }
+    }
 
     public func finishProducer() {
         // The last producer's end syncs: on the buffer's thread, after what the producers queued there.
         ioThread.post { [self] in
-            let (consumer, released) = withState { state -> (UnsafeContinuation<Void, Never>?, [Acknowledgements]) in
+            let wake = withState { state -> Wake? in
                 state.openProducers -= 1
-                guard state.openProducers <= 0 else { return (nil, []) }
+                guard state.openProducers <= 0 else { return nil }
                 let released = sync(&state)
-                defer { state.consumer = nil }
-                return (state.consumer, released)
+                var wake = wakeConsumer(&state)
+                wake.released += released
+                return wake
             }
-            release(released)
-            consumer?.resume()
+            if let wake { finish(consume wake) }
         }
     }
 
     /// Syncs and writes the ledger on the buffer's thread, after the acknowledgements queued there, and returns
-    /// when that is done (shutdown: a restart must find the ledger where the sink left it).
-    public func closeReceiver() {
-        let (waiters, released) = ioThread.runAndWait { [self] in
+    /// when that is done (shutdown: a restart must find the ledger where the sink left it). The caller suspends
+    /// meanwhile: a slow fsync holds no cooperative-pool thread.
+    public func closeReceiver() async {
+        let (waiters, released) = await ioThread.run { [self] in
             withState { state -> ([UnsafeContinuation<Void, Never>], [Acknowledgements]) in
                 state.receiverClosed = true
                 let released = sync(&state)
@@ -321,26 +364,24 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Ends the current consumer's input without waiting for the buffer's thread (which may be inside an fsync):
+    /// the flag is set at once, and a consumer parked in `next()` is woken on the thread.
     public func detachConsumer() {
-        let consumer = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.consumerDetached = true
-            defer { state.consumer = nil }
-            return state.consumer
-        }
-        consumer?.resume()
+        consumerDetached.store(true, ordering: .sequentiallyConsistent)
+        ioThread.post { [self] in finish(withState { wakeConsumer(&$0) }) }
     }
 
     /// Hands the buffer to a new consumer. What the previous one read but never got acknowledged (it was
     /// cancelled past its drain deadline) is read again from the acknowledged position: at least once, as
     /// after a restart.
-    public func attachConsumer() {
+    public func attachConsumer() async {
         // On the buffer's thread (it reads frame headers), after the acknowledgements queued there; a reload waits.
-        ioThread.runAndWait { [self] in attach() }
+        await ioThread.run { [self] in attach() }
     }
 
     private func attach() {
         withState { state in
-            state.consumerDetached = false
+            consumerDetached.store(false, ordering: .sequentiallyConsistent)
             guard !state.inFlight.isEmpty else { return }
             state.inFlight.removeAll()
             state.read = state.acknowledged
@@ -377,7 +418,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         return count
     }
 
-    public var isConsumerDetached: Bool { state.withLock { $0.consumerDetached } }
+    public var isConsumerDetached: Bool { consumerDetached.load(ordering: .sequentiallyConsistent) }
 
     // MARK: Writing
 
@@ -438,18 +479,18 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     state.syncScheduled = true
                     scheduleSync(after: configuration.fsyncInterval - sinceSync, &state)
                 }
-                defer { state.consumer = nil }
-                return .written(released, state.consumer)
+                // A consumer waiting for data gets its chunk (from memory) right here: no second hand-over.
+                return .written(released, wakeConsumer(&state))
             } }
             // `consume`, and the wait for room after the switch: a token reports when its last holder lets go, so
             // nothing here may keep the acknowledgements released before that wait. A source blocked on a full
             // buffer must checkpoint everything the buffer holds, not wait for the cloud to make room.
             var waitsForRoom = false
             switch consume step {
-            case .written(let released, let consumer):
+            case .written(let released, let wake):
                 if loggedWriteError { logger.notice("disk buffer writable again") }
                 release(released)
-                consumer?.resume()
+                finish(consume wake)
                 return
             case .broken(let error):
                 throw error
@@ -636,19 +677,17 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.deferredSync = Task { [weak self] in
             do { try await Task.sleep(for: delay) } catch { return }
             guard let self else { return }
-            let (released, consumer) = await self.ioThread.run { self.withState { state -> ([Acknowledgements], UnsafeContinuation<Void, Never>?) in
+            let wake = await self.ioThread.run { self.withState { state -> Wake? in
                 state.syncScheduled = false
                 state.deferredSync = nil
-                guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return ([], nil) }
+                guard !state.heldAcknowledgements.isEmpty || state.rewrite != nil else { return nil }
                 let released = self.sync(&state)
-                // A rewrite may have made records readable again: wake the consumer then (and only then, or its
-                // continuation would be lost).
-                guard state.unreadEvents > 0, let consumer = state.consumer else { return (released, nil) }
-                state.consumer = nil
-                return (released, consumer)
+                // A rewrite may have made records readable again: the consumer gets them (or keeps waiting).
+                var wake = self.wakeConsumer(&state)
+                wake.released += released
+                return wake
             } }
-            self.release(released)
-            consumer?.resume()
+            if let wake { self.finish(consume wake) }
         }
     }
 
@@ -764,7 +803,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Resolves outside the lock: a source's callback must never run while we hold it.
-    private func release(_ acknowledgements: [Acknowledgements]) {
+    private func release(_ acknowledgements: consuming [Acknowledgements]) {
         for acknowledgement in acknowledgements { acknowledgement.resolve(.delivered) }
     }
 
@@ -786,48 +825,87 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
 
     // MARK: Reading
 
+    /// One hand-over to the buffer's thread, which answers at once (a chunk, or nil at the end) or keeps the
+    /// consumer until a write, the end of the input or a rewrite answers it with a chunk: a consumer that keeps up
+    /// costs one hand-over each way per chunk, not a second one to be woken and then to ask again.
     public func next() async -> EventChunk<E>? {
-        while true {
-            let step: ReceiveStep = await ioThread.run { [self] in withState { state in
-                if state.consumerDetached { return .finished }
-                if let chunk = readChunk(&state) { return .chunk(chunk) }
-                if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
-                    // At the writer's end: whatever the counters say, nothing is left to read.
-                    state.unreadEvents = 0
-                }
-                if state.openProducers <= 0 || state.receiverClosed { return .finished }
-                // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync
-                // that every unsynced write schedules does it): at most one fsync per interval while data flows.
-                let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
-                return .wait(due ? sync(&state) : [])
-            } }
-            switch step {
-            case .chunk(let chunk): return chunk
-            case .finished: return nil
-            case .wait(let released):
-                release(released)
-                if Task.isCancelled { return nil }
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    ioThread.post { [self] in
-                        let resumeNow = withState { state -> Bool in
-                            if state.unreadEvents > 0 || state.openProducers <= 0 || state.receiverClosed
-                                || state.consumerDetached
-                            {
-                                return true
-                            }
-                            state.consumer = continuation
-                            return false
-                        }
-                        if resumeNow { continuation.resume() }
-                    }
-                }
+        let cancelled = Task.isCancelled
+        return await withUnsafeContinuation { (consumer: UnsafeContinuation<EventChunk<E>?, Never>) in
+            ioThread.post { [self] in
+                let (answer, released) = withState { receive(&$0, parking: cancelled ? nil : consumer) }
+                guard case .now(let chunk) = consume answer else { return release(consume released) }
+                // Nothing here may hold what is handed over once the consumer runs: a chunk's acknowledgements (and
+                // those released) report when their last holder lets go.
+                finish(Wake(consumer: consumer, chunk: consume chunk, released: consume released))
             }
+        }
+    }
+
+    /// On the buffer's thread: the next chunk, nil at the end, or (with `parking`; a cancelled consumer gets nil
+    /// instead) nothing yet, the consumer kept in `state`. Also returns the acknowledgements a sync made durable, to
+    /// be released outside the lock.
+    private func receive(
+        _ state: inout State, parking: UnsafeContinuation<EventChunk<E>?, Never>?
+    ) -> (Answer, [Acknowledgements]) {
+        if consumerDetached.load(ordering: .sequentiallyConsistent) { return (.now(nil), []) }
+        if let chunk = readReadableChunk(&state) { return (.now(chunk), []) }
+        if let last = state.segments.last, state.read.segment >= last.id && state.read.offset >= last.bytes {
+            // At the writer's end: whatever the counters say, nothing is left to read. A consumer that caught up
+            // reads what comes next from memory (``Recent``): the read window is not needed until it lags.
+            state.unreadEvents = 0
+            state.readWindow = []
+        }
+        if state.openProducers <= 0 || state.receiverClosed { return (.now(nil), []) }
+        // Caught up: make what was written durable now if the interval is up (otherwise the deferred sync that every
+        // unsynced write schedules does it): at most one fsync per interval while data flows.
+        let due = ContinuousClock.now - state.lastSync >= configuration.fsyncInterval
+        let released = due ? sync(&state) : []
+        // A sync that rewrote records after a failed fsync may have made some readable again.
+        if state.unreadEvents > 0, let chunk = readReadableChunk(&state) { return (.now(chunk), released) }
+        guard let parking else { return (.now(nil), released) }
+        state.consumer = parking
+        return (.parked, released)
+    }
+
+    /// On the buffer's thread, after something changed for a parked consumer: its answer, if it has one now
+    /// (otherwise it stays parked and only `released` is handed back).
+    private func wakeConsumer(_ state: inout State) -> Wake {
+        guard let consumer = state.consumer else { return Wake(released: []) }
+        state.consumer = nil
+        let (answer, released) = receive(&state, parking: consumer)
+        guard case .now(let chunk) = consume answer else { return Wake(released: released) }
+        return Wake(consumer: consumer, chunk: chunk, released: released)
+    }
+
+    /// Releases a wake's acknowledgements and resumes its consumer, outside the lock, keeping nothing of either
+    /// (they report when their last holder lets go: the consumer must find them reported, and hold its chunk alone).
+    private func finish(_ wake: consuming Wake) {
+        var released: [Acknowledgements] = []
+        swap(&released, &wake.released)
+        release(consume released)
+        guard let consumer = wake.consumer else { return }
+        consumer.resume(returning: wake.chunk.take())
+    }
+
+    /// The next chunk of intact records, or nil once nothing more is readable. `readChunk` stops after about
+    /// ``chunkBytes`` even when every record there was damaged: read on while the position moves, or a consumer
+    /// would wait (parked until the next write) in front of intact records.
+    private func readReadableChunk(_ state: inout State) -> EventChunk<E>? {
+        var before = state.read
+        while true {
+            if let chunk = readChunk(&state) { return chunk }
+            if state.read == before { return nil }
+            before = state.read
         }
     }
 
     /// Reads up to `chunkEvents` intact records from the read position, skipping damaged ones.
     private func readChunk(_ state: inout State) -> EventChunk<E>? {
         var events: [E] = []
+        // The read window, taken out of `state` while in use (so writing into it copies nothing) and put back.
+        var buffer: [UInt8] = []
+        swap(&buffer, &state.readWindow)
+        defer { if !E.decodedEventsKeepTheirBytes { swap(&buffer, &state.readWindow) } }
         // Bytes of the records taken so far: a sink that fell behind gets chunks of about `chunkBytes`, not
         // `chunkEvents` large messages (a whole segment) at once.
         var taken = 0
@@ -863,11 +941,20 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                     continue
                 }
             }
-            let wanted = min(segment.bytes - state.read.offset, 1 << 20)
+            let wanted = min(segment.bytes - state.read.offset, Self.readWindowBytes)
             var count = 0
-            var buffer = [UInt8](unsafeUninitializedCapacity: wanted) { bytes, initialized in
-                count = fileSystem.preadFully(state.readFD, into: UnsafeMutableRawBufferPointer(bytes), at: state.read.offset)
-                initialized = max(0, count)
+            if E.decodedEventsKeepTheirBytes {
+                // The events keep slices of the window, and writing into a shared one would copy it: a fresh one.
+                buffer = [UInt8](unsafeUninitializedCapacity: wanted) { bytes, initialized in
+                    count = fileSystem.preadFully(state.readFD, into: UnsafeMutableRawBufferPointer(bytes), at: state.read.offset)
+                    initialized = max(0, count)
+                }
+            } else {
+                if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: Self.readWindowBytes) }
+                count = buffer.withUnsafeMutableBytes { bytes in
+                    fileSystem.preadFully(
+                        state.readFD, into: UnsafeMutableRawBufferPointer(rebasing: bytes[..<wanted]), at: state.read.offset)
+                }
             }
             guard count > 0 else {
                 state.read.offset = segment.bytes
@@ -893,13 +980,13 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 guard index + Self.frameHeaderBytes + length <= count else {
                     if index == 0 {
                         // One record larger than the read window: read exactly it.
-                        buffer = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
-                        let full = buffer.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
-                        if full != buffer.count { state.read.offset = segment.bytes; progressed = true; break }
-                        decodeRecord(buffer[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
+                        var record = [UInt8](repeating: 0, count: Self.frameHeaderBytes + length)
+                        let full = record.withUnsafeMutableBytes { fileSystem.preadFully(state.readFD, into: $0, at: state.read.offset) }
+                        if full != record.count { state.read.offset = segment.bytes; progressed = true; break }
+                        decodeRecord(record[Self.frameHeaderBytes...], checksum: checksum, into: &events, state: &state)
                         state.segments[segmentIndex].consumed += 1
                         state.unreadEvents -= 1
-                        index = buffer.count
+                        index = record.count
                         progressed = true
                     }
                     break
@@ -1056,7 +1143,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     }
 
     /// Finds the segments and the acknowledged position an earlier run left, counting (not loading) records.
-    static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) throws -> Recovered {
+    static func recover(_ directory: String, fileSystem: any FileSystem, logger: Logger) -> Recovered {
         var ids: [Int] = []
         var legacyLedger: String?
         if case .success(let names) = fileSystem.list(directory) {
@@ -1133,9 +1220,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             legacyLedger: legacyLedger)
     }
 
-    /// Writes the acknowledged position now (shutdown).
-    public func flush() {
-        let released = ioThread.runAndWait { [self] in
+    /// Writes the acknowledged position now (shutdown), suspending the caller until it is written and synced.
+    public func flush() async {
+        let released = await ioThread.run { [self] in
             withState { state -> [Acknowledgements] in
                 writeLedger(&state, syncNow: true)
                 return sync(&state)

@@ -13,14 +13,15 @@ public protocol EventEdge<Element>: AnyObject, Sendable {
     /// Registers one producer; the edge ends after each has called ``finishProducer()``.
     func addProducer()
     func finishProducer()
-    /// The consumer is gone: release waiting producers and refuse further chunks.
-    func closeReceiver()
+    /// The consumer is gone: release waiting producers and refuse further chunks. Async, so an edge that must
+    /// sync first (a disk buffer) suspends its caller instead of blocking a cooperative-pool thread.
+    func closeReceiver() async
     /// Ends the input of the consumer reading now, without ending the edge: its pending and later ``next()``
     /// calls return nil (so it flushes and finishes as at the end of its input), while producers keep sending
     /// and the buffer keeps what they send. Used when a reload replaces the consumer.
     func detachConsumer()
     /// Hands the edge to a new consumer after ``detachConsumer()``: ``next()`` delivers chunks again.
-    func attachConsumer()
+    func attachConsumer() async
     /// Whether the consumer was detached and none attached since.
     var isConsumerDetached: Bool { get }
     /// Events waiting to be read, for fill-level metrics.

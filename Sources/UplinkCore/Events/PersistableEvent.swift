@@ -2,6 +2,13 @@
 public protocol PersistableEvent: Event {
     func encode(to writer: inout BinaryWriter)
     static func decode(from reader: inout BinaryReader) throws(BinaryReader.Failure) -> Self
+    /// Whether a decoded event keeps a slice of the bytes it was decoded from (instead of copies), so that whoever
+    /// decodes must not write into those bytes again (a disk buffer then reads into a fresh window each time).
+    static var decodedEventsKeepTheirBytes: Bool { get }
+}
+
+extension PersistableEvent {
+    public static var decodedEventsKeepTheirBytes: Bool { false }
 }
 
 /// Origins are interned while decoding so events read back share them, as they did when first read.
@@ -10,6 +17,9 @@ private func decodeOrigin(_ reader: inout BinaryReader) throws(BinaryReader.Fail
 }
 
 extension RawEvent: PersistableEvent {
+    /// A raw event's bytes are a slice of what it was decoded from: no copy.
+    public static var decodedEventsKeepTheirBytes: Bool { true }
+
     public func encode(to writer: inout BinaryWriter) {
         writer.string(origin.sourceID)
         writer.optionalString(origin.location)

@@ -7,9 +7,10 @@ protocol ErasedChannel: AnyObject, Sendable {
     var status: BufferStatus { get }
     func addProducer()
     func finishProducer()
-    func closeReceiver()
+    /// Async: a disk buffer's last sync and ledger write run on its own thread while the caller suspends.
+    func closeReceiver() async
     func detachConsumer()
-    func attachConsumer()
+    func attachConsumer() async
     var isConsumerDetached: Bool { get }
     /// Counts the edge's own failures (a disk buffer's failed syncs) in its consumer's metrics.
     func reportFailures(to metrics: ComponentMetrics)

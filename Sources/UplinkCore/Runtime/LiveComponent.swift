@@ -175,14 +175,12 @@ final class LiveComponent: Sendable {
         return LiveComponent(
             node: node, metrics: context.metrics, input: input, output: fanout, namedOutputs: named
         ) { failures, pipelineStop in
-            defer {
-                outbox.finish()
-                // A replaced instance leaves its edge, and what is buffered there, to its successor.
-                if !channel.isConsumerDetached { channel.closeReceiver() }
-            }
             await supervise(context, pipelineStop: pipelineStop, failures: failures) {
                 try await stage.run(context: context, input: inbox, output: outbox)
             }
+            outbox.finish()
+            // A replaced instance leaves its edge, and what is buffered there, to its successor.
+            if !channel.isConsumerDetached { await channel.closeReceiver() }
         }
     }
 
@@ -219,10 +217,10 @@ final class LiveComponent: Sendable {
         let inbox = Inbox(channel: channel, metrics: context.metrics)
         input.reportFailures(to: context.metrics)
         return LiveComponent(node: node, metrics: context.metrics, input: input, output: nil) { failures, pipelineStop in
-            defer { if !channel.isConsumerDetached { channel.closeReceiver() } }
             await supervise(context, pipelineStop: pipelineStop, failures: failures) {
                 try await stage.run(context: context, input: inbox)
             }
+            if !channel.isConsumerDetached { await channel.closeReceiver() }
         }
     }
 

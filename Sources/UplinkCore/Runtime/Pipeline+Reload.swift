@@ -172,7 +172,7 @@ extension Pipeline {
             retiring.stop.fire()
             await retiring.finished.wait()
         }
-        if sameEdge { successor.input?.attachConsumer() }
+        if sameEdge { await successor.input?.attachConsumer() }
         launch(successor)
     }
 }

@@ -58,20 +58,6 @@ public final class DedicatedThread: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the thread after the jobs already queued and blocks the calling thread until it returns:
-    /// only for rare paths that must be done when they return (a disk buffer's shutdown flush), never on the
-    /// thread itself.
-    public func runAndWait<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
-        let done = Done<T>()
-        let pending = PendingJob(body)
-        enqueue {
-            // `consume`, as in `run`: the caller may wake before this closure ends, and must hold the only copy.
-            let result = pending.run()
-            done.finish(consume result)
-        }
-        return done.wait()
-    }
-
     /// Queues `body` without waiting for it.
     public func post(_ body: @escaping @Sendable () -> Void) {
         enqueue(body)
@@ -96,27 +82,8 @@ private final class PendingJob<T>: @unchecked Sendable {
     }
 }
 
-/// A result handed from the thread to a caller blocked in ``DedicatedThread/runAndWait(_:)``.
-private final class Done<T: Sendable>: @unchecked Sendable {
-    // @unchecked: `value` is written before `done` is posted and read after it is waited for.
-    private var value: T?
-    private let done = Semaphore()
-
-    func finish(_ result: consuming T) {
-        value = consume result
-        done.post()
-    }
-
-    func wait() -> T {
-        done.wait()
-        // Taken, not copied: like `run`, nothing here keeps the result (acknowledgements) alive after the caller.
-        let result = value.take()!
-        return result
-    }
-}
-
 /// A POSIX semaphore (counting, process-private) that blocks its waiter's thread, which is what a dedicated
-/// thread and a caller of ``DedicatedThread/runAndWait(_:)`` want, and what the cooperative pool must never do.
+/// thread waiting for its next job wants, and what the cooperative pool must never do.
 private final class Semaphore: @unchecked Sendable {
     // @unchecked: sem_t is made for concurrent post and wait; it is destroyed when nobody can use it any more.
     private let raw = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
