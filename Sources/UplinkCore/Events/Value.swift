@@ -96,6 +96,43 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
         return storage.firstIndex(where: { $0.name == name })
     }
 
+    /// A field name prepared once for many lookups (an expression's field, read on every record).
+    struct LookupName: Sendable {
+        let text: String
+        let utf8Count: Int
+        let isASCII: Bool
+
+        init(_ text: String) {
+            self.text = text
+            utf8Count = text.utf8.count
+            isASCII = text.utf8.allSatisfy { $0 < 0x80 }
+        }
+    }
+
+    /// ``position(of:)`` for a prepared name: a field name with fewer UTF-8 bytes than an ASCII `name` is passed
+    /// over without a string comparison. That is exact, not a guess: names compare as Swift strings do (canonical
+    /// equivalence, so "\u{212A}" (the Kelvin sign) equals "K"), and a string equivalent to an ASCII one has at least
+    /// its bytes (an ASCII character stands for itself or for a longer character that decomposes to it).
+    func position(of name: LookupName) -> Int? {
+        if let index { return index[name.text] }
+        return storage.withUnsafeBufferPointer { fields in
+            for position in fields.indices {
+                let length = fields[position].name.utf8.count
+                if length < name.utf8Count && name.isASCII { continue }
+                if fields[position].name == name.text { return position }
+            }
+            return nil
+        }
+    }
+
+    /// `body` applied to the value of the first field called `name`, read where it is (no copy); nil when there is
+    /// no such field.
+    @inline(__always)
+    func withFirstValue<Result>(named name: LookupName, _ body: (Value) -> Result) -> Result? {
+        guard let position = position(of: name) else { return nil }
+        return storage.withUnsafeBufferPointer { body($0[position].value) }
+    }
+
     private mutating func buildIndexIfLarge() {
         guard storage.count > Self.indexThreshold else { return }
         var built: [String: Int] = [:]

@@ -17,6 +17,9 @@ public struct Expression: Sendable {
     /// The types it can give, for checks such as "a condition must give true or false".
     let types: ExpressionTypes
     private let evaluator: Evaluator
+    /// The typed form of the same expression, when it has one: tried first, and it hands the records it cannot
+    /// answer exactly to `evaluator` (see ``ExpressionFastPath``).
+    private let fastPath: ExpressionFastPath.Compiled?
     /// What is valid but likely wrong, for `validate` to warn about: a `matches` pattern that repeats a group that
     /// itself repeats (`(a+)+`), whose records that almost match end at the step budget as errors.
     public let warnings: [ExpressionCompileError]
@@ -27,6 +30,7 @@ public struct Expression: Sendable {
         let compiled = try ExpressionCompiler.compile(syntax)
         types = compiled.types
         evaluator = compiled.evaluate
+        fastPath = ExpressionFastPath.compile(syntax)
         warnings = Self.backtrackingPatterns(in: syntax)
     }
 
@@ -59,12 +63,42 @@ public struct Expression: Sendable {
 
     /// The expression's value for a record's fields.
     public func evaluate(_ fields: Fields) throws -> Value {
+        switch fastPath {
+        case .number(let fast)?:
+            switch fast(fields) {
+            case .int(let number): return .int(number)
+            case .double(let number): return .double(number)
+            case .null, .fallback: break
+            }
+        case .truth(let fast)?:
+            switch fast(fields) {
+            case .isTrue: return .bool(true)
+            case .isFalse: return .bool(false)
+            case .fallback: break
+            }
+        case nil: break
+        }
+        return try evaluator(fields)
+    }
+
+    /// The value by the general closures alone, without the fast path: what the fast path is checked against.
+    func evaluateGenerally(_ fields: Fields) throws -> Value {
         try evaluator(fields)
     }
+
+    /// Whether the expression has a fast path, for tests that check one is taken.
+    var hasFastPath: Bool { fastPath != nil }
 
     /// Whether a record's fields satisfy the condition. A value that is not true or false is an error: a missing
     /// field is not silently taken for false (write `.flag ?? false` for that).
     public func test(_ fields: Fields) throws -> Bool {
+        if case .truth(let fast)? = fastPath {
+            switch fast(fields) {
+            case .isTrue: return true
+            case .isFalse: return false
+            case .fallback: break
+            }
+        }
         switch try evaluator(fields) {
         case .bool(let flag): return flag
         case let other:
