@@ -192,19 +192,28 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
     /// must not rebuild it), and the index is updated rather than rebuilt unless fields were removed.
     @discardableResult
     public mutating func rename(_ name: String, to newName: String) -> Bool {
-        guard name != newName, let first = position(of: name) else { return false }
+        renameMeasured(name, to: newName) != nil
+    }
+
+    /// ``rename(_:to:)``, giving how much it changed the fields' ``Field/byteCount`` sum; nil when nothing changed.
+    public mutating func renameMeasured(_ name: String, to newName: String) -> Int? {
+        guard name != newName, let first = position(of: name) else { return nil }
         let value = storage[first].value
         var kept = 0
         var reshaped = false  // a field was dropped or a later duplicate renamed: positions or first names moved
+        var byteDelta = 0
         for read in storage.indices {
             if storage[read].name == newName {
+                byteDelta &-= storage[read].byteCount
                 reshaped = true
                 continue
             }
             if kept != read { storage.swapAt(kept, read) }
             if storage[kept].name == name {
+                byteDelta &+= newName.utf8.count &- storage[kept].name.utf8.count
                 storage[kept].name = newName
                 if read != first {
+                    byteDelta &+= Field.byteCount(name: newName, value: value) &- storage[kept].byteCount
                     storage[kept].value = value
                     reshaped = true
                 }
@@ -212,7 +221,7 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
             kept += 1
         }
         storage.removeLast(storage.count - kept)
-        guard index != nil else { return true }
+        guard index != nil else { return byteDelta }
         if reshaped {
             index = nil
             buildIndexIfLarge()
@@ -220,7 +229,29 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
             index![name] = nil
             index![newName] = first
         }
-        return true
+        return byteDelta
+    }
+
+    /// Sets the first field called `name` to `value` (appending one when there is none), as the subscript does;
+    /// returns the value it replaced.
+    @discardableResult
+    public mutating func updateValue(_ value: Value, forName name: String) -> Value? {
+        guard let position = position(of: name) else {
+            appendIndexed(Field(name: name, value: value))
+            return nil
+        }
+        var replaced = value
+        swap(&storage[position].value, &replaced)
+        return replaced
+    }
+
+    /// Removes the first field called `name`, as setting it to nil does; returns it.
+    @discardableResult
+    public mutating func removeField(named name: String) -> Field? {
+        guard let position = position(of: name) else { return nil }
+        let removed = storage.remove(at: position)
+        reindexAfterRemoving(name, at: position)
+        return removed
     }
 
     public mutating func append(_ name: String, _ value: Value) {
