@@ -22,9 +22,6 @@ public struct Expression: Sendable {
     /// Everything behind one reference: a stage that copies its expressions per record (`remap` walking its
     /// operations) then pays one retain, not one per closure and string.
     private let compiled: Compiled
-    /// `compiled.fastPath`, kept in the struct as well: called from here, where `self` already holds it, the
-    /// closure is not retained and released around each call as one loaded from the class is.
-    private let fastPath: ExpressionFastPath.Compiled?
 
     private final class Compiled: Sendable {
         let source: String
@@ -48,7 +45,6 @@ public struct Expression: Sendable {
 
     public init(_ source: String) throws(ExpressionCompileError) {
         compiled = try Compiled(source)
-        fastPath = compiled.fastPath
     }
 
     fileprivate static func backtrackingPatterns(in syntax: ExpressionSyntax) -> [ExpressionCompileError] {
@@ -80,7 +76,7 @@ public struct Expression: Sendable {
 
     /// The expression's value for a record's fields.
     public func evaluate(_ fields: Fields) throws -> Value {
-        switch fastPath {
+        switch compiled.fastPath {
         case .number(let fast)?:
             switch fast(fields) {
             case .int(let number): return .int(number)
@@ -109,7 +105,7 @@ public struct Expression: Sendable {
     /// Whether a record's fields satisfy the condition. A value that is not true or false is an error: a missing
     /// field is not silently taken for false (write `.flag ?? false` for that).
     public func test(_ fields: Fields) throws -> Bool {
-        if case .truth(let fast)? = fastPath {
+        if case .truth(let fast)? = compiled.fastPath {
             switch fast(fields) {
             case .isTrue: return true
             case .isFalse: return false
