@@ -192,6 +192,31 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         #expect(metrics.snapshot.sentBytes != metrics.snapshot.receivedBytes)
     }
 
+    /// The byte count measured upstream is adjusted by each change (no walk of the records again); it must be what
+    /// a walk gives, whatever the operations did: a new field, a replaced one of another type, a rename onto an
+    /// existing name and of duplicates, a remove, a name that is equal only as a Swift string (the Kelvin sign is
+    /// "K"), and records dropped by `on_error` after some operations ran.
+    @Test func bytesSentAreAdjustedByEachChange() async throws {
+        let stage = try builtTransform(
+            "t",
+            in: edgePipeline(
+                "type: remap, set: { site: '\"plant-4\"', t: '.t * 2', K: '(.K ?? 0) + 1', f: '10 / .t' }, rename: { a: b }, remove: [raw]"),
+            as: RemapTransform.self)
+        let input = records([
+            ["t": .int(20), "raw": .string("a long raw line"), "a": .string("x"), "b": .int(1), "a2": .null],
+            ["t": .double(2.5), "a": .int(1), "site": .string("old site name"), "\u{212A}": .int(4)],
+            ["t": .int(0), "a": .string("dropped: 10 / 0 after the other operations changed it")],
+            ["t": .string("dropped at the first set"), "raw": .string("r")],
+        ])
+        var duplicated = input
+        duplicated[1].fields.append("a", .string("a duplicate name"))
+        duplicated[1].fields.append("b", .bool(true))
+        let (events, metrics) = try await drive(stage, [duplicated], probe: AcknowledgementProbe())
+        #expect(events[""]!.count == 2)
+        #expect(metrics.snapshot.receivedBytes == Record.totalByteCount(of: duplicated))
+        #expect(metrics.snapshot.sentBytes == Record.totalByteCount(of: events[""]!))
+    }
+
     @Test func renameKeepsThePositionAndReplacesAnExistingField() throws {
         let stage = RemapTransform(operations: [.rename(from: "a", to: "c")])
         var failures = ExpressionFailures(
@@ -200,10 +225,13 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
                 id: "t", type: "remap", role: .transform, logger: Logger(label: "t"), metrics: ComponentMetrics(),
                 dataDirectory: "/nonexistent"))
         var record = Record(fields: ["a": .int(1), "b": .int(2), "c": .int(3)], timestamp: 0)
-        #expect(stage.apply(to: &record, failures: &failures))
+        var byteDelta = 0
+        let before = record.byteCount
+        #expect(stage.apply(to: &record, failures: &failures, byteDelta: &byteDelta))
         #expect(record.json == #"{"c":1,"b":2}"#)
+        #expect(record.byteCount == before + byteDelta)
         var missing = Record(fields: ["b": .int(2)], timestamp: 0)
-        #expect(stage.apply(to: &missing, failures: &failures))
+        #expect(stage.apply(to: &missing, failures: &failures, byteDelta: &byteDelta))
         #expect(missing.json == #"{"b":2}"#)
     }
 

@@ -96,6 +96,43 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
         return storage.firstIndex(where: { $0.name == name })
     }
 
+    /// A field name prepared once for many lookups (an expression's field, read on every record).
+    struct LookupName: Sendable {
+        let text: String
+        let utf8Count: Int
+        let isASCII: Bool
+
+        init(_ text: String) {
+            self.text = text
+            utf8Count = text.utf8.count
+            isASCII = text.utf8.allSatisfy { $0 < 0x80 }
+        }
+    }
+
+    /// ``position(of:)`` for a prepared name: a field name with fewer UTF-8 bytes than an ASCII `name` is passed
+    /// over without a string comparison. That is exact, not a guess: names compare as Swift strings do (canonical
+    /// equivalence, so "\u{212A}" (the Kelvin sign) equals "K"), and a string equivalent to an ASCII one has at least
+    /// its bytes (an ASCII character stands for itself or for a longer character that decomposes to it).
+    func position(of name: LookupName) -> Int? {
+        if let index { return index[name.text] }
+        return storage.withUnsafeBufferPointer { fields in
+            for position in fields.indices {
+                let length = fields[position].name.utf8.count
+                if length < name.utf8Count && name.isASCII { continue }
+                if fields[position].name == name.text { return position }
+            }
+            return nil
+        }
+    }
+
+    /// `body` applied to the value of the first field called `name`, read where it is (no copy); nil when there is
+    /// no such field.
+    @inline(__always)
+    func withFirstValue<Result>(named name: LookupName, _ body: (Value) -> Result) -> Result? {
+        guard let position = position(of: name) else { return nil }
+        return storage.withUnsafeBufferPointer { body($0[position].value) }
+    }
+
     private mutating func buildIndexIfLarge() {
         guard storage.count > Self.indexThreshold else { return }
         var built: [String: Int] = [:]
@@ -155,19 +192,28 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
     /// must not rebuild it), and the index is updated rather than rebuilt unless fields were removed.
     @discardableResult
     public mutating func rename(_ name: String, to newName: String) -> Bool {
-        guard name != newName, let first = position(of: name) else { return false }
+        renameMeasured(name, to: newName) != nil
+    }
+
+    /// ``rename(_:to:)``, giving how much it changed the fields' ``Field/byteCount`` sum; nil when nothing changed.
+    public mutating func renameMeasured(_ name: String, to newName: String) -> Int? {
+        guard name != newName, let first = position(of: name) else { return nil }
         let value = storage[first].value
         var kept = 0
         var reshaped = false  // a field was dropped or a later duplicate renamed: positions or first names moved
+        var byteDelta = 0
         for read in storage.indices {
             if storage[read].name == newName {
+                byteDelta &-= storage[read].byteCount
                 reshaped = true
                 continue
             }
             if kept != read { storage.swapAt(kept, read) }
             if storage[kept].name == name {
+                byteDelta &+= newName.utf8.count &- storage[kept].name.utf8.count
                 storage[kept].name = newName
                 if read != first {
+                    byteDelta &+= Field.byteCount(name: newName, value: value) &- storage[kept].byteCount
                     storage[kept].value = value
                     reshaped = true
                 }
@@ -175,7 +221,7 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
             kept += 1
         }
         storage.removeLast(storage.count - kept)
-        guard index != nil else { return true }
+        guard index != nil else { return byteDelta }
         if reshaped {
             index = nil
             buildIndexIfLarge()
@@ -183,7 +229,29 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
             index![name] = nil
             index![newName] = first
         }
-        return true
+        return byteDelta
+    }
+
+    /// Sets the first field called `name` to `value` (appending one when there is none), as the subscript does;
+    /// returns the value it replaced.
+    @discardableResult
+    public mutating func updateValue(_ value: Value, forName name: String) -> Value? {
+        guard let position = position(of: name) else {
+            appendIndexed(Field(name: name, value: value))
+            return nil
+        }
+        var replaced = value
+        swap(&storage[position].value, &replaced)
+        return replaced
+    }
+
+    /// Removes the first field called `name`, as setting it to nil does; returns it.
+    @discardableResult
+    public mutating func removeField(named name: String) -> Field? {
+        guard let position = position(of: name) else { return nil }
+        let removed = storage.remove(at: position)
+        reindexAfterRemoving(name, at: position)
+        return removed
     }
 
     public mutating func append(_ name: String, _ value: Value) {

@@ -13,24 +13,41 @@ public struct Expression: Sendable {
     public typealias Evaluator = @Sendable (Fields) throws -> Value
 
     /// The expression as written.
-    public let source: String
+    public var source: String { compiled.source }
     /// The types it can give, for checks such as "a condition must give true or false".
-    let types: ExpressionTypes
-    private let evaluator: Evaluator
+    var types: ExpressionTypes { compiled.types }
     /// What is valid but likely wrong, for `validate` to warn about: a `matches` pattern that repeats a group that
     /// itself repeats (`(a+)+`), whose records that almost match end at the step budget as errors.
-    public let warnings: [ExpressionCompileError]
+    public var warnings: [ExpressionCompileError] { compiled.warnings }
+    /// Everything behind one reference: a stage that copies its expressions per record (`remap` walking its
+    /// operations) then pays one retain, not one per closure and string.
+    private let compiled: Compiled
 
-    public init(_ source: String) throws(ExpressionCompileError) {
-        self.source = source
-        let syntax = try ExpressionParser.parse(source)
-        let compiled = try ExpressionCompiler.compile(syntax)
-        types = compiled.types
-        evaluator = compiled.evaluate
-        warnings = Self.backtrackingPatterns(in: syntax)
+    private final class Compiled: Sendable {
+        let source: String
+        let types: ExpressionTypes
+        let evaluator: Evaluator
+        /// The typed form of the same expression, when it has one: tried first, and it hands the records it cannot
+        /// answer exactly to `evaluator` (see ``ExpressionFastPath``).
+        let fastPath: ExpressionFastPath.Compiled?
+        let warnings: [ExpressionCompileError]
+
+        init(_ source: String) throws(ExpressionCompileError) {
+            self.source = source
+            let syntax = try ExpressionParser.parse(source)
+            let compiled = try ExpressionCompiler.compile(syntax)
+            types = compiled.types
+            evaluator = compiled.evaluate
+            fastPath = ExpressionFastPath.compile(syntax)
+            warnings = Expression.backtrackingPatterns(in: syntax)
+        }
     }
 
-    private static func backtrackingPatterns(in syntax: ExpressionSyntax) -> [ExpressionCompileError] {
+    public init(_ source: String) throws(ExpressionCompileError) {
+        compiled = try Compiled(source)
+    }
+
+    fileprivate static func backtrackingPatterns(in syntax: ExpressionSyntax) -> [ExpressionCompileError] {
         switch syntax {
         case .literal, .path: return []
         case .unary(_, let operand, _): return backtrackingPatterns(in: operand)
@@ -59,13 +76,43 @@ public struct Expression: Sendable {
 
     /// The expression's value for a record's fields.
     public func evaluate(_ fields: Fields) throws -> Value {
-        try evaluator(fields)
+        switch compiled.fastPath {
+        case .number(let fast)?:
+            switch fast(fields) {
+            case .int(let number): return .int(number)
+            case .double(let number): return .double(number)
+            case .null, .fallback: break
+            }
+        case .truth(let fast)?:
+            switch fast(fields) {
+            case .isTrue: return .bool(true)
+            case .isFalse: return .bool(false)
+            case .fallback: break
+            }
+        case nil: break
+        }
+        return try compiled.evaluator(fields)
     }
+
+    /// The value by the general closures alone, without the fast path: what the fast path is checked against.
+    func evaluateGenerally(_ fields: Fields) throws -> Value {
+        try compiled.evaluator(fields)
+    }
+
+    /// Whether the expression has a fast path, for tests that check one is taken.
+    var hasFastPath: Bool { compiled.fastPath != nil }
 
     /// Whether a record's fields satisfy the condition. A value that is not true or false is an error: a missing
     /// field is not silently taken for false (write `.flag ?? false` for that).
     public func test(_ fields: Fields) throws -> Bool {
-        switch try evaluator(fields) {
+        if case .truth(let fast)? = compiled.fastPath {
+            switch fast(fields) {
+            case .isTrue: return true
+            case .isFalse: return false
+            case .fallback: break
+            }
+        }
+        switch try compiled.evaluator(fields) {
         case .bool(let flag): return flag
         case let other:
             throw ExpressionEvaluationError("the condition gave \(ExpressionCompiler.describe(other)), not true or false")

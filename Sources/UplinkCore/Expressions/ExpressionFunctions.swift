@@ -245,15 +245,20 @@ enum ExpressionFunctions {
         }
         switch value {
         case .int: return value
-        case .double(let number):
-            guard number.isFinite else { return value }
-            let scale = powersOfTen[Int(places)]
-            let scaled = (number * scale).rounded(.toNearestOrAwayFromZero) / scale
-            // Scaling past the float's precision would lose digits instead of rounding them.
-            return .double(scaled.isFinite ? scaled : number)
+        case .double(let number): return .double(round(number, places: Int(places)))
         default:
             throw ExpressionEvaluationError("round needs a number, got \(ExpressionCompiler.describe(value))")
         }
+    }
+
+    /// `number` rounded to `places` (0…15) decimal places, halves away from zero; a non-finite number as it is.
+    @inline(__always)
+    static func round(_ number: Double, places: Int) -> Double {
+        guard number.isFinite else { return number }
+        let scale = powersOfTen[places]
+        let scaled = (number * scale).rounded(.toNearestOrAwayFromZero) / scale
+        // Scaling past the float's precision would lose digits instead of rounding them.
+        return scaled.isFinite ? scaled : number
     }
 
     private static func extreme(

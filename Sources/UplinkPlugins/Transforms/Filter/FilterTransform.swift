@@ -78,7 +78,8 @@ public struct FilterTransform<E: ExpressionSubject>: InlineTransform {
             for position in events.indices {
                 let passes: Bool
                 do {
-                    passes = try condition.test(events[position].expressionFields)
+                    // Read where it is: `events[position]` alone would copy the whole event first.
+                    passes = try events.withUnsafeBufferPointer { try condition.test($0[position].expressionFields) }
                     if !passes { filtered += 1 }
                 } catch {
                     passes = failures.handle(events[position], label: "condition", error: error)

@@ -113,12 +113,22 @@ public struct RemapTransform: InlineTransform {
             // The records are changed where they are, in the chunk's own array (taken out of the chunk so that it
             // is the only reference, and copy-on-write copies nothing): no array per chunk, and no fields' storage
             // per record beyond what a new field needs.
+            // The byte count measured upstream is adjusted by what each change adds or takes away, so the outbox
+            // walks no record again.
+            var byteCount = chunk.measuredByteCount
             var records = chunk.takeEvents()
             // A local copy for the loop: passing the class's property inout would check exclusive access per record.
             var failures = self.failures
             defer { self.failures = failures }
             var kept = 0
-            for position in records.indices where stage.apply(to: &records[position], failures: &failures) {
+            for position in records.indices {
+                var byteDelta = 0
+                guard stage.apply(to: &records[position], failures: &failures, byteDelta: &byteDelta) else {
+                    // Dropped: what it counted for upstream is its size now less what the operations added.
+                    byteCount = byteCount.map { $0 &- (records[position].byteCount &- byteDelta) }
+                    continue
+                }
+                byteCount = byteCount.map { $0 &+ byteDelta }
                 if kept != position { records.swapAt(kept, position) }
                 kept += 1
             }
@@ -128,15 +138,16 @@ public struct RemapTransform: InlineTransform {
                 chunk.acknowledgements.resolve(.delivered)
                 return nil
             }
-            chunk.restore(&records, byteCount: nil)
+            chunk.restore(&records, byteCount: byteCount)
             return chunk
         }
 
         public func finish() { failures.finish() }
     }
 
-    /// Applies every operation to `record` in place; false when an expression failed and `on_error` dropped it.
-    func apply(to record: inout Record, failures: inout ExpressionFailures) -> Bool {
+    /// Applies every operation to `record` in place, adding to `byteDelta` how much each changed its
+    /// ``Record/byteCount``; false when an expression failed and `on_error` dropped it.
+    func apply(to record: inout Record, failures: inout ExpressionFailures, byteDelta: inout Int) -> Bool {
         // A dead letter holds the record as it arrived, so that one is kept aside; the other policies need no copy
         // (keeping one would make the first change copy the fields' storage).
         let original = failures.policy == .deadLetter ? record : nil
@@ -145,14 +156,18 @@ public struct RemapTransform: InlineTransform {
             case .set(let name, let expression):
                 do {
                     // Expressions see the record as the operations before them left it.
-                    record.fields[name] = try expression.evaluate(record.fields)
+                    let value = try expression.evaluate(record.fields)
+                    byteDelta &+= Fields.Field.byteCount(name: name, value: value)
+                    if let replaced = record.fields.updateValue(value, forName: name) {
+                        byteDelta &-= Fields.Field.byteCount(name: name, value: replaced)
+                    }
                 } catch {
                     guard failures.handle(original ?? record, label: "set.\(name)", error: error) else { return false }
                 }
             case .rename(let from, let to):
-                record.fields.rename(from, to: to)
+                byteDelta &+= record.fields.renameMeasured(from, to: to) ?? 0
             case .remove(let name):
-                record.fields[name] = nil
+                if let removed = record.fields.removeField(named: name) { byteDelta &-= removed.byteCount }
             }
         }
         return true
