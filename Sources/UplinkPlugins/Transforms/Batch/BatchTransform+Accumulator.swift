@@ -19,6 +19,12 @@ import UplinkCore
 /// A batch is sent when the next record would not fit, at `maxEvents` records, or `timeout` after its first
 /// record. A record too large to be sent even alone is rejected with the reason. Each batch carries the
 /// acknowledgements of every input chunk that contributed to it.
+///
+/// A chunk whose records fill one batch and go on in the next has its acknowledgement cut where the next batch
+/// begins (``Acknowledgement/split(at:)``, at that record's ``Record/offset``), when the chunk allows it
+/// (``Source/cuttable``): the batch sent holds the part before, the records after hold the rest, so the source
+/// learns that the first part was delivered even while the rest is in flight. One cut per batch boundary,
+/// nothing per record. Otherwise (messages, tokens that cannot be cut) the batches share the chunk's token.
 struct BatchAccumulator {
     struct Limits: Sendable, Equatable {
         var maxBytes: Int
@@ -32,6 +38,9 @@ struct BatchAccumulator {
     struct Source {
         var id: Int
         var acknowledgements: Acknowledgements
+        /// The chunk holds one token that can be cut, and its records' offsets increase: every record before a
+        /// cut lies before its offset, every record after it at or after it.
+        var cuttable = false
     }
 
     enum Action {
@@ -125,6 +134,13 @@ struct BatchAccumulator {
 
     let limits: Limits
     private var open: [Batch] = []
+    /// The current chunk's token once cut: the part the batches taking its next records hold instead of the
+    /// chunk's own token. Dropped at the end of the chunk (``finishChunk()``), so the parts finish with their
+    /// batches.
+    private var remainder: (sourceID: Int, token: Acknowledgement)?
+    /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding the chunk's current token: it is
+    /// cut where the chunk's next record begins (its offset is known only then), before the actions are sent.
+    private var pendingCut: (sourceID: Int, action: Int, token: Acknowledgement)?
 
     init(limits: Limits) {
         self.limits = limits
@@ -153,18 +169,29 @@ struct BatchAccumulator {
     }
 
     /// Adds one encoded record to the batch of a custom topic; false when it was rejected.
+    /// `offset` is the record's ``Record/offset`` (where its source chunk's token is cut when a batch ends before
+    /// it), -1 when unknown.
     @discardableResult
     mutating func addPart(
-        _ part: some Collection<UInt8>, topic: String?, from source: Source, now: Duration, into actions: inout [Action]
+        _ part: some Collection<UInt8>, topic: String?, from chunk: Source, offset: Int64 = -1, now: Duration,
+        into actions: inout [Action]
     ) -> Bool {
+        if let pending = pendingCut, pending.sourceID == chunk.id, offset >= 0 {
+            pendingCut = nil
+            cutSent(action: pending.action, holding: pending.token, at: offset, from: chunk, in: &actions)
+        }
         let alone = part.count + (limits.encoding == .jsonArray ? 2 : 0)
         guard alone <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: Array(part), reason: Self.tooLarge(alone, limits)))
             return false
         }
+        let source = current(chunk)
         var index = open.firstIndex { $0.topic == topic }
         if let current = index, open[current].size(adding: part.count) > limits.maxBytes {
             flush(at: current, into: &actions)
+            if let token = source.acknowledgements.tokens.first, chunk.cuttable, offset >= 0 {
+                cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+            }
             index = nil
         }
         let target: Int
@@ -177,9 +204,42 @@ struct BatchAccumulator {
             if limits.encoding == .jsonArray { body.append(UInt8(ascii: "[")) }
             target = startBatch(topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson, body: body, now: now)
         }
-        open[target].append(part, from: source)
-        if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
+        open[target].append(part, from: current(chunk))
+        if open[target].count >= limits.maxEvents {
+            flush(at: target, into: &actions)
+            if chunk.cuttable, let token = current(chunk).acknowledgements.tokens.first {
+                pendingCut = (chunk.id, actions.count - 1, token)
+            }
+        }
         return true
+    }
+
+    /// The chunk as its next records must carry it: with the part of its token not yet given to a sent batch.
+    private func current(_ chunk: Source) -> Source {
+        guard let remainder, remainder.sourceID == chunk.id else { return chunk }
+        return Source(id: chunk.id, acknowledgements: Acknowledgements([remainder.token]), cuttable: chunk.cuttable)
+    }
+
+    /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
+    /// part of `token` before `offset`, and the chunk's next records the part from it. Nothing changes when the
+    /// batch does not hold that token (it took the chunk's token from before an earlier cut) or the token cannot
+    /// be cut there.
+    private mutating func cutSent(
+        action: Int, holding token: Acknowledgement, at offset: Int64, from chunk: Source, in actions: inout [Action]
+    ) {
+        guard actions.indices.contains(action), case .emit(let message, var acknowledgements) = actions[action],
+            acknowledgements.tokens.contains(where: { $0 === token }), let (before, after) = token.split(at: offset)
+        else { return }
+        acknowledgements.replace(token, with: before)
+        actions[action] = .emit(message, acknowledgements)
+        // Batches of other topics already holding `token` keep it: it covers their records, wherever they lie.
+        remainder = (chunk.id, after)
+    }
+
+    /// The current chunk's records are all added: its token's parts are held by the batches alone.
+    mutating func finishChunk() {
+        remainder = nil
+        pendingCut = nil
     }
 
     /// Sends every batch whose timeout has passed.

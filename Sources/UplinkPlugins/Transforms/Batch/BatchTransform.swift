@@ -7,7 +7,9 @@ import UplinkCore
 /// the input ends. Custom topics join records as a JSON array or newline-delimited JSON (`encoding`); thing-model
 /// property posts merge into one `Property` object (a repeated identifier starts a new message); thing-model
 /// events and shadow updates pass through one per message. A record that alone is over `max_bytes` goes to the
-/// dead-letter file with the reason. Every batch carries the acknowledgements of all the records in it.
+/// dead-letter file with the reason. Every batch carries the acknowledgements of all the records in it; where a
+/// source chunk's records go on from one batch into the next, its acknowledgement is cut there, so each batch
+/// acknowledges only its own part of the chunk (``BatchAccumulator``).
 ///
 /// Records (from `json`) become messages on `topic`, or on the sink's default topic when it is not set.
 public struct BatchTransform<Input: Event>: TransformStage {
@@ -105,21 +107,25 @@ public struct BatchTransform<Input: Event>: TransformStage {
             switch poll {
             case .chunk(let chunk):
                 chunkID += 1
-                let source = BatchAccumulator.Source(id: chunkID, acknowledgements: chunk.acknowledgements)
+                var source = BatchAccumulator.Source(id: chunkID, acknowledgements: chunk.acknowledgements)
                 let now = clock.now - start
                 var accepted = false
                 // One type check per chunk, not a dynamic cast per event: this generic body is not specialised.
                 if Input.self == Record.self {
-                    for event in unsafeBitCast(chunk.events, to: [Record].self) {
+                    let records = unsafeBitCast(chunk.events, to: [Record].self)
+                    source.cuttable = Self.canCut(chunk.acknowledgements, records)
+                    for event in records {
                         record.removeAll(keepingCapacity: true)
                         encoder.append(event.fields, to: &record)
-                        accepted = accumulator.addPart(record, topic: topic, from: source, now: now, into: &actions) || accepted
+                        accepted = accumulator.addPart(
+                            record, topic: topic, from: source, offset: event.offset, now: now, into: &actions) || accepted
                     }
                 } else if Input.self == Message.self {
                     for message in unsafeBitCast(chunk.events, to: [Message].self) {
                         accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
                     }
                 }
+                accumulator.finishChunk()
                 if !accepted {
                     // Every record was dead-lettered: that is their final answer, not a loss.
                     chunk.acknowledgements.resolve(.delivered)
@@ -158,6 +164,20 @@ public struct BatchTransform<Input: Event>: TransformStage {
         }
         try await output.send(pending)
         actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether a batch boundary inside this chunk may cut its acknowledgement at a record's offset: one token
+    /// that can be cut, and offsets that increase from record to record, so the records before a cut are exactly
+    /// those before its offset. (A source's records keep their order through the stages; records a stage made,
+    /// without an offset, make the chunk share its token as before.)
+    static func canCut(_ acknowledgements: Acknowledgements, _ records: [Record]) -> Bool {
+        guard acknowledgements.tokens.count == 1, acknowledgements.tokens[0].isSplittable else { return false }
+        var previous: Int64 = -1
+        for record in records {
+            guard record.offset > previous else { return false }
+            previous = record.offset
+        }
+        return true
     }
 
     private static func holdSameTokens(_ first: Acknowledgements, _ second: Acknowledgements) -> Bool {
