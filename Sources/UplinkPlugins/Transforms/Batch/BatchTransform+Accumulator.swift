@@ -137,7 +137,7 @@ struct BatchAccumulator {
     /// The current chunk's token once cut: the part the batches taking its next records hold instead of the
     /// chunk's own token. Dropped at the end of the chunk (``finishChunk()``), so the parts finish with their
     /// batches.
-    private var remainder: (sourceID: Int, token: Acknowledgement)?
+    private var remainder: (sourceID: Int, acknowledgements: Acknowledgements)?
     /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding the chunk's current token: it is
     /// cut where the chunk's next record begins (its offset is known only then), before the actions are sent.
     private var pendingCut: (sourceID: Int, action: Int, token: Acknowledgement)?
@@ -185,12 +185,13 @@ struct BatchAccumulator {
             actions.append(.reject(topic: topic, payload: Array(part), reason: Self.tooLarge(alone, limits)))
             return false
         }
-        let source = current(chunk)
+        var source = current(chunk)
         var index = open.firstIndex { $0.topic == topic }
         if let current = index, open[current].size(adding: part.count) > limits.maxBytes {
             flush(at: current, into: &actions)
-            if let token = source.acknowledgements.tokens.first, chunk.cuttable, offset >= 0 {
+            if chunk.cuttable, offset >= 0, let token = source.acknowledgements.tokens.first {
                 cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+                source = self.current(chunk)
             }
             index = nil
         }
@@ -204,10 +205,10 @@ struct BatchAccumulator {
             if limits.encoding == .jsonArray { body.append(UInt8(ascii: "[")) }
             target = startBatch(topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson, body: body, now: now)
         }
-        open[target].append(part, from: current(chunk))
+        open[target].append(part, from: source)
         if open[target].count >= limits.maxEvents {
             flush(at: target, into: &actions)
-            if chunk.cuttable, let token = current(chunk).acknowledgements.tokens.first {
+            if chunk.cuttable, let token = source.acknowledgements.tokens.first {
                 pendingCut = (chunk.id, actions.count - 1, token)
             }
         }
@@ -217,7 +218,7 @@ struct BatchAccumulator {
     /// The chunk as its next records must carry it: with the part of its token not yet given to a sent batch.
     private func current(_ chunk: Source) -> Source {
         guard let remainder, remainder.sourceID == chunk.id else { return chunk }
-        return Source(id: chunk.id, acknowledgements: Acknowledgements([remainder.token]), cuttable: chunk.cuttable)
+        return Source(id: chunk.id, acknowledgements: remainder.acknowledgements, cuttable: chunk.cuttable)
     }
 
     /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
@@ -233,7 +234,7 @@ struct BatchAccumulator {
         acknowledgements.replace(token, with: before)
         actions[action] = .emit(message, acknowledgements)
         // Batches of other topics already holding `token` keep it: it covers their records, wherever they lie.
-        remainder = (chunk.id, after)
+        remainder = (chunk.id, Acknowledgements([after]))
     }
 
     /// The current chunk's records are all added: its token's parts are held by the batches alone.
