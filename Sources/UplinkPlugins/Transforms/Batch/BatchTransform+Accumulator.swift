@@ -94,6 +94,20 @@ struct BatchAccumulator {
         }
 
         mutating func append(_ part: some Collection<UInt8>, from source: Source) {
+            take(source)
+            append(part)
+        }
+
+        /// Holds `source`'s acknowledgements, once per run of parts from it.
+        mutating func take(_ source: Source) {
+            if source.id != lastSourceID {
+                acknowledgements.merge(source.acknowledgements)
+                lastSourceID = source.id
+            }
+        }
+
+        /// Appends a part to the body (the caller holds its source's acknowledgements with ``take(_:)``).
+        mutating func append(_ part: some Collection<UInt8>) {
             if let first = single {
                 // A second post merges in: now the body is needed, without the first post's closing `}}`.
                 single = nil
@@ -104,10 +118,6 @@ struct BatchAccumulator {
             body.append(contentsOf: part)
             if shape != .property { parts.append(body.count) }
             count += 1
-            if source.id != lastSourceID {
-                acknowledgements.merge(source.acknowledgements)
-                lastSourceID = source.id
-            }
         }
 
         /// The message, its body moved out (not copied). A body much smaller than the room reserved for it (a
@@ -137,7 +147,9 @@ struct BatchAccumulator {
     /// The current chunk's token once cut: the part the batches taking its next records hold instead of the
     /// chunk's own token. Dropped at the end of the chunk (``finishChunk()``), so the parts finish with their
     /// batches.
-    private var remainder: (sourceID: Int, acknowledgements: Acknowledgements)?
+    /// (Two plain fields, not an optional tuple: checked for every record, they cost no reference counting.)
+    private var remainderSourceID = -1
+    private var remainder = Acknowledgements()
     /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding the chunk's current token: it is
     /// cut where the chunk's next record begins (its offset is known only then), before the actions are sent.
     private var pendingCut: (sourceID: Int, action: Int, token: Acknowledgement)?
@@ -185,13 +197,11 @@ struct BatchAccumulator {
             actions.append(.reject(topic: topic, payload: Array(part), reason: Self.tooLarge(alone, limits)))
             return false
         }
-        var source = current(chunk)
         var index = open.firstIndex { $0.topic == topic }
         if let current = index, open[current].size(adding: part.count) > limits.maxBytes {
             flush(at: current, into: &actions)
-            if chunk.cuttable, offset >= 0, let token = source.acknowledgements.tokens.first {
+            if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
                 cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
-                source = self.current(chunk)
             }
             index = nil
         }
@@ -205,10 +215,12 @@ struct BatchAccumulator {
             if limits.encoding == .jsonArray { body.append(UInt8(ascii: "[")) }
             target = startBatch(topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson, body: body, now: now)
         }
-        open[target].append(part, from: source)
+        // The chunk (or what is left of its token) is looked up once per batch it goes into, not per record.
+        if open[target].lastSourceID != chunk.id { open[target].take(current(chunk)) }
+        open[target].append(part)
         if open[target].count >= limits.maxEvents {
             flush(at: target, into: &actions)
-            if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+            if chunk.cuttable, let token = current(chunk).acknowledgements.tokens.first {
                 pendingCut = (chunk.id, actions.count - 1, token)
             }
         }
@@ -217,8 +229,8 @@ struct BatchAccumulator {
 
     /// The chunk as its next records must carry it: with the part of its token not yet given to a sent batch.
     private func current(_ chunk: Source) -> Source {
-        guard let remainder, remainder.sourceID == chunk.id else { return chunk }
-        return Source(id: chunk.id, acknowledgements: remainder.acknowledgements, cuttable: chunk.cuttable)
+        guard remainderSourceID == chunk.id else { return chunk }
+        return Source(id: chunk.id, acknowledgements: remainder, cuttable: chunk.cuttable)
     }
 
     /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
@@ -234,12 +246,14 @@ struct BatchAccumulator {
         acknowledgements.replace(token, with: before)
         actions[action] = .emit(message, acknowledgements)
         // Batches of other topics already holding `token` keep it: it covers their records, wherever they lie.
-        remainder = (chunk.id, Acknowledgements([after]))
+        remainderSourceID = chunk.id
+        remainder = Acknowledgements([after])
     }
 
     /// The current chunk's records are all added: its token's parts are held by the batches alone.
     mutating func finishChunk() {
-        remainder = nil
+        remainderSourceID = -1
+        remainder = Acknowledgements()
         pendingCut = nil
     }
 
