@@ -113,6 +113,41 @@ private func part(_ range: Range<Int64>, _ status: DeliveryStatus, last: Bool = 
         #expect(empty.split(at: 7) == nil)
     }
 
+    /// A chunk cut at every record (`max_events: 1`), parts answered in a scrambled order with mixed statuses:
+    /// every position is reported once, with its part's status, the last report last.
+    @Test func aChunkCutAtEveryRecordReportsEachPartOnce() throws {
+        let reports = Reports()
+        var token: Acknowledgement? = reports.token(0..<20_000)
+        var parts: [(token: Acknowledgement?, status: DeliveryStatus?)] = []
+        var rest = try #require(token)
+        for cut in stride(from: 10, to: 20_000, by: 10) {
+            let (before, after) = try #require(rest.split(at: Int64(cut)))
+            parts.append((before, [DeliveryStatus.delivered, .failed, nil][cut % 3]))
+            rest = after
+        }
+        parts.append((rest, .delivered))
+        rest = Acknowledgement { _ in }
+        token = nil
+        // A fixed scramble (7919 is prime to the 2,000 parts): every part once, far from file order.
+        for step in parts.indices {
+            let index = step * 7919 % parts.count
+            if let status = parts[index].status { parts[index].token?.resolve(status) }
+            parts[index].token = nil
+        }
+        let heard = reports.all
+        var status = [DeliveryStatus?](repeating: nil, count: 20_000)
+        for report in heard {
+            for position in report.range {
+                #expect(status[Int(position)] == nil, "position \(position) reported twice")
+                status[Int(position)] = report.status
+            }
+        }
+        for (index, part) in parts.enumerated() {
+            #expect(status[index * 10] == (part.status ?? .dropped), "part \(index)")
+        }
+        #expect(heard.filter(\.isLast).count == 1 && heard.last?.isLast == true)
+    }
+
     /// Parts released on many threads at once: every position is reported exactly once, and the report marked
     /// last is the last one.
     @Test func concurrentReleasesReportEveryPositionOnce() throws {

@@ -125,7 +125,8 @@ public struct AcknowledgedRange: Sendable, Equatable {
 /// The covers of a cut token's range: for each run of positions, how many live tokens (the original, which
 /// still covers everything while any branch holds it, and the parts) cover it, and the highest status they
 /// finished with. A run whose covers reach zero is reported, in one call per run, under the lock, so the last
-/// report is always the one marked `isLast`. Holds one entry per cut: a chunk is cut a few times at most.
+/// report is always the one marked `isLast`. One entry per cut, found by binary search, and a release looks only
+/// at the runs it covers: a chunk cut at every record (`max_events: 1`) costs O(log n) per cut, not O(n).
 final class AcknowledgementLedger: Sendable {
     private struct Run {
         var end: Int64
@@ -139,6 +140,43 @@ final class AcknowledgementLedger: Sendable {
         /// Contiguous from `start`, in order.
         var runs: [Run]
         var unreported: Int
+
+        func start(of index: Int) -> Int64 { index > 0 ? runs[index - 1].end : start }
+
+        /// The first run ending after `position` (`runs.count` when none does).
+        func firstRun(endingAfter position: Int64) -> Int {
+            var low = 0
+            var high = runs.count
+            while low < high {
+                let middle = (low + high) / 2
+                if runs[middle].end <= position { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
+
+        /// Makes `position` the boundary between two runs (no change when it already is one, or is outside).
+        mutating func cut(at position: Int64) {
+            guard position > start else { return }
+            let index = firstRun(endingAfter: position)
+            guard index < runs.count, position > start(of: index) else { return }
+            var first = runs[index]
+            first.end = position
+            runs.insert(first, at: index)
+            if !first.reported { unreported += 1 }
+        }
+
+        /// Applies `change` to the runs inside `range`, first cutting runs at its bounds; returns their indices.
+        mutating func forEachRun(in range: Range<Int64>, _ change: (inout Run) -> Void) -> Range<Int> {
+            cut(at: range.lowerBound)
+            cut(at: range.upperBound)
+            let first = firstRun(endingAfter: range.lowerBound)
+            var index = first
+            while index < runs.count && runs[index].end <= range.upperBound {
+                change(&runs[index])
+                index += 1
+            }
+            return first..<index
+        }
     }
 
     private let state: Mutex<State>
@@ -153,68 +191,40 @@ final class AcknowledgementLedger: Sendable {
     /// One more token covers `range` (the two parts of a cut, together).
     func cover(_ range: Range<Int64>) {
         state.withLock { state in
-            Self.forEachRun(in: range, of: &state) { $0.covers += 1 }
+            _ = state.forEachRun(in: range) { $0.covers += 1 }
         }
     }
 
-    /// A token covering `range` finished with `status`; reports the runs no token covers any more.
+    /// A token covering `range` finished with `status`; reports the runs no token covers any more (only runs
+    /// inside `range` changed).
     func release(_ range: Range<Int64>, status: DeliveryStatus) {
         state.withLock { state in
-            Self.forEachRun(in: range, of: &state) { run in
+            let changed = state.forEachRun(in: range) { run in
                 run.covers -= 1
                 run.status = max(run.status, status)
             }
-            var start = state.start
-            var index = 0
-            while index < state.runs.count {
+            var index = changed.lowerBound
+            while index < changed.upperBound {
                 let run = state.runs[index]
                 guard run.covers == 0 && !run.reported else {
-                    start = run.end
                     index += 1
                     continue
                 }
                 // Neighbouring runs finished now with the same status go out as one range.
                 var last = index
-                while last + 1 < state.runs.count, state.runs[last + 1].covers == 0, !state.runs[last + 1].reported,
+                while last + 1 < changed.upperBound, state.runs[last + 1].covers == 0, !state.runs[last + 1].reported,
                     state.runs[last + 1].status == run.status
                 {
                     last += 1
                 }
                 for finished in index...last { state.runs[finished].reported = true }
                 state.unreported -= last - index + 1
-                report(AcknowledgedRange(range: start..<state.runs[last].end, status: run.status, isLast: state.unreported == 0))
-                start = state.runs[last].end
+                report(
+                    AcknowledgedRange(
+                        range: state.start(of: index)..<state.runs[last].end, status: run.status,
+                        isLast: state.unreported == 0))
                 index = last + 1
             }
-        }
-    }
-
-    /// Applies `change` to the runs inside `range`, first cutting runs at its bounds.
-    private static func forEachRun(in range: Range<Int64>, of state: inout State, _ change: (inout Run) -> Void) {
-        cut(at: range.lowerBound, &state)
-        cut(at: range.upperBound, &state)
-        var start = state.start
-        for index in state.runs.indices {
-            if start >= range.lowerBound && state.runs[index].end <= range.upperBound { change(&state.runs[index]) }
-            start = state.runs[index].end
-            if start >= range.upperBound { break }
-        }
-    }
-
-    /// Makes `position` the boundary between two runs (no change when it already is one, or is outside).
-    private static func cut(at position: Int64, _ state: inout State) {
-        var start = state.start
-        for index in state.runs.indices {
-            let end = state.runs[index].end
-            if position <= start { return }
-            if position < end {
-                var first = state.runs[index]
-                first.end = position
-                state.runs.insert(first, at: index)
-                if !first.reported { state.unreported += 1 }
-                return
-            }
-            start = end
         }
     }
 }

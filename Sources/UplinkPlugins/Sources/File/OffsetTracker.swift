@@ -110,18 +110,24 @@ struct OffsetTracker: Sendable, Equatable {
     /// entry per piece, counted in ``inFlight``). Returns true when `committed` moved.
     @discardableResult
     mutating func finish(_ sequence: UInt64, part: Range<Int64>, delivered: Bool) -> Bool {
-        guard var index = index(of: sequence) else { return false }
-        var start = index > 0 ? pending[index - 1].end : committed
+        guard let first = index(of: sequence) else { return false }
         // The piece still in flight that holds the part's end (parts never straddle pieces: a piece is what is
-        // left between parts already finished).
-        while index < pending.count && pending[index].sequence == sequence {
-            if pending[index].state == .inFlight && part.upperBound > start && part.upperBound <= pending[index].end {
-                break
+        // left between parts already finished). A chunk's pieces are in order of their ends: binary search.
+        var low = first
+        var high = pending.count
+        while low < high {
+            let middle = (low + high) / 2
+            if pending[middle].sequence == sequence && pending[middle].end < part.upperBound {
+                low = middle + 1
+            } else {
+                high = middle
             }
-            start = max(start, pending[index].end)
-            index += 1
         }
-        guard index < pending.count && pending[index].sequence == sequence else { return false }
+        let index = low
+        let start = index > 0 ? pending[index - 1].end : committed
+        guard index < pending.count, pending[index].sequence == sequence, pending[index].state == .inFlight,
+            part.upperBound > start
+        else { return false }
         let end = pending[index].end
         var pieces: [Pending] = []
         if part.lowerBound > start { pieces.append(Pending(sequence: sequence, end: part.lowerBound, state: .inFlight)) }
