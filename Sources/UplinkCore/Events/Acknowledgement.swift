@@ -184,7 +184,8 @@ final class AcknowledgementLedger: Sendable {
 
     /// The ledger of a token covering `range`, which counts as the first cover.
     init(range: Range<Int64>, report: @escaping @Sendable (AcknowledgedRange) -> Void) {
-        state = Mutex(State(start: range.lowerBound, runs: [Run(end: range.upperBound, covers: 1, status: .dropped)], unreported: 1))
+        let whole = Run(end: range.upperBound, covers: 1, status: .dropped)
+        state = Mutex(State(start: range.lowerBound, runs: [whole], unreported: 1))
         self.report = report
     }
 

@@ -167,7 +167,8 @@ public struct JSONTransform: TransformStage {
                     sequence += 1
                     fields[sequenceField] = .int(sequence)
                 }
-                records.append(Record(fields: fields, origin: event.origin, timestamp: event.timestamp, offset: event.offset))
+                records.append(
+                    Record(fields: fields, origin: event.origin, timestamp: event.timestamp, offset: event.offset))
             }
             rejections.settle(chunk.acknowledgements)
             if records.isEmpty {

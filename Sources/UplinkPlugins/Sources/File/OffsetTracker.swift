@@ -130,7 +130,9 @@ struct OffsetTracker: Sendable, Equatable {
         else { return false }
         let end = pending[index].end
         var pieces: [Pending] = []
-        if part.lowerBound > start { pieces.append(Pending(sequence: sequence, end: part.lowerBound, state: .inFlight)) }
+        if part.lowerBound > start {
+            pieces.append(Pending(sequence: sequence, end: part.lowerBound, state: .inFlight))
+        }
         pieces.append(Pending(sequence: sequence, end: part.upperBound, state: delivered ? .delivered : .notDelivered))
         if part.upperBound < end { pieces.append(Pending(sequence: sequence, end: end, state: .inFlight)) }
         pending.replaceSubrange(index...index, with: pieces)

@@ -117,8 +117,9 @@ public struct BatchTransform<Input: Event>: TransformStage {
                     for event in records {
                         record.removeAll(keepingCapacity: true)
                         encoder.append(event.fields, to: &record)
-                        accepted = accumulator.addPart(
-                            record, topic: topic, from: source, offset: event.offset, now: now, into: &actions) || accepted
+                        let added = accumulator.addPart(
+                            record, topic: topic, from: source, offset: event.offset, now: now, into: &actions)
+                        accepted = added || accepted
                     }
                 } else if Input.self == Message.self {
                     for message in unsafeBitCast(chunk.events, to: [Message].self) {
