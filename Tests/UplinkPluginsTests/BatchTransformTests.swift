@@ -478,6 +478,64 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
             ])
     }
 
+    /// Messages from one chunk (`thing_model`, `shadow` keep their record's offset): a message passed through
+    /// alone is a batch of its own, cut from the next; a property post that cannot merge (a repeated identifier)
+    /// ends its batch. Each batch holds its part of the chunk's acknowledgement. While a batch of another topic
+    /// is open with records of the chunk, nothing is cut (shown in the second chunk).
+    @Test func messagesOfAChunkAreAcknowledgedPerBatch() async throws {
+        let batch = try builtTransform("t", in: pipeline(batchOfMessages: ""), as: BatchTransform<Message>.self)
+        let heard = Mutex<[AcknowledgedRange]>([])
+        func token(_ range: Range<Int64>) -> Acknowledgement {
+            Acknowledgement(range: range) { part in heard.withLock { $0.append(part) } }
+        }
+        func post(_ value: Int, at offset: Int64) -> Message {
+            var message = Message(
+                topic: propertyTopic, body: Array(#"{"RequestID":"\#(value)","Property":{"temp":{"Value":\#(value)}}}"#.utf8))
+            message.offset = offset
+            return message
+        }
+        func update(_ value: Int, at offset: Int64) -> Message {
+            var message = Message(
+                topic: "/$system/abcdefgh12345678/device001/shadow/upstream", body: Array(#"{"v":\#(value)}"#.utf8))
+            message.offset = offset
+            return message
+        }
+        let shared = token(100..<130)
+        var outputs = try await run(batch, [
+            EventChunk(
+                [update(0, at: 0), update(1, at: 10), update(2, at: 20), post(3, at: 30), post(4, at: 40)],
+                acknowledgements: Acknowledgements([token(0..<50)])),
+            EventChunk([post(5, at: 100), update(6, at: 110), update(7, at: 120)], acknowledgements: Acknowledgements([shared])),
+        ]).chunks
+        func postText(_ value: Int) -> String { #"{"RequestID":"\#(value)","Property":{"temp":{"Value":\#(value)}}}"# }
+        #expect(outputs.map { $0.events.map(\.text) } == [
+            [#"{"v":0}"#], [#"{"v":1}"#], [#"{"v":2}"#], [postText(3)], [postText(4)], [#"{"v":6}"#, #"{"v":7}"#],
+            [postText(5)],
+        ])
+        // The second chunk: post 5 was open in its batch when the updates passed through: one token for all.
+        #expect(outputs[5].acknowledgements.tokens.count == 1 && outputs[5].acknowledgements.tokens[0] === shared)
+        #expect(outputs[6].acknowledgements.tokens.count == 1 && outputs[6].acknowledgements.tokens[0] === shared)
+        func answer(_ index: Int, _ status: DeliveryStatus?) {
+            if let status { outputs[index].acknowledgements.resolve(status) }
+            outputs[index] = EventChunk([])
+        }
+        answer(4, .delivered)
+        answer(2, .failed)
+        answer(0, .delivered)
+        answer(3, nil)
+        #expect(heard.withLock { $0 }.count == 4, "the update of 10 is still in flight")
+        answer(1, .delivered)
+        #expect(
+            heard.withLock { $0 } == [
+                AcknowledgedRange(range: 40..<50, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 20..<30, status: .failed, isLast: false),
+                AcknowledgedRange(range: 0..<10, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 30..<40, status: .dropped, isLast: false),
+                AcknowledgedRange(range: 10..<20, status: .delivered, isLast: true),
+            ])
+        withExtendedLifetime(shared) {}
+    }
+
     /// Where a cut cannot be placed exactly (a token that covers no range, records without offsets or out of
     /// order), the batches share the chunk's token, as before cuts existed.
     @Test func chunksThatCannotBeCutShareTheirToken() async throws {

@@ -24,7 +24,9 @@ import UplinkCore
 /// begins (``Acknowledgement/split(at:)``, at that record's ``Record/offset``), when the chunk allows it
 /// (``Source/cuttable``): the batch sent holds the part before, the records after hold the rest, so the source
 /// learns that the first part was delivered even while the rest is in flight. One cut per batch boundary,
-/// nothing per record. Otherwise (messages, tokens that cannot be cut) the batches share the chunk's token.
+/// nothing per record; messages (from `thing_model`, `shadow`) are cut the same way at ``Message/offset``, a
+/// message passed through alone from the next one. Otherwise (tokens that cannot be cut, records or messages
+/// without increasing offsets) the batches share the chunk's token.
 struct BatchAccumulator {
     struct Limits: Sendable, Equatable {
         var maxBytes: Int
@@ -38,8 +40,8 @@ struct BatchAccumulator {
     struct Source {
         var id: Int
         var acknowledgements: Acknowledgements
-        /// The chunk holds one token that can be cut, and its records' offsets increase: every record before a
-        /// cut lies before its offset, every record after it at or after it.
+        /// The chunk holds one token that can be cut, and its records' (or messages') offsets increase: every
+        /// record before a cut lies before its offset, every record after it at or after it.
         var cuttable = false
     }
 
@@ -165,18 +167,26 @@ struct BatchAccumulator {
 
     /// Adds a message; false when it was rejected.
     @discardableResult
-    mutating func add(_ message: Message, from source: Source, now: Duration, into actions: inout [Action]) -> Bool {
+    mutating func add(_ message: Message, from chunk: Source, now: Duration, into actions: inout [Action]) -> Bool {
         guard let topic = message.topic, topic.hasPrefix("/$system/") else {
-            return addPart(message.body, topic: message.topic, from: source, now: now, into: &actions)
+            return addPart(message.body, topic: message.topic, from: chunk, offset: message.offset, now: now, into: &actions)
         }
+        cutPending(at: message.offset, from: chunk, in: &actions)
         if topic.hasSuffix("/tmodel/property/post"), let post = Self.propertyPost(message) {
-            return addProperties(post, original: message.body, topic: topic, from: source, now: now, into: &actions)
+            return addProperties(
+                post, original: message.body, topic: topic, from: chunk, offset: message.offset, now: now,
+                into: &actions)
         }
         guard message.body.count <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: message.body, reason: Self.tooLarge(message.body.count, limits)))
             return false
         }
+        // Passed through alone: a batch of its own, cut from the chunk's next message.
+        let source = current(chunk)
         actions.append(.emit(message, source.acknowledgements))
+        if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+            pendingCut = (chunk.id, actions.count - 1, token)
+        }
         return true
     }
 
@@ -188,10 +198,7 @@ struct BatchAccumulator {
         _ part: some Collection<UInt8>, topic: String?, from chunk: Source, offset: Int64 = -1, now: Duration,
         into actions: inout [Action]
     ) -> Bool {
-        if let pending = pendingCut, pending.sourceID == chunk.id, offset >= 0 {
-            pendingCut = nil
-            cutSent(action: pending.action, holding: pending.token, at: offset, from: chunk, in: &actions)
-        }
+        cutPending(at: offset, from: chunk, in: &actions)
         let alone = part.count + (limits.encoding == .jsonArray ? 2 : 0)
         guard alone <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: Array(part), reason: Self.tooLarge(alone, limits)))
@@ -227,6 +234,13 @@ struct BatchAccumulator {
         return true
     }
 
+    /// A batch of the chunk was sent at its record cap: it ends before the record at `offset`.
+    private mutating func cutPending(at offset: Int64, from chunk: Source, in actions: inout [Action]) {
+        guard let pending = pendingCut, pending.sourceID == chunk.id, offset >= 0 else { return }
+        pendingCut = nil
+        cutSent(action: pending.action, holding: pending.token, at: offset, from: chunk, in: &actions)
+    }
+
     /// The chunk as its next records must carry it: with the part of its token not yet given to a sent batch.
     private func current(_ chunk: Source) -> Source {
         guard remainderSourceID == chunk.id else { return chunk }
@@ -235,17 +249,18 @@ struct BatchAccumulator {
 
     /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
     /// part of `token` before `offset`, and the chunk's next records the part from it. Nothing changes when the
-    /// batch does not hold that token (it took the chunk's token from before an earlier cut) or the token cannot
-    /// be cut there.
+    /// batch does not hold that token (it took the chunk's token from before an earlier cut), the token cannot be
+    /// cut there, or a batch still open (another topic's) holds records of the chunk: a part would then be
+    /// reported while that batch's records in it are not delivered, so the batches share the token as before.
     private mutating func cutSent(
         action: Int, holding token: Acknowledgement, at offset: Int64, from chunk: Source, in actions: inout [Action]
     ) {
         guard actions.indices.contains(action), case .emit(let message, var acknowledgements) = actions[action],
-            acknowledgements.tokens.contains(where: { $0 === token }), let (before, after) = token.split(at: offset)
+            acknowledgements.tokens.contains(where: { $0 === token }),
+            !open.contains(where: { $0.lastSourceID == chunk.id }), let (before, after) = token.split(at: offset)
         else { return }
         acknowledgements.replace(token, with: before)
         actions[action] = .emit(message, acknowledgements)
-        // Batches of other topics already holding `token` keep it: it covers their records, wherever they lie.
         remainderSourceID = chunk.id
         remainder = Acknowledgements([after])
     }
@@ -347,7 +362,7 @@ struct BatchAccumulator {
     }
 
     private mutating func addProperties(
-        _ post: PropertyPost, original: [UInt8], topic: String, from source: Source, now: Duration,
+        _ post: PropertyPost, original: [UInt8], topic: String, from chunk: Source, offset: Int64, now: Duration,
         into actions: inout [Action]
     ) -> Bool {
         let alone = post.header.count + post.entries.count + 2
@@ -361,9 +376,13 @@ struct BatchAccumulator {
             let tooMany = open[current].identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
             if repeats || tooMany || open[current].size(adding: post.entries.count) > limits.maxBytes {
                 flush(at: current, into: &actions)
+                if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
+                    cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+                }
                 index = nil
             }
         }
+        let source = current(chunk)
         let target: Int
         if let index {
             target = index
@@ -382,7 +401,12 @@ struct BatchAccumulator {
             open[target].append(post.entries, from: source)
             open[target].identifiers.append(contentsOf: post.identifiers)
         }
-        if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
+        if open[target].count >= limits.maxEvents {
+            flush(at: target, into: &actions)
+            if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+                pendingCut = (chunk.id, actions.count - 1, token)
+            }
+        }
         return true
     }
 

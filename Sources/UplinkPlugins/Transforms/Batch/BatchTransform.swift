@@ -113,7 +113,7 @@ public struct BatchTransform<Input: Event>: TransformStage {
                 // One type check per chunk, not a dynamic cast per event: this generic body is not specialised.
                 if Input.self == Record.self {
                     let records = unsafeBitCast(chunk.events, to: [Record].self)
-                    source.cuttable = Self.canCut(chunk.acknowledgements, records)
+                    source.cuttable = Self.canCut(chunk.acknowledgements, count: records.count) { records[$0].offset }
                     for event in records {
                         record.removeAll(keepingCapacity: true)
                         encoder.append(event.fields, to: &record)
@@ -122,7 +122,9 @@ public struct BatchTransform<Input: Event>: TransformStage {
                         accepted = added || accepted
                     }
                 } else if Input.self == Message.self {
-                    for message in unsafeBitCast(chunk.events, to: [Message].self) {
+                    let messages = unsafeBitCast(chunk.events, to: [Message].self)
+                    source.cuttable = Self.canCut(chunk.acknowledgements, count: messages.count) { messages[$0].offset }
+                    for message in messages {
                         accepted = accumulator.add(message, from: source, now: now, into: &actions) || accepted
                     }
                 }
@@ -167,16 +169,17 @@ public struct BatchTransform<Input: Event>: TransformStage {
         actions.removeAll(keepingCapacity: true)
     }
 
-    /// Whether a batch boundary inside this chunk may cut its acknowledgement at a record's offset: one token
-    /// that can be cut, and offsets that increase from record to record, so the records before a cut are exactly
-    /// those before its offset. (A source's records keep their order through the stages; records a stage made,
-    /// without an offset, make the chunk share its token as before.)
-    static func canCut(_ acknowledgements: Acknowledgements, _ records: [Record]) -> Bool {
+    /// Whether a batch boundary inside this chunk may cut its acknowledgement at an event's offset: one token that
+    /// can be cut, and offsets that increase from event to event (`offset(i)` for each of the `count`), so the
+    /// events before a cut are exactly those before its offset. (A source's records keep their order through the
+    /// stages; events a stage made without an offset, or several from one record, make the chunk share its token
+    /// as before.)
+    static func canCut(_ acknowledgements: Acknowledgements, count: Int, offset: (Int) -> Int64) -> Bool {
         guard acknowledgements.tokens.count == 1, acknowledgements.tokens[0].isSplittable else { return false }
         var previous: Int64 = -1
-        // By index: reads the offsets without copying each record (and retaining its fields).
-        for index in records.indices {
-            let offset = records[index].offset
+        // By index: reads the offsets without copying each event (and retaining its fields).
+        for index in 0..<count {
+            let offset = offset(index)
             guard offset > previous else { return false }
             previous = offset
         }
