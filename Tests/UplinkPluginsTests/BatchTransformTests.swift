@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import UplinkCore
 @testable import UplinkPlugins
@@ -435,6 +436,129 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
             for chunk in result.chunks { chunk.acknowledgements.resolve(.delivered) }
         }
         #expect(counter.deliveredCount == 3 && counter.otherCount == 0)
+    }
+
+    /// Chunks whose records go on from one batch into the next (by `max_events` or by `max_bytes`): each batch
+    /// holds only its part of each chunk's acknowledgement, cut at the offset of the first record it does not
+    /// hold, so the source hears each part when that batch is answered, in whatever order.
+    @Test(arguments: ["max_events: 3, encoding: ndjson", "max_bytes: 1KiB, encoding: ndjson"])
+    func aChunkSpreadOverBatchesIsAcknowledgedPerBatch(options: String) async throws {
+        let transform = try builtTransform("t", in: pipeline(batch: options), as: BatchTransform<Record>.self)
+        let heard = Mutex<[AcknowledgedRange]>([])
+        func token(_ range: Range<Int64>) -> Acknowledgement {
+            Acknowledgement(range: range) { part in heard.withLock { $0.append(part) } }
+        }
+        // Records of 300 bytes each (three fit in 1 KiB), record n at offset 10 n: chunk 0..<80 holds records
+        // 0-7, chunk 80..<100 records 8 and 9.
+        func chunk(_ numbers: Range<Int>, _ range: Range<Int64>) -> EventChunk<Record> {
+            var events = records(numbers.map { ["n": .int(Int64($0)), "pad": .string(String(repeating: "x", count: 284))] })
+            for index in events.indices { events[index].offset = Int64(numbers.lowerBound + index) * 10 }
+            return EventChunk(events, acknowledgements: Acknowledgements([token(range)]))
+        }
+        var outputs = try await run(transform, [chunk(0..<8, 0..<80), chunk(8..<10, 80..<100)]).chunks
+        #expect(outputs.map { $0.events.map(\.recordCount) } == [[3], [3], [3], [1]])
+        #expect(heard.withLock { $0 }.isEmpty, "every part is held by its batch")
+        // The second batch is delivered first, then the fourth; the first fails; the third is dropped.
+        func answer(_ index: Int, _ status: DeliveryStatus?) {
+            if let status { outputs[index].acknowledgements.resolve(status) }
+            outputs[index] = EventChunk([])
+        }
+        answer(1, .delivered)
+        #expect(heard.withLock { $0 } == [AcknowledgedRange(range: 30..<60, status: .delivered, isLast: false)])
+        answer(3, .delivered)
+        answer(0, .failed)
+        answer(2, nil)
+        #expect(
+            heard.withLock { $0 } == [
+                AcknowledgedRange(range: 30..<60, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 90..<100, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 0..<30, status: .failed, isLast: false),
+                AcknowledgedRange(range: 60..<80, status: .dropped, isLast: true),
+                AcknowledgedRange(range: 80..<90, status: .dropped, isLast: true),
+            ])
+    }
+
+    /// Messages from one chunk (`thing_model`, `shadow` keep their record's offset): a message passed through
+    /// alone is a batch of its own, cut from the next; a property post that cannot merge (a repeated identifier)
+    /// ends its batch. Each batch holds its part of the chunk's acknowledgement. While a batch of another topic
+    /// is open with records of the chunk, nothing is cut (shown in the second chunk).
+    @Test func messagesOfAChunkAreAcknowledgedPerBatch() async throws {
+        let batch = try builtTransform("t", in: pipeline(batchOfMessages: ""), as: BatchTransform<Message>.self)
+        let heard = Mutex<[AcknowledgedRange]>([])
+        func token(_ range: Range<Int64>) -> Acknowledgement {
+            Acknowledgement(range: range) { part in heard.withLock { $0.append(part) } }
+        }
+        func post(_ value: Int, at offset: Int64) -> Message {
+            var message = Message(
+                topic: propertyTopic, body: Array(#"{"RequestID":"\#(value)","Property":{"temp":{"Value":\#(value)}}}"#.utf8))
+            message.offset = offset
+            return message
+        }
+        func update(_ value: Int, at offset: Int64) -> Message {
+            var message = Message(
+                topic: "/$system/abcdefgh12345678/device001/shadow/upstream", body: Array(#"{"v":\#(value)}"#.utf8))
+            message.offset = offset
+            return message
+        }
+        let shared = token(100..<130)
+        var outputs = try await run(batch, [
+            EventChunk(
+                [update(0, at: 0), update(1, at: 10), update(2, at: 20), post(3, at: 30), post(4, at: 40)],
+                acknowledgements: Acknowledgements([token(0..<50)])),
+            EventChunk([post(5, at: 100), update(6, at: 110), update(7, at: 120)], acknowledgements: Acknowledgements([shared])),
+        ]).chunks
+        func postText(_ value: Int) -> String { #"{"RequestID":"\#(value)","Property":{"temp":{"Value":\#(value)}}}"# }
+        #expect(outputs.map { $0.events.map(\.text) } == [
+            [#"{"v":0}"#], [#"{"v":1}"#], [#"{"v":2}"#], [postText(3)], [postText(4)], [#"{"v":6}"#, #"{"v":7}"#],
+            [postText(5)],
+        ])
+        // The second chunk: post 5 was open in its batch when the updates passed through: one token for all.
+        #expect(outputs[5].acknowledgements.tokens.count == 1 && outputs[5].acknowledgements.tokens[0] === shared)
+        #expect(outputs[6].acknowledgements.tokens.count == 1 && outputs[6].acknowledgements.tokens[0] === shared)
+        func answer(_ index: Int, _ status: DeliveryStatus?) {
+            if let status { outputs[index].acknowledgements.resolve(status) }
+            outputs[index] = EventChunk([])
+        }
+        answer(4, .delivered)
+        answer(2, .failed)
+        answer(0, .delivered)
+        answer(3, nil)
+        #expect(heard.withLock { $0 }.count == 4, "the update of 10 is still in flight")
+        answer(1, .delivered)
+        #expect(
+            heard.withLock { $0 } == [
+                AcknowledgedRange(range: 40..<50, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 20..<30, status: .failed, isLast: false),
+                AcknowledgedRange(range: 0..<10, status: .delivered, isLast: false),
+                AcknowledgedRange(range: 30..<40, status: .dropped, isLast: false),
+                AcknowledgedRange(range: 10..<20, status: .delivered, isLast: true),
+            ])
+        withExtendedLifetime(shared) {}
+    }
+
+    /// Where a cut cannot be placed exactly (a token that covers no range, records without offsets or out of
+    /// order), the batches share the chunk's token, as before cuts existed.
+    @Test func chunksThatCannotBeCutShareTheirToken() async throws {
+        let transform = try builtTransform("t", in: pipeline(batch: "max_events: 2"), as: BatchTransform<Record>.self)
+        let counter = AckCounter()
+        var unordered = records((0..<4).map { ["n": .int(Int64($0))] })
+        for (index, offset) in [0, 20, 10, 30].enumerated() { unordered[index].offset = Int64(offset) }
+        let heard = Mutex<[AcknowledgedRange]>([])
+        let ranged = Acknowledgement(range: 0..<40) { part in heard.withLock { $0.append(part) } }
+        do {
+            let result = try await run(transform, [
+                EventChunk(records((0..<4).map { ["n": .int(Int64($0))] }), acknowledgements: Acknowledgements([counter.token()])),
+                EventChunk(unordered, acknowledgements: Acknowledgements([ranged])),
+            ])
+            // Two batches per chunk, holding the same token: they go out together, in one chunk.
+            #expect(result.chunks.map(\.count) == [2, 2])
+            #expect(result.chunks.map { $0.acknowledgements.tokens.count } == [1, 1])
+            #expect(result.chunks[1].acknowledgements.tokens[0] === ranged)
+            for chunk in result.chunks { chunk.acknowledgements.resolve(.delivered) }
+        }
+        #expect(counter.deliveredCount == 1)
+        #expect(heard.withLock { $0 }.isEmpty, "the test still holds the token")
+        withExtendedLifetime(ranged) {}
     }
 
     @Test func aRecordTooLargeAloneIsDeadLetteredWithItsReason() async throws {

@@ -142,6 +142,91 @@ import UplinkCore
         #expect(events.map(\.offset) == resent.map(\.offset))
     }
 
+    /// Chunks whose acknowledgement a stage cut at event boundaries (as `batch` does where a batch ends inside a
+    /// chunk), the parts answered out of order (the last first), some never: the checkpoint holds exactly the
+    /// delivered parts (the offset up to the first part not delivered, the later delivered ones as ranges), and
+    /// a restart sends again exactly the events of the parts not delivered, same bytes and offsets, with single
+    /// lines and with multi-line events.
+    @Test(arguments: [false, true])
+    func partsOfCutChunksAnsweredOutOfOrderAreCheckpointedExactly(multiline: Bool) async throws {
+        let directory = sourceTemporaryDirectory("parts")
+        let path = directory + "/app.log"
+        let state = sourceTemporaryDirectory("state")
+        var options = "include: [\(directory)/*.log]"
+        if multiline { options += ", multiline: { start_pattern: '^event', timeout: 100ms }" }
+        // Groups of four events, as batches would take them: "d" groups are delivered, "u" groups are not.
+        let groups = ["d0", "u1", "d2", "d3", "u4", "d5"]
+        let text = groups.map { group in
+            (0..<4).map { "event \(group)-\($0)\n" + (multiline ? "  at frame 1\n" : "") }.joined()
+        }.joined()
+        @Sendable func group(_ event: ReceivedEvent) -> String { String(event.text.dropFirst(6).prefix(2)) }
+        let held = Mutex<[Acknowledgement]>([])
+        let handled = Mutex(0)
+        let first = SourceHarness(dataDirectory: state)
+        first.start(try fileSource(options)) { events, acknowledgements in
+            defer { handled.withLock { $0 += events.count } }
+            guard var rest = acknowledgements.tokens.first, !events.isEmpty else { return }
+            var parts: [Acknowledgement] = []
+            var start = 0
+            for index in 1...events.count {
+                guard index == events.count || group(events[index]) != group(events[start]) else { continue }
+                var part = rest
+                if index < events.count {
+                    guard let (before, after) = rest.split(at: events[index].offset) else {
+                        Issue.record("the chunk's acknowledgement cannot be cut at \(events[index].offset)")
+                        return
+                    }
+                    part = before
+                    rest = after
+                }
+                if group(events[start]).hasPrefix("d") { part.resolve(.delivered) }
+                parts.append(part)
+                start = index
+            }
+            held.withLock { $0.append(contentsOf: parts) }
+        }
+        append(text, to: path)
+        // Handled, not only received: the last chunk's parts are in `held`.
+        #expect(await waitUntil { handled.withLock { $0 } >= 24 })
+        // Every chunk has been let go by now; its parts are answered from the file's end backwards.
+        var parts: [Acknowledgement?] = held.withLock { held in
+            defer { held = [] }
+            return held.reversed()
+        }
+        while !parts.isEmpty { parts.removeFirst() }
+
+        func offset(_ label: String) throws -> Int64 {
+            try #require(first.events.first { $0.text.hasPrefix("event \(label)") }?.offset)
+        }
+        let end = Int64(text.utf8.count)
+        @Sendable func written() throws -> CheckpointEntry? {
+            let file = try #require(FileManager.default.enumerator(atPath: state)?.allObjects.compactMap { $0 as? String }
+                .first { $0.hasSuffix("checkpoints.slots") })
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: state + "/" + file)))
+            return CheckpointSlots.decode(bytes).newest?.entries.first
+        }
+        let expected = CheckpointEntry(
+            identity: try #require(try written()?.identity), path: path, offset: try offset("u1-0"),
+            delivered: [try offset("d2-0")..<offset("u4-0"), try offset("d5-0")..<end])
+        // Written as the parts came back (what a process killed now would leave); the last chunk's own token may
+        // be let go by the harness a moment after its parts.
+        #expect(await waitUntil { (try? written()) == expected }, "checkpoint \(String(describing: try? written()))")
+        await first.stop()
+        #expect(try written()?.offset == offset("u1-0"))
+        #expect(try written()?.delivered == [try offset("d2-0")..<offset("u4-0"), try offset("d5-0")..<end])
+        let resent = first.events.filter { group($0).hasPrefix("u") }
+        #expect(resent.count == 8)
+
+        append(multiline ? "event end\n" : "end\n", to: path)
+        let second = SourceHarness(dataDirectory: state)
+        second.start(try fileSource(options))
+        #expect(await second.waitUntilLast { $0.text.hasSuffix("end") })
+        await second.stop()
+        let events = second.events.dropLast()
+        #expect(events.map(\.text) == resent.map(\.text))
+        #expect(events.map(\.offset) == resent.map(\.offset))
+    }
+
     /// Delivered ranges describe the file's bytes as they were: a file truncated (and written again, shorter than
     /// a range) while the agent was stopped is not that content any more, so nothing of it is skipped.
     @Test func rangesOfAFileTruncatedWhileStoppedAreDropped() async throws {

@@ -136,6 +136,76 @@ import UplinkCore
         #expect(dropped.deliveredRanges(limit: 8).ranges.isEmpty)
     }
 
+    /// A chunk whose acknowledgement `batch` cut: its parts come back one by one, out of order; the offset moves
+    /// over delivered parts only, delivered parts after a pending one are ranges, a failed part stalls it.
+    @Test func offsetTrackerRecordsThePartsOfACutChunk() {
+        var tracker = OffsetTracker(committed: 100)
+        let a = tracker.send(end: 400)
+        let b = tracker.send(end: 500)
+        // a is cut at 200 and 300: the last part first, then the first; the middle one is in flight.
+        var moved = tracker.finish(a, part: 300..<400, delivered: true)
+        #expect(!moved)
+        #expect(tracker.inFlight == 2, "what is left of a (100..<300, one piece until a part cuts it), and b")
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [300..<400])
+        moved = tracker.finish(a, part: 100..<200, delivered: true)
+        #expect(moved)
+        #expect(tracker.committed == 200)
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [300..<400])
+        tracker.finish(b, delivered: true)
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [300..<500])
+        moved = tracker.finish(a, part: 200..<300, delivered: true)
+        #expect(moved)
+        #expect(tracker.committed == 500)
+        #expect(tracker.inFlight == 0 && tracker.pending.isEmpty)
+
+        // A failed part: the offset stays before it, the parts after it are ranges.
+        let c = tracker.send(end: 800)
+        tracker.finish(c, part: 500..<600, delivered: true)
+        tracker.finish(c, part: 600..<700, delivered: false)
+        tracker.finish(c, part: 700..<800, delivered: true)
+        #expect(tracker.committed == 600)
+        #expect(tracker.isStalled)
+        #expect(tracker.deliveredRanges(limit: 8).ranges == [700..<800])
+        #expect(tracker.inFlight == 0)
+        // A part answered twice changes nothing.
+        moved = tracker.finish(c, part: 600..<700, delivered: true)
+        #expect(!moved)
+        #expect(tracker.committed == 600)
+    }
+
+    /// A cut chunk's parts through the book: each delivered part is written at once (a range, or the offset), and
+    /// the final checkpoint waits for the chunk's last part.
+    @Test func checkpointBookWritesEachDeliveredPartOfACutChunk() throws {
+        let directory = sourceTemporaryDirectory("book-parts")
+        let book = CheckpointBook(directory: directory, interval: .seconds(3600), logger: SourceHarness.logger)
+        let id = book.create(identity: FileIdentity(device: 1, inode: 2, fingerprint: .empty), path: "/a", offset: 0)
+        var token: Acknowledgement? = book.acknowledgement(for: id, start: 0, end: 900)
+        var (first, rest): (Acknowledgement?, Acknowledgement?) = try #require(token?.split(at: 300))
+        token = nil
+        var (second, third): (Acknowledgement?, Acknowledgement?) = try #require(rest?.split(at: 600))
+        #expect(second != nil)
+        rest = nil
+        func written() throws -> CheckpointEntry? {
+            CheckpointSlots.decode(try [UInt8](Data(contentsOf: URL(fileURLWithPath: book.path)))).newest?.entries.first
+        }
+        third?.resolve(.delivered)
+        third = nil
+        #expect(try written()?.offset == 0)
+        #expect(try written()?.delivered == [600..<900])
+        first?.resolve(.delivered)
+        first = nil
+        #expect(try written()?.offset == 300)
+        #expect(book.outstanding == 1, "the chunk still has a part in flight")
+        book.stop()
+        #expect(book.timeUntilDue() != nil, "no final checkpoint yet: written, not synced")
+        second = nil
+        // Dropped: the final checkpoint keeps it to be read again.
+        #expect(book.outstanding == 0)
+        #expect(try written()?.offset == 300)
+        #expect(try written()?.delivered == [600..<900])
+        #expect(book.timeUntilDue() == nil, "the final checkpoint is synced")
+    }
+
     @Test func offsetTrackerSkipsBytesWithoutEvents() {
         var tracker = OffsetTracker(committed: 0)
         tracker.skip(to: 50)

@@ -84,6 +84,16 @@ final class SourceHarness: Sendable {
     func start<S: SourceStage>(
         _ source: S, acknowledging: @escaping @Sendable ([ReceivedEvent]) -> Bool
     ) where S.Output == RawEvent {
+        start(source) { events, acknowledgements in
+            if acknowledging(events) { acknowledgements.resolve(.delivered) }
+        }
+    }
+
+    /// Starts the source; `handle` gets each chunk's events and its acknowledgements, and answers for them itself
+    /// (cutting them, keeping parts to answer later). The chunk itself lets them go once `handle` returns.
+    func start<S: SourceStage>(
+        _ source: S, handling handle: @escaping @Sendable ([ReceivedEvent], Acknowledgements) -> Void
+    ) where S.Output == RawEvent {
         channel.addProducer()
         let context = ComponentContext(
             id: id, type: "test", role: .source, logger: logger, metrics: metrics, dataDirectory: dataDirectory)
@@ -106,7 +116,7 @@ final class SourceHarness: Sendable {
                     }
                     received.withLock { $0.append(contentsOf: copies) }
                     chunkCount.withLock { $0 += 1 }
-                    if acknowledging(copies) { chunk.acknowledgements.resolve(.delivered) }
+                    handle(copies, chunk.acknowledgements)
                 }
             }
         }

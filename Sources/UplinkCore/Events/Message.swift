@@ -18,6 +18,9 @@ public struct Message: Event {
     /// prefixed by the producer: `thing_model` describes a property post (`thing_model.request_id`, …) so that
     /// `batch` merges posts by copying bytes. Not sent anywhere.
     public var metadata: Fields
+    /// Where the data of the record it was made from starts in its source's stream (``Record/offset``), -1 when
+    /// unknown or several records: `batch` cuts the chunk's acknowledgement there (``Acknowledgement/split(at:)``).
+    public var offset: Int64 = -1
 
     public init(
         topic: String?, body: [UInt8], framing: BatchFraming? = nil, parts: [Int] = [], recordCount: Int = 1,

@@ -6,11 +6,16 @@ public struct Record: Event {
     public var origin: EventOrigin?
     /// Milliseconds since the Unix epoch when the underlying data was read.
     public var timestamp: Int64
+    /// Where the record's data starts in its source's stream (the raw event's ``RawEvent/offset``), -1 when
+    /// unknown. A stage that hands one chunk's records to two outputs cuts the chunk's acknowledgement there
+    /// (``Acknowledgement/split(at:)``).
+    public var offset: Int64
 
-    public init(fields: Fields, origin: EventOrigin? = nil, timestamp: Int64) {
+    public init(fields: Fields, origin: EventOrigin? = nil, timestamp: Int64, offset: Int64 = -1) {
         self.fields = fields
         self.origin = origin
         self.timestamp = timestamp
+        self.offset = offset
     }
 
     /// Approximated by the JSON size would cost an encoding per event; fields' string lengths are close enough

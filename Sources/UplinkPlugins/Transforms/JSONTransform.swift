@@ -195,7 +195,8 @@ public struct JSONTransform: InlineTransform {
                     sequence += 1
                     fields[sequenceField] = .int(sequence)
                 }
-                records.append(Record(fields: fields, origin: event.origin, timestamp: event.timestamp))
+                records.append(
+                    Record(fields: fields, origin: event.origin, timestamp: event.timestamp, offset: event.offset))
             }
             rejections.settle(chunk.acknowledgements)
             if records.isEmpty {

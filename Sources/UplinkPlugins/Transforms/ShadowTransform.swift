@@ -64,7 +64,9 @@ public struct ShadowTransform: InlineTransform {
                     rejections.reject([UInt8](), topic: topic, reason: "the record has nothing to report", deadLetter: false)
                     continue
                 }
-                messages.append(Message(topic: topic, body: body))
+                var message = Message(topic: topic, body: body)
+                message.offset = record.offset
+                messages.append(message)
             }
             if messages.isEmpty {
                 // Nothing to report is a final answer, not a loss.

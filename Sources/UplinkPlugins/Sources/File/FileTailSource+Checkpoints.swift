@@ -341,15 +341,20 @@ final class CheckpointBook: Sendable {
 
     // MARK: Acknowledgements
 
-    /// The acknowledgement for a chunk that completes the file up to `end`: the record advances when it
-    /// (and everything sent before it) is delivered.
-    func acknowledgement(for id: Int, end: Int64) -> Acknowledgement {
+    /// The acknowledgement for a chunk that completes the file up to `end`, its events starting at `start`: the
+    /// record advances when it (and everything sent before it) is delivered. A stage may cut it at an event's
+    /// offset (`batch`, where a batch ends inside the chunk): each part is then recorded as it finishes, so a
+    /// delivered part becomes a delivered range even while the rest of the chunk is in flight.
+    /// (Without `start`, the acknowledgement cannot be cut.)
+    func acknowledgement(for id: Int, start: Int64? = nil, end: Int64) -> Acknowledgement {
         let sequence: UInt64 = state.withLock { state in
             state.outstanding += 1
             return state.records[id]?.tracker.send(end: end) ?? 0
         }
-        return Acknowledgement { [self] status in
-            finish(id, sequence: sequence, delivered: status == .delivered)
+        let whole = min(start ?? end, end)..<end
+        return Acknowledgement(range: whole) { [self] part in
+            finish(id, sequence: sequence, part: part.range == whole ? nil : part.range, last: part.isLast,
+                delivered: part.status == .delivered)
         }
     }
 
@@ -362,15 +367,19 @@ final class CheckpointBook: Sendable {
         }
     }
 
-    private func finish(_ id: Int, sequence: UInt64, delivered: Bool) {
+    /// A chunk's acknowledgement came back: all of it (`part` nil), or the part of a cut one (`last` when the
+    /// chunk has no part left in flight).
+    private func finish(_ id: Int, sequence: UInt64, part: Range<Int64>?, last: Bool, delivered: Bool) {
         var stalledPath: String? = nil
         let (moved, writeFinal): (Bool, Bool) = state.withLock { state in
-            state.outstanding -= 1
+            if last { state.outstanding -= 1 }
             var moved = false
             if var record = state.records[id] {
+                let advanced = part.map { record.tracker.finish(sequence, part: $0, delivered: delivered) }
+                    ?? record.tracker.finish(sequence, delivered: delivered)
                 // A delivered chunk changes the checkpoint even when an earlier one holds the offset back: it
                 // becomes (or extends) a delivered range.
-                if record.tracker.finish(sequence, delivered: delivered) || delivered {
+                if advanced || delivered {
                     state.dirty = true
                     moved = true
                 }

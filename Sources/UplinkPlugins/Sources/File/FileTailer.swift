@@ -196,10 +196,10 @@ final class FileTailer {
     /// Sends the events of one read (if any) with the acknowledgement that completes the file up to where
     /// every byte is in an event.
     ///
-    /// One chunk per read is the granularity of acknowledgements: a chunk split between a delivered batch and
-    /// one in flight at a crash is sent again whole. Smaller chunks (64 lines) would bound that to a few lines
-    /// per batch boundary, but measured, they nearly doubled the CPU per line of the HTTPS pipeline
-    /// (bench/RESULTS.md, 2026-12-05 killbound).
+    /// One chunk per read (smaller chunks nearly doubled the CPU per line of the HTTPS pipeline, bench/RESULTS.md,
+    /// 2026-12-05 killbound). Its acknowledgement covers the bytes from where the last one ended, and `batch`
+    /// cuts it at the event where a batch boundary falls, so a chunk split between a delivered batch and one in
+    /// flight at a crash sends again only the second batch's lines.
     private func send(_ events: [RawEvent], from file: TailedFile) async throws {
         let complete = file.completeOffset
         if events.isEmpty {
@@ -209,7 +209,7 @@ final class FileTailer {
             }
             return
         }
-        let token = book.acknowledgement(for: file.id, end: complete)
+        let token = book.acknowledgement(for: file.id, start: file.registeredThrough, end: complete)
         file.registeredThrough = max(file.registeredThrough, complete)
         try await output.send(events, acknowledgements: Acknowledgements([token]))
     }

@@ -8,7 +8,7 @@
 /// the reader reaches and skips them (``skipCarried(_:)``).
 ///
 /// A pure state machine: ``send(end:)`` when a chunk leaves, ``finish(_:delivered:)`` when its acknowledgement
-/// comes back.
+/// comes back, or ``finish(_:part:delivered:)`` for each part of an acknowledgement a stage cut.
 struct OffsetTracker: Sendable, Equatable {
     enum State: Sendable, Equatable { case inFlight, delivered, notDelivered }
 
@@ -102,6 +102,46 @@ struct OffsetTracker: Sendable, Equatable {
         guard let index = index(of: sequence), pending[index].state == .inFlight else { return false }
         pending[index].state = delivered ? .delivered : .notDelivered
         inFlight -= 1
+        return fold()
+    }
+
+    /// Records the acknowledgement of `part` of a chunk whose acknowledgement was cut (at event boundaries): the
+    /// chunk's entry is cut at the part's bounds, and the part takes its state; the rest stays in flight (one
+    /// entry per piece, counted in ``inFlight``). Returns true when `committed` moved.
+    @discardableResult
+    mutating func finish(_ sequence: UInt64, part: Range<Int64>, delivered: Bool) -> Bool {
+        guard let first = index(of: sequence) else { return false }
+        // The piece still in flight that holds the part's end (parts never straddle pieces: a piece is what is
+        // left between parts already finished). A chunk's pieces are in order of their ends: binary search.
+        var low = first
+        var high = pending.count
+        while low < high {
+            let middle = (low + high) / 2
+            if pending[middle].sequence == sequence && pending[middle].end < part.upperBound {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        let index = low
+        let start = index > 0 ? pending[index - 1].end : committed
+        guard index < pending.count, pending[index].sequence == sequence, pending[index].state == .inFlight,
+            part.upperBound > start
+        else { return false }
+        let end = pending[index].end
+        var pieces: [Pending] = []
+        if part.lowerBound > start {
+            pieces.append(Pending(sequence: sequence, end: part.lowerBound, state: .inFlight))
+        }
+        pieces.append(Pending(sequence: sequence, end: part.upperBound, state: delivered ? .delivered : .notDelivered))
+        if part.upperBound < end { pieces.append(Pending(sequence: sequence, end: end, state: .inFlight)) }
+        pending.replaceSubrange(index...index, with: pieces)
+        inFlight += pieces.count - 2
+        return fold()
+    }
+
+    /// Folds the delivered pieces at the front into `committed`; true when it moved.
+    private mutating func fold() -> Bool {
         let before = committed
         var folded = 0
         while folded < pending.count && pending[folded].state == .delivered {
@@ -117,7 +157,7 @@ struct OffsetTracker: Sendable, Equatable {
     var isStalled: Bool { pending.first?.state == .notDelivered }
 
     private func index(of sequence: UInt64) -> Int? {
-        // Sequences are increasing: binary search.
+        // Sequences never decrease (the pieces of a cut chunk share one): binary search for the first.
         var low = 0
         var high = pending.count
         while low < high {

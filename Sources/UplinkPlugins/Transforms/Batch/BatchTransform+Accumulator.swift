@@ -19,6 +19,14 @@ import UplinkCore
 /// A batch is sent when the next record would not fit, at `maxEvents` records, or `timeout` after its first
 /// record. A record too large to be sent even alone is rejected with the reason. Each batch carries the
 /// acknowledgements of every input chunk that contributed to it.
+///
+/// A chunk whose records fill one batch and go on in the next has its acknowledgement cut where the next batch
+/// begins (``Acknowledgement/split(at:)``, at that record's ``Record/offset``), when the chunk allows it
+/// (``Source/cuttable``): the batch sent holds the part before, the records after hold the rest, so the source
+/// learns that the first part was delivered even while the rest is in flight. One cut per batch boundary,
+/// nothing per record; messages (from `thing_model`, `shadow`) are cut the same way at ``Message/offset``, a
+/// message passed through alone from the next one. Otherwise (tokens that cannot be cut, records or messages
+/// without increasing offsets) the batches share the chunk's token.
 struct BatchAccumulator {
     struct Limits: Sendable, Equatable {
         var maxBytes: Int
@@ -32,6 +40,9 @@ struct BatchAccumulator {
     struct Source {
         var id: Int
         var acknowledgements: Acknowledgements
+        /// The chunk holds one token that can be cut, and its records' (or messages') offsets increase: every
+        /// record before a cut lies before its offset, every record after it at or after it.
+        var cuttable = false
     }
 
     enum Action {
@@ -85,6 +96,20 @@ struct BatchAccumulator {
         }
 
         mutating func append(_ part: some Collection<UInt8>, from source: Source) {
+            take(source)
+            append(part)
+        }
+
+        /// Holds `source`'s acknowledgements, once per run of parts from it.
+        mutating func take(_ source: Source) {
+            if source.id != lastSourceID {
+                acknowledgements.merge(source.acknowledgements)
+                lastSourceID = source.id
+            }
+        }
+
+        /// Appends a part to the body (the caller holds its source's acknowledgements with ``take(_:)``).
+        mutating func append(_ part: some Collection<UInt8>) {
             if let first = single {
                 // A second post merges in: now the body is needed, without the first post's closing `}}`.
                 single = nil
@@ -95,10 +120,6 @@ struct BatchAccumulator {
             body.append(contentsOf: part)
             if shape != .property { parts.append(body.count) }
             count += 1
-            if source.id != lastSourceID {
-                acknowledgements.merge(source.acknowledgements)
-                lastSourceID = source.id
-            }
         }
 
         /// The message, its body moved out (not copied). A body much smaller than the room reserved for it (a
@@ -125,6 +146,15 @@ struct BatchAccumulator {
 
     let limits: Limits
     private var open: [Batch] = []
+    /// The current chunk's token once cut: the part the batches taking its next records hold instead of the
+    /// chunk's own token. Dropped at the end of the chunk (``finishChunk()``), so the parts finish with their
+    /// batches.
+    /// (Two plain fields, not an optional tuple: checked for every record, they cost no reference counting.)
+    private var remainderSourceID = -1
+    private var remainder = Acknowledgements()
+    /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding the chunk's current token: it is
+    /// cut where the chunk's next record begins (its offset is known only then), before the actions are sent.
+    private var pendingCut: (sourceID: Int, action: Int, token: Acknowledgement)?
 
     init(limits: Limits) {
         self.limits = limits
@@ -137,26 +167,38 @@ struct BatchAccumulator {
 
     /// Adds a message; false when it was rejected.
     @discardableResult
-    mutating func add(_ message: Message, from source: Source, now: Duration, into actions: inout [Action]) -> Bool {
+    mutating func add(_ message: Message, from chunk: Source, now: Duration, into actions: inout [Action]) -> Bool {
         guard let topic = message.topic, topic.hasPrefix("/$system/") else {
-            return addPart(message.body, topic: message.topic, from: source, now: now, into: &actions)
+            return addPart(message.body, topic: message.topic, from: chunk, offset: message.offset, now: now, into: &actions)
         }
+        cutPending(at: message.offset, from: chunk, in: &actions)
         if topic.hasSuffix("/tmodel/property/post"), let post = Self.propertyPost(message) {
-            return addProperties(post, original: message.body, topic: topic, from: source, now: now, into: &actions)
+            return addProperties(
+                post, original: message.body, topic: topic, from: chunk, offset: message.offset, now: now,
+                into: &actions)
         }
         guard message.body.count <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: message.body, reason: Self.tooLarge(message.body.count, limits)))
             return false
         }
+        // Passed through alone: a batch of its own, cut from the chunk's next message.
+        let source = current(chunk)
         actions.append(.emit(message, source.acknowledgements))
+        if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+            pendingCut = (chunk.id, actions.count - 1, token)
+        }
         return true
     }
 
     /// Adds one encoded record to the batch of a custom topic; false when it was rejected.
+    /// `offset` is the record's ``Record/offset`` (where its source chunk's token is cut when a batch ends before
+    /// it), -1 when unknown.
     @discardableResult
     mutating func addPart(
-        _ part: some Collection<UInt8>, topic: String?, from source: Source, now: Duration, into actions: inout [Action]
+        _ part: some Collection<UInt8>, topic: String?, from chunk: Source, offset: Int64 = -1, now: Duration,
+        into actions: inout [Action]
     ) -> Bool {
+        cutPending(at: offset, from: chunk, in: &actions)
         let alone = part.count + (limits.encoding == .jsonArray ? 2 : 0)
         guard alone <= limits.maxBytes else {
             actions.append(.reject(topic: topic, payload: Array(part), reason: Self.tooLarge(alone, limits)))
@@ -165,6 +207,9 @@ struct BatchAccumulator {
         var index = open.firstIndex { $0.topic == topic }
         if let current = index, open[current].size(adding: part.count) > limits.maxBytes {
             flush(at: current, into: &actions)
+            if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
+                cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+            }
             index = nil
         }
         let target: Int
@@ -177,9 +222,54 @@ struct BatchAccumulator {
             if limits.encoding == .jsonArray { body.append(UInt8(ascii: "[")) }
             target = startBatch(topic: topic, shape: limits.encoding == .jsonArray ? .jsonArray : .ndjson, body: body, now: now)
         }
-        open[target].append(part, from: source)
-        if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
+        // The chunk (or what is left of its token) is looked up once per batch it goes into, not per record.
+        if open[target].lastSourceID != chunk.id { open[target].take(current(chunk)) }
+        open[target].append(part)
+        if open[target].count >= limits.maxEvents {
+            flush(at: target, into: &actions)
+            if chunk.cuttable, let token = current(chunk).acknowledgements.tokens.first {
+                pendingCut = (chunk.id, actions.count - 1, token)
+            }
+        }
         return true
+    }
+
+    /// A batch of the chunk was sent at its record cap: it ends before the record at `offset`.
+    private mutating func cutPending(at offset: Int64, from chunk: Source, in actions: inout [Action]) {
+        guard let pending = pendingCut, pending.sourceID == chunk.id, offset >= 0 else { return }
+        pendingCut = nil
+        cutSent(action: pending.action, holding: pending.token, at: offset, from: chunk, in: &actions)
+    }
+
+    /// The chunk as its next records must carry it: with the part of its token not yet given to a sent batch.
+    private func current(_ chunk: Source) -> Source {
+        guard remainderSourceID == chunk.id else { return chunk }
+        return Source(id: chunk.id, acknowledgements: remainder, cuttable: chunk.cuttable)
+    }
+
+    /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
+    /// part of `token` before `offset`, and the chunk's next records the part from it. Nothing changes when the
+    /// batch does not hold that token (it took the chunk's token from before an earlier cut), the token cannot be
+    /// cut there, or a batch still open (another topic's) holds records of the chunk: a part would then be
+    /// reported while that batch's records in it are not delivered, so the batches share the token as before.
+    private mutating func cutSent(
+        action: Int, holding token: Acknowledgement, at offset: Int64, from chunk: Source, in actions: inout [Action]
+    ) {
+        guard actions.indices.contains(action), case .emit(let message, var acknowledgements) = actions[action],
+            acknowledgements.tokens.contains(where: { $0 === token }),
+            !open.contains(where: { $0.lastSourceID == chunk.id }), let (before, after) = token.split(at: offset)
+        else { return }
+        acknowledgements.replace(token, with: before)
+        actions[action] = .emit(message, acknowledgements)
+        remainderSourceID = chunk.id
+        remainder = Acknowledgements([after])
+    }
+
+    /// The current chunk's records are all added: its token's parts are held by the batches alone.
+    mutating func finishChunk() {
+        remainderSourceID = -1
+        remainder = Acknowledgements()
+        pendingCut = nil
     }
 
     /// Sends every batch whose timeout has passed.
@@ -272,7 +362,7 @@ struct BatchAccumulator {
     }
 
     private mutating func addProperties(
-        _ post: PropertyPost, original: [UInt8], topic: String, from source: Source, now: Duration,
+        _ post: PropertyPost, original: [UInt8], topic: String, from chunk: Source, offset: Int64, now: Duration,
         into actions: inout [Action]
     ) -> Bool {
         let alone = post.header.count + post.entries.count + 2
@@ -286,9 +376,13 @@ struct BatchAccumulator {
             let tooMany = open[current].identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
             if repeats || tooMany || open[current].size(adding: post.entries.count) > limits.maxBytes {
                 flush(at: current, into: &actions)
+                if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
+                    cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+                }
                 index = nil
             }
         }
+        let source = current(chunk)
         let target: Int
         if let index {
             target = index
@@ -307,7 +401,12 @@ struct BatchAccumulator {
             open[target].append(post.entries, from: source)
             open[target].identifiers.append(contentsOf: post.identifiers)
         }
-        if open[target].count >= limits.maxEvents { flush(at: target, into: &actions) }
+        if open[target].count >= limits.maxEvents {
+            flush(at: target, into: &actions)
+            if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+                pendingCut = (chunk.id, actions.count - 1, token)
+            }
+        }
         return true
     }
 

@@ -205,7 +205,9 @@ public struct ThingModelTransform: InlineTransform {
                     metadata.append(Metadata.properties, .array(lastIdentifiers))
                     metadata.append(Metadata.entriesStart, .int(Int64(entriesStart)))
                 }
-                messages.append(Message(topic: topic, body: body, metadata: metadata))
+                var message = Message(topic: topic, body: body, metadata: metadata)
+                message.offset = record.offset
+                messages.append(message)
             }
             rejections.settle(chunk.acknowledgements)
             if messages.isEmpty {
