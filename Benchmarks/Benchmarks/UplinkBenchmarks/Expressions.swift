@@ -78,4 +78,16 @@ func expressionBenchmarks() {
         let delivered = try await drive(json, filter, remap, events: lines, chunk: Fixtures.chunkSize, total: eventsPerPipelineIteration)
         precondition(delivered.events == eventsPerPipelineIteration)
     }
+    // The same, fused as the runtime runs it (`filter` and `remap` in `json`'s task, InlineEdge), without the tasks
+    // and channels around the chain: "fused chain" less "json fused alone" is the two stages' own work per record,
+    // against `json`'s own.
+    Benchmark("edge: json alone, its processor in the calling task", configuration: pipelineConfiguration()) { benchmark in
+        let delivered = try processFused(json, events: lines, chunk: Fixtures.chunkSize, total: eventsPerPipelineIteration)
+        precondition(delivered == eventsPerPipelineIteration)
+    }
+    Benchmark("edge: json -> filter -> remap fused, in the calling task", configuration: pipelineConfiguration()) { benchmark in
+        let delivered = try processFused(
+            json, filter, remap, events: lines, chunk: Fixtures.chunkSize, total: eventsPerPipelineIteration)
+        precondition(delivered == eventsPerPipelineIteration)
+    }
 }

@@ -222,3 +222,61 @@ func drive<A: TransformStage, B: TransformStage, C: TransformStage>(
         return delivered
     }
 }
+
+/// A transform's context for ``processFused(_:events:chunk:total:)``: metrics of its own, no data directory.
+private func fusedContext(_ id: String) -> ComponentContext {
+    ComponentContext(
+        id: id, type: "bench", role: .transform, logger: Logger(label: "bench"), metrics: ComponentMetrics(),
+        dataDirectory: "/nonexistent")
+}
+
+/// The chunks ``drive(_:events:chunk:total:dataDirectory:)`` sends, one after another: slices of `events`, each made
+/// once and then shared by every chunk sent, the last cut so that exactly `total` events go.
+private func forEachChunk<E: Event>(of events: [E], chunk: Int, total: Int, _ body: (EventChunk<E>) throws -> Void) rethrows {
+    let slices = stride(from: 0, to: events.count, by: chunk).map { Array(events[$0..<min($0 + chunk, events.count)]) }
+    var sent = 0
+    var next = 0
+    while sent < total {
+        var slice = slices[next]
+        next = (next + 1) % slices.count
+        if slice.count > total - sent { slice = Array(slice.prefix(total - sent)) }
+        sent += slice.count
+        try body(EventChunk(slice))
+    }
+}
+
+/// Runs `first`'s processor on each chunk in the calling task, as the runtime runs a stage fused behind its
+/// producer (``InlineEdge``), without the tasks and channels around it: the stage's own work. Returns the events out.
+func processFused<A: InlineTransform>(_ first: A, events: [A.Input], chunk: Int, total: Int) throws -> Int {
+    let processor = try first.makeProcessor(context: fusedContext("a"))
+    defer { processor.finish() }
+    var delivered = 0
+    try forEachChunk(of: events, chunk: chunk, total: total) { chunk in
+        if let out = try processor.process(chunk) { delivered += out.count }
+    }
+    return delivered
+}
+
+/// `first`, `second` and `third` fused as the runtime fuses a chain (`json` -> `filter` -> `remap`): each chunk
+/// goes through the three processors in the calling task. Less ``processFused(_:events:chunk:total:)`` of `first`
+/// alone, it is what the two later stages' own work adds per record.
+func processFused<A: InlineTransform, B: InlineTransform, C: InlineTransform>(
+    _ first: A, _ second: B, _ third: C, events: [A.Input], chunk: Int, total: Int
+) throws -> Int where A.Output == B.Input, B.Output == C.Input {
+    let a = try first.makeProcessor(context: fusedContext("a"))
+    let b = try second.makeProcessor(context: fusedContext("b"))
+    let c = try third.makeProcessor(context: fusedContext("c"))
+    defer {
+        a.finish()
+        b.finish()
+        c.finish()
+    }
+    var delivered = 0
+    try forEachChunk(of: events, chunk: chunk, total: total) { chunk in
+        guard let first = try a.process(chunk), let second = try b.process(first), let third = try c.process(second) else {
+            return
+        }
+        delivered += third.count
+    }
+    return delivered
+}
