@@ -66,6 +66,9 @@ public struct FilterTransform<E: ExpressionSubject>: InlineTransform {
             failures = ExpressionFailures(policy: stage.onError, deadLetters: stage.deadLetters, context: context)
         }
 
+        // The runtime calls this through the generic ChunkProcessor witness, so unspecialised it copies every
+        // event (value witness, a retain per field storage) to test it; records are the hot case.
+        @_specialize(where E == Record)
         public func process(_ chunk: consuming EventChunk<E>) -> EventChunk<E>? {
             // Compacted in the chunk's own array (taken out of the chunk so that copy-on-write copies nothing, when
             // nothing else holds it): no array per chunk. The byte count measured upstream goes on less the bytes
