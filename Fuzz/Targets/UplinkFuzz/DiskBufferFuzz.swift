@@ -59,6 +59,8 @@ enum DiskBufferFuzz {
             require(false, "recovery failed: \(error)")
             return
         }
+        // Recovery is the buffer thread's first job: its counts are there once it is open.
+        blocking { await buffer.opened() }
         let recovered = buffer.bufferedEvents
         require(recovered <= max(0, segment.count - 8) / 8, "recovered \(recovered) events from \(segment.count) bytes")
 
@@ -78,7 +80,7 @@ enum DiskBufferFuzz {
             }
             require(delivered.map(encoded) == expected, "delivered events differ from the intact frames")
         }
-        buffer.closeReceiver()
+        blocking { await buffer.closeReceiver() }
 
         do {
             let restarted = try DiskBuffer<E>(configuration: configuration, logger: logger)
