@@ -19,6 +19,10 @@ struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A number in `0..<bound`, for generated test inputs (the tiny modulo bias does not matter there).
+    mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    mutating func nextBool() -> Bool { next() & 1 == 1 }
 }
 
 /// The seed of the first sequence: `UPLINK_CRASH_SEED` replays a failing one, otherwise a fixed value so CI is

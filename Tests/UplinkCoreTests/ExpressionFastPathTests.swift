@@ -132,7 +132,7 @@ import Testing
     /// Seeded random expressions over seeded random records: every outcome of the fast path equals the general one.
     @Test(arguments: [18, 1818, 181_818] as [UInt64])
     func generatedExpressionsAgree(seed: UInt64) throws {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let records = (0..<24).map { _ in Self.record(&random) }
         var compiled = 0
         var fast = 0
@@ -151,7 +151,7 @@ import Testing
 
     static let names = ["a", "b", "c", "s", "flag", "n"]
 
-    static func record(_ random: inout SplitMix) -> Fields {
+    static func record(_ random: inout SeededGenerator) -> Fields {
         var fields = Fields()
         for name in names.shuffled(using: &random) where random.next(100) < 85 {
             fields.append(name, value(&random))
@@ -160,7 +160,7 @@ import Testing
         return fields
     }
 
-    static func value(_ random: inout SplitMix) -> Value {
+    static func value(_ random: inout SeededGenerator) -> Value {
         let ints: [Int64] = [0, 1, -1, 2, 7, -40, 125, 1000, .max, .min, .max - 1, .min + 1, 3_037_000_500]
         let doubles: [Double] = [0, -0.0, 0.5, -2.25, 21.5, 1e300, -1e300, .nan, .infinity, -.infinity, 124.999, 1e-300]
         switch random.next(10) {
@@ -173,7 +173,7 @@ import Testing
         }
     }
 
-    static func path(_ random: inout SplitMix) -> String {
+    static func path(_ random: inout SeededGenerator) -> String {
         switch random.next(10) {
         case 0: return ".missing"
         case 1: return ".o.x"
@@ -182,7 +182,7 @@ import Testing
         }
     }
 
-    static func number(_ random: inout SplitMix, depth: Int) -> String {
+    static func number(_ random: inout SeededGenerator, depth: Int) -> String {
         if depth == 0 || random.next(4) == 0 {
             switch random.next(6) {
             case 0: return ["0", "1", "2", "5", "9", "-40", "125", "9223372036854775807"][random.next(8)]
@@ -204,7 +204,7 @@ import Testing
         }
     }
 
-    static func truth(_ random: inout SplitMix, depth: Int) -> String {
+    static func truth(_ random: inout SeededGenerator, depth: Int) -> String {
         let next = depth - 1
         if depth == 0 || random.next(5) == 0 {
             switch random.next(7) {
@@ -226,24 +226,6 @@ import Testing
             return "(\(number(&random, depth: next)) \(op) \(number(&random, depth: next)))"
         }
     }
-}
-
-/// A small seeded generator (SplitMix64), so that a failure is reproduced by its seed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    mutating func nextBool() -> Bool { next() & 1 == 1 }
 }
 
 extension Fields {
