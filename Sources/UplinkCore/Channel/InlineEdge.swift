@@ -48,7 +48,8 @@ final class InlineEdge<E: Event>: EventEdge, Sendable {
     private enum Admission {
         case consumer(InlineConsumer<E>)
         case closed
-        case wait
+        /// No instance is bound yet; the id keys this producer's continuation.
+        case wait(Int)
     }
 
     private let state = Mutex(State())
@@ -80,23 +81,23 @@ final class InlineEdge<E: Event>: EventEdge, Sendable {
     private func admit(_ count: Int) async throws -> InlineConsumer<E> {
         while true {
             try Task.checkCancellation()
-            let id = state.withLock { state -> Int in
-                state.nextWaiterID += 1
-                return state.nextWaiterID
-            }
+            // One lock per chunk: a waiter's id is drawn only when there is no instance to deliver to.
             let admission = state.withLock { state -> Admission in
                 if state.closed {
                     state.dropped += count
                     return .closed
                 }
-                guard let current = state.current else { return .wait }
+                guard let current = state.current else {
+                    state.nextWaiterID += 1
+                    return .wait(state.nextWaiterID)
+                }
                 state.inFlight += 1
                 return .consumer(current)
             }
             switch admission {
             case .consumer(let consumer): return consumer
             case .closed: throw ChannelClosedError()
-            case .wait:
+            case .wait(let id):
                 await withTaskCancellationHandler {
                     await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                         let resumeNow = state.withLock { state -> Bool in
