@@ -64,7 +64,8 @@ private func part(_ range: Range<Int64>, _ status: DeliveryStatus, last: Bool = 
             reports.all == [part(70..<100, .delivered), part(30..<70, .failed), part(10..<30, .delivered, last: true)])
     }
 
-    /// A fan-out: one branch cuts the chunk's token, the other holds it whole; every position waits for both.
+    /// One holder cuts the chunk's token and another holds it whole (explicitly resolved); every position waits
+    /// for both. (A fan-out gives each branch a share instead: see ``AcknowledgementShareTests``.)
     @Test func aBranchHoldingTheWholeTokenHoldsBackEveryPart() throws {
         let reports = Reports()
         var shared: Acknowledgement? = reports.token(0..<100)
@@ -95,8 +96,8 @@ private func part(_ range: Range<Int64>, _ status: DeliveryStatus, last: Bool = 
         b2 = nil
         #expect(reports.all == [part(0..<30, .delivered)], "30..<100 is still held by the first branch")
         a2 = nil
-        // Dropped by one branch, delivered by the other: delivered wins, as on a shared token.
-        #expect(reports.all == [part(0..<30, .delivered), part(30..<100, .delivered, last: true)])
+        // Dropped by one branch, delivered by the other: not delivered (it must be sent again to the first).
+        #expect(reports.all == [part(0..<30, .delivered), part(30..<100, .dropped, last: true)])
     }
 
     @Test func wholeTokensAndPositionsOutsideTheRangeAreNotCut() {
@@ -182,5 +183,102 @@ private func part(_ range: Range<Int64>, _ status: DeliveryStatus, last: Bool = 
             #expect(covered.allSatisfy { $0 == 1 }, "round \(round)")
             #expect(heard.filter(\.isLast).count == 1 && heard.last?.isLast == true, "round \(round)")
         }
+    }
+}
+
+/// Shares (``Acknowledgement/share()``): the same events held by several holders that answer on their own.
+@Suite struct AcknowledgementShareTests {
+    private final class Heard: Sendable {
+        let statuses = Mutex<[DeliveryStatus]>([])
+        func token() -> Acknowledgement { Acknowledgement { status in self.statuses.withLock { $0.append(status) } } }
+        var all: [DeliveryStatus] { statuses.withLock { $0 } }
+    }
+
+    /// Every combination of two holders' answers, for a whole token: delivered only when both delivered, a
+    /// failure is never hidden, and a share nobody answered (dropped at a stop) holds the events back.
+    @Test(arguments: [
+        (DeliveryStatus?.some(.delivered), DeliveryStatus?.some(.delivered), DeliveryStatus.delivered),
+        (.some(.delivered), nil, .dropped),
+        (nil, .some(.delivered), .dropped),
+        (.some(.delivered), .some(.failed), .failed),
+        (.some(.failed), nil, .failed),
+        (nil, nil, .dropped),
+    ])
+    func twoSharesOfAWholeTokenCombine(first: DeliveryStatus?, second: DeliveryStatus?, expected: DeliveryStatus) {
+        let heard = Heard()
+        var token: Acknowledgement? = heard.token()
+        var shares: [Acknowledgement?] = Acknowledgements([token!]).shared(among: 2).map { $0.tokens[0] }
+        token = nil
+        if let first { shares[0]?.resolve(first) }
+        shares[0] = nil
+        #expect(heard.all.isEmpty, "the second share still holds the events")
+        if let second { shares[1]?.resolve(second) }
+        shares[1] = nil
+        #expect(heard.all == [expected])
+    }
+
+    @Test func aRangeTokensSharesEachCutOnTheirOwn() throws {
+        let reports = Reports()
+        var token: Acknowledgement? = reports.token(0..<100)
+        var a: Acknowledgement? = token?.share()
+        var b: Acknowledgement? = token?.share()
+        token = nil
+        #expect(a?.isSplittable == true && b?.isSplittable == true)
+        // Branch a cuts its share at 40 and delivers both parts; branch b delivers its share whole.
+        var (a1, a2): (Acknowledgement?, Acknowledgement?) = try #require(a?.split(at: 40))
+        a = nil
+        a1?.resolve(.delivered)
+        a1 = nil
+        #expect(reports.all.isEmpty, "branch b still holds 0..<100")
+        b?.resolve(.delivered)
+        b = nil
+        #expect(reports.all == [part(0..<40, .delivered)])
+        // Branch a loses its second part at a stop: those positions are not delivered.
+        a2 = nil
+        #expect(reports.all == [part(0..<40, .delivered), part(40..<100, .dropped, last: true)])
+    }
+
+    /// A share of a share (a fan-out branch's chunk, split again into a sink's requests) answers to the first.
+    @Test func sharesOfSharesAnswerToTheOriginal() {
+        let heard = Heard()
+        var token: Acknowledgement? = heard.token()
+        var branch: Acknowledgement? = token?.share()
+        var other: Acknowledgement? = token?.share()
+        token = nil
+        var requests: [Acknowledgement?] = [branch?.share(), branch?.share()]
+        branch = nil
+        let unrelated = requests.allSatisfy { request in request.map { !$0.answers(for: other!) } ?? false }
+        #expect(unrelated, "a share of one branch does not answer for another branch's share")
+        other?.resolve(.delivered)
+        other = nil
+        requests[0]?.resolve(.delivered)
+        requests[0] = nil
+        #expect(heard.all.isEmpty)
+        requests[1]?.resolve(.delivered)
+        requests[1] = nil
+        #expect(heard.all == [.delivered])
+    }
+
+    /// A token resolved explicitly after it was shared still counts (a transform settling a failure for the
+    /// whole chunk after it sent the chunk's parts on).
+    @Test func anExplicitAnswerOnASharedTokenCounts() {
+        let heard = Heard()
+        var token: Acknowledgement? = heard.token()
+        var share: Acknowledgement? = token?.share()
+        token?.resolve(.failed)
+        token = nil
+        share?.resolve(.delivered)
+        share = nil
+        #expect(heard.all == [.failed])
+    }
+
+    @Test func aSingleHolderNeedsNoShare() {
+        let heard = Heard()
+        let token = heard.token()
+        let acknowledgements = Acknowledgements([token])
+        let one = acknowledgements.shared(among: 1)
+        #expect(one.count == 1 && one[0].tokens[0] === token)
+        let none = Acknowledgements.none.shared(among: 3)
+        #expect(none.count == 3 && none.allSatisfy { $0.isEmpty })
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import UplinkCore
 
@@ -57,5 +58,34 @@ private func record(_ fields: Fields) -> Record { Record(fields: fields, timesta
         let bytes = Record.totalByteCount(of: events)
         #expect(upstream.snapshot.sentBytes == bytes)
         #expect(downstream.snapshot.receivedBytes == bytes)
+    }
+
+    /// A fan-out: each branch answers on its own, so the chunk is delivered only when every branch delivered it.
+    /// One branch delivering and the other losing it (a stop) holds it back. (With the chunk's token shared by
+    /// both branches, the first branch's answer stood for the other.)
+    @Test(arguments: [
+        (DeliveryStatus?.some(.delivered), DeliveryStatus?.some(.delivered), DeliveryStatus.delivered),
+        (.some(.delivered), nil, .dropped),
+        (nil, .some(.delivered), .dropped),
+        (.some(.failed), .some(.delivered), .failed),
+    ])
+    func aFannedOutChunkIsDeliveredWhenEveryBranchDeliveredIt(
+        first: DeliveryStatus?, second: DeliveryStatus?, expected: DeliveryStatus
+    ) async throws {
+        let heard = Mutex<[DeliveryStatus]>([])
+        let branches = [EventChannel<Record>(capacity: 10), EventChannel<Record>(capacity: 10)]
+        for branch in branches { branch.addProducer() }
+        let outbox = Outbox(channels: branches, metrics: ComponentMetrics())
+        try await outbox.send(
+            EventChunk(
+                [record(["t": .int(1)])],
+                acknowledgements: Acknowledgements([Acknowledgement { status in heard.withLock { $0.append(status) } }])))
+        for (branch, answer) in zip(branches, [first, second]) {
+            branch.finishProducer()
+            let chunk = await branch.next()
+            #expect(chunk?.count == 1)
+            if let answer { chunk?.acknowledgements.resolve(answer) }
+        }
+        #expect(heard.withLock { $0 } == [expected])
     }
 }

@@ -21,7 +21,7 @@ private final class AcknowledgementProbe: Sendable {
 /// come out are released before returning, so the probe then has heard of every one a sink would have answered.
 private func drive<T: TransformStage>(
     _ stage: T, _ chunks: [[T.Input]], probe: AcknowledgementProbe, outputs: [String] = [],
-    resolveOutputs: DeliveryStatus? = nil, dataDirectory: String = "/nonexistent"
+    resolveOutputs: DeliveryStatus? = nil, answers: [String: DeliveryStatus] = [:], dataDirectory: String = "/nonexistent"
 ) async throws -> (events: [String: [T.Output]], metrics: ComponentMetrics) {
     let input = EventChannel<T.Input>(capacity: 1 << 16)
     input.addProducer()
@@ -55,7 +55,7 @@ private func drive<T: TransformStage>(
         channel.finishProducer()
         var events: [T.Output] = []
         while let chunk = await channel.next() {
-            if let resolveOutputs { chunk.acknowledgements.resolve(resolveOutputs) }
+            if let status = resolveOutputs ?? answers[name] { chunk.acknowledgements.resolve(status) }
             events += chunk.events
         }
         collected[name] = events
@@ -321,6 +321,22 @@ private func edgePipeline(_ options: String, sink: String = "t") -> String {
         #expect(events["alarms"]!.count == 1)
         #expect(metrics.droppedEvents(reason: .unmatched) == 2)
         #expect(probe.heard == [.delivered, .delivered])
+    }
+
+    /// A record in two routes: the alarms branch delivers it, the readings branch loses it (a stop). The chunk
+    /// is not delivered, so a file tail does not checkpoint past it. (With the chunk's token in both outputs, the
+    /// alarms branch's answer stood for the other.)
+    @Test func aChunkInSeveralRoutesIsDeliveredOnlyWhenEveryRouteDeliveredIt() async throws {
+        let (_, stage) = try route("{ alarms: '.level == \"alarm\"', readings: 'exists(.temp)' }")
+        let input = records([["level": .string("alarm"), "temp": .int(130)]])
+        let lost = AcknowledgementProbe()
+        _ = try await drive(stage, [input], probe: lost, outputs: ["alarms", "readings"], answers: ["alarms": .delivered])
+        #expect(lost.heard == [.dropped])
+        let both = AcknowledgementProbe()
+        _ = try await drive(
+            stage, [input], probe: both, outputs: ["alarms", "readings"],
+            answers: ["alarms": .delivered, "readings": .delivered])
+        #expect(both.heard == [.delivered])
     }
 
     @Test func aRuntimeErrorTakesTheRecordOutOfEveryRouteUnlessKept() async throws {

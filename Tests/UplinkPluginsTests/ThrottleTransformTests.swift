@@ -102,6 +102,26 @@ import UplinkCore
         #expect(counter.deliveredCount == 1 && counter.otherCount == 0)
     }
 
+    /// The first part of a chunk sent before a wait is delivered; a later part is lost (a stop while it waits
+    /// downstream): the chunk is not delivered. (With the chunk's token on every part, the first part's answer
+    /// stood for the others.)
+    @Test func aChunkCutByWaitsIsDeliveredOnlyWhenEveryPartIs() async throws {
+        var transform = try throttle("bytes: 16/s, when_exceeded: wait")
+        let clock = ManualClock(0)
+        transform.clock = clock.clock
+        transform.wait = { milliseconds in clock.advance(milliseconds) }
+        let counter = AckCounter()
+        do {
+            let result = try await run(transform, [
+                EventChunk(records([["n": .int(1)], ["n": .int(2)], ["n": .int(3)], ["n": .int(4)]]), acknowledgements: Acknowledgements([counter.token()])),
+            ])
+            #expect(result.chunks.map(\.count) == [2, 1, 1])
+            result.chunks[0].acknowledgements.resolve(.delivered)
+            result.chunks[1].acknowledgements.resolve(.delivered)
+        }
+        #expect(counter.deliveredCount == 0 && counter.otherCount == 1)
+    }
+
     @Test func messagesAreThrottledByTheirBodySize() async throws {
         let yaml = """
             sources:

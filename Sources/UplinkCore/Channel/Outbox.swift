@@ -44,14 +44,25 @@ public struct Outbox<E: Event>: Sendable {
         metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
         // One relaxed load while nobody taps; copies only while `uplink tap` is attached.
         if metrics.tap.isActive { metrics.tap.offer(chunk) }
-        let channels = fanout.edges
-        guard let last = channels.last else { return }
+        if try await !deliver(chunk, toEach: fanout.edges) { throw ChannelClosedError() }
+    }
+
+    /// Sends the chunk into each edge; whether any consumer took it. Each branch answers on its own, so each gets
+    /// a share of the chunk's acknowledgements (made before the first send): the events count as delivered only
+    /// when every branch delivered them. The last edge gets the chunk itself, without a copy of the events.
+    private func deliver(_ chunk: consuming EventChunk<E>, toEach channels: [any EventEdge<E>]) async throws -> Bool {
+        guard let last = channels.last else { return false }
+        if channels.count == 1 { return try await deliver(chunk, to: last) }
+        var shares = chunk.acknowledgements.shared(among: channels.count)
         var delivered = false
         for channel in channels.dropLast() {
-            if try await deliver(copy chunk, to: channel) { delivered = true }
+            var branch = copy chunk
+            branch.acknowledgements = shares.removeLast()
+            if try await deliver(branch, to: channel) { delivered = true }
         }
-        if try await deliver(consume chunk, to: last) { delivered = true }
-        if !delivered { throw ChannelClosedError() }
+        chunk.acknowledgements = shares.removeLast()
+        if try await deliver(chunk, to: last) { delivered = true }
+        return delivered
     }
 
     /// Sends into one edge; false when its consumer is gone (counted).
@@ -82,14 +93,9 @@ public struct Outbox<E: Event>: Sendable {
         if chunk.isEmpty { return true }
         let channels = output.fanout.edges
         if output.tap.isActive { output.tap.offer(chunk) }
-        guard let last = channels.last else { return false }
+        if channels.isEmpty { return false }
         metrics.sent(events: chunk.count, bytes: chunk.measureByteCount())
-        var delivered = false
-        for channel in channels.dropLast() {
-            if try await deliver(copy chunk, to: channel) { delivered = true }
-        }
-        if try await deliver(consume chunk, to: last) { delivered = true }
-        if !delivered { throw ChannelClosedError() }
+        if try await !deliver(chunk, toEach: channels) { throw ChannelClosedError() }
         return true
     }
 

@@ -14,9 +14,8 @@ final class InFlightBatches: Sendable {
         /// The encoded `batch` message.
         let line: [UInt8]
         let count: Int
+        /// Its own share of the acknowledgements of the chunk it was cut from (see ``Acknowledgement/share()``).
         let acknowledgements: Acknowledgements
-        /// The chunk it was cut from, shared by its sibling batches.
-        let chunk: ChunkParts
         /// Where and when its first event came from, for the outputs made from it.
         let origin: EventOrigin?
         let timestamp: Int64
@@ -62,7 +61,7 @@ final class InFlightBatches: Sendable {
 
     /// Adds a batch once the window has room; false when cancelled while waiting (the batch is not added).
     func admit(
-        _ makeLine: (Int64) -> [UInt8], count: Int, acknowledgements: Acknowledgements, chunk: ChunkParts,
+        _ makeLine: (Int64) -> [UInt8], count: Int, acknowledgements: Acknowledgements,
         origin: EventOrigin?, timestamp: Int64
     ) async -> Bool {
         while true {
@@ -73,7 +72,7 @@ final class InFlightBatches: Sendable {
                 state.nextID += 1
                 state.batches.append(
                     Batch(
-                        id: id, line: makeLine(id), count: count, acknowledgements: acknowledgements, chunk: chunk,
+                        id: id, line: makeLine(id), count: count, acknowledgements: acknowledgements,
                         origin: origin, timestamp: timestamp))
                 return true
             }
@@ -177,20 +176,5 @@ final class InFlightBatches: Sendable {
             let events = state.batches.reduce(0) { $0 + $1.count }
             return "\(state.batches.count) batches (\(events) events)"
         }
-    }
-}
-
-/// Counts the batches of one chunk still to be delivered: its acknowledgements are resolved as delivered only
-/// when all of them are, never after the first.
-final class ChunkParts: Sendable {
-    private let remaining: Atomic<Int>
-
-    init(parts: Int) {
-        remaining = Atomic(parts)
-    }
-
-    /// Records one delivered part; true for the last.
-    func partDelivered() -> Bool {
-        remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0
     }
 }

@@ -38,7 +38,8 @@ struct ProcessConsumer<Input: Event>: Sendable {
     private func pump(_ input: Inbox<Input>, into batches: InFlightBatches) async {
         let batchSize = settings.batchMaxEvents
         for await chunk in input {
-            let parts = ChunkParts(parts: (chunk.count + batchSize - 1) / batchSize)
+            // Each batch is answered on its own: a share of the chunk's acknowledgements each, all made first.
+            var shares = chunk.acknowledgements.shared(among: (chunk.count + batchSize - 1) / batchSize)
             var start = 0
             while start < chunk.count {
                 let end = min(start + batchSize, chunk.count)
@@ -46,7 +47,7 @@ struct ProcessConsumer<Input: Event>: Sendable {
                 let first = events.first!
                 let admitted = await batches.admit(
                     { id in HostMessage.batch(id: id, events: events) }, count: events.count,
-                    acknowledgements: chunk.acknowledgements, chunk: parts, origin: Self.origin(of: first),
+                    acknowledgements: shares.removeLast(), origin: Self.origin(of: first),
                     timestamp: Self.timestamp(of: first))
                 if !admitted { return }
                 start = end

@@ -36,9 +36,7 @@ public struct ProcessSink<Input: Event>: SinkStage, ProcessPluginStage {
             } else {
                 // Bytes as the plugin received them (the encoded batch line).
                 context.metrics.sent(events: batch.count, bytes: batch.line.count)
-            }
-            if failure == nil, batch.chunk.partDelivered() {
-                // A chunk cut into several batches is delivered when its last batch is.
+                // A chunk cut into several batches gave each a share: it is delivered when all of them are.
                 batch.acknowledgements.resolve(.delivered)
             }
         }

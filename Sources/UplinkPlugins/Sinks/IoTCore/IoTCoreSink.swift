@@ -78,9 +78,13 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
             }
             do {
                 for await chunk in input {
+                    // Each message is a request of its own that succeeds or fails on its own: with several, each
+                    // gets a share of the chunk's acknowledgements (made before the first is sent), so the chunk
+                    // counts as delivered only when all of them were.
+                    var shares = chunk.acknowledgements.shared(among: chunk.events.count)
                     for event in chunk.events {
                         let message = Self.message(for: event)
-                        let acknowledgements = chunk.acknowledgements
+                        let acknowledgements = shares.removeLast()
                         guard let lane = settings.ordering.lane(for: message.topic ?? settings.topic) else {
                             try await sending.take()
                             spawn {
@@ -173,8 +177,10 @@ struct Delivery: Sendable {
                 context.logger.debug(
                     "batch too large; sending it in halves",
                     metadata: ["iotcore.topic": "\(topic)", "batch.bytes": "\(message.body.count)", "batch.parts": "\(message.parts.count)"])
-                try await deliver(first, acknowledgements: acknowledgements)
-                try await deliver(second, acknowledgements: acknowledgements)
+                // Two requests: a share each, both made before the first is sent.
+                let halves = acknowledgements.shared(among: 2)
+                try await deliver(first, acknowledgements: halves[0])
+                try await deliver(second, acknowledgements: halves[1])
             } else {
                 try deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
             }

@@ -82,6 +82,8 @@ public struct AggregateTransform: TransformStage {
         var windows = self.windows
         let limitHits = GroupKeys.limitHits(context)
         var closed: [AggregateWindows.Closed] = []
+        // Numbers the input chunks, so a window takes one share of each chunk whose records join it.
+        var chunkNumber = -1
         while true {
             let poll: Inbox<Record>.Poll
             if let end = windows.nextClose {
@@ -101,8 +103,11 @@ public struct AggregateTransform: TransformStage {
             switch poll {
             case .chunk(let chunk):
                 let now = clock.now()
+                chunkNumber += 1
                 for record in chunk.events {
-                    if !windows.add(record, acknowledgements: chunk.acknowledgements, now: now, into: &closed) {
+                    if !windows.add(
+                        record, acknowledgements: chunk.acknowledgements, chunk: chunkNumber, now: now, into: &closed)
+                    {
                         limitHits.increment()
                     }
                 }

@@ -5,7 +5,8 @@ import UplinkCore
 /// Windows are aligned to the clock (`[k·window, (k+1)·window)` since the Unix epoch) and shared by every
 /// key: when time passes the end, every open window closes at once. A window keeps only running
 /// summaries (never its records) and the acknowledgements of every chunk that contributed, which its output
-/// record carries on, so the inputs are acknowledged only once the aggregate is delivered.
+/// record carries on, so the inputs are acknowledged only once the aggregate is delivered. A chunk whose records
+/// join several windows gives each a share of its acknowledgements (each aggregate is delivered on its own).
 struct AggregateWindows: Sendable {
     enum Function: String, Sendable, CaseIterable {
         case mean, min, max, sum, count, first, last
@@ -77,6 +78,8 @@ struct AggregateWindows: Sendable {
         var summaries: [Summary]
         var count = 0
         var acknowledgements = Acknowledgements()
+        /// The input chunk whose share this window took last.
+        var lastChunk = -1
     }
 
     let windowMilliseconds: Int64
@@ -104,11 +107,12 @@ struct AggregateWindows: Sendable {
         return time - (remainder < 0 ? remainder + windowMilliseconds : remainder)
     }
 
-    /// Adds a record at `now`. Windows that `now` is past close first (into `closed`). A record of a new key past
-    /// `max_groups` becomes a window of its own, closed at once: nothing is lost; returns false in that case.
+    /// Adds a record of input chunk number `chunk` (increasing from 0), whose acknowledgements are
+    /// `acknowledgements`, at `now`. Windows that `now` is past close first (into `closed`). A record of a new key
+    /// past `max_groups` becomes a window of its own, closed at once: nothing is lost; returns false in that case.
     @discardableResult
     mutating func add(
-        _ record: Record, acknowledgements: Acknowledgements, now: Int64, into closed: inout [Closed]
+        _ record: Record, acknowledgements: Acknowledgements, chunk: Int, now: Int64, into closed: inout [Closed]
     ) -> Bool {
         closeExpired(now: now, into: &closed)
         // A wall clock set back joins the open windows rather than relabelling them.
@@ -123,7 +127,10 @@ struct AggregateWindows: Sendable {
             withinLimit = windows.count < groups.maxGroups
         }
         window.count += 1
-        window.acknowledgements.merge(acknowledgements)
+        if window.lastChunk != chunk {
+            window.acknowledgements.merge(acknowledgements.shared())
+            window.lastChunk = chunk
+        }
         for (index, field) in fields.enumerated() {
             if let value = record.fields[field.name] { window.summaries[index].add(value) }
         }

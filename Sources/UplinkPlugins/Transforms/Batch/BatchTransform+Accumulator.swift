@@ -26,7 +26,9 @@ import UplinkCore
 /// learns that the first part was delivered even while the rest is in flight. One cut per batch boundary,
 /// nothing per record; messages (from `thing_model`, `shadow`) are cut the same way at ``Message/offset``, a
 /// message passed through alone from the next one. Otherwise (tokens that cannot be cut, records or messages
-/// without increasing offsets) the batches share the chunk's token.
+/// without increasing offsets) each batch holds its own share of the chunk's token (``Acknowledgement/share()``):
+/// each batch is delivered (or lost at a stop) on its own, so the chunk counts as delivered only once all are.
+/// A batch always takes a share, never the chunk's token itself, and a cut cuts the share the sent batch holds.
 struct BatchAccumulator {
     struct Limits: Sendable, Equatable {
         var maxBytes: Int
@@ -63,6 +65,8 @@ struct BatchAccumulator {
         var count = 0
         var acknowledgements = Acknowledgements()
         var lastSourceID = -1
+        /// Its share of the token of the chunk `lastSourceID` (the first, when the chunk holds several).
+        var share: Acknowledgement?
         var deadline: Duration
         /// Property identifiers already in the message (strings; at most the thing model's 100, so a linear
         /// search: identifiers of consecutive posts share storage and compare in O(1)).
@@ -91,8 +95,7 @@ struct BatchAccumulator {
         mutating func begin(with post: [UInt8], from source: Source) {
             single = post
             count = 1
-            acknowledgements.merge(source.acknowledgements)
-            lastSourceID = source.id
+            take(source)
         }
 
         mutating func append(_ part: some Collection<UInt8>, from source: Source) {
@@ -100,10 +103,12 @@ struct BatchAccumulator {
             append(part)
         }
 
-        /// Holds `source`'s acknowledgements, once per run of parts from it.
+        /// Holds a share of `source`'s acknowledgements, once per run of parts from it.
         mutating func take(_ source: Source) {
             if source.id != lastSourceID {
-                acknowledgements.merge(source.acknowledgements)
+                let shared = source.acknowledgements.shared()
+                acknowledgements.merge(shared)
+                share = shared.tokens.first
                 lastSourceID = source.id
             }
         }
@@ -152,9 +157,13 @@ struct BatchAccumulator {
     /// (Two plain fields, not an optional tuple: checked for every record, they cost no reference counting.)
     private var remainderSourceID = -1
     private var remainder = Acknowledgements()
-    /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding the chunk's current token: it is
-    /// cut where the chunk's next record begins (its offset is known only then), before the actions are sent.
+    /// A batch sent at `maxEvents` in the middle of a cuttable chunk, holding a share of the chunk's current token:
+    /// the share is cut where the chunk's next record begins (its offset is known only then), before the actions
+    /// are sent.
     private var pendingCut: (sourceID: Int, action: Int, token: Acknowledgement)?
+    /// The share of the current chunk's acknowledgements that its last message passed through alone holds: the
+    /// next one, sent right after it in the same chunk, holds the same share (a sink shares it again per message).
+    private var passThrough: (sourceID: Int, acknowledgements: Acknowledgements)?
 
     init(limits: Limits) {
         self.limits = limits
@@ -182,12 +191,27 @@ struct BatchAccumulator {
             return false
         }
         // Passed through alone: a batch of its own, cut from the chunk's next message.
-        let source = current(chunk)
-        actions.append(.emit(message, source.acknowledgements))
-        if chunk.cuttable, let token = source.acknowledgements.tokens.first {
+        let (acknowledgements, reused) = passThroughShare(of: chunk, after: actions.last)
+        actions.append(.emit(message, acknowledgements))
+        // A share two messages hold is never cut (one of them would hold a token that no longer answers).
+        if chunk.cuttable, !reused, let token = acknowledgements.tokens.first {
             pendingCut = (chunk.id, actions.count - 1, token)
         }
         return true
+    }
+
+    /// A share of the chunk's acknowledgements for a message passed through alone: the share of the message
+    /// before it when that one is the last action and still holds it (it was not cut from this one), so both go
+    /// downstream in one chunk; else a new one.
+    private mutating func passThroughShare(of chunk: Source, after last: Action?) -> (Acknowledgements, reused: Bool) {
+        if let previous = passThrough, previous.sourceID == chunk.id,
+            case .emit(_, let held)? = last, held.tokens.elementsEqual(previous.acknowledgements.tokens, by: ===)
+        {
+            return (held, true)
+        }
+        let shared = current(chunk).acknowledgements.shared()
+        passThrough = (chunk.id, shared)
+        return (shared, false)
     }
 
     /// Adds one encoded record to the batch of a custom topic; false when it was rejected.
@@ -206,9 +230,9 @@ struct BatchAccumulator {
         }
         var index = open.firstIndex { $0.topic == topic }
         if let current = index, open[current].size(adding: part.count) > limits.maxBytes {
-            flush(at: current, into: &actions)
-            if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
-                cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+            let share = flush(at: current, into: &actions, shareOf: chunk)
+            if chunk.cuttable, offset >= 0, let share {
+                cutSent(action: actions.count - 1, holding: share, at: offset, from: chunk, in: &actions)
             }
             index = nil
         }
@@ -226,10 +250,8 @@ struct BatchAccumulator {
         if open[target].lastSourceID != chunk.id { open[target].take(current(chunk)) }
         open[target].append(part)
         if open[target].count >= limits.maxEvents {
-            flush(at: target, into: &actions)
-            if chunk.cuttable, let token = current(chunk).acknowledgements.tokens.first {
-                pendingCut = (chunk.id, actions.count - 1, token)
-            }
+            let share = flush(at: target, into: &actions, shareOf: chunk)
+            if chunk.cuttable, let share { pendingCut = (chunk.id, actions.count - 1, share) }
         }
         return true
     }
@@ -247,11 +269,11 @@ struct BatchAccumulator {
         return Source(id: chunk.id, acknowledgements: remainder, cuttable: chunk.cuttable)
     }
 
-    /// The batch emitted as `actions[action]` holds `token` and ends before the record at `offset`: it takes the
-    /// part of `token` before `offset`, and the chunk's next records the part from it. Nothing changes when the
-    /// batch does not hold that token (it took the chunk's token from before an earlier cut), the token cannot be
-    /// cut there, or a batch still open (another topic's) holds records of the chunk: a part would then be
-    /// reported while that batch's records in it are not delivered, so the batches share the token as before.
+    /// The batch emitted as `actions[action]` holds `token` (its share of the chunk's current token) and ends before
+    /// the record at `offset`: it takes the part of `token` before `offset`, and the chunk's next records the part
+    /// from it. Nothing changes when the batch does not hold that token, the token cannot be cut there, or a batch
+    /// still open (another topic's) holds records of the chunk: a part would then be reported while that batch's
+    /// records in it are not delivered, so each batch keeps a share of the whole token instead.
     private mutating func cutSent(
         action: Int, holding token: Acknowledgement, at offset: Int64, from chunk: Source, in actions: inout [Action]
     ) {
@@ -270,6 +292,7 @@ struct BatchAccumulator {
         remainderSourceID = -1
         remainder = Acknowledgements()
         pendingCut = nil
+        passThrough = nil
     }
 
     /// Sends every batch whose timeout has passed.
@@ -375,9 +398,9 @@ struct BatchAccumulator {
             let repeats = post.identifiers.contains { open[current].identifiers.contains($0) }
             let tooMany = open[current].identifiers.count + post.identifiers.count > ThingModelTransform.maxProperties
             if repeats || tooMany || open[current].size(adding: post.entries.count) > limits.maxBytes {
-                flush(at: current, into: &actions)
-                if chunk.cuttable, offset >= 0, let token = self.current(chunk).acknowledgements.tokens.first {
-                    cutSent(action: actions.count - 1, holding: token, at: offset, from: chunk, in: &actions)
+                let share = flush(at: current, into: &actions, shareOf: chunk)
+                if chunk.cuttable, offset >= 0, let share {
+                    cutSent(action: actions.count - 1, holding: share, at: offset, from: chunk, in: &actions)
                 }
                 index = nil
             }
@@ -402,10 +425,8 @@ struct BatchAccumulator {
             open[target].identifiers.append(contentsOf: post.identifiers)
         }
         if open[target].count >= limits.maxEvents {
-            flush(at: target, into: &actions)
-            if chunk.cuttable, let token = source.acknowledgements.tokens.first {
-                pendingCut = (chunk.id, actions.count - 1, token)
-            }
+            let share = flush(at: target, into: &actions, shareOf: chunk)
+            if chunk.cuttable, let share { pendingCut = (chunk.id, actions.count - 1, share) }
         }
         return true
     }
@@ -428,6 +449,13 @@ struct BatchAccumulator {
     private mutating func flush(at index: Int, into actions: inout [Action]) {
         var batch = open.remove(at: index)
         actions.append(.emit(batch.finish(), batch.acknowledgements))
+    }
+
+    /// Sends the batch at `index`; returns its share of `chunk`'s token when it holds records of that chunk.
+    private mutating func flush(at index: Int, into actions: inout [Action], shareOf chunk: Source) -> Acknowledgement? {
+        let share = open[index].lastSourceID == chunk.id ? open[index].share : nil
+        flush(at: index, into: &actions)
+        return share
     }
 
     private static func tooLarge(_ size: Int, _ limits: Limits) -> String {

@@ -128,17 +128,22 @@ public struct RouteTransform<E: ExpressionSubject>: NamedOutputStage {
                 }
             }
             failures.settle(chunk.acknowledgements)
-            var reachedReader = false
-            for index in names.indices where !buckets[index].isEmpty {
+            // Each output answers on its own: with events for several, each gets a share of the chunk's
+            // acknowledgements, all made before the first is sent.
+            let targets = names.indices.filter { !buckets[$0].isEmpty }
+            var shares = chunk.acknowledgements.shared(among: targets.count)
+            for index in targets {
                 let events = buckets[index]
                 buckets[index] = []
-                if try await output.send(EventChunk(events, acknowledgements: chunk.acknowledgements), to: names[index]) {
-                    reachedReader = true
-                } else {
+                let acknowledgements = shares.removeLast()
+                if try await !output.send(EventChunk(events, acknowledgements: acknowledgements), to: names[index]) {
+                    // Nothing reads this output: the events are dropped by design, which is their final answer.
                     context.metrics.dropped(events.count, reason: .unmatched)
+                    acknowledgements.resolve(.delivered)
                 }
             }
-            if !reachedReader { chunk.acknowledgements.resolve(.delivered) }
+            // Every event was rejected (and settled above) or the chunk was empty.
+            if targets.isEmpty { chunk.acknowledgements.resolve(.delivered) }
         }
     }
 }

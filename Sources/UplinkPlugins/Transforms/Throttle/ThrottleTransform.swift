@@ -74,6 +74,8 @@ public struct ThrottleTransform<Input: Event>: TransformStage {
         for await chunk in input {
             var passed: [Input] = []
             var dropped = 0
+            // The acknowledgements of what is not sent on yet (a share of the chunk's after a part went on).
+            var rest = chunk.acknowledgements
             for event in chunk.events {
                 var cost = 1
                 var key: GroupKeys.Key = []
@@ -100,10 +102,13 @@ public struct ThrottleTransform<Input: Event>: TransformStage {
                         dropped += 1
                         break
                     }
-                    // What passed goes on before the stage waits; every part carries the chunk's
-                    // acknowledgements, which finish when the last part is delivered.
+                    // What passed goes on before the stage waits, with a share of the chunk's acknowledgements;
+                    // the rest of the chunk keeps another (made first), so the chunk counts as delivered only
+                    // once every part was, and a part never sent (a stop during the wait) holds it back.
                     if !passed.isEmpty {
-                        try await output.send(EventChunk(passed, acknowledgements: chunk.acknowledgements))
+                        let shares = rest.shared(among: 2)
+                        try await output.send(EventChunk(passed, acknowledgements: shares[0]))
+                        rest = shares[1]
                         passed.removeAll()
                     }
                     try await wait(milliseconds)
@@ -112,10 +117,10 @@ public struct ThrottleTransform<Input: Event>: TransformStage {
             if dropped > 0 { context.metrics.dropped(dropped, reason: .throttled) }
             if passed.isEmpty {
                 // Dropped over the rate is a final answer (or everything already went on before a wait).
-                if dropped > 0 || chunk.events.isEmpty { chunk.acknowledgements.resolve(.delivered) }
+                rest.resolve(.delivered)
                 continue
             }
-            try await output.send(EventChunk(passed, acknowledgements: chunk.acknowledgements))
+            try await output.send(EventChunk(passed, acknowledgements: rest))
         }
     }
 }
