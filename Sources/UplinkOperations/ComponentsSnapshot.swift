@@ -8,7 +8,8 @@ public import UplinkCore
 ///  "dropped_events":0,"errors":0,"buffer_events":0,"buffer_fill":0,"failing":null,
 ///  "concurrency_limit":8,"max_concurrency":32,"requests_in_flight":5}]}
 /// ```
-/// The last three only for a component that reports them (an `iotcore_http` sink's adaptive concurrency).
+/// The last three only for a component that reports them (an `iotcore_http` sink's adaptive concurrency);
+/// `"fused":true` for a transform that runs in its producer's task, without an input channel of its own.
 public struct ComponentsSnapshot: Sendable, Equatable {
     public struct Component: Sendable, Equatable {
         public var id: String
@@ -33,12 +34,14 @@ public struct ComponentsSnapshot: Sendable, Equatable {
         public var maxConcurrency: Int?
         /// Requests on the wire now.
         public var requestsInFlight: Int?
+        /// A transform fused into its producer (``ComponentStatus/fused``): it has no input buffer.
+        public var fused: Bool
 
         public init(
             id: String, type: String, kind: String, state: String, receivedEvents: Int = 0, receivedBytes: Int = 0,
             sentEvents: Int = 0, sentBytes: Int = 0, droppedEvents: Int = 0, errors: Int = 0,
             bufferEvents: Int? = nil, bufferFill: Double? = nil, failing: String? = nil,
-            concurrencyLimit: Int? = nil, maxConcurrency: Int? = nil, requestsInFlight: Int? = nil
+            concurrencyLimit: Int? = nil, maxConcurrency: Int? = nil, requestsInFlight: Int? = nil, fused: Bool = false
         ) {
             self.id = id
             self.type = type
@@ -56,6 +59,7 @@ public struct ComponentsSnapshot: Sendable, Equatable {
             self.concurrencyLimit = concurrencyLimit
             self.maxConcurrency = maxConcurrency
             self.requestsInFlight = requestsInFlight
+            self.fused = fused
         }
     }
 
@@ -90,7 +94,7 @@ public struct ComponentsSnapshot: Sendable, Equatable {
                 bufferEvents: status.buffer?.events, bufferFill: status.buffer?.fillRatio,
                 failing: report.failure?.reason,
                 concurrencyLimit: gauge(Self.concurrencyLimitGauge), maxConcurrency: gauge(Self.maxConcurrencyGauge),
-                requestsInFlight: gauge(Self.requestsInFlightGauge))
+                requestsInFlight: gauge(Self.requestsInFlightGauge), fused: status.fused)
         }
     }
 
@@ -139,6 +143,7 @@ public struct ComponentsSnapshot: Sendable, Equatable {
             ] {
                 if let value { output += ",\"\(key)\":\(value)".utf8 }
             }
+            if component.fused { output += #","fused":true"#.utf8 }
             output.append(UInt8(ascii: "}"))
         }
         output += "]}\n".utf8
@@ -171,6 +176,8 @@ public struct ComponentsSnapshot: Sendable, Equatable {
             }
             var failing: String?
             if case .string(let text)? = fields["failing"] { failing = text }
+            var fused = false
+            if case .bool(let flag)? = fields["fused"] { fused = flag }
             components.append(
                 Component(
                     id: string("id"), type: string("type"), kind: string("kind"), state: string("state"),
@@ -179,7 +186,7 @@ public struct ComponentsSnapshot: Sendable, Equatable {
                     droppedEvents: int("dropped_events") ?? 0, errors: int("errors") ?? 0,
                     bufferEvents: int("buffer_events"), bufferFill: fill, failing: failing,
                     concurrencyLimit: int("concurrency_limit"), maxConcurrency: int("max_concurrency"),
-                    requestsInFlight: int("requests_in_flight")))
+                    requestsInFlight: int("requests_in_flight"), fused: fused))
         }
         var uptime = 0.0
         switch root["uptime_seconds"] {

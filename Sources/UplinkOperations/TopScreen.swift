@@ -1,5 +1,6 @@
 /// The table `uplink top` shows: one row per component with its rates over the last refresh, totals, drops,
-/// errors, requests in flight against the adaptive limit (`3/8`, `iotcore_http` sinks) and input buffer fill.
+/// errors, requests in flight against the adaptive limit (`3/8`, `iotcore_http` sinks) and input buffer fill
+/// (`fused` for a transform that runs in its producer's task and has no input buffer).
 /// Pure text, so it is tested without a terminal.
 public struct TopScreen: Sendable {
     public var address: String
@@ -47,7 +48,7 @@ public struct TopScreen: Sendable {
                 Self.bytes(rates.bytesOutPerSecond),
                 Self.count(component.receivedEvents), Self.count(component.sentEvents),
                 Self.count(component.droppedEvents), Self.count(component.errors), Self.inFlight(component),
-                buffer ?? "-",
+                buffer ?? (component.fused ? "fused" : "-"),
             ])
         }
         var widths = Array(repeating: 0, count: Self.header.count)

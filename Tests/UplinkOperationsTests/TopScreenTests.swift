@@ -85,4 +85,22 @@ import UplinkOperations
         let snapshot = Self.snapshot(sent: 5, received: 4, failing: "down")
         #expect(try ComponentsSnapshot.parse(snapshot.json) == snapshot)
     }
+
+    /// A fused transform has no input buffer: its BUFFER cell says why, and the API marks it.
+    @Test func aFusedTransformIsMarkedInTheBufferColumn() throws {
+        let snapshot = ComponentsSnapshot(
+            [
+                ComponentStatus(id: "parse", type: "json", role: .transform, metrics: ComponentMetrics(), buffer: nil, fused: true),
+                component("cloud", type: "iotcore_http", role: .sink),
+            ], uptime: .seconds(1), ready: true)
+        #expect(snapshot.components.map(\.fused) == [true, false])
+        let json = String(decoding: snapshot.json, as: UTF8.self)
+        #expect(json.ranges(of: #""fused":true"#).count == 1)
+        #expect(try ComponentsSnapshot.parse(snapshot.json) == snapshot)
+        let lines = TopScreen(address: "x").lines(current: snapshot, previous: nil, elapsed: .zero)
+        let parse = try #require(lines.first { $0.hasPrefix("parse") })
+        let cloud = try #require(lines.first { $0.hasPrefix("cloud") })
+        #expect(parse.hasSuffix(" fused"))
+        #expect(cloud.hasSuffix(" -"))
+    }
 }
