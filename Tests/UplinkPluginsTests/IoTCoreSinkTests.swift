@@ -286,6 +286,26 @@ struct EmulatorFixture {
         #expect(acked.delivered.load(ordering: .relaxed) == 60)
     }
 
+    /// One chunk of two shadow updates (sent one after the other): the first is delivered, the second is answered
+    /// 130 until the stop. The chunk is not delivered, so a file tail would not checkpoint past the second. (With
+    /// the chunk's token shared by both requests, the first one's answer stood for the second.)
+    @Test(.timeLimit(.minutes(1))) func aChunkIsDeliveredOnlyWhenEveryMessageInItIs() async throws {
+        let fixture = try await EmulatorFixture.start(faults: EmulatorFaults(latency: .seconds(1)))
+        let (pipeline, acked) = try fixture.pipeline(
+            source: "count: 2, topics: [\"\(Self.shadowTopic)\"]", shutdownTimeout: "3s")
+        let run = Task { try await pipeline.run() }
+        // The emulator records a message, then waits its latency before answering: once the first update is
+        // recorded, its answer (delivered) is a second away, and the second update is not sent before it.
+        #expect(await waitUntil { fixture.receivedNumbers().count == 1 })
+        fixture.emulator.setFaults(EmulatorFaults(ratio130: 1))
+        await #expect(throws: PipelineError.self) { try await run.value }
+        let received = fixture.receivedNumbers()
+        await fixture.stop()
+        #expect(received == [0])
+        #expect(acked.delivered.load(ordering: .relaxed) == 0)
+        #expect(acked.other.load(ordering: .relaxed) == 2)
+    }
+
     @Test func perTopicOrderingKeepsEachTopicInOrderThroughRetriesAndSplits() async throws {
         // Batches of 10 records of 300 bytes are too large for this server (100076) and are split; one answer
         // in five is 130 and retried. Each topic must still receive its records in order.
