@@ -63,6 +63,34 @@ import UplinkPlugins
         #expect(found == ["test.yaml:11:16: error: environment variable DEVICE_SN is not set (use ${DEVICE_SN:-default} for a default)"])
     }
 
+    /// A serial number a topic may not hold: one error where it is written, none about the default topic built
+    /// from it (never written); a topic written with its own problem is still reported.
+    @Test func aRefusedSerialNumberIsNotReportedAgainInTheTopicBuiltFromIt() {
+        func sink(_ extra: String) -> String {
+            """
+            sources:
+              in: { type: stdin }
+            transforms:
+              wrap: { type: json, inputs: [in] }
+            sinks:
+              cloud:
+                type: iotcore_http
+                inputs: [wrap]
+                endpoint: embedded
+                product_sn: abcdefgh12345678
+                device_sn: "dev 1"
+                device_secret: s3cr3tKey0000000
+            \(extra)
+            """
+        }
+        #expect(errors(validate(sink("")).1) == [
+            "test.yaml:11:16: error: option 'device_sn' cannot be part of a topic: it contains whitespace or a control character"
+        ])
+        let badTopic = errors(validate(sink("    topic: \"/{product_sn}/{device_sn}/up load\"")).1)
+        #expect(badTopic.count == 2, "\(badTopic)")
+        #expect(badTopic.contains { $0.hasPrefix("test.yaml:13:12: error: option 'topic' cannot be published") }, "\(badTopic)")
+    }
+
     @Test func aMissingVariableInATypeOrAListIsReportedOnce() {
         let yaml = """
             sources:

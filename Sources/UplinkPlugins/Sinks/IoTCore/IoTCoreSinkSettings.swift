@@ -85,8 +85,12 @@ struct IoTCoreSinkSettings: Sendable {
         if config.contains("device_sn") && deviceSN.isEmpty { config.error("option 'device_sn' must not be empty", at: "device_sn") }
         // A serial number goes into every topic (the default one, thing-model and shadow topics): what a topic
         // level may not hold would dead-letter every record, and a control character is refused by the client.
+        var refusedSerialNumbers: Set<String> = []
         for (name, value) in [("product_sn", productSN), ("device_sn", deviceSN)] where !value.isEmpty {
-            if let problem = Self.serialNumberProblem(value) { config.error("option '\(name)' \(problem)", at: name) }
+            if let problem = Self.serialNumberProblem(value) {
+                config.error("option '\(name)' \(problem)", at: name)
+                refusedSerialNumbers.insert(name)
+            }
         }
         if let givenSecret, givenSecret.isEmpty {
             config.error("the device secret is empty", at: config.contains("device_secret") ? "device_secret" : "device_secret_file")
@@ -144,7 +148,12 @@ struct IoTCoreSinkSettings: Sendable {
 
         let topic = config.string("topic", default: "/{product_sn}/{device_sn}/upload")
         let resolvedTopic = Self.resolve(topic: topic, productSN: productSN, deviceSN: deviceSN)
-        if let problem = Self.topicProblem(resolvedTopic) { config.error("option 'topic' \(problem)", at: "topic") }
+        // A serial number refused above is not the topic's fault (nor the default topic's, never written): the
+        // topic is checked with a valid stand-in for it, so only its own problems are reported.
+        let checkedTopic = Self.resolve(
+            topic: topic, productSN: refusedSerialNumbers.contains("product_sn") ? "p" : productSN,
+            deviceSN: refusedSerialNumbers.contains("device_sn") ? "d" : deviceSN)
+        if let problem = Self.topicProblem(checkedTopic) { config.error("option 'topic' \(problem)", at: "topic") }
 
         let settings = IoTCoreSinkSettings(
             endpoint: endpoint ?? .embedded,
