@@ -28,9 +28,32 @@ enum TopicValidation {
         }
         return nil
     }
+
+    /// Why `level` cannot be one level of a topic by IoT-Core's rule (letters, digits and `- _ @ :`), or nil.
+    /// Serial numbers are checked with it: they are a level of every topic the device publishes to, so one the
+    /// service would refuse dead-letters every message.
+    static func levelProblem(in level: String) -> String? {
+        if level.isEmpty { return "must not be empty" }
+        for byte in level.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "@"),
+                UInt8(ascii: ":"):
+                continue
+            default:
+                return "may only use letters, digits and - _ @ : (it is part of every topic), got '\(level)'"
+            }
+        }
+        return nil
+    }
 }
 
 extension IoTCoreClient {
+    /// Why `level` (a ProductSN or DeviceSN) cannot be a level of the device's topics, or nil.
+    public static func topicLevelProblem(_ level: String) -> String? {
+        TopicValidation.levelProblem(in: level)
+    }
+
     /// Why ``publish(topic:body:)`` would refuse `topic` without sending it (and a sink would dead-letter every
     /// message to it), or nil; for checking a configuration before it runs.
     public static func topicProblem(_ topic: String) -> String? {

@@ -84,7 +84,15 @@ import UplinkPlugins
             """
         }
         #expect(errors(validate(sink("")).1) == [
-            "test.yaml:11:16: error: option 'device_sn' cannot be part of a topic: it contains whitespace or a control character"
+            "test.yaml:11:16: error: option 'device_sn' may only use letters, digits and - _ @ : (it is part of every topic), got 'dev 1'"
+        ])
+        // A thing_model and a shadow that take the sink's serial numbers do not report them again.
+        let inherited = errors(validate(sink("").replacing(
+            "  wrap: { type: json, inputs: [in] }",
+            with: "  wrap: { type: json, inputs: [in] }\n  tm: { type: thing_model, inputs: [wrap] }\n  sh: { type: shadow, inputs: [wrap] }"
+        ).replacing("inputs: [wrap]\n    endpoint", with: "inputs: [tm, sh]\n    endpoint")).1)
+        #expect(inherited == [
+            "test.yaml:13:16: error: option 'device_sn' may only use letters, digits and - _ @ : (it is part of every topic), got 'dev 1'"
         ])
         let badTopic = errors(validate(sink("    topic: \"/{product_sn}/{device_sn}/up load\"")).1)
         #expect(badTopic.count == 2, "\(badTopic)")

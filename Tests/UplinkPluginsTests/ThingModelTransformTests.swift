@@ -238,7 +238,7 @@ import UplinkPlugins
 
     @Test func snThatCannotBeATopicLevelIsRefused() {
         let (_, errors) = buildPipeline(pipeline(thingModel: "product_sn: 'a/b', device_sn: d"))
-        #expect(errors == ["test.yaml:5:55: error: 'product_sn' may only use letters, digits and - _ @ : (it is part of the topic), got 'a/b'"])
+        #expect(errors == ["test.yaml:5:55: error: 'product_sn' may only use letters, digits and - _ @ : (it is part of every topic), got 'a/b'"])
     }
 
     @Test func aTopicOverIoTCoresLimitIsRefused() {

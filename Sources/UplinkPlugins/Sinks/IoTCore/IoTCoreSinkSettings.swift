@@ -87,7 +87,7 @@ struct IoTCoreSinkSettings: Sendable {
         // level may not hold would dead-letter every record, and a control character is refused by the client.
         var refusedSerialNumbers: Set<String> = []
         for (name, value) in [("product_sn", productSN), ("device_sn", deviceSN)] where !value.isEmpty {
-            if let problem = Self.serialNumberProblem(value) {
+            if let problem = IoTCoreClient.topicLevelProblem(value) {
                 config.error("option '\(name)' \(problem)", at: name)
                 refusedSerialNumbers.insert(name)
             }
@@ -203,15 +203,6 @@ struct IoTCoreSinkSettings: Sendable {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return Int(info.st_mode) & 0o777
-    }
-
-    /// Why a serial number cannot be a topic level, or nil.
-    static func serialNumberProblem(_ value: String) -> String? {
-        if value.contains("/") { return "must not contain '/'" }
-        if let problem = IoTCoreClient.topicProblem("/" + value) {
-            return "cannot be part of a topic: " + problem.replacing("the topic ", with: "it ")
-        }
-        return nil
     }
 
     /// Why a topic can never be published over HTTP, or nil.

@@ -1,3 +1,4 @@
+import IoTCore
 import UplinkCore
 
 /// The device a `thing_model` or `shadow` transform speaks for, and its system topics
@@ -53,27 +54,12 @@ struct DeviceIdentity: Sendable, Equatable {
                 "missing '\(option)': set it on this transform, or send its output to an iotcore sink that has '\(option)' (the transform then uses the sink's)")
             return nil
         }
-        if let problem = topicLevelProblem(value) {
-            config.error("'\(option)' \(problem)", at: config.contains(option) ? option : nil)
+        if let problem = IoTCoreClient.topicLevelProblem(value) {
+            // A sink's own serial number it refused is reported there, once.
+            if config.contains(option) { config.error("'\(option)' \(problem)", at: option) }
             return nil
         }
         return value
-    }
-
-    /// Topic levels use letters, digits and `- _ @ :` (IoT-Core's rule); nil when `level` follows it.
-    static func topicLevelProblem(_ level: String) -> String? {
-        if level.isEmpty { return "must not be empty" }
-        for byte in level.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "@"),
-                UInt8(ascii: ":"):
-                continue
-            default:
-                return "may only use letters, digits and - _ @ : (it is part of the topic), got '\(level)'"
-            }
-        }
-        return nil
     }
 
     /// `/$system/<ProductSN>/<DeviceSN>/<suffix>`.
