@@ -109,6 +109,8 @@ let package = Package(
         .target(name: "UplinkFileSystem", swiftSettings: swiftSettings),
         // A file system that records what a power cut would keep, for crash-state tests.
         .target(name: "UplinkFileSystemTesting", dependencies: ["UplinkFileSystem"], swiftSettings: swiftSettings),
+        // What several test targets share (a seeded generator), so each does not keep its own copy.
+        .target(name: "UplinkTestSupport", swiftSettings: swiftSettings),
         .target(
             name: "UplinkCore",
             dependencies: [
@@ -212,13 +214,14 @@ let package = Package(
         .testTarget(
             name: "UplinkPluginsTests",
             dependencies: [
-                "UplinkCore", "UplinkPlugins", "IoTCoreEmulator", .product(name: "Logging", package: "swift-log"),
+                "UplinkCore", "UplinkPlugins", "IoTCoreEmulator", "UplinkTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "UplinkCoreTests",
-            dependencies: ["UplinkCore", "UplinkPlugins", "UplinkFileSystem", "UplinkFileSystemTesting"],
+            dependencies: ["UplinkCore", "UplinkPlugins", "UplinkFileSystem", "UplinkFileSystemTesting", "UplinkTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -229,7 +232,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "IoTCoreTests", dependencies: ["IoTCore", "IoTCoreEmulator", "UplinkFileSystem", "UplinkFileSystemTesting"],
+            name: "IoTCoreTests",
+            dependencies: ["IoTCore", "IoTCoreEmulator", "UplinkFileSystem", "UplinkFileSystemTesting", "UplinkTestSupport"],
             swiftSettings: swiftSettings),
         // Runs the built `uplink` binary as a user would: real processes, pipes, files, loopback HTTPS.
         .testTarget(

@@ -1,13 +1,14 @@
 import Testing
 
 @testable import IoTCore
+import UplinkTestSupport
 
 @Suite("Backoff")
 struct IoTCoreBackoffTests {
     @Test("caps double from the initial value up to the maximum")
     func caps() {
         var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(60))
-        var generator = SplitMix64(seed: 1)
+        var generator = SeededGenerator(seed: 1)
         var caps: [Duration] = []
         for _ in 0..<10 {
             caps.append(backoff.currentCap)
@@ -24,7 +25,7 @@ struct IoTCoreBackoffTests {
     @Test("every delay lies within 0 ... cap", arguments: [1, 2, 3, 99] as [UInt64])
     func bounds(_ seed: UInt64) {
         var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(10))
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         for _ in 0..<200 {
             let cap = backoff.currentCap
             let delay = backoff.next(using: &generator)
@@ -36,7 +37,7 @@ struct IoTCoreBackoffTests {
     func jitter() {
         func sequence(seed: UInt64) -> [Duration] {
             var backoff = Backoff(initial: .seconds(60), maximum: .seconds(60))
-            var generator = SplitMix64(seed: seed)
+            var generator = SeededGenerator(seed: seed)
             return (0..<64).map { _ in backoff.next(using: &generator) }
         }
         let first = sequence(seed: 7)
@@ -50,7 +51,7 @@ struct IoTCoreBackoffTests {
     @Test("no overflow after many attempts, reset starts over")
     func overflow() {
         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(3600))
-        var generator = SplitMix64(seed: 3)
+        var generator = SeededGenerator(seed: 3)
         for _ in 0..<1000 { _ = backoff.next(using: &generator) }
         #expect(backoff.currentCap == .seconds(3600))
         backoff.reset()
@@ -60,7 +61,7 @@ struct IoTCoreBackoffTests {
     @Test("zero and inverted bounds are safe")
     func degenerate() {
         var zero = Backoff(initial: .zero, maximum: .zero)
-        var generator = SplitMix64(seed: 4)
+        var generator = SeededGenerator(seed: 4)
         #expect(zero.next(using: &generator) == .zero)
         let inverted = Backoff(initial: .seconds(5), maximum: .seconds(1))
         #expect(inverted.maximum == .seconds(5))

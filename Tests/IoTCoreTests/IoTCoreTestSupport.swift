@@ -4,21 +4,7 @@ import Logging
 import Synchronization
 
 @testable import IoTCore
-
-/// A seeded generator (SplitMix64), so back-off sequences are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import UplinkTestSupport
 
 /// Virtual time: sleeping advances the clocks at once and records the delay, so retry tests do not wait.
 final class ManualTime: Sendable {
@@ -26,7 +12,7 @@ final class ManualTime: Sendable {
         var monotonic: Duration = .zero
         var wall: Date
         var sleeps: [Duration] = []
-        var random = SplitMix64(seed: 42)
+        var random = SeededGenerator(seed: 42)
     }
 
     let state: Mutex<State>

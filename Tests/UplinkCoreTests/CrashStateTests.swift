@@ -5,25 +5,7 @@ import Testing
 import UplinkCore
 import UplinkFileSystem
 import UplinkFileSystemTesting
-
-/// SplitMix64: a small seeded generator, so a failing sequence can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in `0..<bound`, for generated test inputs (the tiny modulo bias does not matter there).
-    mutating func next(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    mutating func nextBool() -> Bool { next() & 1 == 1 }
-}
+import UplinkTestSupport
 
 /// The seed of the first sequence: `UPLINK_CRASH_SEED` replays a failing one, otherwise a fixed value so CI is
 /// deterministic.

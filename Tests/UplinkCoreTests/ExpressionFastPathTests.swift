@@ -1,6 +1,7 @@
 import Testing
 
 @testable import UplinkCore
+import UplinkTestSupport
 
 /// The typed fast path (`ExpressionFastPath`) answers exactly what the general closures answer: the same value
 /// (floats to the bit), or, where it hands a record back, the same error. Checked on chosen edge cases and on

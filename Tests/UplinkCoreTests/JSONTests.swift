@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import UplinkCore
+import UplinkTestSupport
 
 @Suite struct JSONWriterTests {
     private func encode(_ bytes: [UInt8]) -> String {

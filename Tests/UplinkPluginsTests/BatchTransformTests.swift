@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import UplinkCore
 @testable import UplinkPlugins
+import UplinkTestSupport
 
 private typealias Accumulator = BatchAccumulator
 

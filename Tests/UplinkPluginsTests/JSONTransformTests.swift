@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UplinkCore
 import UplinkPlugins
+import UplinkTestSupport
 
 @Suite struct JSONTransformTests {
     private func records(_ options: String, _ lines: [String]) async throws -> [String] {

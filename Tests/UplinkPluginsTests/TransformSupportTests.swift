@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UplinkCore
+import UplinkTestSupport
 
 @Suite struct TransformBase64Tests {
     @Test(arguments: [

@@ -160,21 +160,6 @@ final class AckCounter: Sendable {
     }
 }
 
-/// A SplitMix64 generator: seeded, so a failing randomised test can be replayed exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// What a transform produced from in-memory input, and the counters it kept.
 struct TransformRun<Output: Event> {
     var chunks: [EventChunk<Output>]
