@@ -229,6 +229,31 @@ private func segments(_ directory: String) -> [String] {
         #expect(seen == Array(0..<99) + Array(100..<110))
     }
 
+    /// A power cut that tears a write within its first frame header leaves fewer bytes than a header at the end of
+    /// a segment: the reader skips them and goes on with the segments written after it (it stayed in front of them).
+    @Test func aTornFrameHeaderAtASegmentsEndDoesNotStopTheReader() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try await open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<100)))
+            buffer.finishProducer()
+            await buffer.closeReceiver()
+        }
+        let path = directory + "/" + segments(directory)[0]
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data([64, 0, 0, 0, 0x12]))  // five bytes of the next frame's header
+        handle.closeFile()
+        let reopened = try await open(directory)
+        reopened.addProducer()
+        try await reopened.send(EventChunk(messages(100..<110)))
+        reopened.finishProducer()
+        let seen = await drain(reopened, count: 110)
+        #expect(seen == Array(0..<110))
+        #expect(reopened.damagedRecords == 1)
+    }
+
     @Test func fullBufferBlocksTheProducerUntilTheConsumerCatchesUp() async throws {
         let directory = temporaryDirectory()
         let buffer = try await open(directory, maxBytes: 1 << 20)

@@ -927,6 +927,14 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 state.read = Position(segment: state.segments[segmentIndex + 1].id, offset: Self.headerBytes)
                 continue
             }
+            if segment.bytes - state.read.offset < Self.frameHeaderBytes {
+                // Less than a frame header left: a write torn by a power cut. Nothing more in this segment (the
+                // position would otherwise stay here, in front of every segment written after it).
+                state.damagedRecords += 1
+                logger.warning("damaged record in the disk buffer; skipping the rest of its segment", metadata: ["buffer.segment": "\(segmentPath(segment.id))"])
+                state.read.offset = segment.bytes
+                continue
+            }
             if takeRecent(room: configuration.chunkEvents - events.count, into: &events, segmentIndex: segmentIndex, &state) {
                 continue
             }
