@@ -793,32 +793,36 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         let buffer = try await Self.open(gate)
         buffer.addProducer()
         let upstream = Shared(0)
-        try await buffer.send(Self.counted(0..<10, into: upstream))
-        // The interval (1 ms) is up now or at the deferred sync: a job starts and waits inside its fdatasync.
-        #expect(gate.entered.wait(timeout: .now() + 10) == .success)
+        // A thread of its own waits (bounded) for the sync thread to be inside the held fdatasync and then for the
+        // writes and reads below, notes what was acknowledged and what a power cut would keep while the sync is
+        // still under way, and lets the disk go (so a buffer that waits for the sync fails here, not hangs).
         let finished = DispatchSemaphore(value: 0)
+        let reported = DispatchSemaphore(value: 0)
+        let whileHeld = Mutex<(entered: Bool, prompt: Bool, acknowledged: Int, states: [SimulatedFileSystem.Snapshot])>(
+            (false, false, -1, []))
+        Thread {
+            let entered = gate.entered.wait(timeout: .now() + 10) == .success
+            let prompt = finished.wait(timeout: .now() + 5) == .success
+            let acknowledged = upstream.value
+            let states = disk.crashStates()
+            whileHeld.withLock { $0 = (entered, prompt, acknowledged, states) }
+            gate.open()
+            reported.signal()
+        }.start()
+        // The interval (1 ms) is up at this write or at the deferred sync after it: a job starts and waits inside
+        // its fdatasync, while another chunk is written (across a roll) and the consumer reads both.
         let during = Task { () -> [Int] in
             defer { finished.signal() }
+            try await buffer.send(Self.counted(0..<10, into: upstream))
             try await buffer.send(Self.counted(10..<20, into: upstream))
             var seen: [Int] = []
             while seen.count < 20, let chunk = await buffer.next() { seen += chunk.events.map(number) }
             return seen
         }
-        // A thread of its own waits (bounded) for the writes and reads, notes what was acknowledged and what a power
-        // cut would keep while the sync is still under way, and lets the disk go.
-        let whileHeld = Mutex<(prompt: Bool, acknowledged: Int, states: [SimulatedFileSystem.Snapshot])>((false, -1, []))
-        let reported = DispatchSemaphore(value: 0)
-        Thread {
-            let prompt = finished.wait(timeout: .now() + 5) == .success
-            let acknowledged = upstream.value
-            let states = disk.crashStates()
-            whileHeld.withLock { $0 = (prompt, acknowledged, states) }
-            gate.open()
-            reported.signal()
-        }.start()
         let seen = try await during.value
         #expect(reported.wait(timeout: .now() + 10) == .success)
         let held = whileHeld.withLock { $0 }
+        #expect(held.entered)
         #expect(held.prompt, "a write or a read waited for the fdatasync under way")
         #expect(held.acknowledged == 0, "acknowledged before the sync covering it completed")
         #expect(seen == Array(0..<20))

@@ -975,10 +975,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     private func dropOldestSegment(_ state: inout State) -> Bool {
         // The oldest segment nobody has started reading and nobody is writing: what the sink holds in flight
         // cannot be taken back, and the write segment is where the new chunk goes.
-        // Nor one waiting for its sync (its descriptor is the sync thread's until then).
-        guard let index = state.segments.firstIndex(where: { segment in
-            segment.id > state.read.segment && !state.sealed.contains { $0.id == segment.id }
-        }),
+        guard let index = state.segments.firstIndex(where: { $0.id > state.read.segment }),
             index < state.segments.count - 1
         else { return false }
         let candidate = state.segments[index]
@@ -988,6 +985,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.droppedEvents += candidate.events - candidate.consumed
         forgetRecent(&state)
         _ = fileSystem.unlink(segmentPath(candidate.id))
+        // A sealed segment waiting for its sync: its records are dropped, so that sync no longer matters (its
+        // descriptor is closed now, or once the job under way that may use it is done).
+        closeSyncedSealed(&state)
         return true
     }
 
