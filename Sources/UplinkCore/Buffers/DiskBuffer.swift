@@ -385,6 +385,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         }
         release(released)
         for waiter in waiters { waiter.resume() }
+        // The unlinks of acknowledged segments queued on the sync thread are done too.
+        await syncThread.run {}
     }
 
     /// Ends the current consumer's input without waiting for the buffer's thread (which may be inside an fsync):
@@ -1226,7 +1228,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             {
                 state.segments.removeFirst()
                 state.totalBytes -= first.bytes
-                _ = fileSystem.unlink(segmentPath(first.id))
+                // On the sync thread: unlinking a 32 MiB segment took 8-10 ms of this thread (ext4 freeing its
+                // extents), during which writes and reads waited. Its records are delivered; a segment left behind
+                // by a crash before the unlink is behind the ledger and removed at the next start.
+                let path = segmentPath(first.id)
+                syncThread.post { [fileSystem] in _ = fileSystem.unlink(path) }
                 if state.readFDSegment == first.id {
                     fileSystem.close(state.readFD)
                     state.readFD = -1
@@ -1406,6 +1412,8 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             }
         }
         release(released)
+        // The unlinks of acknowledged segments queued on the sync thread are done too.
+        await syncThread.run {}
     }
 }
 
