@@ -775,6 +775,14 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         return buffer
     }
 
+    /// Waits (bounded) for `semaphore` on a thread of its own: blocking a cooperative-pool thread would starve the
+    /// tasks the buffer needs (a deferred sync) and the suites running beside this one.
+    static func signalled(_ semaphore: DispatchSemaphore, within seconds: Int = 10) async -> Bool {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: semaphore.wait(timeout: .now() + .seconds(seconds)) == .success) }.start()
+        }
+    }
+
     static func counted(_ range: Range<Int>, into upstream: Shared<Int>) -> EventChunk<Message> {
         EventChunk(
             messages(range, size: 256),
@@ -820,7 +828,7 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
             return seen
         }
         let seen = try await during.value
-        #expect(reported.wait(timeout: .now() + 10) == .success)
+        #expect(await Self.signalled(reported))
         let held = whileHeld.withLock { $0 }
         #expect(held.entered)
         #expect(held.prompt, "a write or a read waited for the fdatasync under way")
@@ -851,7 +859,7 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         buffer.addProducer()
         let upstream = Shared(0)
         try await buffer.send(Self.counted(0..<10, into: upstream))
-        #expect(gate.entered.wait(timeout: .now() + 10) == .success)
+        #expect(await Self.signalled(gate.entered))
         // The job's fdatasync fails once the disk lets it go.
         disk.failSyncs(times: 1) { $0.hasSuffix(".dat") }
         try await buffer.send(Self.counted(10..<20, into: upstream))

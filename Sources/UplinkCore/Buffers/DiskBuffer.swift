@@ -148,6 +148,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var syncInFlight: DiskBufferSyncJob?
         /// A sync was asked for (a roll, the interval) while one was under way: the next starts when it ends.
         var syncWanted = false
+        /// A write segment was created since the directory was last synced: the next sync (a job's first step, or
+        /// inline) makes its name durable before anything it covers is acknowledged.
+        var directoryUnsynced = false
     }
 
     /// A sealed segment waiting for a sync: its descriptor, and how much of it a sync has covered.
@@ -665,6 +668,7 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             }
             let id = (state.segments.last?.id ?? state.read.segment) + 1
             state.writeFD = try createSegment(id, holding: [], &state)
+            state.directoryUnsynced = true
             state.segments.append(Segment(id: id, bytes: Self.headerBytes, events: 0))
             state.totalBytes += Self.headerBytes
             state.syncedBytes = Self.headerBytes
@@ -682,8 +686,10 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.unreadEvents += events
     }
 
-    /// Creates segment `id` with the header and `frames`, and makes its name durable (directory fsync); with
-    /// `frames`, also its content. Returns the open descriptor; on failure the file is removed.
+    /// Creates segment `id` with the header and `frames`. With `frames` (a rewrite), also makes its content and its
+    /// name durable (fdatasync, directory fsync); an empty write segment's name is made durable by the next sync
+    /// (`directoryUnsynced`), before anything in it is acknowledged. Returns the open descriptor; on failure the
+    /// file is removed.
     private func createSegment(_ id: Int, holding frames: [UInt8], _ state: inout State) throws(FileIO.Failure) -> Int32 {
         let path = segmentPath(id)
         // Read-write: after a failed fsync the unsynced records are read back through this descriptor.
@@ -693,7 +699,9 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         var code = (Self.magic + frames).withUnsafeBytes { fileSystem.writeAll(fd, $0) }
         if code != 0 {
             failure = FileIO.Failure("cannot write buffer segment", path: path, code: code)
-        } else if !frames.isEmpty, case let synced = fileSystem.fdatasync(fd), synced != 0 {
+        } else if frames.isEmpty {
+            return fd
+        } else if case let synced = fileSystem.fdatasync(fd), synced != 0 {
             failure = FileIO.Failure("cannot fsync buffer segment", path: path, code: synced)
         } else {
             code = fileSystem.syncDirectory(configuration.directory)
@@ -765,12 +773,15 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         state.syncWanted = false
         state.lastSync = .now
         let targets = unsyncedTargets(state)
-        guard !targets.isEmpty else {
+        guard !targets.isEmpty || state.directoryUnsynced else {
             closeSyncedSealed(&state)
             defer { state.heldAcknowledgements.removeAll() }
             return state.heldAcknowledgements
         }
-        let job = DiskBufferSyncJob(targets: targets, acknowledgements: state.heldAcknowledgements.count)
+        let job = DiskBufferSyncJob(
+            directory: state.directoryUnsynced ? configuration.directory : nil, targets: targets,
+            acknowledgements: state.heldAcknowledgements.count)
+        state.directoryUnsynced = false
         state.syncInFlight = job
         syncThread.post { [self] in
             job.run(fileSystem)
@@ -812,7 +823,17 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     private func completeSync(_ job: DiskBufferSyncJob, _ state: inout State) -> [Acknowledgements] {
         guard state.syncInFlight === job else { return [] }
         state.syncInFlight = nil
-        let codes = job.results()
+        let (directoryCode, codes) = job.results()
+        if let directory = job.directory, directoryCode != 0 {
+            // The new segments' names may not be durable: nothing is acknowledged; the next sync tries again.
+            noteSyncFailure(FileIO.Failure("cannot fsync directory", path: directory, code: directoryCode), &state)
+            state.directoryUnsynced = true
+            if !state.syncScheduled && state.broken == nil {
+                state.syncScheduled = true
+                scheduleSync(after: configuration.retryDelay, &state)
+            }
+            return []
+        }
         for (target, code) in zip(job.targets, codes) {
             if code == 0 {
                 markSynced(target, &state)
@@ -871,6 +892,15 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
     /// fresh segment. No group commit is under way (``sync(_:)`` applied it first).
     private func makeDurable(_ state: inout State) throws(FileIO.Failure) {
         if let broken = state.broken { throw broken }
+        if state.directoryUnsynced {
+            let code = fileSystem.syncDirectory(configuration.directory)
+            guard code == 0 else {
+                let failure = FileIO.Failure("cannot fsync directory", path: configuration.directory, code: code)
+                noteSyncFailure(failure, &state)
+                throw failure
+            }
+            state.directoryUnsynced = false
+        }
         for target in unsyncedTargets(state) {
             let code = fileSystem.fdatasync(target.fd)
             if code == 0 {
