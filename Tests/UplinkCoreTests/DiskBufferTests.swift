@@ -229,6 +229,31 @@ private func segments(_ directory: String) -> [String] {
         #expect(seen == Array(0..<99) + Array(100..<110))
     }
 
+    /// A power cut that tears a write within its first frame header leaves fewer bytes than a header at the end of
+    /// a segment: the reader skips them and goes on with the segments written after it (it stayed in front of them).
+    @Test func aTornFrameHeaderAtASegmentsEndDoesNotStopTheReader() async throws {
+        let directory = temporaryDirectory()
+        do {
+            let buffer = try await open(directory)
+            buffer.addProducer()
+            try await buffer.send(EventChunk(messages(0..<100)))
+            buffer.finishProducer()
+            await buffer.closeReceiver()
+        }
+        let path = directory + "/" + segments(directory)[0]
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data([64, 0, 0, 0, 0x12]))  // five bytes of the next frame's header
+        handle.closeFile()
+        let reopened = try await open(directory)
+        reopened.addProducer()
+        try await reopened.send(EventChunk(messages(100..<110)))
+        reopened.finishProducer()
+        let seen = await drain(reopened, count: 110)
+        #expect(seen == Array(0..<110))
+        #expect(reopened.damagedRecords == 1)
+    }
+
     @Test func fullBufferBlocksTheProducerUntilTheConsumerCatchesUp() async throws {
         let directory = temporaryDirectory()
         let buffer = try await open(directory, maxBytes: 1 << 20)
@@ -539,19 +564,20 @@ private func segments(_ directory: String) -> [String] {
     }
 }
 
-/// The real disk, with the calls in `held` (fdatasyncs, directory listings) waiting while the disk is held: a
-/// sync or a scan that takes as long as the test wants. Held from the start unless `holding` is false.
+/// The real disk (or `disk`), with the calls in `held` (fdatasyncs, directory listings) waiting while the disk is
+/// held: a sync or a scan that takes as long as the test wants. Held from the start unless `holding` is false.
 private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
     // @unchecked: the semaphores are thread-safe and set once; `gate` is under its lock.
     enum Call { case fdatasync, list }
 
-    private let disk = PosixFileSystem()
+    private let disk: any FileSystem
     private let held: Set<Call>
     /// Signalled by each held call as it starts waiting.
     let entered = DispatchSemaphore(value: 0)
     private let gate: Mutex<DispatchSemaphore?>
 
-    init(holding: Bool = true, held: Set<Call> = [.fdatasync]) {
+    init(holding: Bool = true, held: Set<Call> = [.fdatasync], disk: any FileSystem = PosixFileSystem()) {
+        self.disk = disk
         self.held = held
         gate = Mutex(holding ? DispatchSemaphore(value: 0) : nil)
     }
@@ -729,5 +755,127 @@ private final class GatedSyncFileSystem: FileSystem, @unchecked Sendable {
         let isDetached = detached.load(ordering: .sequentiallyConsistent)
         #expect(isDetached)
         #expect(await buffer.next() == nil)
+    }
+}
+
+/// The group commit: segments are fdatasynced on the buffer's sync thread while its own thread goes on writing and
+/// reading; the acknowledgements a sync covers are released when it completes, never before.
+@Suite(.timeLimit(.minutes(1))) struct DiskBufferGroupCommitTests {
+    static let directory = "/device/state/cloud/buffer"
+
+    /// A buffer on a simulated disk whose fdatasyncs wait while `gate` holds them; 4 KiB segments, so that the
+    /// second chunk below rolls over, and an interval that is up at once.
+    fileprivate static func open(_ gate: GatedSyncFileSystem) async throws -> DiskBuffer<Message> {
+        let buffer = try DiskBuffer<Message>(
+            configuration: .init(
+                directory: directory, maxBytes: 1 << 20, fsyncInterval: .milliseconds(1), chunkEvents: 100,
+                fileSystem: gate, retryDelay: .milliseconds(10), segmentBytes: 4096),
+            logger: Logger(label: "disk-buffer-test"))
+        await buffer.opened()
+        return buffer
+    }
+
+    /// Waits (bounded) for `semaphore` on a thread of its own: blocking a cooperative-pool thread would starve the
+    /// tasks the buffer needs (a deferred sync) and the suites running beside this one.
+    static func signalled(_ semaphore: DispatchSemaphore, within seconds: Int = 10) async -> Bool {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: semaphore.wait(timeout: .now() + .seconds(seconds)) == .success) }.start()
+        }
+    }
+
+    static func counted(_ range: Range<Int>, into upstream: Shared<Int>) -> EventChunk<Message> {
+        EventChunk(
+            messages(range, size: 256),
+            acknowledgements: Acknowledgements([
+                Acknowledgement { status in if status == .delivered { upstream.withLock { $0 += range.count } } }
+            ]))
+    }
+
+    /// While the sync thread is inside a slow fdatasync, another chunk is written (across a segment roll) and the
+    /// consumer reads both; nothing is acknowledged meanwhile, and a power cut then recovers without fault. Once
+    /// the disk lets go, everything is acknowledged and survives every crash state. (Before the group commit, the
+    /// second send and the reads waited for the sync.)
+    @Test func writesAndReadsGoOnWhileASyncIsUnderWayAndNothingUncoveredIsAcknowledged() async throws {
+        let disk = SimulatedFileSystem()
+        let gate = GatedSyncFileSystem(disk: disk)
+        let buffer = try await Self.open(gate)
+        buffer.addProducer()
+        let upstream = Shared(0)
+        // A thread of its own waits (bounded) for the sync thread to be inside the held fdatasync and then for the
+        // writes and reads below, notes what was acknowledged and what a power cut would keep while the sync is
+        // still under way, and lets the disk go (so a buffer that waits for the sync fails here, not hangs).
+        let finished = DispatchSemaphore(value: 0)
+        let reported = DispatchSemaphore(value: 0)
+        let whileHeld = Mutex<(entered: Bool, prompt: Bool, acknowledged: Int, states: [SimulatedFileSystem.Snapshot])>(
+            (false, false, -1, []))
+        Thread {
+            let entered = gate.entered.wait(timeout: .now() + 10) == .success
+            let prompt = finished.wait(timeout: .now() + 5) == .success
+            let acknowledged = upstream.value
+            let states = disk.crashStates()
+            whileHeld.withLock { $0 = (entered, prompt, acknowledged, states) }
+            gate.open()
+            reported.signal()
+        }.start()
+        // The interval (1 ms) is up at this write or at the deferred sync after it: a job starts and waits inside
+        // its fdatasync, while another chunk is written (across a roll) and the consumer reads both.
+        let during = Task { () -> [Int] in
+            defer { finished.signal() }
+            try await buffer.send(Self.counted(0..<10, into: upstream))
+            try await buffer.send(Self.counted(10..<20, into: upstream))
+            var seen: [Int] = []
+            while seen.count < 20, let chunk = await buffer.next() { seen += chunk.events.map(number) }
+            return seen
+        }
+        let seen = try await during.value
+        #expect(await Self.signalled(reported))
+        let held = whileHeld.withLock { $0 }
+        #expect(held.entered)
+        #expect(held.prompt, "a write or a read waited for the fdatasync under way")
+        #expect(held.acknowledged == 0, "acknowledged before the sync covering it completed")
+        #expect(seen == Array(0..<20))
+        for state in held.states {
+            let recovered = try await DiskBufferSyncFailureTests.recovered(from: state)
+            #expect(recovered == recovered.sorted() && Set(recovered).isSubset(of: 0..<20))
+        }
+        // The flush applies the job under way, then syncs the rest: everything is acknowledged, and durable.
+        await buffer.flush()
+        #expect(upstream.value == 20)
+        for state in disk.crashStates() {
+            #expect(Set(try await DiskBufferSyncFailureTests.recovered(from: state)).isSuperset(of: 0..<20))
+        }
+    }
+
+    /// The sync thread's fdatasync of the segment it covers fails after a second chunk sealed it and went on in the
+    /// next one: nothing is acknowledged, what no sync covered in both segments is rewritten, in order, into a
+    /// fresh one, and only then are both chunks acknowledged; the failure is counted and the reader sees each
+    /// record once.
+    @Test func aFailedSyncOnTheSyncThreadRewritesEverythingItAndLaterWritesLeftUnsynced() async throws {
+        let disk = SimulatedFileSystem()
+        let gate = GatedSyncFileSystem(disk: disk)
+        let buffer = try await Self.open(gate)
+        let metrics = ComponentMetrics()
+        buffer.reportFailures(to: metrics)
+        buffer.addProducer()
+        let upstream = Shared(0)
+        try await buffer.send(Self.counted(0..<10, into: upstream))
+        #expect(await Self.signalled(gate.entered))
+        // The job's fdatasync fails once the disk lets it go.
+        disk.failSyncs(times: 1) { $0.hasSuffix(".dat") }
+        try await buffer.send(Self.counted(10..<20, into: upstream))
+        #expect(upstream.value == 0)
+        gate.open()
+        await buffer.flush()
+        #expect(upstream.value == 20)
+        #expect(disk.syncCounts.failed == 1)
+        #expect(metrics.errors.load(ordering: .relaxed) == 1)
+        #expect(metrics.report().failure == nil, "durable again after the rewrite")
+        for state in disk.crashStates() {
+            #expect(Set(try await DiskBufferSyncFailureTests.recovered(from: state)).isSuperset(of: 0..<20))
+        }
+        buffer.finishProducer()
+        var seen: [Int] = []
+        while let chunk = await buffer.next() { seen += chunk.events.map(number) }
+        #expect(seen == Array(0..<20))
     }
 }

@@ -84,7 +84,7 @@ private final class PendingJob<T>: @unchecked Sendable {
 
 /// A POSIX semaphore (counting, process-private) that blocks its waiter's thread, which is what a dedicated
 /// thread waiting for its next job wants, and what the cooperative pool must never do.
-private final class Semaphore: @unchecked Sendable {
+final class Semaphore: @unchecked Sendable {
     // @unchecked: sem_t is made for concurrent post and wait; it is destroyed when nobody can use it any more.
     private let raw = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
 
