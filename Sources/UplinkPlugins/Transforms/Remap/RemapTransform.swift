@@ -99,10 +99,12 @@ public struct RemapTransform: InlineTransform {
         Processor(stage: self, context: context)
     }
 
-    /// One run's state: the failures' counters and dead-letter file.
+    /// One run's state: the failures' counters and dead-letter file, and where the operations act in the records'
+    /// shapes seen last.
     public final class Processor: ChunkProcessor {
         let stage: RemapTransform
         var failures: ExpressionFailures
+        var plans = RemapPlans()
 
         init(stage: RemapTransform, context: ComponentContext) {
             self.stage = stage
@@ -120,10 +122,20 @@ public struct RemapTransform: InlineTransform {
             // A local copy for the loop: passing the class's property inout would check exclusive access per record.
             var failures = self.failures
             defer { self.failures = failures }
+            var plans = self.plans
+            self.plans = RemapPlans()  // so that the local copy is the only reference to its storage
+            defer { self.plans = plans }
+            let operations = stage.operations
             var kept = 0
             for position in records.indices {
                 var byteDelta = 0
-                guard stage.apply(to: &records[position], failures: &failures, byteDelta: &byteDelta) else {
+                let applied: Bool
+                if let steps = plans.steps(for: records[position].fields, operations: operations) {
+                    applied = stage.apply(steps, to: &records[position], failures: &failures, byteDelta: &byteDelta)
+                } else {
+                    applied = stage.apply(to: &records[position], failures: &failures, byteDelta: &byteDelta)
+                }
+                guard applied else {
                     // Dropped: what it counted for upstream is its size now less what the operations added.
                     byteCount = byteCount.map { $0 &- (records[position].byteCount &- byteDelta) }
                     continue
@@ -151,6 +163,51 @@ public struct RemapTransform: InlineTransform {
         // A dead letter holds the record as it arrived, so that one is kept aside; the other policies need no copy
         // (keeping one would make the first change copy the fields' storage).
         let original = failures.policy == .deadLetter ? record : nil
+        return apply(operations[...], to: &record, original: original, failures: &failures, byteDelta: &byteDelta)
+    }
+
+    /// ``apply(to:failures:byteDelta:)`` by a plan's steps for the record's shape (``RemapPlans``): the same changes,
+    /// each at the position the plan found for it instead of looked up by name.
+    func apply(
+        _ steps: [RemapPlans.Step], to record: inout Record, failures: inout ExpressionFailures, byteDelta: inout Int
+    ) -> Bool {
+        let original = failures.policy == .deadLetter ? record : nil
+        for step in steps {
+            switch step {
+            case .set(let operation, let name, let expression, let position):
+                do {
+                    let value = try expression.evaluate(record.fields)
+                    byteDelta &+= Fields.Field.byteCount(name: name, value: value)
+                    if let position {
+                        let replaced = record.fields.replaceValue(at: position, with: value)
+                        byteDelta &-= Fields.Field.byteCount(name: name, value: replaced)
+                    } else {
+                        record.fields.append(name, value)
+                    }
+                } catch {
+                    guard failures.handle(original ?? record, label: "set.\(name)", error: error) else { return false }
+                    // Kept without a field the plan counted on: the later positions no longer hold.
+                    if position == nil {
+                        return apply(
+                            operations[(operation + 1)...], to: &record, original: original, failures: &failures,
+                            byteDelta: &byteDelta)
+                    }
+                }
+            case .rename(let position, let to):
+                byteDelta &+= record.fields.renameField(at: position, to: to)
+            case .remove(let position):
+                byteDelta &-= record.fields.removeField(at: position).byteCount
+            }
+        }
+        return true
+    }
+
+    /// Applies `operations` by name to `record` as the ones before them left it; `original` is the record as it
+    /// arrived, for a dead letter.
+    private func apply(
+        _ operations: ArraySlice<Operation>, to record: inout Record, original: Record?,
+        failures: inout ExpressionFailures, byteDelta: inout Int
+    ) -> Bool {
         for operation in operations {
             switch operation {
             case .set(let name, let expression):
