@@ -262,12 +262,15 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
     /// carry the very same name strings (a `json` stage's column names, or short names, which are stored inline), and
     /// those compare without a call: checking a record against a shape seen before costs a few word comparisons.
     public func hasNames(_ names: [String]) -> Bool {
+        names.withUnsafeBufferPointer { hasNames($0) }
+    }
+
+    /// ``hasNames(_:)`` for names read where they are.
+    public func hasNames(_ names: UnsafeBufferPointer<String>) -> Bool {
         guard storage.count == names.count else { return false }
         return storage.withUnsafeBufferPointer { fields in
-            names.withUnsafeBufferPointer { names in
-                for position in fields.indices where fields[position].name != names[position] { return false }
-                return true
-            }
+            for position in fields.indices where fields[position].name != names[position] { return false }
+            return true
         }
     }
 

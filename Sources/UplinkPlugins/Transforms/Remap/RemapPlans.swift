@@ -17,49 +17,75 @@ import UplinkCore
 /// for the next ``cooldown`` misses, a number that doubles each time that happens again (up to
 /// ``maximumCooldown``) and starts again from one once a dropped plan had served.
 struct RemapPlans {
-    /// What the operations do to records with `names`.
+    /// What the operations do to records with some names; its names and steps are laid out in ``RemapPlans/names``
+    /// and ``RemapPlans/steps``, so that checking a record and reading the steps takes no reference count per record.
     struct Plan {
-        let names: [String]
+        let names: Range<Int>
         /// Nil when the operations do something a plan does not describe for these names (a rename onto a name the
         /// record has, or of a name it has twice): such records take the general path.
-        let steps: [Step]?
+        let steps: Range<Int>?
         /// Records it served, the one it was built for included.
         var served = 1
     }
 
     /// One operation at the position where it acts, for one shape of record. Operations that do nothing to that
-    /// shape (a rename or remove of a name it does not have) have no step.
-    enum Step {
-        /// `operations[operation]`, a `set` of `name`: its value replaces the field at `position`, or is appended
-        /// when `position` is nil.
-        case set(operation: Int, name: String, expression: Expression, position: Int?)
-        /// A rename of the only field at `position` with its name, to a name no field has.
-        case rename(position: Int, to: String)
-        case remove(position: Int)
+    /// shape (a rename or remove of a name it does not have) have no step. Plain numbers, so that reading one per
+    /// record takes no reference count: the name and expression are the operation's (``RemapTransform/targets``).
+    struct Step {
+        enum Kind: UInt8 {
+            /// The value replaces the field at `position`, or is appended when `position` is -1.
+            case set
+            /// A rename of the only field at `position` with its name, to a name no field has.
+            case rename
+            case remove
+        }
+
+        let kind: Kind
+        /// Its index in the operations.
+        let operation: Int
+        let position: Int
     }
 
     static let capacity = 4
     static let maximumCooldown = 1024
 
     private(set) var plans: [Plan] = []
+    /// Every plan's names, then every plan's steps, one plan's after another's.
+    private(set) var names: [String] = []
+    private(set) var steps: [Step] = []
+    /// Each plan's names and steps as worked out, to lay them out again when a plan is replaced.
+    private var worked: [(names: [String], steps: [Step]?)] = []
     /// Misses left that take the general path without building a plan.
     private(set) var cooldown = 0
     private var nextCooldown = 1
 
-    /// The steps for `fields`, from a plan of its shape kept or built now; nil when the general path must apply the
-    /// operations (a shape the plans do not describe, or a miss during a cooldown).
-    mutating func steps(for fields: Fields, operations: [RemapTransform.Operation]) -> [Step]? {
-        for index in plans.indices where fields.hasNames(plans[index].names) {
-            plans[index].served &+= 1
-            return plans[index].steps
+    /// The names of each plan's records.
+    var shapes: [[String]] { plans.map { Array(names[$0.names]) } }
+
+    /// Where the steps for `fields` are in ``steps``, from a plan of its shape kept or built now; nil when the general
+    /// path must apply the operations (a shape the plans do not describe, or a miss during a cooldown).
+    mutating func steps(for fields: Fields, operations: [RemapTransform.Operation]) -> Range<Int>? {
+        let (found, steps) = names.withUnsafeBufferPointer { names in
+            plans.withUnsafeMutableBufferPointer { plans -> (Bool, Range<Int>?) in
+                for index in plans.indices
+                where fields.hasNames(UnsafeBufferPointer(rebasing: names[plans[index].names])) {
+                    plans[index].served &+= 1
+                    return (true, plans[index].steps)
+                }
+                return (false, nil)
+            }
         }
+        if found { return steps }
         if cooldown > 0 {
             cooldown -= 1
             return nil
         }
-        let plan = Self.plan(names: fields.names, operations: operations)
+        let shape = fields.names
+        let plan = (names: shape, steps: Self.steps(names: shape, operations: operations))
+        let placed: Int
         if plans.count < Self.capacity {
-            plans.append(plan)
+            placed = plans.count
+            worked.append(plan)
         } else {
             // The least used goes: a plan that keeps serving stays whatever else comes and goes.
             let dropped = plans.indices.min { plans[$0].served < plans[$1].served }!
@@ -69,37 +95,54 @@ struct RemapPlans {
             } else {
                 nextCooldown = 1
             }
-            plans[dropped] = plan
+            placed = dropped
+            worked[dropped] = plan
         }
-        return plan.steps
+        var served = plans.map(\.served)
+        if placed == served.count { served.append(1) } else { served[placed] = 1 }
+        plans.removeAll(keepingCapacity: true)
+        names.removeAll(keepingCapacity: true)
+        self.steps.removeAll(keepingCapacity: true)
+        for (index, plan) in worked.enumerated() {
+            let namesRange = names.count..<(names.count + plan.names.count)
+            names += plan.names
+            var stepsRange: Range<Int>?
+            if let list = plan.steps {
+                stepsRange = self.steps.count..<(self.steps.count + list.count)
+                self.steps += list
+            }
+            plans.append(Plan(names: namesRange, steps: stepsRange, served: served[index]))
+        }
+        return plans[placed].steps
     }
 
     /// Works out where each operation acts on records with `names`, following the names through the operations as
-    /// ``Fields`` would change them (names compared as Swift strings, as its lookups do).
-    static func plan(names: [String], operations: [RemapTransform.Operation]) -> Plan {
+    /// ``Fields`` would change them (names compared as Swift strings, as its lookups do); nil when a plan does not
+    /// describe what they do.
+    static func steps(names: [String], operations: [RemapTransform.Operation]) -> [Step]? {
         var current = names
         var steps: [Step] = []
         for (operation, kind) in operations.enumerated() {
             switch kind {
-            case .set(let name, let expression):
+            case .set(let name, _):
                 let position = current.firstIndex(of: name)
                 if position == nil { current.append(name) }
-                steps.append(.set(operation: operation, name: name, expression: expression, position: position))
+                steps.append(Step(kind: .set, operation: operation, position: position ?? -1))
             case .rename(let from, let to):
                 guard from != to, let position = current.firstIndex(of: from) else { continue }
                 // ``Fields/rename(_:to:)`` also drops the fields already called `to` and renames later fields called
                 // `from`: positions move, which a plan does not follow.
                 guard !current.contains(to), !current[(position + 1)...].contains(from) else {
-                    return Plan(names: names, steps: nil)
+                    return nil
                 }
                 current[position] = to
-                steps.append(.rename(position: position, to: to))
+                steps.append(Step(kind: .rename, operation: operation, position: position))
             case .remove(let name):
                 guard let position = current.firstIndex(of: name) else { continue }
                 current.remove(at: position)
-                steps.append(.remove(position: position))
+                steps.append(Step(kind: .remove, operation: operation, position: position))
             }
         }
-        return Plan(names: names, steps: steps)
+        return steps
     }
 }
