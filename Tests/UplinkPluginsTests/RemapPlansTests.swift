@@ -37,8 +37,9 @@ private func bothWays(_ stage: RemapTransform, _ records: [Record]) -> (
 private let names = ["a", "c", "t", "K", "\u{212A}", "a_name_longer_than_fifteen_bytes"]
 
 /// Every sequence of 0 to 3 of `names` (duplicates and the same names in other orders included), as records; `t`
-/// holds a string in every third record (so `.t * 2` fails there) and a number otherwise.
-private func everyShape() -> [Record] {
+/// holds a string in every third record (so `.t * 2` fails there) and a number otherwise. With `padding`, each
+/// record starts with that many other fields (past ``Fields``' index threshold, its changes keep an index).
+private func everyShape(padding: Int = 0) -> [Record] {
     var shapes: [[String]] = [[]]
     var last: [[String]] = [[]]
     for _ in 1...3 {
@@ -47,6 +48,7 @@ private func everyShape() -> [Record] {
     }
     return shapes.enumerated().map { index, shape in
         var fields = Fields()
+        for pad in 0..<padding { fields.append("pad\(pad)", .int(Int64(pad))) }
         for (position, name) in shape.enumerated() {
             // Each record builds its own strings, as a parser would (a long name is then another object each time).
             let ownName = String(decoding: Array(name.utf8), as: UTF8.self)
@@ -86,10 +88,24 @@ private func everyShape() -> [Record] {
             """
         let stage = try builtTransform("t", in: yaml, as: RemapTransform.self)
         let shapes = everyShape()
-        // In order, then every shape again in a stride through the list, then each shape twice in a row.
+        // In order (every record another shape: plans are built, dropped unused, and bypassed during cooldowns),
+        // then shapes two by two, alternating (plans serve and are replaced), then wide records (an index of names)
+        // the same way.
         var records = shapes
-        for start in 0..<7 { records += stride(from: start, to: shapes.count, by: 7).map { shapes[$0] } }
-        records += shapes.flatMap { [$0, $0] }
+        for first in stride(from: 0, to: shapes.count - 1, by: 2) {
+            let (a, b) = (shapes[first], shapes[first + 1])
+            records += [a, b, a, b, a]
+        }
+        let wide = everyShape(padding: 17)
+        for first in stride(from: 0, to: wide.count - 1, by: 6) {
+            let (a, b) = (wide[first], wide[first + 1])
+            records += [a, b, a, shapes[first], b, a]
+        }
+        // Many records must take a plan, or this would test the operations by name against themselves (a plan is
+        // not made for some shapes: a rename onto a name the record has).
+        var plans = RemapPlans()
+        let takingPlans = records.count { plans.steps(for: $0.fields, operations: stage.operations) != nil }
+        #expect(takingPlans > records.count / 4)
         let (planned, byName, adjustedBytes, walkedBytes) = bothWays(stage, records)
         #expect(planned.count == byName.count)
         for (index, (a, b)) in zip(planned, byName).enumerated() where a.fields.storage != b.fields.storage {
@@ -97,6 +113,13 @@ private func everyShape() -> [Record] {
             break
         }
         #expect(adjustedBytes == walkedBytes)
+        // Lookups by name in what the plans changed give what they give in the same fields indexed afresh.
+        for record in planned {
+            let fresh = Fields(record.fields.storage)
+            for name in names + ["b", "n", "pad0", "pad16"] where record.fields[name] != fresh[name] {
+                Issue.record("\(record.json): '\(name)' is \(String(describing: record.fields[name])), not \(String(describing: fresh[name]))")
+            }
+        }
     }
 
     @Test func aFieldMovedOrRenamedToAnExistingNameIsAnotherShape() throws {
