@@ -78,27 +78,21 @@ public struct FilterTransform<E: ExpressionSubject>: InlineTransform {
             var droppedBytes = 0
             var kept = 0
             var filtered = 0
-            var failures = self.failures
-            defer { self.failures = failures }
-            // In the array's own buffer: each event is tested where it stands, inout (exclusive), so its fields are
-            // read without a copy (read out of the array, or through a plain pointer, they were copied first: a
-            // reference count per event).
-            events.withUnsafeMutableBufferPointer { events in
-                for position in events.indices {
-                    let passes: Bool
-                    do {
-                        passes = try Self.test(condition, &events[position])
-                        if !passes { filtered += 1 }
-                    } catch {
-                        passes = failures.handle(events[position], label: "condition", error: error)
-                    }
-                    guard passes else {
-                        if measured != nil { droppedBytes &+= events[position].byteCount }
-                        continue
-                    }
-                    if kept != position { events.swapAt(kept, position) }
-                    kept += 1
+            for position in events.indices {
+                let passes: Bool
+                do {
+                    // Read where it is: `events[position]` alone would copy the whole event first.
+                    passes = try events.withUnsafeBufferPointer { try condition.test($0[position].expressionFields) }
+                    if !passes { filtered += 1 }
+                } catch {
+                    passes = failures.handle(events[position], label: "condition", error: error)
                 }
+                guard passes else {
+                    if measured != nil { droppedBytes &+= events[position].byteCount }
+                    continue
+                }
+                if kept != position { events.swapAt(kept, position) }
+                kept += 1
             }
             failures.settle(chunk.acknowledgements)
             if kept < events.count { events.removeLast(events.count - kept) }
@@ -110,11 +104,6 @@ public struct FilterTransform<E: ExpressionSubject>: InlineTransform {
             }
             chunk.restore(&events, byteCount: measured.map { $0 &- droppedBytes })
             return chunk
-        }
-
-        @inline(__always)
-        private static func test(_ condition: Expression, _ event: inout E) throws -> Bool {
-            try condition.test(event.expressionFields)
         }
 
         public func finish() { failures.finish() }
