@@ -103,6 +103,12 @@ import UplinkTestSupport
             // Logic: short circuits, non-bool operands.
             ".flag && .i > 3", "!.flag || .i / 0 > 1", ".flag && .s", "!.i", ".nothing || true", "false && .nan < 1",
             ".o.x > 2 && .o.x < 4", "-.o.x + .o.y",
+            // Two comparisons of one field with constants (read once): ranges, either side, both kinds of numbers.
+            ".i > -40 && .i < 125", "-40 < .f && .f <= 2.5", ".i >= 8 || .i < -2.5", ".i < 0 && .i > 1",
+            ".f > 3 || .f > 2", ".nan > -1 && .nan < 1", ".i > 8 && .nan < 1", ".missing > 0 && .missing < 1",
+            ".nothing >= 0 || .nothing < 0", ".s > 1 && .s < 2", ".big > -1 && .big <= 9223372036854775807",
+            ".small < -9223372036854775807 || .small > 0", ".inf > -1.5 && .inf < 1e308", ".negzero >= -0.0 && .negzero <= 0",
+            "-.i > -8 && .i > 6", ".i > 6 && -0.5 < .i",
         ]
         for source in cases { try agree(source, fields) }
         // A few whose answers are known, to be sure both paths are not wrong together.

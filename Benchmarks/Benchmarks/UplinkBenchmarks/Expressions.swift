@@ -90,4 +90,14 @@ func expressionBenchmarks() {
             json, filter, remap, events: lines, chunk: Fixtures.chunkSize, total: eventsPerPipelineIteration)
         precondition(delivered == eventsPerPipelineIteration)
     }
+    // bench/bench.py's csv-json-filter-remap: `remap` computes a field instead of setting a constant and renaming.
+    let units = builtTransform(
+        "t", in: pipeline(transform: "{ type: remap, inputs: [wrap], set: { temp_f: 'round(.temperature * 9 / 5 + 32, 1)' } }"),
+        as: RemapTransform.self)
+    Benchmark("edge: json -> filter -> remap round(.temperature * 9 / 5 + 32, 1) fused", configuration: pipelineConfiguration()) {
+        benchmark in
+        let delivered = try processFused(
+            json, filter, units, events: lines, chunk: Fixtures.chunkSize, total: eventsPerPipelineIteration)
+        precondition(delivered == eventsPerPipelineIteration)
+    }
 }

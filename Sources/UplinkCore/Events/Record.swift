@@ -49,7 +49,13 @@ extension Fields.Field {
 
     @inline(__always)
     public static func byteCount(name: String, value: Value) -> Int {
-        if case .string(let text) = value { return name.utf8.count &+ 4 &+ text.utf8.count }
-        return name.utf8.count &+ 12
+        byteCount(nameBytes: name.utf8.count, value: value)
+    }
+
+    /// ``byteCount(name:value:)`` for a name whose UTF-8 length is known.
+    @inline(__always)
+    public static func byteCount(nameBytes: Int, value: Value) -> Int {
+        if case .string(let text) = value { return nameBytes &+ 4 &+ text.utf8.count }
+        return nameBytes &+ 12
     }
 }

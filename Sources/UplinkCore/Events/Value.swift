@@ -142,15 +142,16 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
     }
 
     /// Keeps the index right after the field `name` at `position` was removed: the fields after it moved up by one,
-    /// and a later field also called `name` is now the first. Updated in place (a remove on every record of a wide
-    /// record must not rebuild a dictionary); dropped once the fields are few enough to scan.
-    private mutating func reindexAfterRemoving(_ name: String, at position: Int) {
+    /// and a later field also called `name` is now the first (unless `wasFirst` is false: an earlier one still is).
+    /// Updated in place (a remove on every record of a wide record must not rebuild a dictionary); dropped once the
+    /// fields are few enough to scan.
+    private mutating func reindexAfterRemoving(_ name: String, at position: Int, wasFirst: Bool = true) {
         guard index != nil else { return }
         guard storage.count > Self.indexThreshold else {
             index = nil
             return
         }
-        index![name] = nil
+        if wasFirst { index![name] = nil }
         for shifted in position..<storage.count {
             let fieldName = storage[shifted].name
             let first = index![fieldName]
@@ -251,6 +252,57 @@ public struct Fields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiter
         guard let position = position(of: name) else { return nil }
         let removed = storage.remove(at: position)
         reindexAfterRemoving(name, at: position)
+        return removed
+    }
+
+    // MARK: By position
+    // For a stage that worked out once where its fields are in records of one shape (see ``hasNames(_:)``).
+
+    /// Whether the fields' names are `names`, in this order, compared as Swift strings. One stage's records mostly
+    /// carry the very same name strings (a `json` stage's column names, or short names, which are stored inline), and
+    /// those compare without a call: checking a record against a shape seen before costs a few word comparisons.
+    public func hasNames(_ names: [String]) -> Bool {
+        names.withUnsafeBufferPointer { hasNames($0) }
+    }
+
+    /// ``hasNames(_:)`` for names read where they are.
+    public func hasNames(_ names: UnsafeBufferPointer<String>) -> Bool {
+        guard storage.count == names.count else { return false }
+        return storage.withUnsafeBufferPointer { fields in
+            for position in fields.indices where fields[position].name != names[position] { return false }
+            return true
+        }
+    }
+
+    /// The field names, in order.
+    public var names: [String] { storage.map(\.name) }
+
+    /// Replaces the value of the field at `position`; returns the value it replaced.
+    public mutating func replaceValue(at position: Int, with value: Value) -> Value {
+        var replaced = value
+        swap(&storage[position].value, &replaced)
+        return replaced
+    }
+
+    /// Renames the field at `position` to `newName`, leaving any other field alone (``rename(_:to:)`` is the one
+    /// that keeps names unique); returns how much that changed its ``Field/byteCount``.
+    public mutating func renameField(at position: Int, to newName: String) -> Int {
+        let oldName = storage[position].name
+        storage[position].name = newName
+        if index != nil {
+            if index![oldName] == position {
+                index![oldName] = storage[(position + 1)...].firstIndex { $0.name == oldName }
+            }
+            if (index![newName] ?? .max) > position { index![newName] = position }
+        }
+        return newName.utf8.count &- oldName.utf8.count
+    }
+
+    /// Removes the field at `position`; returns it.
+    public mutating func removeField(at position: Int) -> Field {
+        let wasFirst = index.map { $0[storage[position].name] == position } ?? true
+        let removed = storage.remove(at: position)
+        reindexAfterRemoving(removed.name, at: position, wasFirst: wasFirst)
         return removed
     }
 

@@ -27,9 +27,13 @@ public struct Expression: Sendable {
         let source: String
         let types: ExpressionTypes
         let evaluator: Evaluator
-        /// The typed form of the same expression, when it has one: tried first, and it hands the records it cannot
-        /// answer exactly to `evaluator` (see ``ExpressionFastPath``).
-        let fastPath: ExpressionFastPath.Compiled?
+        /// The typed form of the same expression, when it has one (one of the two, by the type it gives): tried
+        /// first, and it hands the records it cannot answer exactly to `evaluator` (see ``ExpressionFastPath``). Kept
+        /// as two optional closures, called in place: matching an enum for the closure copied it first (a reference
+        /// count on its context per record).
+        let fastTruth: ExpressionFastPath.TruthEvaluator?
+        let fastNumber: ExpressionFastPath.NumberEvaluator?
+        let constant: Value?
         let warnings: [ExpressionCompileError]
 
         init(_ source: String) throws(ExpressionCompileError) {
@@ -38,7 +42,12 @@ public struct Expression: Sendable {
             let compiled = try ExpressionCompiler.compile(syntax)
             types = compiled.types
             evaluator = compiled.evaluate
-            fastPath = ExpressionFastPath.compile(syntax)
+            constant = compiled.constant
+            switch ExpressionFastPath.compile(syntax) {
+            case .truth(let fast)?: (fastTruth, fastNumber) = (fast, nil)
+            case .number(let fast)?: (fastTruth, fastNumber) = (nil, fast)
+            case nil: (fastTruth, fastNumber) = (nil, nil)
+            }
             warnings = Expression.backtrackingPatterns(in: syntax)
         }
     }
@@ -46,6 +55,9 @@ public struct Expression: Sendable {
     public init(_ source: String) throws(ExpressionCompileError) {
         compiled = try Compiled(source)
     }
+
+    /// The value of an expression that is a literal (`"plant-4"`, `42`), the same for every record; nil otherwise.
+    public var constant: Value? { compiled.constant }
 
     fileprivate static func backtrackingPatterns(in syntax: ExpressionSyntax) -> [ExpressionCompileError] {
         switch syntax {
@@ -76,20 +88,15 @@ public struct Expression: Sendable {
 
     /// The expression's value for a record's fields.
     public func evaluate(_ fields: Fields) throws -> Value {
-        switch compiled.fastPath {
-        case .number(let fast)?:
-            switch fast(fields) {
-            case .int(let number): return .int(number)
-            case .double(let number): return .double(number)
-            case .null, .fallback: break
-            }
-        case .truth(let fast)?:
-            switch fast(fields) {
-            case .isTrue: return .bool(true)
-            case .isFalse: return .bool(false)
-            case .fallback: break
-            }
-        case nil: break
+        switch compiled.fastNumber?(fields) {
+        case .int(let number)?: return .int(number)
+        case .double(let number)?: return .double(number)
+        case .null?, .fallback?, nil: break
+        }
+        switch compiled.fastTruth?(fields) {
+        case .isTrue?: return .bool(true)
+        case .isFalse?: return .bool(false)
+        case .fallback?, nil: break
         }
         return try compiled.evaluator(fields)
     }
@@ -100,17 +107,15 @@ public struct Expression: Sendable {
     }
 
     /// Whether the expression has a fast path, for tests that check one is taken.
-    var hasFastPath: Bool { compiled.fastPath != nil }
+    var hasFastPath: Bool { compiled.fastTruth != nil || compiled.fastNumber != nil }
 
     /// Whether a record's fields satisfy the condition. A value that is not true or false is an error: a missing
     /// field is not silently taken for false (write `.flag ?? false` for that).
     public func test(_ fields: Fields) throws -> Bool {
-        if case .truth(let fast)? = compiled.fastPath {
-            switch fast(fields) {
-            case .isTrue: return true
-            case .isFalse: return false
-            case .fallback: break
-            }
+        switch compiled.fastTruth?(fields) {
+        case .isTrue?: return true
+        case .isFalse?: return false
+        case .fallback?, nil: break
         }
         switch try compiled.evaluator(fields) {
         case .bool(let flag): return flag

@@ -148,6 +148,9 @@ enum ExpressionFastPath {
         switch syntax {
         case .literal(.int(let value), _): return .constant(.int(value))
         case .literal(.double(let value), _): return .constant(.double(value))
+        // A negative literal (`-40` is `-` applied to 40): folded, as the negation closure would give it every time.
+        case .unary(.negate, .literal(.int(let value), _), _) where value != .min: return .constant(.int(-value))
+        case .unary(.negate, .literal(.double(let value), _), _): return .constant(.double(-value))
         case .path(let names, _) where names.count == 1: return .field(Fields.LookupName(names[0]))
         default: return number(syntax).map(Operand.computed)
         }
@@ -277,9 +280,10 @@ enum ExpressionFastPath {
         case .binary(let op, let leftSyntax, let rightSyntax, _):
             switch op {
             case .and, .or:
-                guard let left = truth(leftSyntax), let right = truth(rightSyntax) else { return nil }
                 // Short-circuit as the general form does: the right side only when the left does not decide.
                 let decides: Truth = op == .and ? .isFalse : .isTrue
+                if let range = sameFieldComparisons(leftSyntax, rightSyntax, decides: decides) { return range }
+                guard let left = truth(leftSyntax), let right = truth(rightSyntax) else { return nil }
                 return { fields in
                     let first = left(fields)
                     if case .fallback = first { return .fallback }
@@ -364,20 +368,67 @@ enum ExpressionFastPath {
 
     /// ``ExpressionCompiler/compare(_:_:_:)`` on numbers; a NaN (an error there) is `.fallback`.
     private static func order(_ op: BinaryOperator, _ left: Operand, _ right: Operand) -> TruthEvaluator {
-        return { fields in
-            switch (left.value(fields), right.value(fields)) {
-            case (.int(let a), .int(let b)):
-                switch op {
-                case .less: return Truth(a < b)
-                case .lessOrEqual: return Truth(a <= b)
-                case .greater: return Truth(a > b)
-                default: return Truth(a >= b)
-                }
-            case (.double(let a), .double(let b)): return decide(op, a, b)
-            case (.int(let a), .double(let b)): return decide(op, Double(a), b)
-            case (.double(let a), .int(let b)): return decide(op, a, Double(b))
-            default: return .fallback
+        return { fields in compare(op, left.value(fields), right.value(fields)) }
+    }
+
+    @inline(__always)
+    private static func compare(_ op: BinaryOperator, _ left: Number, _ right: Number) -> Truth {
+        switch (left, right) {
+        case (.int(let a), .int(let b)):
+            switch op {
+            case .less: return Truth(a < b)
+            case .lessOrEqual: return Truth(a <= b)
+            case .greater: return Truth(a > b)
+            default: return Truth(a >= b)
             }
+        case (.double(let a), .double(let b)): return decide(op, a, b)
+        case (.int(let a), .double(let b)): return decide(op, Double(a), b)
+        case (.double(let a), .int(let b)): return decide(op, a, Double(b))
+        default: return .fallback
+        }
+    }
+
+    /// An order comparison of one top-level field with a constant, the field on either side.
+    private struct FieldComparison {
+        let name: String
+        let op: BinaryOperator
+        let constant: Number
+        let fieldFirst: Bool
+
+        @inline(__always)
+        func truth(_ value: Number) -> Truth {
+            fieldFirst ? ExpressionFastPath.compare(op, value, constant) : ExpressionFastPath.compare(op, constant, value)
+        }
+    }
+
+    private static func fieldComparison(_ syntax: ExpressionSyntax) -> FieldComparison? {
+        guard case .binary(let op, let leftSyntax, let rightSyntax, _) = syntax,
+            [.less, .lessOrEqual, .greater, .greaterOrEqual].contains(op)
+        else { return nil }
+        switch (operand(leftSyntax), operand(rightSyntax)) {
+        case (.field(let name)?, .constant(let constant)?):
+            return FieldComparison(name: name.text, op: op, constant: constant, fieldFirst: true)
+        case (.constant(let constant)?, .field(let name)?):
+            return FieldComparison(name: name.text, op: op, constant: constant, fieldFirst: false)
+        default: return nil
+        }
+    }
+
+    /// `&&` or `||` of two order comparisons of the same field with constants (a range, `.t > -40 && .t < 125`): the
+    /// field is read once for both. Reading a field has no side effect, so that gives what two reads give; `decides`
+    /// is the answer of the left side that makes the right one unread, as in the general short circuit.
+    private static func sameFieldComparisons(
+        _ leftSyntax: ExpressionSyntax, _ rightSyntax: ExpressionSyntax, decides: Truth
+    ) -> TruthEvaluator? {
+        guard let first = fieldComparison(leftSyntax), let second = fieldComparison(rightSyntax), first.name == second.name
+        else { return nil }
+        let field = Fields.LookupName(first.name)
+        return { fields in
+            let value = fields.withFirstValue(named: field, number(of:)) ?? .null
+            let left = first.truth(value)
+            if case .fallback = left { return .fallback }
+            if left == decides { return left }
+            return second.truth(value)
         }
     }
 

@@ -34,11 +34,33 @@ public struct RemapTransform: InlineTransform {
     public let operations: [Operation]
     public let onError: ExpressionErrorPolicy
     let deadLetters: DeadLetterSettings
+    /// Per operation, what a plan's step reads by its index (``RemapPlans/Step``): the field a `set` writes (its
+    /// UTF-8 length) and its expression, or the name a `rename` gives.
+    let targets: [Target]
+
+    struct Target {
+        let name: String
+        let nameBytes: Int
+        let expression: Expression?
+        /// A `set` of a literal (`site: '"plant-4"'`): its value, taken as it is instead of evaluated per record.
+        let constant: Value?
+
+        init(_ operation: Operation) {
+            switch operation {
+            case .set(let field, let value): (name, expression) = (field, value)
+            case .rename(_, let to): (name, expression) = (to, nil)
+            case .remove(let field): (name, expression) = (field, nil)
+            }
+            nameBytes = name.utf8.count
+            constant = expression?.constant
+        }
+    }
 
     public init(operations: [Operation], onError: ExpressionErrorPolicy = .drop) {
         self.operations = operations
         self.onError = onError
         deadLetters = DeadLetterSettings()
+        targets = operations.map(Target.init)
     }
 
     init(config: ConfigReader) throws {
@@ -85,6 +107,7 @@ public struct RemapTransform: InlineTransform {
         }
         if failed || operations.isEmpty { throw PluginBuildError.reported }
         self.operations = operations
+        targets = operations.map(Target.init)
     }
 
     private static func fieldName(_ key: YAMLNode, _ config: ConfigReader) -> String? {
@@ -99,10 +122,12 @@ public struct RemapTransform: InlineTransform {
         Processor(stage: self, context: context)
     }
 
-    /// One run's state: the failures' counters and dead-letter file.
+    /// One run's state: the failures' counters and dead-letter file, and where the operations act in the records'
+    /// shapes seen last.
     public final class Processor: ChunkProcessor {
         let stage: RemapTransform
         var failures: ExpressionFailures
+        var plans = RemapPlans()
 
         init(stage: RemapTransform, context: ComponentContext) {
             self.stage = stage
@@ -120,10 +145,15 @@ public struct RemapTransform: InlineTransform {
             // A local copy for the loop: passing the class's property inout would check exclusive access per record.
             var failures = self.failures
             defer { self.failures = failures }
+            var plans = self.plans
+            self.plans = RemapPlans()  // so that the local copy is the only reference to its storage
+            defer { self.plans = plans }
             var kept = 0
             for position in records.indices {
                 var byteDelta = 0
-                guard stage.apply(to: &records[position], failures: &failures, byteDelta: &byteDelta) else {
+                let applied = stage.apply(
+                    to: &records[position], plans: &plans, failures: &failures, byteDelta: &byteDelta)
+                guard applied else {
                     // Dropped: what it counted for upstream is its size now less what the operations added.
                     byteCount = byteCount.map { $0 &- (records[position].byteCount &- byteDelta) }
                     continue
@@ -151,6 +181,71 @@ public struct RemapTransform: InlineTransform {
         // A dead letter holds the record as it arrived, so that one is kept aside; the other policies need no copy
         // (keeping one would make the first change copy the fields' storage).
         let original = failures.policy == .deadLetter ? record : nil
+        return apply(operations[...], to: &record, original: original, failures: &failures, byteDelta: &byteDelta)
+    }
+
+    /// ``apply(to:failures:byteDelta:)`` by the steps `plans` has (or makes now) for the record's shape: the same
+    /// changes, each at the position the plan found for it instead of looked up by name.
+    func apply(
+        to record: inout Record, plans: inout RemapPlans, failures: inout ExpressionFailures, byteDelta: inout Int
+    ) -> Bool {
+        // `record` is inout so that its fields are read where they are: read out of the records' array, they would be
+        // copied (a reference count) first.
+        guard let steps = plans.steps(for: record.fields, operations: operations) else {
+            return apply(to: &record, failures: &failures, byteDelta: &byteDelta)
+        }
+        return plans.steps.withUnsafeBufferPointer {
+            apply(UnsafeBufferPointer(rebasing: $0[steps]), to: &record, failures: &failures, byteDelta: &byteDelta)
+        }
+    }
+
+    private func apply(
+        _ steps: UnsafeBufferPointer<RemapPlans.Step>, to record: inout Record, failures: inout ExpressionFailures,
+        byteDelta: inout Int
+    ) -> Bool {
+        let original = failures.policy == .deadLetter ? record : nil
+        // The names and expressions read where they are: a copy would take a reference count on each per record.
+        return targets.withUnsafeBufferPointer { targets in
+            for step in steps {
+                switch step.kind {
+                case .set:
+                    do {
+                        let value = try targets[step.operation].constant
+                            ?? targets[step.operation].expression!.evaluate(record.fields)
+                        let nameBytes = targets[step.operation].nameBytes
+                        byteDelta &+= Fields.Field.byteCount(nameBytes: nameBytes, value: value)
+                        if step.position >= 0 {
+                            let replaced = record.fields.replaceValue(at: step.position, with: value)
+                            byteDelta &-= Fields.Field.byteCount(nameBytes: nameBytes, value: replaced)
+                        } else {
+                            record.fields.append(targets[step.operation].name, value)
+                        }
+                    } catch {
+                        let label = "set.\(targets[step.operation].name)"
+                        guard failures.handle(original ?? record, label: label, error: error) else { return false }
+                        // Kept without a field the plan counted on: the later positions no longer hold.
+                        if step.position < 0 {
+                            return apply(
+                                operations[(step.operation + 1)...], to: &record, original: original,
+                                failures: &failures, byteDelta: &byteDelta)
+                        }
+                    }
+                case .rename:
+                    byteDelta &+= record.fields.renameField(at: step.position, to: targets[step.operation].name)
+                case .remove:
+                    byteDelta &-= record.fields.removeField(at: step.position).byteCount
+                }
+            }
+            return true
+        }
+    }
+
+    /// Applies `operations` by name to `record` as the ones before them left it; `original` is the record as it
+    /// arrived, for a dead letter.
+    private func apply(
+        _ operations: ArraySlice<Operation>, to record: inout Record, original: Record?,
+        failures: inout ExpressionFailures, byteDelta: inout Int
+    ) -> Bool {
         for operation in operations {
             switch operation {
             case .set(let name, let expression):
