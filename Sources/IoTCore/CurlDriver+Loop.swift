@@ -102,6 +102,8 @@ extension CurlDriver {
         while true {
             let capacity = max(0, options.maxInFlight - transfers.count)
             let (jobs, cancelled, blockingJobs, stopping) = state.withLock { state in
+                // Whatever is queued from here on needs a wakeup to be seen before the thread sleeps.
+                state.wakeupPending = false
                 let jobs = Array(state.pending.prefix(capacity))
                 state.pending.removeFirst(jobs.count)
                 defer {

@@ -53,6 +53,11 @@ final class CurlDriver: HTTPTransport {
         var cancelled: [UInt64] = []
         var blockingJobs: [@Sendable () -> Void] = []
         var thread: pthread_t?
+        /// A wakeup was written since the thread last took its queue: it will look again before it sleeps, so
+        /// more work queued meanwhile needs no second write (one `write` per loop turn, not one per request).
+        var wakeupPending = false
+        /// Wakeups written, for tests.
+        var wakeupsWritten = 0
         /// Set once `curl_multi_cleanup` ran (on the driver thread at its end, or in `deinit` if it never ran).
         var multiCleanedUp = false
     }
@@ -114,10 +119,13 @@ final class CurlDriver: HTTPTransport {
         events.pointer.deallocate()
     }
 
-    /// Wakes the driver thread. Call with the state lock held: the thread closes the event loop only after
-    /// setting `.stopped` under that lock, so its eventfd is open whenever this runs.
-    private func wakeThread(_ state: borrowing State) {
-        guard state.phase != .stopped else { return }
+    /// Wakes the driver thread, unless a wakeup is already pending. Call with the state lock held: the thread
+    /// closes the event loop only after setting `.stopped` under that lock, so its eventfd is open whenever this
+    /// runs; and it clears `wakeupPending` under that lock when it takes its queue, before it next sleeps.
+    private func wakeThread(_ state: inout State) {
+        guard state.phase != .stopped, !state.wakeupPending else { return }
+        state.wakeupPending = true
+        state.wakeupsWritten += 1
         uplink_multi_events_wakeup(events.pointer)
     }
 
@@ -136,7 +144,7 @@ final class CurlDriver: HTTPTransport {
                         return TransportFailure(kind: .shutdown, message: "the client was shut down")
                     }
                     state.pending.append(Job(id: id, request: request, continuation: continuation))
-                    wakeThread(state)
+                    wakeThread(&state)
                     return nil
                 }
                 if let failure {
@@ -150,7 +158,7 @@ final class CurlDriver: HTTPTransport {
                 }
                 // Running or already finished: the thread ignores ids it does not know.
                 state.cancelled.append(id)
-                wakeThread(state)
+                wakeThread(&state)
                 return nil
             }
             if let queued {
@@ -164,7 +172,7 @@ final class CurlDriver: HTTPTransport {
             let queued = state.withLock { state in
                 guard state.phase != .stopped else { return false }
                 state.blockingJobs.append { continuation.resume(returning: job()) }
-                wakeThread(state)
+                wakeThread(&state)
                 return true
             }
             if !queued {
@@ -180,7 +188,7 @@ final class CurlDriver: HTTPTransport {
         let (thread, pending): (pthread_t?, [Job]) = state.withLock { state in
             guard state.phase == .running else { return (nil, []) }
             state.phase = .stopping
-            wakeThread(state)
+            wakeThread(&state)
             defer { state.pending = [] }
             return (state.thread, state.pending)
         }
@@ -198,6 +206,11 @@ final class CurlDriver: HTTPTransport {
     /// Number of queued requests not yet on the wire, for tests.
     var queuedCount: Int {
         state.withLock { $0.pending.count }
+    }
+
+    /// Wakeups written to the driver thread so far, for tests.
+    var wakeupCount: Int {
+        state.withLock { $0.wakeupsWritten }
     }
 }
 
