@@ -23,7 +23,7 @@ let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
 /// Other threads touch the event loop only through its wakeup, and only under the state lock while the phase is
 /// not `.stopped`; the thread sets `.stopped` under that lock before it closes the loop, so a late wakeup can
 /// never reach a closed descriptor.
-final class CurlDriver: HTTPTransport {
+final class CurlDriver: HTTPTransport, TaskExecutor {
     struct Options: Sendable {
         var maxInFlight: Int
         var connectTimeout: Duration
@@ -52,6 +52,11 @@ final class CurlDriver: HTTPTransport {
         var pending: [Job] = []
         var cancelled: [UInt64] = []
         var blockingJobs: [@Sendable () -> Void] = []
+        /// Jobs of tasks that prefer this driver as their executor (``CurlDriver/enqueue(_:)``).
+        var executorJobs: [UnownedJob] = []
+        /// The thread is between taking its queue and deciding to sleep: it takes the queue again before it
+        /// sleeps, so what is queued meanwhile needs no wakeup write.
+        var loopAwake = false
         var thread: pthread_t?
         /// A wakeup was written since the thread last took its queue: it will look again before it sleeps, so
         /// more work queued meanwhile needs no second write (one `write` per loop turn, not one per request).
@@ -123,7 +128,7 @@ final class CurlDriver: HTTPTransport {
     /// closes the event loop only after setting `.stopped` under that lock, so its eventfd is open whenever this
     /// runs; and it clears `wakeupPending` under that lock when it takes its queue, before it next sleeps.
     private func wakeThread(_ state: inout State) {
-        guard state.phase != .stopped, !state.wakeupPending else { return }
+        guard state.phase != .stopped, !state.wakeupPending, !state.loopAwake else { return }
         state.wakeupPending = true
         state.wakeupsWritten += 1
         uplink_multi_events_wakeup(events.pointer)
@@ -201,6 +206,22 @@ final class CurlDriver: HTTPTransport {
         } else {
             pthread_join(thread, nil)
         }
+    }
+
+    /// Runs a job of a task that prefers this driver as its executor on the driver thread, between its turns
+    /// of the event loop. The `iotcore_http` sink runs its deliveries here: an answer then resumes the publish
+    /// that waits for it, and the next request is handed over, on the thread that read the answer, without
+    /// waking a thread of the cooperative pool (and being woken by it) for every request. Jobs must not block.
+    /// After shutdown, jobs go to the global executor.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let queued = state.withLock { state in
+            guard state.phase != .stopped else { return false }
+            state.executorJobs.append(job)
+            wakeThread(&state)
+            return true
+        }
+        if !queued { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 
     /// Number of queued requests not yet on the wire, for tests.
