@@ -101,14 +101,18 @@ extension CurlDriver {
         var finished = false
         while true {
             let capacity = max(0, options.maxInFlight - transfers.count)
-            let (jobs, cancelled, blockingJobs, stopping) = state.withLock { state in
+            let (jobs, cancelled, blockingJobs, executorJobs, stopping) = state.withLock { state in
+                // Awake until it decides to sleep (below): work queued meanwhile is seen without a wakeup.
+                state.wakeupPending = false
+                state.loopAwake = true
                 let jobs = Array(state.pending.prefix(capacity))
                 state.pending.removeFirst(jobs.count)
                 defer {
                     state.cancelled = []
                     state.blockingJobs = []
+                    state.executorJobs = []
                 }
-                return (jobs, state.cancelled, state.blockingJobs, state.phase != .running)
+                return (jobs, state.cancelled, state.blockingJobs, state.executorJobs, state.phase != .running)
             }
 
             for id in cancelled {
@@ -130,6 +134,9 @@ extension CurlDriver {
                     job.continuation.resume(
                         throwing: TransportFailure(kind: .shutdown, message: "the client was shut down")
                     )
+                }
+                for job in executorJobs {
+                    globalConcurrentExecutor.enqueue(ExecutorJob(job))
                 }
                 break
             }
@@ -160,9 +167,23 @@ extension CurlDriver {
                 transfers[transfer.id] = transfer
             }
 
+            // Tasks run here (see `enqueue`): those resumed by the answers read in the last turn, which hand over
+            // their next requests before the loop sleeps.
+            for job in executorJobs {
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+            // Sleeps only when nothing new is queued that it can act on; from then on, work queued needs a wakeup.
+            let moreWork = state.withLock { state in
+                let more = !state.executorJobs.isEmpty || !state.cancelled.isEmpty || !state.blockingJobs.isEmpty
+                    || state.phase != .running || (!state.pending.isEmpty && transfers.count < options.maxInFlight)
+                if !more { state.loopAwake = false }
+                return more
+            }
             // A finished transfer freed a slot for a queued request: look at the queue again without sleeping.
             // Otherwise the bound only limits how long the loop sleeps when nothing happens; wakeups end it early.
-            _ = uplink_multi_events_run(events.pointer, multi.pointer, finished ? 0 : 1000)
+            _ = uplink_multi_events_run(events.pointer, multi.pointer, finished || moreWork ? 0 : 1000)
+            // Resuming the answered tasks below queues their jobs here: no wakeup needed for those.
+            state.withLock { $0.loopAwake = true }
             var remaining: Int32 = 0
             finished = false
             while let message = curl_multi_info_read(multi.pointer, &remaining) {
@@ -181,9 +202,15 @@ extension CurlDriver {
         // it up closes the kept-alive connections now rather than whenever the driver is deinitialised (a
         // client may outlive its shutdown, held by a metrics reporter). Every easy handle was removed by
         // `finish`; they are cleaned up after the multi handle, as libcurl asks.
-        state.withLock { state in
+        let orphans = state.withLock { state in
             state.phase = .stopped
             state.multiCleanedUp = true
+            defer { state.executorJobs = [] }
+            return state.executorJobs
+        }
+        // Tasks that still prefer this driver go on running on the global executor (see `enqueue`).
+        for job in orphans {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
         curl_multi_cleanup(multi.pointer)
         uplink_multi_events_close(events.pointer)

@@ -23,7 +23,7 @@ let curlGlobalInitResult: UInt32 = uplink_curl_global_init_default().rawValue
 /// Other threads touch the event loop only through its wakeup, and only under the state lock while the phase is
 /// not `.stopped`; the thread sets `.stopped` under that lock before it closes the loop, so a late wakeup can
 /// never reach a closed descriptor.
-final class CurlDriver: HTTPTransport {
+final class CurlDriver: HTTPTransport, TaskExecutor {
     struct Options: Sendable {
         var maxInFlight: Int
         var connectTimeout: Duration
@@ -52,7 +52,17 @@ final class CurlDriver: HTTPTransport {
         var pending: [Job] = []
         var cancelled: [UInt64] = []
         var blockingJobs: [@Sendable () -> Void] = []
+        /// Jobs of tasks that prefer this driver as their executor (``CurlDriver/enqueue(_:)``).
+        var executorJobs: [UnownedJob] = []
+        /// The thread is between taking its queue and deciding to sleep: it takes the queue again before it
+        /// sleeps, so what is queued meanwhile needs no wakeup write.
+        var loopAwake = false
         var thread: pthread_t?
+        /// A wakeup was written since the thread last took its queue: it will look again before it sleeps, so
+        /// more work queued meanwhile needs no second write (one `write` per loop turn, not one per request).
+        var wakeupPending = false
+        /// Wakeups written, for tests.
+        var wakeupsWritten = 0
         /// Set once `curl_multi_cleanup` ran (on the driver thread at its end, or in `deinit` if it never ran).
         var multiCleanedUp = false
     }
@@ -114,10 +124,13 @@ final class CurlDriver: HTTPTransport {
         events.pointer.deallocate()
     }
 
-    /// Wakes the driver thread. Call with the state lock held: the thread closes the event loop only after
-    /// setting `.stopped` under that lock, so its eventfd is open whenever this runs.
-    private func wakeThread(_ state: borrowing State) {
-        guard state.phase != .stopped else { return }
+    /// Wakes the driver thread, unless a wakeup is already pending. Call with the state lock held: the thread
+    /// closes the event loop only after setting `.stopped` under that lock, so its eventfd is open whenever this
+    /// runs; and it clears `wakeupPending` under that lock when it takes its queue, before it next sleeps.
+    private func wakeThread(_ state: inout State) {
+        guard state.phase != .stopped, !state.wakeupPending, !state.loopAwake else { return }
+        state.wakeupPending = true
+        state.wakeupsWritten += 1
         uplink_multi_events_wakeup(events.pointer)
     }
 
@@ -136,7 +149,7 @@ final class CurlDriver: HTTPTransport {
                         return TransportFailure(kind: .shutdown, message: "the client was shut down")
                     }
                     state.pending.append(Job(id: id, request: request, continuation: continuation))
-                    wakeThread(state)
+                    wakeThread(&state)
                     return nil
                 }
                 if let failure {
@@ -150,7 +163,7 @@ final class CurlDriver: HTTPTransport {
                 }
                 // Running or already finished: the thread ignores ids it does not know.
                 state.cancelled.append(id)
-                wakeThread(state)
+                wakeThread(&state)
                 return nil
             }
             if let queued {
@@ -164,7 +177,7 @@ final class CurlDriver: HTTPTransport {
             let queued = state.withLock { state in
                 guard state.phase != .stopped else { return false }
                 state.blockingJobs.append { continuation.resume(returning: job()) }
-                wakeThread(state)
+                wakeThread(&state)
                 return true
             }
             if !queued {
@@ -180,7 +193,7 @@ final class CurlDriver: HTTPTransport {
         let (thread, pending): (pthread_t?, [Job]) = state.withLock { state in
             guard state.phase == .running else { return (nil, []) }
             state.phase = .stopping
-            wakeThread(state)
+            wakeThread(&state)
             defer { state.pending = [] }
             return (state.thread, state.pending)
         }
@@ -195,9 +208,30 @@ final class CurlDriver: HTTPTransport {
         }
     }
 
+    /// Runs a job of a task that prefers this driver as its executor on the driver thread, between its turns
+    /// of the event loop. The `iotcore_http` sink runs its deliveries here: an answer then resumes the publish
+    /// that waits for it, and the next request is handed over, on the thread that read the answer, without
+    /// waking a thread of the cooperative pool (and being woken by it) for every request. Jobs must not block.
+    /// After shutdown, jobs go to the global executor.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let queued = state.withLock { state in
+            guard state.phase != .stopped else { return false }
+            state.executorJobs.append(job)
+            wakeThread(&state)
+            return true
+        }
+        if !queued { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+    }
+
     /// Number of queued requests not yet on the wire, for tests.
     var queuedCount: Int {
         state.withLock { $0.pending.count }
+    }
+
+    /// Wakeups written to the driver thread so far, for tests.
+    var wakeupCount: Int {
+        state.withLock { $0.wakeupsWritten }
     }
 }
 

@@ -114,6 +114,13 @@ public final class IoTCoreClient: Sendable {
         }
     }
 
+    /// The executor that runs tasks on the libcurl thread, between its turns of the event loop (nil with a test
+    /// transport). A caller that publishes many requests back to back runs its publishing tasks there
+    /// (`withTaskExecutorPreference`): an answer then resumes its task on the thread that read it, and the next
+    /// request goes out from there, with no thread of the cooperative pool woken per request. Such tasks must not
+    /// block; they run on the global executor once the client is shut down.
+    public var taskExecutor: (any TaskExecutor)? { transport as? CurlDriver }
+
     /// Stops the libcurl thread; requests in flight or queued fail with ``IoTCoreError/Code/shutdown``.
     /// Idempotent.
     public func shutdown() {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import Synchronization
 import Testing
 
@@ -192,6 +193,79 @@ struct IoTCoreCurlTransportTests {
         }
         #expect(server.maxActive == 2)
         #expect(server.connections <= 2)
+    }
+
+    @Test("requests queued while the driver thread is busy need no wakeup, and all are served")
+    func oneWakeupPerTurn() async throws {
+        let server = try LoopbackServer(handler: Self.service)
+        defer { server.stop() }
+        let client = try Self.client(server, maxInFlight: 8)
+        defer { client.shutdown() }
+        try await client.authenticate()
+        let driver = try #require(client.transport as? CurlDriver)
+        // The driver thread runs a blocking job until told to stop (bounded: 10 s), so it does not take its
+        // queue meanwhile.
+        let entered = Atomic(false)
+        let release = Atomic(false)
+        let blocker = Task {
+            await driver.performBlocking {
+                entered.store(true, ordering: .releasing)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !release.load(ordering: .acquiring) && ContinuousClock.now < deadline { sched_yield() }
+            }
+        }
+        for _ in 0..<5000 where !entered.load(ordering: .acquiring) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let before = driver.wakeupCount
+        let publishes = (0..<6).map { index in
+            Task { try await client.publish(topic: "/p/d/upload", body: [UInt8(index)]) }
+        }
+        for _ in 0..<5000 where driver.queuedCount < 6 {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        #expect(driver.queuedCount == 6)
+        #expect(driver.wakeupCount == before, "the thread is awake: it looks at its queue again before it sleeps")
+        release.store(true, ordering: .releasing)
+        await blocker.value
+        for publish in publishes {
+            #expect(try await publish.value == .delivered(messageID: "77"))
+        }
+        #expect(server.requests.count == 7)
+    }
+
+    /// The sink's deliveries prefer the driver as their executor: they run on its thread, an answer resumes them
+    /// there; after shutdown such tasks go on on the global executor instead of waiting for ever.
+    @Test("tasks preferring the driver run on its thread, and elsewhere after shutdown")
+    func taskExecutor() async throws {
+        let server = try LoopbackServer(handler: Self.service)
+        defer { server.stop() }
+        let client = try Self.client(server, maxInFlight: 4)
+        let executor = try #require(client.taskExecutor)
+        let driver = try #require(client.transport as? CurlDriver)
+        let driverThread = try #require(driver.state.withLock { $0.thread })
+        try await withTaskExecutorPreference(executor) {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        let outcome = try await client.publish(topic: "/p/d/upload", body: [UInt8(index)])
+                        return outcome == .delivered(messageID: "77") && pthread_equal(pthread_self(), driverThread) != 0
+                    }
+                }
+                for try await deliveredOnTheDriverThread in group {
+                    #expect(deliveredOnTheDriverThread)
+                }
+            }
+        }
+        #expect(server.requests.count == 9)
+        client.shutdown()
+        let elsewhere = await Task(executorPreference: executor) {
+            pthread_equal(pthread_self(), driverThread) == 0
+        }.value
+        #expect(elsewhere)
+        await #expect(throws: IoTCoreError.self) {
+            try await withTaskExecutorPreference(executor) { try await client.publish(topic: "/p/d/upload", body: [9]) }
+        }
     }
 
     @Test("shutdown fails a waiting request and is idempotent")

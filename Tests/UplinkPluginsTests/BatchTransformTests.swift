@@ -648,6 +648,43 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
         }
     }
 
+    /// The input never idles (a producer keeps chunks ready, so reads need not wait): a batch is still sent at its
+    /// timeout, and every record is in exactly one batch, in order.
+    @Test(.timeLimit(.minutes(1))) func aBatchIsSentAtItsTimeoutWhileChunksKeepArriving() async throws {
+        let transform = try builtTransform(
+            "t", in: pipeline(batch: "timeout: 1ms, max_events: 100000, encoding: ndjson"), as: BatchTransform<Record>.self)
+        let input = EventChannel<Record>(capacity: 4)
+        let output = EventChannel<Message>(capacity: 1 << 20)
+        input.addProducer()
+        output.addProducer()
+        let metrics = ComponentMetrics()
+        let context = ComponentContext(
+            id: "t", type: "batch", role: .transform, logger: Logger(label: "test"), metrics: metrics,
+            dataDirectory: "/tmp/uplink-test-state")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await transform.run(
+                    context: context, input: Inbox(channel: input, metrics: metrics),
+                    output: Outbox(channels: [output], metrics: metrics))
+                output.finishProducer()
+            }
+            // Bounded: stops once the first batch is out (a 1 ms timeout), or after a million records.
+            var sent = 0
+            while sent < 1_000_000 && output.bufferedEvents == 0 {
+                try await input.send(EventChunk(records([["n": .int(Int64(sent))]])))
+                sent += 1
+            }
+            input.finishProducer()
+            var batches: [Message] = []
+            while let chunk = await output.next() { batches += chunk.events }
+            try await group.waitForAll()
+            #expect(sent < 1_000_000, "a batch went out while the input was still open")
+            #expect(batches[0].body.count < 100_000, "at its timeout, not at max_bytes")
+            let lines = batches.flatMap { $0.text.split(separator: "\n").map(String.init) }
+            #expect(lines == (0..<sent).map { #"{"n":\#($0)}"# })
+        }
+    }
+
     @Test func thingModelPostsMergeIntoTheSpecsExampleWithoutParsing() async throws {
         let withTime = try builtTransform(
             "t", in: UplinkPluginsTests.pipeline(thingModel: "product_sn: abcdefgh12345678, device_sn: device001"), as: ThingModelTransform.self)

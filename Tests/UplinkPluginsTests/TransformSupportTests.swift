@@ -195,6 +195,54 @@ import UplinkTestSupport
         }
     }
 
+    /// Chunks that are ready (buffered, or held by producers waiting for room) are read without waiting, in
+    /// order, even past the deadline; the waiting producers are let in as the buffer drains; then the idle input
+    /// times out and its end is seen.
+    @Test(.timeLimit(.minutes(1))) func readyChunksAreReadInOrderWithoutWaitingThenTheInputTimesOut() async throws {
+        let channel = EventChannel<RawEvent>(capacity: 2)
+        channel.addProducer()
+        let inbox = Inbox(channel: channel, metrics: ComponentMetrics())
+        #expect(channel.nextIfReady() == nil, "nothing is ready in an empty channel")
+        let producer = Task {
+            for index in 0..<6 { try await channel.send(EventChunk(rawEvents(["\(index)"]))) }
+        }
+        var texts: [String] = []
+        while texts.count < 6 {
+            switch await inbox.next(until: .now - .seconds(1)) {
+            case .chunk(let chunk): texts += chunk.events.map { String(decoding: $0.bytes, as: UTF8.self) }
+            case .timedOut: await Task.yield()
+            case .ended: Issue.record("the input has not ended")
+            }
+        }
+        try await producer.value
+        #expect(texts == ["0", "1", "2", "3", "4", "5"])
+        #expect(channel.nextIfReady() == nil)
+        guard case .timedOut = await inbox.next(until: .now + .milliseconds(10)) else {
+            Issue.record("an idle input must time out")
+            return
+        }
+        channel.finishProducer()
+        guard case .ended = await inbox.next(until: .now + .seconds(30)) else {
+            Issue.record("expected the end of input")
+            return
+        }
+    }
+
+    /// A detached consumer reads nothing ready (its reads end, as ``EventChannel/next()``'s do); the chunk stays
+    /// for its successor.
+    @Test func aDetachedConsumerFindsNothingReady() async throws {
+        let (channel, inbox) = makeInbox()
+        try await channel.send(EventChunk(rawEvents(["kept"])))
+        channel.detachConsumer()
+        #expect(channel.nextIfReady() == nil)
+        guard case .ended = await inbox.next(until: .now + .seconds(30)) else {
+            Issue.record("a detached consumer's read ends")
+            return
+        }
+        channel.attachConsumer()
+        #expect(channel.nextIfReady()?.count == 1)
+    }
+
     @Test(.timeLimit(.minutes(1))) func aBufferedChunkWinsOverAPastDeadline() async throws {
         let (channel, inbox) = makeInbox()
         try await channel.send(EventChunk(rawEvents(["a", "b"])))

@@ -296,6 +296,22 @@ public final class EventChannel<E: Event>: Sendable {
         }
     }
 
+    /// The next chunk if one is buffered (or a producer waits with one), as ``next()`` would return it, without
+    /// suspending; nil when ``next()`` would wait or end.
+    public func nextIfReady() -> EventChunk<E>? {
+        let ready: (EventChunk<E>, [UnsafeContinuation<Void, any Error>])? = state.withLock { state in
+            if state.consumerDetached { return nil }
+            if let chunk = pop(&state) { return (chunk, admitWaiting(&state)) }
+            if let waiter = state.waiting.popFirst() {
+                return (waiter.chunk, [waiter.continuation] + admitWaiting(&state))
+            }
+            return nil
+        }
+        guard let (chunk, admitted) = ready else { return nil }
+        for continuation in admitted { continuation.resume() }
+        return chunk
+    }
+
     public func detachConsumer() {
         let consumer: UnsafeContinuation<EventChunk<E>?, Never>? = state.withLock { state in
             state.consumerDetached = true

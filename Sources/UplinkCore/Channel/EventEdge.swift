@@ -10,6 +10,10 @@ public protocol EventEdge<Element>: AnyObject, Sendable {
     func send(_ chunk: consuming EventChunk<Element>) async throws
     /// The next chunk; nil once every producer has finished and everything is read.
     func next() async -> EventChunk<Element>?
+    /// The next chunk if one is ready now, without suspending; nil when a read would wait, has ended, or the edge
+    /// cannot tell (then ``next()`` answers). Spares ``Inbox/next(until:)`` its timer and child tasks while the
+    /// consumer is behind its input.
+    func nextIfReady() -> EventChunk<Element>?
     /// Registers one producer; the edge ends after each has called ``finishProducer()``.
     func addProducer()
     func finishProducer()
@@ -28,6 +32,11 @@ public protocol EventEdge<Element>: AnyObject, Sendable {
     var bufferedEvents: Int { get }
     /// Events discarded by a drop policy or because the consumer went away.
     var droppedEvents: Int { get }
+}
+
+extension EventEdge {
+    /// An edge that keeps no chunks ready in memory (a disk buffer reads them from its thread): ``next()`` answers.
+    public func nextIfReady() -> EventChunk<Element>? { nil }
 }
 
 extension EventChannel: EventEdge {}

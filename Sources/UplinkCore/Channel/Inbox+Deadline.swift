@@ -12,10 +12,17 @@ extension Inbox {
     /// The next chunk, or ``Poll/timedOut`` once `deadline` passes first, so a batching stage can flush while its
     /// input is idle.
     ///
-    /// Structured: a child task waits for the chunk while another sleeps until the deadline. When the timer wins,
-    /// the waiting read is cancelled, and a chunk handed over at that very moment is still returned, never lost.
+    /// A chunk that is ready is returned at once, whatever the deadline (the caller checks its deadline between
+    /// reads). Otherwise, structured: a child task waits for the chunk while another sleeps until the deadline.
+    /// When the timer wins, the waiting read is cancelled, and a chunk handed over at that very moment is still
+    /// returned, never lost. (The two child tasks and the timer cost more than the read: a batching stage behind
+    /// its input, as behind a slow sink, skips them.)
     public func next(until deadline: ContinuousClock.Instant) async -> Poll {
-        await withTaskGroup(of: Poll?.self) { group in
+        if let chunk = channel.nextIfReady() {
+            metrics.received(events: chunk.count, bytes: chunk.byteCount)
+            return .chunk(chunk)
+        }
+        return await withTaskGroup(of: Poll?.self) { group in
             group.addTask {
                 guard let chunk = await self.next() else { return .ended }
                 return .chunk(chunk)

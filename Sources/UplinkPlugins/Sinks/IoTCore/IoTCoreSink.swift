@@ -62,73 +62,79 @@ public struct IoTCoreSink<Input: Event>: SinkStage {
         // messages are read ahead of their answers.
         let sending = DeliverySlots { client.concurrencyLimit }
         let waiting = DeliverySlots { client.concurrencyLimit }
-        try await withThrowingDiscardingTaskGroup { group in
-            /// Runs `work` as a child; a failure stops the sink (the reader and every waiter) and is rethrown
-            /// by the group.
-            func spawn(_ work: @escaping @Sendable () async throws -> Void) {
-                group.addTask {
-                    do {
-                        try await work()
-                    } catch {
-                        sending.abort()
-                        waiting.abort()
-                        throw error
+        // The reader and the deliveries run on the client's libcurl thread: an answer resumes its delivery, which
+        // acknowledges, lets the reader in and hands the next request over, all on the thread that read the
+        // answer, instead of waking a pool thread that then wakes the libcurl thread again, twice per request.
+        // Nothing here blocks but a dead letter's write (rare, and short).
+        try await withTaskExecutorPreference(client.taskExecutor) {
+            try await withThrowingDiscardingTaskGroup { group in
+                /// Runs `work` as a child; a failure stops the sink (the reader and every waiter) and is rethrown
+                /// by the group.
+                func spawn(_ work: @escaping @Sendable () async throws -> Void) {
+                    group.addTask {
+                        do {
+                            try await work()
+                        } catch {
+                            sending.abort()
+                            waiting.abort()
+                            throw error
+                        }
                     }
                 }
-            }
-            do {
-                for await chunk in input {
-                    // Each message is a request of its own that succeeds or fails on its own: with several, each
-                    // gets a share of the chunk's acknowledgements (made before the first is sent), so the chunk
-                    // counts as delivered only when all of them were.
-                    var shares = chunk.acknowledgements.shared(among: chunk.events.count)
-                    for event in chunk.events {
-                        let message = Self.message(for: event)
-                        let acknowledgements = shares.removeLast()
-                        guard let lane = settings.ordering.lane(for: message.topic ?? settings.topic) else {
-                            try await sending.take()
-                            spawn {
-                                defer { sending.release() }
-                                try await delivery.deliver(message, acknowledgements: acknowledgements)
+                do {
+                    for await chunk in input {
+                        // Each message is a request of its own that succeeds or fails on its own: with several,
+                        // each gets a share of the chunk's acknowledgements (made before the first is sent), so the
+                        // chunk counts as delivered only when all of them were.
+                        var shares = chunk.acknowledgements.shared(among: chunk.events.count)
+                        for event in chunk.events {
+                            let message = Self.message(for: event)
+                            let acknowledgements = shares.removeLast()
+                            guard let lane = settings.ordering.lane(for: message.topic ?? settings.topic) else {
+                                try await sending.take()
+                                spawn {
+                                    defer { sending.release() }
+                                    try await delivery.deliver(message, acknowledgements: acknowledgements)
+                                }
+                                continue
                             }
-                            continue
-                        }
-                        let (previous, mine) = lanes.enqueue(on: lane)
-                        guard let previous else {
-                            // The lane is free: the message goes now, like an unordered one.
-                            try await sending.take()
+                            let (previous, mine) = lanes.enqueue(on: lane)
+                            guard let previous else {
+                                // The lane is free: the message goes now, like an unordered one.
+                                try await sending.take()
+                                spawn {
+                                    var delivered = false
+                                    defer {
+                                        sending.release()
+                                        lanes.finish(mine, on: lane, delivered: delivered)
+                                    }
+                                    try await delivery.deliver(message, acknowledgements: acknowledgements)
+                                    delivered = true
+                                }
+                                continue
+                            }
+                            try await waiting.take()
                             spawn {
                                 var delivered = false
-                                defer {
-                                    sending.release()
-                                    lanes.finish(mine, on: lane, delivered: delivered)
-                                }
+                                defer { lanes.finish(mine, on: lane, delivered: delivered) }
+                                var isWaiting = true
+                                defer { if isWaiting { waiting.release() } }
+                                // The message before failed (the sink is stopping): this one must not overtake it.
+                                guard await previous.wait() else { throw CancellationError() }
+                                // The waiting place is given back only once a sending place is taken, so the
+                                // messages read ahead stay bounded.
+                                try await sending.take()
+                                defer { sending.release() }
+                                waiting.release()
+                                isWaiting = false
                                 try await delivery.deliver(message, acknowledgements: acknowledgements)
                                 delivered = true
                             }
-                            continue
-                        }
-                        try await waiting.take()
-                        spawn {
-                            var delivered = false
-                            defer { lanes.finish(mine, on: lane, delivered: delivered) }
-                            var isWaiting = true
-                            defer { if isWaiting { waiting.release() } }
-                            // The message before failed (the sink is stopping): this one must not overtake it.
-                            guard await previous.wait() else { throw CancellationError() }
-                            // The waiting place is given back only once a sending place is taken, so the
-                            // messages read ahead stay bounded.
-                            try await sending.take()
-                            defer { sending.release() }
-                            waiting.release()
-                            isWaiting = false
-                            try await delivery.deliver(message, acknowledgements: acknowledgements)
-                            delivered = true
                         }
                     }
+                } catch is DeliverySlots.Aborted {
+                    // A delivery failed: the group rethrows its error.
                 }
-            } catch is DeliverySlots.Aborted {
-                // A delivery failed: the group rethrows its error.
             }
         }
         let statistics = client.statistics
