@@ -102,12 +102,21 @@ private final class BufferModel: Sendable {
         return Int(String(decoding: message.body[2..<end], as: UTF8.self))
     }
 
-    static func configuration(_ fileSystem: some FileSystem, interval: Duration, chunkEvents: Int) -> DiskBuffer<Message>.Configuration {
+    static func configuration(
+        _ fileSystem: some FileSystem, interval: Duration, chunkEvents: Int, onSyncThread: Bool
+    ) -> DiskBuffer<Message>.Configuration {
         // 4 KiB segments, so a sequence rolls over several.
-        DiskBuffer<Message>.Configuration(
+        var configuration = DiskBuffer<Message>.Configuration(
             directory: directory, maxBytes: 512 << 10, whenFull: .dropNewest, fsyncInterval: interval,
             chunkEvents: chunkEvents, fileSystem: fileSystem, retryDelay: .milliseconds(1), segmentBytes: 4096)
+        configuration.commitsOnSyncThread = onSyncThread
+        return configuration
     }
+
+    /// Odd seeds commit on the buffer's sync thread, as in production (crash states taken while a sync overlaps
+    /// writes and reads); even ones on the buffer's thread, so their file-system operations, and a failure, replay
+    /// exactly from the seed.
+    static func commitsOnSyncThread(_ seed: UInt64) -> Bool { seed & 1 == 1 }
 
     static let logger: Logger = {
         var logger = Logger(label: "crash-state")
@@ -138,7 +147,9 @@ private final class BufferModel: Sendable {
             fileSystem.failSyncs(times: Int.random(in: 1...3, using: &random)) { $0.hasSuffix(".dat") }
         }
         let buffer = try DiskBuffer<Message>(
-            configuration: configuration(fileSystem, interval: interval, chunkEvents: chunkEvents), logger: logger)
+            configuration: configuration(
+                fileSystem, interval: interval, chunkEvents: chunkEvents, onSyncThread: commitsOnSyncThread(seed)),
+            logger: logger)
         let sampler = Shared(SeededGenerator(seed: seed ^ 0xC0FF_EE00))
         fileSystem.observeEachStep {
             let required = model.state.withLock { $0.upstreamAcknowledged.subtracting($0.deliveredBySink) }
@@ -228,7 +239,7 @@ private final class BufferModel: Sendable {
         let recovered: DiskBuffer<Message>
         do {
             recovered = try DiskBuffer<Message>(
-                configuration: configuration(fileSystem, interval: interval, chunkEvents: 50), logger: logger)
+                configuration: configuration(fileSystem, interval: interval, chunkEvents: 50, onSyncThread: false), logger: logger)
         } catch {
             throw CrashStateFailure(description: context("recovery failed: \(error)"))
         }
@@ -273,7 +284,9 @@ private final class BufferModel: Sendable {
             do {
                 checked += try await withTaskExecutorPreference(Self.thread) { try await run(seed) }
             } catch {
-                Issue.record("\(error)\nreplay: UPLINK_CRASH_SEED=\(seed) swift test --filter CrashStateTests")
+                let timing = Self.commitsOnSyncThread(seed)
+                    ? " (a disk-buffer sequence of an odd seed syncs on the buffer's sync thread: its interleaving may differ)" : ""
+                Issue.record("\(error)\nreplay: UPLINK_CRASH_SEED=\(seed) swift test --filter CrashStateTests\(timing)")
                 return
             }
         }

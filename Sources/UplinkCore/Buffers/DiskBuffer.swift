@@ -44,6 +44,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
         /// The size at which a segment is sealed and the next one started: by default an eighth of `maxBytes`,
         /// within 64 KiB ... 32 MiB (small ones in tests make many segments out of little data).
         public var segmentBytes: Int
+        /// Whether group commits (fdatasync, directory fsync) and unlinks run on the buffer's sync thread, so that
+        /// writing and reading go on meanwhile (the default). `false` runs them on the buffer's thread, in the order
+        /// they are asked for: the file-system operations of a sequence then no longer depend on timing, so the
+        /// crash-state tests that use it replay exactly from their seed.
+        public var commitsOnSyncThread = true
 
         public init(
             directory: String, maxBytes: Int = 256 << 20, whenFull: OverflowPolicy = .block,
@@ -783,6 +788,12 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
             acknowledgements: state.heldAcknowledgements.count)
         state.directoryUnsynced = false
         state.syncInFlight = job
+        if !configuration.commitsOnSyncThread {
+            job.run(fileSystem)
+            var released = completeSync(job, &state)
+            if state.syncWanted && state.syncInFlight == nil { released += requestSync(&state) }
+            return released
+        }
         syncThread.post { [self] in
             job.run(fileSystem)
             ioThread.post { [self] in
@@ -1262,7 +1273,11 @@ public final class DiskBuffer<E: PersistableEvent>: EventEdge, Sendable {
                 // extents), during which writes and reads waited. Its records are delivered; a segment left behind
                 // by a crash before the unlink is behind the ledger and removed at the next start.
                 let path = segmentPath(first.id)
-                syncThread.post { [fileSystem] in _ = fileSystem.unlink(path) }
+                if configuration.commitsOnSyncThread {
+                    syncThread.post { [fileSystem] in _ = fileSystem.unlink(path) }
+                } else {
+                    _ = fileSystem.unlink(path)
+                }
                 if state.readFDSegment == first.id {
                     fileSystem.close(state.readFD)
                     state.readFD = -1
