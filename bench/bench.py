@@ -226,6 +226,20 @@ def main():
                                   "sinks:\n  out: { type: stdout, inputs: [plausible] }\n" % work)],
             "stdin": csv_data, "lines": args.lines,
         },
+        # json -> aggregate (1 min windows per sensor status, mean/min/max): the windowed stage's cost per record
+        # beside json alone; it sends one record per key and window, so its sink does almost nothing.
+        "csv-json-aggregate": {
+            "argv": [args.binary, "run", "--log-level", "error",
+                     write_config(work, "csv-json-aggregate",
+                                  "data_dir: %s/state\nsources:\n  in: { type: stdin }\n"
+                                  "transforms:\n"
+                                  "  wrap: { type: json, inputs: [in], mode: csv,"
+                                  " columns: [time:int, temperature:float, humidity:int, status] }\n"
+                                  "  minute: { type: aggregate, inputs: [wrap], window: 1m, group_by: [status],"
+                                  " fields: { temperature: [mean, min, max], humidity: mean } }\n"
+                                  "sinks:\n  out: { type: stdout, inputs: [minute] }\n" % work)],
+            "stdin": csv_data, "lines": args.lines,
+        },
         "csv-json-remap": {
             "argv": [args.binary, "run", "--log-level", "error",
                      write_config(work, "csv-json-remap",

@@ -118,14 +118,26 @@ struct AggregateWindows: Sendable {
         // A wall clock set back joins the open windows rather than relabelling them.
         let start = openStart ?? start(of: now)
         let key = groups.key(of: record)
-        var window: Window
-        var withinLimit = true
-        if let existing = windows[key] {
-            window = existing
-        } else {
-            window = Window(summaries: Array(repeating: Summary(), count: fields.count))
-            withinLimit = windows.count < groups.maxGroups
+        // An open window is changed where it is in the table: one hash of the key per record, and no copy of its
+        // summaries (a window copied out and stored back copied them on every record).
+        if let index = windows.index(forKey: key) {
+            add(record, acknowledgements: acknowledgements, chunk: chunk, to: &windows.values[index])
+            openStart = start
+            return true
         }
+        var window = Window(summaries: Array(repeating: Summary(), count: fields.count))
+        add(record, acknowledgements: acknowledgements, chunk: chunk, to: &window)
+        guard windows.count < groups.maxGroups else {
+            closed.append(output(key: key, window: window, start: start))
+            return false
+        }
+        order.append(key)
+        windows[key] = window
+        openStart = start
+        return true
+    }
+
+    private func add(_ record: Record, acknowledgements: Acknowledgements, chunk: Int, to window: inout Window) {
         window.count += 1
         if window.lastChunk != chunk {
             window.acknowledgements.merge(acknowledgements.shared())
@@ -134,14 +146,6 @@ struct AggregateWindows: Sendable {
         for (index, field) in fields.enumerated() {
             if let value = record.fields[field.name] { window.summaries[index].add(value) }
         }
-        guard withinLimit else {
-            closed.append(output(key: key, window: window, start: start))
-            return false
-        }
-        if windows[key] == nil { order.append(key) }
-        windows[key] = window
-        openStart = start
-        return true
     }
 
     /// Closes the open windows once `now` reaches their end.
