@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import Synchronization
 import Testing
+import UplinkTestSupport
 
 @testable import IoTCore
 
@@ -214,16 +215,12 @@ struct IoTCoreCurlTransportTests {
                 while !release.load(ordering: .acquiring) && ContinuousClock.now < deadline { sched_yield() }
             }
         }
-        for _ in 0..<5000 where !entered.load(ordering: .acquiring) {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        #expect(await waitUntil { entered.load(ordering: .acquiring) })
         let before = driver.wakeupCount
         let publishes = (0..<6).map { index in
             Task { try await client.publish(topic: "/p/d/upload", body: [UInt8(index)]) }
         }
-        for _ in 0..<5000 where driver.queuedCount < 6 {
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        #expect(await waitUntil { driver.queuedCount >= 6 })
         #expect(driver.queuedCount == 6)
         #expect(driver.wakeupCount == before, "the thread is awake: it looks at its queue again before it sleeps")
         release.store(true, ordering: .releasing)

@@ -4,6 +4,7 @@ import Testing
 import UplinkCore
 
 @testable import UplinkPlugins
+import UplinkTestSupport
 
 /// The `exec` source with real processes: scheduled runs with their exit status, timeouts that kill the
 /// process group, streaming with restarts, stderr kept out of the data.

@@ -4,6 +4,7 @@ import Testing
 import UplinkCore
 
 @testable import UplinkPlugins
+import UplinkTestSupport
 
 /// The `file` source on real files: tailing, checkpoints and restarts, rotation while lines are written.
 @Suite(.serialized, .timeLimit(.minutes(1))) struct FileSourceTests {

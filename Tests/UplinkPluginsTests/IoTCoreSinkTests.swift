@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import UplinkCore
 import UplinkPlugins
+import UplinkTestSupport
 
 /// Emits `count` messages over `topics` (round robin), each `body_bytes` long, or batches of `parts` parts,
 /// tracking how many records were acknowledged as delivered.

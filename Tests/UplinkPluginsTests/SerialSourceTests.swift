@@ -4,6 +4,7 @@ import Testing
 import UplinkCore
 
 @testable import UplinkPlugins
+import UplinkTestSupport
 
 /// A pseudo-terminal standing in for a serial device: the test writes to the master; the source opens the
 /// slave through a symbolic link, as it would open /dev/serial/by-id/….

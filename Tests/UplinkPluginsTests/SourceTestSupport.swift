@@ -5,6 +5,7 @@ import Testing
 import UplinkCore
 
 @testable import UplinkPlugins
+import UplinkTestSupport
 
 /// Builds a source from its YAML mapping through the real config loader and registry, as `uplink run` does.
 func buildSource(_ mapping: String) throws -> any SourceStage {
@@ -156,16 +157,6 @@ final class SourceHarness: Sendable {
         if case .failure(let error)? = result { return error }
         return nil
     }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: @Sendable () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
 }
 
 /// Appends bytes to a file (created if missing), as a logging application does.
