@@ -12,6 +12,7 @@
 /// | `maxBodyBytes` | `Int` | `131072` | largest publish body; larger answers 100076 |
 /// | `clockSkewAllowance` | `Duration` | 3600 s | largest distance of an `/auth` `Timestamp` from server time |
 /// | `maxRetainedMessages` | `Int` | `10000` | accepted messages kept in memory for inspection (oldest dropped) |
+/// | `maxRetainedBytes` | `Int` | `67108864` | body bytes of those messages kept in memory (oldest dropped) |
 public struct EmulatorConfiguration: Sendable {
     /// Address to bind.
     public var host: String
@@ -34,6 +35,9 @@ public struct EmulatorConfiguration: Sendable {
     public var clockSkewAllowance: Duration
     /// Accepted messages kept in memory; the oldest are dropped beyond this count.
     public var maxRetainedMessages: Int
+    /// Body bytes of the accepted messages kept in memory; the oldest are dropped beyond this many. Without it,
+    /// 10,000 bodies of 128 KB held 1.3 GB in a benchmark.
+    public var maxRetainedBytes: Int
 
     /// Creates a configuration; every parameter has the default listed on the type.
     public init(
@@ -46,7 +50,8 @@ public struct EmulatorConfiguration: Sendable {
         acceptedLogPath: String? = nil,
         maxBodyBytes: Int = 131_072,
         clockSkewAllowance: Duration = .seconds(3600),
-        maxRetainedMessages: Int = 10_000
+        maxRetainedMessages: Int = 10_000,
+        maxRetainedBytes: Int = 64 << 20
     ) {
         self.host = host
         self.port = port
@@ -58,7 +63,10 @@ public struct EmulatorConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.clockSkewAllowance = clockSkewAllowance
         self.maxRetainedMessages = maxRetainedMessages
+        self.maxRetainedBytes = maxRetainedBytes
     }
+
+    var retentionCaps: RetentionCaps { RetentionCaps(messages: self.maxRetainedMessages, bytes: self.maxRetainedBytes) }
 
     /// Every problem of the configuration, empty when it is usable. Collected rather than thrown one by one
     /// so a user sees all of them at once.
@@ -70,6 +78,7 @@ public struct EmulatorConfiguration: Sendable {
         if self.maxBodyBytes <= 0 { problems.append("max_body_bytes: must be positive") }
         if self.clockSkewAllowance < .zero { problems.append("clock_skew_allowance: must not be negative") }
         if self.maxRetainedMessages < 0 { problems.append("max_retained_messages: must not be negative") }
+        if self.maxRetainedBytes < 0 { problems.append("max_retained_bytes: must not be negative") }
         for (name, ratio) in [
             ("ratio_130", self.faults.ratio130), ("ratio_100077", self.faults.ratio100077),
             ("auth_ratio_130", self.faults.authRatio130),

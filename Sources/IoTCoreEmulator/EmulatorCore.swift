@@ -120,7 +120,7 @@ final class EmulatorCore: Sendable {
     /// accepted-message log when one is configured.
     func accept(topic: String, productSN: String, deviceSN: String, body: [UInt8]) async -> String {
         let log = self.acceptedLog.withLock { $0 }
-        let limit = self.configuration.maxRetainedMessages
+        let caps = self.configuration.retentionCaps
         let logger = self.logger
         return await withCheckedContinuation { continuation in
             // The id is assigned and the line queued under one lock, so the file keeps id order.
@@ -135,8 +135,7 @@ final class EmulatorCore: Sendable {
                     messageID: messageID,
                     receivedAt: Date()
                 )
-                state.accepted.append(message)
-                state.trimAccepted(limit: limit)
+                state.retain(message, within: caps)
                 state.statistics.acceptedMessages += 1
                 state.statistics.acceptedBytes += body.count
                 guard let log else {
@@ -159,8 +158,8 @@ final class EmulatorCore: Sendable {
     }
 
     func acceptedMessages() -> [AcceptedMessage] {
-        let limit = self.configuration.maxRetainedMessages
-        return self.state.withLock { Array($0.accepted.suffix(limit)) }
+        let caps = self.configuration.retentionCaps
+        return self.state.withLock { Array($0.accepted.suffix($0.retainedSuffix(within: caps))) }
     }
 
     func statistics() -> EmulatorStatistics {

@@ -23,8 +23,10 @@ struct EmulatorState: Sendable {
     var statistics = EmulatorStatistics()
     /// Protocol requests being answered now; its high-water mark is `statistics.maxConcurrentRequests`.
     var requestsInProgress = 0
-    /// Accepted messages, oldest first; trimmed in chunks so accepting stays cheap once the cap is reached.
+    /// Accepted messages, oldest first; trimmed in chunks so accepting stays cheap once a cap is reached.
     var accepted: [AcceptedMessage] = []
+    /// The body bytes of `accepted`.
+    var acceptedBytes = 0
     var nextMessageID: UInt64 = 1
     /// The precise expiry of each issued token, by `jti`. Whole-second `exp` claims cannot express the short
     /// lifetimes tests use. A token whose id is missing here was pruned, hence expired.
@@ -46,11 +48,37 @@ struct EmulatorState: Sendable {
         self.tokenDeadlines = self.tokenDeadlines.filter { $0.value > now }
     }
 
-    /// Keeps at most `limit` accepted messages, trimming only when the overshoot is worth the copy.
-    mutating func trimAccepted(limit: Int) {
-        let overshoot = self.accepted.count - limit
-        if overshoot > 0 && (overshoot >= max(1, limit / 8) || limit == 0) {
-            self.accepted.removeFirst(overshoot)
-        }
+    /// Records a newly accepted message and trims the oldest beyond the caps.
+    mutating func retain(_ message: AcceptedMessage, within caps: RetentionCaps) {
+        self.accepted.append(message)
+        self.acceptedBytes += message.body.count
+        // Trimming copies the array, so it waits until the overshoot is worth it (an eighth of a cap); readers
+        // see only what is within the caps (``retainedSuffix(within:)``).
+        let extraMessages = self.accepted.count - caps.messages
+        let extraBytes = self.acceptedBytes - caps.bytes
+        guard extraMessages >= max(1, caps.messages / 8) || extraBytes >= max(1, caps.bytes / 8) else { return }
+        let keep = retainedSuffix(within: caps)
+        self.accepted.removeFirst(self.accepted.count - keep)
+        self.acceptedBytes = self.accepted.reduce(0) { $0 + $1.body.count }
     }
+
+    /// How many of the newest accepted messages fit in the caps. The newest one is kept whatever its size when
+    /// any bytes are allowed, so a message larger than the byte cap is still inspectable.
+    func retainedSuffix(within caps: RetentionCaps) -> Int {
+        var count = 0
+        var bytes = 0
+        for message in self.accepted.reversed() {
+            guard count < caps.messages else { break }
+            if bytes + message.body.count > caps.bytes && (count > 0 || caps.bytes == 0) { break }
+            count += 1
+            bytes += message.body.count
+        }
+        return count
+    }
+}
+
+/// How much of the accepted traffic the emulator keeps in memory for inspection.
+struct RetentionCaps: Sendable {
+    var messages: Int
+    var bytes: Int
 }

@@ -237,7 +237,7 @@ public final class IoTCoreEmulator: Service, Sendable {
         }
     }
 
-    /// The messages accepted so far (at most `maxRetainedMessages`, oldest first).
+    /// The messages accepted so far (at most `maxRetainedMessages` and `maxRetainedBytes` of bodies, oldest first).
     public func acceptedMessages() -> [AcceptedMessage] {
         self.core.acceptedMessages()
     }

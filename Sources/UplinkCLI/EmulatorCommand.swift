@@ -37,6 +37,9 @@ struct Emulator: AsyncParsableCommand {
     @Option(name: .customLong("ratio-130"), help: "Fraction of publishes answered 130 (0-1).") var ratio130: Double = 0
     @Option(name: .customLong("ratio-100077"), help: "Fraction of publishes answered 100077 (0-1).") var ratio100077: Double = 0
     @Option(help: "Added latency per answer, e.g. 50ms.") var latency: String = "0"
+    @Option(help: "Accepted messages kept in memory for GET /_emulator/messages (the oldest are dropped).")
+    var maxRetainedMessages: Int = 10_000
+    @Option(help: "Body bytes of those messages kept in memory, e.g. 64MiB.") var maxRetainedBytes: String = "64MiB"
 
     @OptionGroup var logging: LoggingOptions
 
@@ -48,6 +51,9 @@ struct Emulator: AsyncParsableCommand {
         }
         guard let addedLatency = ValueParsing.duration(latency) else {
             throw ValidationError("--latency must be a duration like 50ms")
+        }
+        guard let retainedBytes = ValueParsing.size(maxRetainedBytes) else {
+            throw ValidationError("--max-retained-bytes must be a size like 64MiB or 1000000")
         }
         let tls: EmulatorTLS
         if noTLS {
@@ -61,7 +67,7 @@ struct Emulator: AsyncParsableCommand {
         let configuration = EmulatorConfiguration(
             host: host, port: port, tls: tls, devices: try loadDevices(devices), tokenLifetime: lifetime,
             faults: EmulatorFaults(ratio130: ratio130, ratio100077: ratio100077, latency: addedLatency),
-            acceptedLogPath: acceptedLog)
+            acceptedLogPath: acceptedLog, maxRetainedMessages: maxRetainedMessages, maxRetainedBytes: retainedBytes)
         for problem in configuration.problems() { printError("emulator: \(problem)") }
         if !configuration.problems().isEmpty { throw ExitCode(exitConfigError) }
         let emulator = try IoTCoreEmulator(configuration: configuration, logger: logger)
