@@ -10,8 +10,12 @@ RSS, page faults and context switches):
 - two-send: to bench/two_send_server.py (headers and body in two sends, no TCP_NODELAY: delayed ACKs).
 A binary that does not know `ordering` (before it existed) skips the ordered scenarios.
 
+--isolate runs the harness (emulator, delay proxy, two-send server) on CPU 0 and the agent on the other CPUs. On a
+small machine the Python proxy otherwise shares the agent's CPUs, and what it evicts and preempts shows up in the
+agent's CPU per line (on 2 vCPUs: 1.3-1.4x behind the proxy unpinned, 1.1x isolated; bench/RESULTS.md).
+
 Usage: bench/latency.py --binary after=PATH [--binary before=PATH] [--binary fixed=PATH,max_concurrency=4]
-                        [--lines N] [--runs N] [--scenario NAME ...]
+                        [--lines N] [--runs N] [--scenario NAME ...] [--isolate]
 """
 import argparse
 import os
@@ -49,7 +53,16 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--delay-ms", type=float, default=25)
     parser.add_argument("--scenario", action="append")
+    parser.add_argument("--isolate", action="store_true", help="harness on CPU 0, the agent on the other CPUs")
     args = parser.parse_args()
+    agent_prefix = []
+    if args.isolate:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--isolate needs at least 2 CPUs")
+        # Children inherit this process's affinity: the harness started below stays on the first CPU.
+        os.sched_setaffinity(0, {cpus[0]})
+        agent_prefix = ["taskset", "-c", ",".join(str(cpu) for cpu in cpus[1:])]
     binaries = []
     extras = {}
     for item in args.binary:
@@ -102,7 +115,8 @@ def main():
     def run(item):
         scenario, label, path, state, config_path = item
         shutil.rmtree(state, ignore_errors=True)
-        return measure([path, "run", "--log-level", "error", config_path])
+        # taskset execs the agent in its own process, so wait4 still reports the agent's own usage.
+        return measure(agent_prefix + [path, "run", "--log-level", "error", config_path])
 
     try:
         for item in plan:  # warm-up
@@ -117,9 +131,9 @@ def main():
             process.terminate()
             process.wait()
 
-    print("machine: %s, %d CPUs, load %s; %d lines of 100 bytes; %d runs each, median (min-max); delay %g ms each way"
+    print("machine: %s, %d CPUs, load %s; %d lines of 100 bytes; %d runs each, median (min-max); delay %g ms each way%s"
           % (os.uname().machine, os.cpu_count(), "%.1f %.1f %.1f" % os.getloadavg(), args.lines, args.runs,
-             args.delay_ms))
+             args.delay_ms, "; harness on CPU 0, agent on " + agent_prefix[-1] if agent_prefix else ""))
     print("%-18s %-8s %-32s %-26s %-20s %-24s %-24s" % ("scenario", "binary", "lines/s", "CPU s per 1M lines",
                                                        "peak RSS MiB", "page faults", "context switches"))
     for scenario, label, *_ in plan:
