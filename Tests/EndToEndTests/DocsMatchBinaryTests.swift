@@ -143,6 +143,8 @@ extension EndToEnd {
             #expect(lines[lines.count - 2].contains("embedded IoT-Core emulator received"), "\(result.stderr)")
             #expect(lines[lines.count - 2].contains("emulator.messages=2"))
             #expect(lines[lines.count - 2].contains("emulator.last_topic=/abcdefgh12345678/device001/upload"))
+            // "The last of them" is the last line given, not whichever request happened to finish last.
+            #expect(lines[lines.count - 2].contains(#"emulator.last_body="{\"message\":\"world\""#), "\(result.stderr)")
         }
     }
 }
