@@ -490,17 +490,34 @@ private final class BufferModel: Sendable {
                 let states = fileSystem.crashStates()
                 captured.withLock { list in for state in states { list.append((state, required)) } }
             }
-            for index in 0..<Int.random(in: 5...30, using: &random) {
-                let payload = [UInt8](repeating: UInt8(ascii: "p"), count: Int.random(in: 0...700, using: &random))
-                do {
-                    try file.write(component: "cloud", topic: "/t", reason: "letter \(index)", retCode: 230, payload: payload)
-                    let written = lines(fileSystem.volatileSnapshot).filter(\.value).keys.filter {
-                        String(decoding: $0, as: UTF8.self).contains("\"reason\":\"letter \(index)\"")
-                    }
-                    acknowledged.withLock { $0.formUnion(written) }
-                } catch {
-                    // Not acknowledged: the caller keeps the data.
+            // A sink writes one letter at a time; a transform appends a chunk's letters and commits them at once.
+            var index = 0
+            for _ in 0..<Int.random(in: 5...30, using: &random) {
+                let group = Int.random(in: 0...3, using: &random)
+                let reasons = (index..<index + max(1, group)).map { "letter \($0)" }
+                index += reasons.count
+                let payloads = reasons.map { _ in
+                    [UInt8](repeating: UInt8(ascii: "p"), count: Int.random(in: 0...700, using: &random))
                 }
+                var durable = false
+                if group == 0 {
+                    durable = (try? file.write(component: "cloud", topic: "/t", reason: reasons[0], retCode: 230, payload: payloads[0])) != nil
+                } else {
+                    var appended = true
+                    for (reason, payload) in zip(reasons, payloads) {
+                        do { try file.append(component: "t", topic: nil, reason: reason, retCode: nil, payload: payload) } catch { appended = false }
+                    }
+                    // The commit is made whatever happened (as `Rejections.settle` does); the group counts only if
+                    // every append and the commit succeeded.
+                    let committed = (try? file.commit()) != nil
+                    durable = appended && committed
+                }
+                guard durable else { continue }  // Not acknowledged: the caller keeps the data.
+                let written = lines(fileSystem.volatileSnapshot).filter(\.value).keys.filter { line in
+                    let text = String(decoding: line, as: UTF8.self)
+                    return reasons.contains { text.contains("\"reason\":\"\($0)\"") }
+                }
+                acknowledged.withLock { $0.formUnion(written) }
             }
             fileSystem.observeEachStep(nil)
             let all = lines(fileSystem.volatileSnapshot).filter(\.value).keys

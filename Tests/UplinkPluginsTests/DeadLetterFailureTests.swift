@@ -54,6 +54,9 @@ import UplinkCore
         try FileManager.default.removeItem(atPath: blocker)
         try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
         rejections.reject(Array("y".utf8), topic: nil, reason: "bad", deadLetter: true)
+        // Appended, not yet durable: it counts once the chunk settles (one fsync per chunk).
+        #expect(rejections.deadLettered == 0)
+        rejections.settle(Acknowledgements())
         #expect(metrics.report().failure == nil)
         #expect(rejections.deadLettered == 1)
         rejections.finish()

@@ -27,7 +27,15 @@ public import UplinkFileSystem
 /// descriptor is closed: after a failed fsync Linux may have dropped the line, so nothing is acknowledged and the
 /// next write starts from a fresh descriptor.
 ///
-/// Safe to share between tasks: writes are serialised by a lock (dead letters are rare, so one lock is cheap).
+/// A transform that rejects many events of one chunk (a sensor sending garbage, a log format that changed) uses
+/// ``append(component:topic:reason:retCode:payload:)`` per event and one ``commit()`` before it acknowledges the
+/// chunk: one fsync per chunk instead of one per event (100,000 rejected lines took 16 s and 5.4 CPU s of
+/// fsyncs one by one, on a cooperative-pool thread that the rest of the pipeline needed). A failed commit
+/// truncates the file back to its last durable line, so every line appended since is lost and the caller fails
+/// the chunk.
+///
+/// Safe to share between tasks: writes are serialised by a lock. `append`/`commit` are for one writer (a
+/// transform's chunk loop); `write` may be called from any number of tasks.
 public final class DeadLetterFile: Sendable {
     public let path: String
     public let maxBytes: Int
@@ -37,6 +45,8 @@ public final class DeadLetterFile: Sendable {
     private struct State {
         var fd: Int32 = -1
         var size = 0
+        /// The size up to which every line is on disk (fsynced); a failed sync truncates back to it.
+        var durableSize = 0
     }
 
     private let state = Mutex(State())
@@ -68,6 +78,31 @@ public final class DeadLetterFile: Sendable {
     public func write(
         component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>
     ) throws(FileIO.Failure) {
+        let line = Self.line(component: component, topic: topic, reason: reason, retCode: retCode, payload: payload)
+        try state.withLock { (state) throws(FileIO.Failure) in
+            try appendLine(line, &state)
+            try sync(&state)
+        }
+    }
+
+    /// Appends one dead letter without making it durable: ``commit()`` does that for every line appended since the
+    /// last one. Nothing appended may be acknowledged before that commit succeeded.
+    public func append(
+        component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>
+    ) throws(FileIO.Failure) {
+        let line = Self.line(component: component, topic: topic, reason: reason, retCode: retCode, payload: payload)
+        try state.withLock { (state) throws(FileIO.Failure) in try appendLine(line, &state) }
+    }
+
+    /// Makes every line appended so far durable (one fsync; nothing to do when there is none). On failure the
+    /// file is cut back to its last durable line and closed, and the error names the file and the errno.
+    public func commit() throws(FileIO.Failure) {
+        try state.withLock { (state) throws(FileIO.Failure) in try sync(&state) }
+    }
+
+    private static func line(
+        component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>
+    ) -> [UInt8] {
         var line: [UInt8] = []
         line.reserveCapacity(120 + reason.utf8.count + Base64.encodedCount(payload.count))
         line.append(contentsOf: #"{"time":"#.utf8)
@@ -83,30 +118,36 @@ public final class DeadLetterFile: Sendable {
         line.append(contentsOf: #","payload_base64":""#.utf8)
         Base64.encode(payload, to: &line)
         line.append(contentsOf: "\"}\n".utf8)
+        return line
+    }
 
-        try state.withLock { (state) throws(FileIO.Failure) in
-            if state.fd >= 0, state.size > 0, state.size + line.count > maxBytes {
-                try rotate(&state)
-            }
-            if state.fd < 0 { try openFile(&state) }
-            let durableSize = state.size
-            let failure = line.withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
-            if failure != 0 {
-                // The file may now end in a partial line; start the next one on a fresh line so it stays parseable.
-                _ = [UInt8(0x0A)].withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
-                state.size = currentSize(state.fd)
-                throw FileIO.Failure("cannot write to", path: path, code: failure)
-            }
-            state.size += line.count
-            // A dead letter is the data's last copy once the caller acknowledges it: make it durable first.
-            let synced = fileSystem.fsync(state.fd)
-            if synced != 0 {
-                // The line may never reach the disk, and what follows must not land after a hole: cut it off.
-                _ = fileSystem.truncate(state.fd, to: durableSize)
-                closeFile(&state)
-                throw FileIO.Failure("cannot fsync", path: path, code: synced)
-            }
+    private func appendLine(_ line: [UInt8], _ state: inout State) throws(FileIO.Failure) {
+        if state.fd >= 0, state.size > 0, state.size + line.count > maxBytes {
+            try rotate(&state)
         }
+        if state.fd < 0 { try openFile(&state) }
+        let failure = line.withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
+        if failure != 0 {
+            // The file may now end in a partial line; start the next one on a fresh line so it stays parseable.
+            _ = [UInt8(0x0A)].withUnsafeBytes { fileSystem.writeAll(state.fd, $0) }
+            state.size = currentSize(state.fd)
+            throw FileIO.Failure("cannot write to", path: path, code: failure)
+        }
+        state.size += line.count
+    }
+
+    /// fsyncs what was written since the last sync. A dead letter is the data's last copy once the caller
+    /// acknowledges it.
+    private func sync(_ state: inout State) throws(FileIO.Failure) {
+        guard state.fd >= 0, state.size != state.durableSize else { return }
+        let synced = fileSystem.fsync(state.fd)
+        if synced != 0 {
+            // The lines may never reach the disk, and what follows must not land after a hole: cut them off.
+            _ = fileSystem.truncate(state.fd, to: state.durableSize)
+            closeFile(&state)
+            throw FileIO.Failure("cannot fsync", path: path, code: synced)
+        }
+        state.durableSize = state.size
     }
 
     /// Closes the file; a later write opens it again.
@@ -130,11 +171,15 @@ public final class DeadLetterFile: Sendable {
         }
         state.fd = fd
         state.size = currentSize(fd)
+        // What a previous run or descriptor left is taken as it is: its lines were synced before they counted.
+        state.durableSize = state.size
         // A file already over the cap (a smaller max_bytes than last run) rotates before it grows.
         if state.size >= maxBytes { try rotate(&state) }
     }
 
     private func rotate(_ state: inout State) throws(FileIO.Failure) {
+        // Lines appended and not yet committed move with the file: they must be on disk before it is renamed.
+        try sync(&state)
         closeFile(&state)
         if keep == 0 {
             let code = fileSystem.unlink(path)
@@ -153,12 +198,14 @@ public final class DeadLetterFile: Sendable {
         try openFile(&state)
     }
 
-    /// Every line was fsynced when written, so closing needs no sync of its own.
+    /// Closes without a sync: what was committed is on disk, and what was appended and never committed was never
+    /// acknowledged.
     private func closeFile(_ state: inout State) {
         guard state.fd >= 0 else { return }
         fileSystem.close(state.fd)
         state.fd = -1
         state.size = 0
+        state.durableSize = 0
     }
 
     private func currentSize(_ fd: Int32) -> Int {

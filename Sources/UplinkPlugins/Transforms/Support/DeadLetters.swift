@@ -53,9 +53,11 @@ struct DeadLetterSettings: Sendable {
 /// Every reject counts as a component error; the first is logged with its reason, the rest are summarised when
 /// the transform ends, never one log line per event.
 ///
-/// A dead letter is a final answer only once it is on disk. When writing it fails (the file cannot be opened,
-/// written or fsynced), the event is not acknowledged: ``settle(_:)`` resolves the chunk it came from as failed,
-/// so the source keeps it (a file's checkpoint stays before it and a restart reads it again). The failure is
+/// A dead letter is a final answer only once it is on disk. The events of one chunk are appended as they are
+/// rejected and made durable together, by one fsync in ``settle(_:)``, before the chunk is acknowledged. When
+/// writing fails (the file cannot be opened, written or fsynced), the events are not acknowledged: ``settle(_:)``
+/// resolves the chunk they came from as failed, so the source keeps them (a file's checkpoint stays before them
+/// and a restart reads them again). The failure is
 /// counted in `errors_total`, logged with the path and errno (the first of a run of failures; the next success is
 /// logged too), and reported to `/health` (degraded, then unhealthy) until a dead letter is written again.
 struct Rejections {
@@ -70,6 +72,8 @@ struct Rejections {
     private(set) var writeFailures = 0
     /// A dead-letter write failed since the last ``settle(_:)``: the chunk being handled must not be acknowledged.
     private var unsettledFailure = false
+    /// Dead letters appended since the last ``settle(_:)``, durable only once it commits them.
+    private var uncommitted = 0
     private let health = DeadLetterHealth()
 
     init(context: ComponentContext, deadLetters: DeadLetterFile?, dropReason: DropReason = .parseError) {
@@ -83,41 +87,63 @@ struct Rejections {
     }
 
     /// Rejects an event: dead-letters `payload` when `deadLetter` is true (and a file is configured), else drops it.
+    /// A dead letter is appended now and made durable by ``settle(_:)``.
     mutating func reject(_ payload: some Collection<UInt8>, topic: String?, reason: String, deadLetter: Bool) {
         count(reason: reason)
         if deadLetter, let deadLetters {
             do {
-                try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
-                deadLettered += 1
-                context.metrics.dropped(1, reason: .deadLetter)
-                if health.recovered() {
-                    context.logger.info("dead letters are written again", metadata: ["file.path": "\(deadLetters.path)"])
-                }
+                try deadLetters.append(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
+                uncommitted += 1
                 return
             } catch {
-                writeFailures += 1
-                unsettledFailure = true
-                context.metrics.error()
-                if health.failed(error) {
-                    context.logger.error(
-                        "cannot write a dead letter; the rejected events are not acknowledged, so their source keeps them",
-                        metadata: [
-                            "file.path": "\(error.path)", "errno": "\(error.code)", "error": "\(error)",
-                        ])
-                }
+                // The chunk fails whatever else happens: what it appended before counts as failed with it (a
+                // failed rotation may have cut it off the file).
+                writeFailed(error, events: 1 + uncommitted)
+                uncommitted = 0
+                return
             }
         }
         dropped += 1
         context.metrics.dropped(1, reason: dropReason)
     }
 
-    /// Ends the handling of one input chunk: when a dead letter of its events could not be written, its
-    /// acknowledgements are resolved as failed (whatever happens to its other events), so the source does not
-    /// take the event for delivered. Call it for each chunk, while still holding the chunk.
+    /// Ends the handling of one input chunk: makes its dead letters durable (one fsync), and when that or an
+    /// earlier write failed, resolves its acknowledgements as failed (whatever happens to its other events), so
+    /// the source does not take the events for delivered. Call it for each chunk, while still holding the chunk.
     mutating func settle(_ acknowledgements: Acknowledgements) {
+        if uncommitted > 0, let deadLetters {
+            let events = uncommitted
+            uncommitted = 0
+            do {
+                try deadLetters.commit()
+                deadLettered += events
+                context.metrics.dropped(events, reason: .deadLetter)
+                if health.recovered() {
+                    context.logger.info("dead letters are written again", metadata: ["file.path": "\(deadLetters.path)"])
+                }
+            } catch {
+                writeFailed(error, events: events)
+            }
+        }
         guard unsettledFailure else { return }
         unsettledFailure = false
         acknowledgements.resolve(.failed)
+    }
+
+    /// Counts dead letters that are not on disk; the chunk they came from is failed by ``settle(_:)``.
+    private mutating func writeFailed(_ error: FileIO.Failure, events: Int) {
+        writeFailures += events
+        unsettledFailure = true
+        context.metrics.error()
+        dropped += events
+        context.metrics.dropped(events, reason: dropReason)
+        if health.failed(error) {
+            context.logger.error(
+                "cannot write a dead letter; the rejected events are not acknowledged, so their source keeps them",
+                metadata: [
+                    "file.path": "\(error.path)", "errno": "\(error.code)", "error": "\(error)",
+                ])
+        }
     }
 
     /// Counts a problem with an event that is still sent on (kept as raw text).
