@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-all=(config json csv kv regex lineframer process diskbuffer checkpoint tokencache serveranswer)
+all=(config json csv kv regex lineframer process diskbuffer checkpoint tokencache serveranswer expression)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 scratch="${FUZZ_SCRATCH:-$PWD/.build-fuzz/build}"

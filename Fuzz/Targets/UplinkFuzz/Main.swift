@@ -15,6 +15,7 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
     "checkpoint": CheckpointFuzz.run,
     "tokencache": TokenCacheFuzz.run,
     "serveranswer": ServerAnswerFuzz.run,
+    "expression": ExpressionFuzz.run,
 ]
 
 nonisolated(unsafe) var selected: (@Sendable (UnsafeBufferPointer<UInt8>) -> Void)?
