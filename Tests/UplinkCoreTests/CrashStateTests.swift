@@ -504,12 +504,13 @@ private final class BufferModel: Sendable {
                     durable = (try? file.write(component: "cloud", topic: "/t", reason: reasons[0], retCode: 230, payload: payloads[0])) != nil
                 } else {
                     var appended = true
+                    var last: DeadLetterFile.Ticket?
                     for (reason, payload) in zip(reasons, payloads) {
-                        do { try file.append(component: "t", topic: nil, reason: reason, retCode: nil, payload: payload) } catch { appended = false }
+                        do { last = try file.append(component: "t", topic: nil, reason: reason, retCode: nil, payload: payload) } catch { appended = false }
                     }
-                    // The commit is made whatever happened (as `Rejections.settle` does); the group counts only if
-                    // every append and the commit succeeded.
-                    let committed = (try? file.commit()) != nil
+                    // The last ticket is committed whatever happened (as `Rejections.settle` does); the group counts
+                    // only if every append and the commit succeeded.
+                    let committed = last.map { (try? file.commit($0)) != nil } ?? false
                     durable = appended && committed
                 }
                 guard durable else { continue }  // Not acknowledged: the caller keeps the data.

@@ -94,4 +94,42 @@ import UplinkFileSystemTesting
         #expect(rejections.deadLettered == 502)
         #expect(durableLines() == 502)
     }
+
+    /// The sink's deliveries wait for their dead letters off their own thread, and share fsyncs: tickets that one
+    /// sync covered need no other. A failed sync fails every ticket it cut off, not only its caller's.
+    @Test func ticketsShareASyncAndAFailedSyncFailsEveryLineItCut() async throws {
+        let fileSystem = SimulatedFileSystem()
+        _ = fileSystem.makeDirectory("/state", mode: 0o700)
+        let path = "/state/cloud/dead-letters.jsonl"
+        let file = DeadLetterFile(path: path, fileSystem: fileSystem)
+        func append(_ text: String) throws -> DeadLetterFile.Ticket {
+            try file.append(component: "cloud", topic: "/t", reason: text, retCode: 230, payload: Array(text.utf8))
+        }
+        let durableLines = { fileSystem.durableSnapshot.contents(of: path).map { $0.split(separator: 0x0A).count } ?? 0 }
+
+        let tickets = try (0..<20).map { try append("letter \($0)") }
+        let before = fileSystem.syncCounts.done
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for ticket in tickets { group.addTask { try await file.awaitDurable(ticket) } }
+            try await group.waitForAll()
+        }
+        // One fsync of the file for the 20 (the directory syncs came with the first append).
+        #expect(fileSystem.syncCounts.done - before == 1)
+        #expect(durableLines() == 20)
+
+        fileSystem.failSyncs(times: 1) { $0.hasSuffix(".jsonl") }
+        let doomed = try (0..<3).map { try append("doomed \($0)") }
+        var failures = 0
+        for ticket in doomed.reversed() {
+            do { try await file.awaitDurable(ticket) } catch { failures += 1 }
+        }
+        #expect(failures == 3, "a ticket whose line a failed sync cut off must not pass for durable")
+        #expect(durableLines() == 20)
+
+        // Tickets of the file before the failure stay durable; new lines go to a fresh descriptor.
+        try await file.awaitDurable(tickets[0])
+        let again = try append("again")
+        try await file.awaitDurable(again)
+        #expect(durableLines() == 21)
+    }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import DequeModule
 import Synchronization
 public import UplinkFileSystem
 
@@ -27,29 +28,45 @@ public import UplinkFileSystem
 /// descriptor is closed: after a failed fsync Linux may have dropped the line, so nothing is acknowledged and the
 /// next write starts from a fresh descriptor.
 ///
-/// A transform that rejects many events of one chunk (a sensor sending garbage, a log format that changed) uses
-/// ``append(component:topic:reason:retCode:payload:)`` per event and one ``commit()`` before it acknowledges the
-/// chunk: one fsync per chunk instead of one per event (100,000 rejected lines took 16 s and 5.4 CPU s of
-/// fsyncs one by one, on a cooperative-pool thread that the rest of the pipeline needed). A failed commit
-/// truncates the file back to its last durable line, so every line appended since is lost and the caller fails
-/// the chunk.
+/// Many dead letters share one fsync: ``append(component:topic:reason:retCode:payload:)`` writes a line and
+/// returns a ``Ticket``; ``commit(_:)`` returns once that line is durable, syncing only when no sync since
+/// covered it. A transform appends the rejects of a chunk and commits the last one before it acknowledges the
+/// chunk (100,000 rejected lines took 16 s and 5.4 CPU s when each was fsynced on its own, on a
+/// cooperative-pool thread the rest of the pipeline needed). The sink's deliveries run on its libcurl thread,
+/// which must not wait for a disk: they ``awaitDurable(_:)``, which commits on this file's own thread, where
+/// the deliveries rejected meanwhile share the next fsync.
 ///
-/// Safe to share between tasks: writes are serialised by a lock. `append`/`commit` are for one writer (a
-/// transform's chunk loop); `write` may be called from any number of tasks.
+/// A failed sync cuts the file back to its last durable line and closes it: every line appended since is lost,
+/// and committing any of their tickets throws that failure (a ticket remembers which file descriptor, or
+/// generation, its line went to). Safe to share between tasks: every call is serialised by a lock.
 public final class DeadLetterFile: Sendable {
     public let path: String
     public let maxBytes: Int
     public let keep: Int
     private let fileSystem: any FileSystem
 
+    /// Where an appended line ends, to make it durable with ``commit(_:)`` or ``awaitDurable(_:)``.
+    public struct Ticket: Sendable {
+        fileprivate let generation: UInt64
+        fileprivate let end: Int
+    }
+
     private struct State {
         var fd: Int32 = -1
         var size = 0
         /// The size up to which every line is on disk (fsynced); a failed sync truncates back to it.
         var durableSize = 0
+        /// Counts the descriptors opened: a ticket of an earlier one is answered from `ended`.
+        var generation: UInt64 = 0
+        /// The last generations that ended (rotated, closed, or cut by a failed sync): what was durable then,
+        /// and the failure that ended one. Tickets are committed within moments, so a short memory is enough;
+        /// a ticket older than it is answered as failed (never as durable when it may not be).
+        var ended = Deque<(generation: UInt64, durableSize: Int, failure: FileIO.Failure?)>()
     }
 
     private let state = Mutex(State())
+    /// Where ``awaitDurable(_:)`` syncs, started by its first call.
+    private let syncThread = Mutex<DedicatedThread?>(nil)
 
     /// - Parameters:
     ///   - path: the file; rotated files are `path.1` … `path.<keep>`.
@@ -64,6 +81,7 @@ public final class DeadLetterFile: Sendable {
     }
 
     deinit {
+        syncThread.withLock { $0?.stop() }
         state.withLock { closeFile(&$0) }
     }
 
@@ -85,19 +103,53 @@ public final class DeadLetterFile: Sendable {
         }
     }
 
-    /// Appends one dead letter without making it durable: ``commit()`` does that for every line appended since the
-    /// last one. Nothing appended may be acknowledged before that commit succeeded.
+    /// Appends one dead letter without making it durable; nothing appended may be acknowledged before
+    /// ``commit(_:)`` (or ``awaitDurable(_:)``) of its ticket returned.
     public func append(
         component: String, topic: String?, reason: String, retCode: Int?, payload: some Collection<UInt8>
-    ) throws(FileIO.Failure) {
+    ) throws(FileIO.Failure) -> Ticket {
         let line = Self.line(component: component, topic: topic, reason: reason, retCode: retCode, payload: payload)
-        try state.withLock { (state) throws(FileIO.Failure) in try appendLine(line, &state) }
+        return try state.withLock { (state) throws(FileIO.Failure) in
+            try appendLine(line, &state)
+            return Ticket(generation: state.generation, end: state.size)
+        }
     }
 
-    /// Makes every line appended so far durable (one fsync; nothing to do when there is none). On failure the
-    /// file is cut back to its last durable line and closed, and the error names the file and the errno.
-    public func commit() throws(FileIO.Failure) {
-        try state.withLock { (state) throws(FileIO.Failure) in try sync(&state) }
+    /// Returns once the ticket's line is durable: at once when a sync since covered it, else after one fsync,
+    /// which also covers every line appended before it. Throws when its line was lost (a failed sync cut it).
+    public func commit(_ ticket: Ticket) throws(FileIO.Failure) {
+        try state.withLock { (state) throws(FileIO.Failure) in
+            if ticket.generation == state.generation {
+                if ticket.end > state.durableSize { try sync(&state) }
+                return
+            }
+            guard let ended = state.ended.last(where: { $0.generation == ticket.generation }) else {
+                throw FileIO.Failure("cannot tell whether a dead letter reached the disk in", path: path, code: EIO)
+            }
+            if ticket.end > ended.durableSize {
+                throw ended.failure ?? FileIO.Failure("a dead letter was never synced to", path: path, code: EIO)
+            }
+        }
+    }
+
+    /// ``commit(_:)`` on this file's own thread, for callers whose thread must not wait for a disk (the sink's
+    /// libcurl thread). Lines appended by other tasks meanwhile share the fsync.
+    public func awaitDurable(_ ticket: Ticket) async throws(FileIO.Failure) {
+        let thread = syncThread.withLock { thread in
+            if let thread { return thread }
+            let started = DedicatedThread(purpose: "the dead-letter file's fsyncs")
+            thread = started
+            return started
+        }
+        let result = await thread.run { () -> Result<Void, FileIO.Failure> in
+            do throws(FileIO.Failure) {
+                try self.commit(ticket)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
     }
 
     private static func line(
@@ -144,8 +196,9 @@ public final class DeadLetterFile: Sendable {
         if synced != 0 {
             // The lines may never reach the disk, and what follows must not land after a hole: cut them off.
             _ = fileSystem.truncate(state.fd, to: state.durableSize)
-            closeFile(&state)
-            throw FileIO.Failure("cannot fsync", path: path, code: synced)
+            let failure = FileIO.Failure("cannot fsync", path: path, code: synced)
+            closeFile(&state, failure: failure)
+            throw failure
         }
         state.durableSize = state.size
     }
@@ -200,9 +253,12 @@ public final class DeadLetterFile: Sendable {
 
     /// Closes without a sync: what was committed is on disk, and what was appended and never committed was never
     /// acknowledged.
-    private func closeFile(_ state: inout State) {
+    private func closeFile(_ state: inout State, failure: FileIO.Failure? = nil) {
         guard state.fd >= 0 else { return }
         fileSystem.close(state.fd)
+        state.ended.append((state.generation, state.durableSize, failure))
+        if state.ended.count > 64 { state.ended.removeFirst() }
+        state.generation += 1
         state.fd = -1
         state.size = 0
         state.durableSize = 0

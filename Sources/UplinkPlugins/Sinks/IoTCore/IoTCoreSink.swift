@@ -169,7 +169,7 @@ struct Delivery: Sendable {
             outcome = try await client.publish(topic: topic, body: message.body)
         } catch let error as IoTCoreError where error.code == .retriesExhausted {
             // Only when the operator set retry.max_attempts: never drop silently.
-            try deadLetter(message, topic: topic, reason: "gave up after retry.max_attempts: \(error.message)", retCode: error.retCode, acknowledgements: acknowledgements)
+            try await deadLetter(message, topic: topic, reason: "gave up after retry.max_attempts: \(error.message)", retCode: error.retCode, acknowledgements: acknowledgements)
             return
         }
         switch outcome {
@@ -177,7 +177,7 @@ struct Delivery: Sendable {
             context.metrics.sent(events: message.recordCount, bytes: message.body.count)
             acknowledgements.resolve(.delivered)
         case .rejected(let retCode, let reason):
-            try deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
+            try await deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
         case .tooLarge(let retCode, let reason):
             if let (first, second) = message.splitInHalves() {
                 context.logger.debug(
@@ -188,13 +188,17 @@ struct Delivery: Sendable {
                 try await deliver(first, acknowledgements: halves[0])
                 try await deliver(second, acknowledgements: halves[1])
             } else {
-                try deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
+                try await deadLetter(message, topic: topic, reason: reason, retCode: retCode, acknowledgements: acknowledgements)
             }
         }
     }
 
-    private func deadLetter(_ message: Message, topic: String, reason: String, retCode: Int?, acknowledgements: Acknowledgements) throws {
-        try deadLetters.write(component: context.id, topic: topic, reason: reason, retCode: retCode, payload: message.body)
+    /// Writes here (the libcurl thread: a write to the page cache) and waits for the fsync on the file's own
+    /// thread, which the other deliveries rejected meanwhile share: a slow disk does not hold up this sink's other
+    /// requests, and a storm of refusals costs one fsync per batch of them, not one each.
+    private func deadLetter(_ message: Message, topic: String, reason: String, retCode: Int?, acknowledgements: Acknowledgements) async throws {
+        let ticket = try deadLetters.append(component: context.id, topic: topic, reason: reason, retCode: retCode, payload: message.body)
+        try await deadLetters.awaitDurable(ticket)
         context.metrics.dropped(message.recordCount, reason: .deadLetter)
         context.metrics.error()
         context.logger.warning(

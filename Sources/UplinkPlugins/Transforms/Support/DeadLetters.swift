@@ -72,8 +72,10 @@ struct Rejections {
     private(set) var writeFailures = 0
     /// A dead-letter write failed since the last ``settle(_:)``: the chunk being handled must not be acknowledged.
     private var unsettledFailure = false
-    /// Dead letters appended since the last ``settle(_:)``, durable only once it commits them.
+    /// Dead letters appended since the last ``settle(_:)``, durable only once it commits them, and the ticket of
+    /// the last one (committing it covers the earlier ones: the file syncs what was written before it).
     private var uncommitted = 0
+    private var lastTicket: DeadLetterFile.Ticket?
     private let health = DeadLetterHealth()
 
     init(context: ComponentContext, deadLetters: DeadLetterFile?, dropReason: DropReason = .parseError) {
@@ -92,7 +94,8 @@ struct Rejections {
         count(reason: reason)
         if deadLetter, let deadLetters {
             do {
-                try deadLetters.append(component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
+                lastTicket = try deadLetters.append(
+                    component: context.id, topic: topic, reason: reason, retCode: nil, payload: payload)
                 uncommitted += 1
                 return
             } catch {
@@ -100,6 +103,7 @@ struct Rejections {
                 // failed rotation may have cut it off the file).
                 writeFailed(error, events: 1 + uncommitted)
                 uncommitted = 0
+                lastTicket = nil
                 return
             }
         }
@@ -111,11 +115,12 @@ struct Rejections {
     /// earlier write failed, resolves its acknowledgements as failed (whatever happens to its other events), so
     /// the source does not take the events for delivered. Call it for each chunk, while still holding the chunk.
     mutating func settle(_ acknowledgements: Acknowledgements) {
-        if uncommitted > 0, let deadLetters {
+        if uncommitted > 0, let deadLetters, let ticket = lastTicket {
             let events = uncommitted
             uncommitted = 0
+            lastTicket = nil
             do {
-                try deadLetters.commit()
+                try deadLetters.commit(ticket)
                 deadLettered += events
                 context.metrics.dropped(events, reason: .deadLetter)
                 if health.recovered() {
