@@ -153,7 +153,17 @@ struct IoTCoreSinkSettings: Sendable {
         let checkedTopic = Self.resolve(
             topic: topic, productSN: refusedSerialNumbers.contains("product_sn") ? "p" : productSN,
             deviceSN: refusedSerialNumbers.contains("device_sn") ? "d" : deviceSN)
-        if let problem = Self.topicProblem(checkedTopic) { config.error("option 'topic' \(problem)", at: "topic") }
+        if let problem = Self.topicProblem(checkedTopic) {
+            config.error("option 'topic' \(problem)", at: "topic")
+        } else if refusedSerialNumbers.isEmpty, !productSN.isEmpty, !deviceSN.isEmpty,
+            let owner = Self.otherDevice(owning: resolvedTopic, productSN: productSN, deviceSN: deviceSN)
+        {
+            // The cloud's ACL decides, so this is a warning: but a device's topics are its own by default, and
+            // publishing to another's is answered 100075 and dead-letters every message.
+            config.warning(
+                "option 'topic' '\(resolvedTopic)' is a topic of device \(owner), but this sink publishes as \(productSN)/\(deviceSN): IoT-Core refuses that unless the product's ACL allows it (RetCode 100075, each message dead-lettered); write /{product_sn}/{device_sn}/...",
+                at: "topic")
+        }
 
         let settings = IoTCoreSinkSettings(
             endpoint: endpoint ?? .embedded,
@@ -206,6 +216,18 @@ struct IoTCoreSinkSettings: Sendable {
     }
 
     /// Why a topic can never be published over HTTP, or nil.
+    /// The `PRODUCT/DEVICE` a topic belongs to (`/P/D/...` or `/$system/P/D/...`) when that is not the sink's own
+    /// device; nil for the sink's own topics and for topics of no device.
+    static func otherDevice(owning topic: String, productSN: String, deviceSN: String) -> String? {
+        var levels = topic.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if levels.first == "$system" { levels = levels.dropFirst() }
+        guard levels.count >= 3, let product = levels.first, let device = levels.dropFirst().first else { return nil }
+        // Only a topic that names this product and another device, or another product with this device: a
+        // topic whose first level is neither is a plain custom topic, not recognisably a device's.
+        guard (product == productSN) != (device == deviceSN) else { return nil }
+        return "\(product)/\(device)"
+    }
+
     static func topicProblem(_ topic: String) -> String? {
         if !topic.hasPrefix("/") { return "must start with '/', got '\(topic)'" }
         if let problem = IoTCoreClient.topicProblem(topic) {
