@@ -117,18 +117,43 @@ public final class DeadLetterFile: Sendable {
 
     /// Returns once the ticket's line is durable: at once when a sync since covered it, else after one fsync,
     /// which also covers every line appended before it. Throws when its line was lost (a failed sync cut it).
+    /// The fsync runs outside the lock, so other tasks append meanwhile (and the next commit covers them all).
     public func commit(_ ticket: Ticket) throws(FileIO.Failure) {
+        let plan = try state.withLock { (state) throws(FileIO.Failure) -> (fd: Int32, size: Int)? in
+            guard ticket.generation == state.generation else {
+                try Self.answer(ticket, from: state, path: path)
+                return nil
+            }
+            return ticket.end > state.durableSize ? (state.fd, state.size) : nil
+        }
+        guard let plan else { return }
+        let synced = fileSystem.fsync(plan.fd)
         try state.withLock { (state) throws(FileIO.Failure) in
-            if ticket.generation == state.generation {
-                if ticket.end > state.durableSize { try sync(&state) }
+            // The descriptor ended meanwhile (a rotation, which synced it first, or another sync's failure): what
+            // it recorded then is the answer, whatever this fsync of a closed or reused number said.
+            guard ticket.generation == state.generation else {
+                try Self.answer(ticket, from: state, path: path)
                 return
             }
-            guard let ended = state.ended.last(where: { $0.generation == ticket.generation }) else {
-                throw FileIO.Failure("cannot tell whether a dead letter reached the disk in", path: path, code: EIO)
+            if synced != 0 {
+                // Lines appended since the last durable size may never reach the disk: cut them off (their
+                // tickets now fail), so what follows never lands after a hole.
+                _ = fileSystem.truncate(state.fd, to: state.durableSize)
+                let failure = FileIO.Failure("cannot fsync", path: path, code: synced)
+                closeFile(&state, failure: failure)
+                throw failure
             }
-            if ticket.end > ended.durableSize {
-                throw ended.failure ?? FileIO.Failure("a dead letter was never synced to", path: path, code: EIO)
-            }
+            state.durableSize = max(state.durableSize, plan.size)
+        }
+    }
+
+    /// The answer for a ticket of a descriptor that has ended: durable if its line was within what was synced.
+    private static func answer(_ ticket: Ticket, from state: State, path: String) throws(FileIO.Failure) {
+        guard let ended = state.ended.last(where: { $0.generation == ticket.generation }) else {
+            throw FileIO.Failure("cannot tell whether a dead letter reached the disk in", path: path, code: EIO)
+        }
+        if ticket.end > ended.durableSize {
+            throw ended.failure ?? FileIO.Failure("a dead letter was never synced to", path: path, code: EIO)
         }
     }
 
