@@ -38,7 +38,8 @@ public import UplinkFileSystem
 ///
 /// A failed sync cuts the file back to its last durable line and closes it: every line appended since is lost,
 /// and committing any of their tickets throws that failure (a ticket remembers which file descriptor, or
-/// generation, its line went to). Safe to share between tasks: every call is serialised by a lock.
+/// generation, its line went to). Safe to share between tasks: every call is serialised by a lock, except the
+/// fsync of ``commit(_:)``, which runs outside it so that appends go on during a slow sync.
 public final class DeadLetterFile: Sendable {
     public let path: String
     public let maxBytes: Int
