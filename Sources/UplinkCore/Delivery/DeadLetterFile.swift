@@ -136,14 +136,7 @@ public final class DeadLetterFile: Sendable {
                 try Self.answer(ticket, from: state, path: path)
                 return
             }
-            if synced != 0 {
-                // Lines appended since the last durable size may never reach the disk: cut them off (their
-                // tickets now fail), so what follows never lands after a hole.
-                _ = fileSystem.truncate(state.fd, to: state.durableSize)
-                let failure = FileIO.Failure("cannot fsync", path: path, code: synced)
-                closeFile(&state, failure: failure)
-                throw failure
-            }
+            if synced != 0 { throw syncFailed(synced, &state) }
             state.durableSize = max(state.durableSize, plan.size)
         }
     }
@@ -219,14 +212,17 @@ public final class DeadLetterFile: Sendable {
     private func sync(_ state: inout State) throws(FileIO.Failure) {
         guard state.fd >= 0, state.size != state.durableSize else { return }
         let synced = fileSystem.fsync(state.fd)
-        if synced != 0 {
-            // The lines may never reach the disk, and what follows must not land after a hole: cut them off.
-            _ = fileSystem.truncate(state.fd, to: state.durableSize)
-            let failure = FileIO.Failure("cannot fsync", path: path, code: synced)
-            closeFile(&state, failure: failure)
-            throw failure
-        }
+        if synced != 0 { throw syncFailed(synced, &state) }
         state.durableSize = state.size
+    }
+
+    /// After a failed fsync the lines written since the last durable size may never reach the disk: cuts them off
+    /// (their tickets now fail) so that what follows never lands after a hole, and closes the descriptor.
+    private func syncFailed(_ code: Int32, _ state: inout State) -> FileIO.Failure {
+        _ = fileSystem.truncate(state.fd, to: state.durableSize)
+        let failure = FileIO.Failure("cannot fsync", path: path, code: code)
+        closeFile(&state, failure: failure)
+        return failure
     }
 
     /// Closes the file; a later write opens it again.

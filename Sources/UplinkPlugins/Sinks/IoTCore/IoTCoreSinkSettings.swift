@@ -215,7 +215,6 @@ struct IoTCoreSinkSettings: Sendable {
         return Int(info.st_mode) & 0o777
     }
 
-    /// Why a topic can never be published over HTTP, or nil.
     /// The `PRODUCT/DEVICE` a topic belongs to (`/P/D/...` or `/$system/P/D/...`) when that is not the sink's own
     /// device; nil for the sink's own topics and for topics of no device.
     static func otherDevice(owning topic: String, productSN: String, deviceSN: String) -> String? {
@@ -228,6 +227,7 @@ struct IoTCoreSinkSettings: Sendable {
         return "\(product)/\(device)"
     }
 
+    /// Why a topic can never be published over HTTP, or nil.
     static func topicProblem(_ topic: String) -> String? {
         if !topic.hasPrefix("/") { return "must start with '/', got '\(topic)'" }
         if let problem = IoTCoreClient.topicProblem(topic) {

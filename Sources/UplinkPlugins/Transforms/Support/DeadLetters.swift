@@ -57,9 +57,9 @@ struct DeadLetterSettings: Sendable {
 /// rejected and made durable together, by one fsync in ``settle(_:)``, before the chunk is acknowledged. When
 /// writing fails (the file cannot be opened, written or fsynced), the events are not acknowledged: ``settle(_:)``
 /// resolves the chunk they came from as failed, so the source keeps them (a file's checkpoint stays before them
-/// and a restart reads them again). The failure is
-/// counted in `errors_total`, logged with the path and errno (the first of a run of failures; the next success is
-/// logged too), and reported to `/health` (degraded, then unhealthy) until a dead letter is written again.
+/// and a restart reads them again). The failure is counted in `errors_total`, logged with the path and errno
+/// (the first of a run of failures; the next success is logged too), and reported to `/health` (degraded, then
+/// unhealthy) until a dead letter is written again.
 struct Rejections {
     let context: ComponentContext
     let deadLetters: DeadLetterFile?
@@ -115,7 +115,7 @@ struct Rejections {
     /// earlier write failed, resolves its acknowledgements as failed (whatever happens to its other events), so
     /// the source does not take the events for delivered. Call it for each chunk, while still holding the chunk.
     mutating func settle(_ acknowledgements: Acknowledgements) {
-        if uncommitted > 0, let deadLetters, let ticket = lastTicket {
+        if let deadLetters, let ticket = lastTicket {
             let events = uncommitted
             uncommitted = 0
             lastTicket = nil
