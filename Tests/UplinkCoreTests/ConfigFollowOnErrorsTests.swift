@@ -45,20 +45,8 @@ import UplinkPlugins
 
     /// `${DEVICE_SN}` unset: one error where it is written, none about the default topic built from it.
     @Test func aMissingVariableIsReportedOnceNotInOptionsBuiltFromIt() {
-        let yaml = """
-            sources:
-              in: { type: stdin }
-            transforms:
-              wrap: { type: json, inputs: [in] }
-            sinks:
-              cloud:
-                type: iotcore_http
-                inputs: [wrap]
-                endpoint: embedded
-                product_sn: abcdefgh12345678
-                device_sn: ${DEVICE_SN}
-                device_secret: s3cr3tKey0000000
-            """
+        let yaml = embeddedSinkPipeline(
+            "product_sn: abcdefgh12345678", "device_sn: ${DEVICE_SN}", "device_secret: s3cr3tKey0000000")
         let found = errors(validate(yaml).1)
         #expect(found == ["test.yaml:11:16: error: environment variable DEVICE_SN is not set (use ${DEVICE_SN:-default} for a default)"])
     }
@@ -66,35 +54,22 @@ import UplinkPlugins
     /// A serial number a topic may not hold: one error where it is written, none about the default topic built
     /// from it (never written); a topic written with its own problem is still reported.
     @Test func aRefusedSerialNumberIsNotReportedAgainInTheTopicBuiltFromIt() {
-        func sink(_ extra: String) -> String {
-            """
-            sources:
-              in: { type: stdin }
-            transforms:
-              wrap: { type: json, inputs: [in] }
-            sinks:
-              cloud:
-                type: iotcore_http
-                inputs: [wrap]
-                endpoint: embedded
-                product_sn: abcdefgh12345678
-                device_sn: "dev 1"
-                device_secret: s3cr3tKey0000000
-            \(extra)
-            """
+        func sink(_ extra: String...) -> String {
+            embeddedSinkPipeline(
+                ["product_sn: abcdefgh12345678", #"device_sn: "dev 1""#, "device_secret: s3cr3tKey0000000"] + extra)
         }
-        #expect(errors(validate(sink("")).1) == [
+        #expect(errors(validate(sink()).1) == [
             "test.yaml:11:16: error: option 'device_sn' may only use letters, digits and - _ @ : (it is part of every topic), got 'dev 1'"
         ])
         // A thing_model and a shadow that take the sink's serial numbers do not report them again.
-        let inherited = errors(validate(sink("").replacing(
+        let inherited = errors(validate(sink().replacing(
             "  wrap: { type: json, inputs: [in] }",
             with: "  wrap: { type: json, inputs: [in] }\n  tm: { type: thing_model, inputs: [wrap] }\n  sh: { type: shadow, inputs: [wrap] }"
         ).replacing("inputs: [wrap]\n    endpoint", with: "inputs: [tm, sh]\n    endpoint")).1)
         #expect(inherited == [
             "test.yaml:13:16: error: option 'device_sn' may only use letters, digits and - _ @ : (it is part of every topic), got 'dev 1'"
         ])
-        let badTopic = errors(validate(sink("    topic: \"/{product_sn}/{device_sn}/up load\"")).1)
+        let badTopic = errors(validate(sink(#"topic: "/{product_sn}/{device_sn}/up load""#)).1)
         #expect(badTopic.count == 2, "\(badTopic)")
         #expect(badTopic.contains { $0.hasPrefix("test.yaml:13:12: error: option 'topic' cannot be published") }, "\(badTopic)")
     }

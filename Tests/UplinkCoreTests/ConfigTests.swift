@@ -18,6 +18,27 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
     diagnostics.filter { $0.severity == .error }.map(\.description)
 }
 
+/// stdin -> json -> an `iotcore_http` sink `cloud` on the embedded emulator, whose further options are `options`,
+/// one line each from line 11 on (column 5): the pipeline the sink's configuration tests vary.
+func embeddedSinkPipeline(_ options: String...) -> String {
+    embeddedSinkPipeline(options)
+}
+
+func embeddedSinkPipeline(_ options: [String]) -> String {
+    """
+    sources:
+      in: { type: stdin }
+    transforms:
+      wrap: { type: json, inputs: [in] }
+    sinks:
+      cloud:
+        type: iotcore_http
+        inputs: [wrap]
+        endpoint: embedded
+
+    """ + options.map { "    " + $0 }.joined(separator: "\n")
+}
+
 @Suite struct ConfigTests {
     @Test func validPipelineBuilds() throws {
         let (topology, diagnostics) = validate(
@@ -238,20 +259,7 @@ func errors(_ diagnostics: [ConfigDiagnostic]) -> [String] {
 
 @Suite struct SecretFileTests {
     private func sink(_ secretLine: String) -> String {
-        """
-        sources:
-          in: { type: stdin }
-        transforms:
-          wrap: { type: json, inputs: [in] }
-        sinks:
-          cloud:
-            type: iotcore_http
-            inputs: [wrap]
-            endpoint: embedded
-            product_sn: abcdefgh12345678
-            device_sn: device001
-            \(secretLine)
-        """
+        embeddedSinkPipeline("product_sn: abcdefgh12345678", "device_sn: device001", secretLine)
     }
 
     @Test func secretIsReadFromAFileWithoutItsNewline() throws {

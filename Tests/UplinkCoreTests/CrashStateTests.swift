@@ -490,7 +490,8 @@ private final class BufferModel: Sendable {
                 let states = fileSystem.crashStates()
                 captured.withLock { list in for state in states { list.append((state, required)) } }
             }
-            // A sink writes one letter at a time; a transform appends a chunk's letters and commits them at once.
+            // Single writes (a line and its fsync), and groups as a transform makes them: a chunk's letters
+            // appended, then the last one's ticket committed.
             var index = 0
             for _ in 0..<Int.random(in: 5...30, using: &random) {
                 let group = Int.random(in: 0...3, using: &random)

@@ -7,21 +7,8 @@ import UplinkPlugins
 /// error: the product's ACL in the cloud console may allow it.
 @Suite struct SinkTopicOwnerTests {
     static func sink(topic: String) -> String {
-        """
-        sources:
-          in: { type: stdin }
-        transforms:
-          wrap: { type: json, inputs: [in] }
-        sinks:
-          cloud:
-            type: iotcore_http
-            inputs: [wrap]
-            endpoint: embedded
-            product_sn: abcdefgh12345678
-            device_sn: device001
-            device_secret: s3cr3tKey0000000
-            topic: "\(topic)"
-        """
+        embeddedSinkPipeline(
+            "product_sn: abcdefgh12345678", "device_sn: device001", "device_secret: s3cr3tKey0000000", "topic: \"\(topic)\"")
     }
 
     static func warnings(_ diagnostics: [ConfigDiagnostic]) -> [String] {

@@ -127,22 +127,7 @@ import UplinkCore
             "t", in: pipeline(stage: "aggregate", "window: 1m, fields: { v: sum }"), as: AggregateTransform.self)
         let clock = ManualClock(minute + 59_990)
         configured.clock = clock.clock
-        let transform = configured
-        let input = EventChannel<Record>(capacity: 64)
-        let output = EventChannel<Record>(capacity: 64)
-        input.addProducer()
-        output.addProducer()
-        let metrics = ComponentMetrics()
-        let context = ComponentContext(
-            id: "t", type: "aggregate", role: .transform, logger: Logger(label: "test"), metrics: metrics,
-            dataDirectory: "/tmp/uplink-test-state")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await transform.run(
-                    context: context, input: Inbox(channel: input, metrics: metrics),
-                    output: Outbox(channels: [output], metrics: metrics))
-                output.finishProducer()
-            }
+        try await withLiveTransform(configured, type: "aggregate") { input, output in
             try await input.send(EventChunk(records([["v": .int(7)]])))
             // Once the stage has read the time for the chunk and again to wait for the window's end, time
             // moves past it; the input stays open, so only the window's end can send this aggregate.
@@ -151,7 +136,7 @@ import UplinkCore
             let first = await output.next()
             #expect(first?.events.map { $0.fields["v_sum"] } == [.int(7)])
             input.finishProducer()
-            try await group.waitForAll()
+            // Nil once the transform has ended.
             #expect(await output.next() == nil, "nothing was left open")
         }
     }

@@ -620,21 +620,7 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
 
     @Test(.timeLimit(.minutes(1))) func aBatchIsSentAtItsTimeoutWhileTheInputIsIdle() async throws {
         let transform = try builtTransform("t", in: pipeline(batch: "timeout: 30ms"), as: BatchTransform<Record>.self)
-        let input = EventChannel<Record>(capacity: 64)
-        let output = EventChannel<Message>(capacity: 64)
-        input.addProducer()
-        output.addProducer()
-        let metrics = ComponentMetrics()
-        let context = ComponentContext(
-            id: "t", type: "batch", role: .transform, logger: Logger(label: "test"), metrics: metrics,
-            dataDirectory: "/tmp/uplink-test-state")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await transform.run(
-                    context: context, input: Inbox(channel: input, metrics: metrics),
-                    output: Outbox(channels: [output], metrics: metrics))
-                output.finishProducer()
-            }
+        try await withLiveTransform(transform, type: "batch") { input, output in
             try await input.send(EventChunk(records([["n": .int(1)]])))
             // The input stays open: only the timeout can send this batch.
             let first = await output.next()
@@ -643,7 +629,7 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
             input.finishProducer()
             let second = await output.next()
             #expect(second?.events.map(\.text) == [#"[{"n":2}]"#], "the end of input flushes what is open")
-            try await group.waitForAll()
+            // Nil once the transform has ended.
             #expect(await output.next() == nil)
         }
     }
@@ -653,21 +639,7 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
     @Test(.timeLimit(.minutes(1))) func aBatchIsSentAtItsTimeoutWhileChunksKeepArriving() async throws {
         let transform = try builtTransform(
             "t", in: pipeline(batch: "timeout: 1ms, max_events: 100000, encoding: ndjson"), as: BatchTransform<Record>.self)
-        let input = EventChannel<Record>(capacity: 4)
-        let output = EventChannel<Message>(capacity: 1 << 20)
-        input.addProducer()
-        output.addProducer()
-        let metrics = ComponentMetrics()
-        let context = ComponentContext(
-            id: "t", type: "batch", role: .transform, logger: Logger(label: "test"), metrics: metrics,
-            dataDirectory: "/tmp/uplink-test-state")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await transform.run(
-                    context: context, input: Inbox(channel: input, metrics: metrics),
-                    output: Outbox(channels: [output], metrics: metrics))
-                output.finishProducer()
-            }
+        try await withLiveTransform(transform, type: "batch", inputCapacity: 4, outputCapacity: 1 << 20) { input, output in
             // Bounded: stops once the first batch is out (a 1 ms timeout), or after a million records.
             var sent = 0
             while sent < 1_000_000 && output.bufferedEvents == 0 {
@@ -676,8 +648,8 @@ private func message(_ text: String, topic: String? = "/abcdefgh12345678/device0
             }
             input.finishProducer()
             var batches: [Message] = []
+            // Until the transform has ended.
             while let chunk = await output.next() { batches += chunk.events }
-            try await group.waitForAll()
             #expect(sent < 1_000_000, "a batch went out while the input was still open")
             #expect(batches[0].body.count < 100_000, "at its timeout, not at max_bytes")
             let lines = batches.flatMap { $0.text.split(separator: "\n").map(String.init) }

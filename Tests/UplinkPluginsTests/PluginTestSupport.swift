@@ -25,3 +25,30 @@ func runTransform<T: TransformStage>(
     while let chunk = await outputChannel.next() { chunks.append(chunk) }
     return chunks
 }
+
+/// Runs one transform as a pipeline does, its input left open: `body` sends, reads and finishes the input while
+/// the transform runs (timeouts and windows that must fire on an idle or busy input). The output finishes when
+/// the transform ends; this returns after both.
+func withLiveTransform<T: TransformStage>(
+    _ transform: T, type: String, inputCapacity: Int = 64, outputCapacity: Int = 64,
+    _ body: (_ input: EventChannel<T.Input>, _ output: EventChannel<T.Output>) async throws -> Void
+) async throws {
+    let input = EventChannel<T.Input>(capacity: inputCapacity)
+    let output = EventChannel<T.Output>(capacity: outputCapacity)
+    input.addProducer()
+    output.addProducer()
+    let metrics = ComponentMetrics()
+    let context = ComponentContext(
+        id: "t", type: type, role: .transform, logger: Logger(label: "test"), metrics: metrics,
+        dataDirectory: "/tmp/uplink-test-state")
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            try await transform.run(
+                context: context, input: Inbox(channel: input, metrics: metrics),
+                output: Outbox(channels: [output], metrics: metrics))
+            output.finishProducer()
+        }
+        try await body(input, output)
+        try await group.waitForAll()
+    }
+}
